@@ -1,0 +1,630 @@
+//! The loader: Singer messages in, committed warehouse tables out.
+//!
+//! A [`Loader`] feeds records through the normalizer into a [`Warehouse`], and treats every
+//! `STATE` message as a checkpoint: the rows before it, the metadata about them and the state
+//! itself are committed in one transaction. The caller gets the state back only after that
+//! commit, to copy it to the state store. A crash therefore loses nothing that was committed
+//! and commits nothing twice: a re-run resumes from the last committed state.
+//!
+//! Write modes ([`WriteMode`]) share one SQL path for every warehouse, in [`modes`].
+//!
+//! ```
+//! use observes_load::{LoadConfig, Loader};
+//! use observes_singer::MessageReader;
+//!
+//! let input = br#"{"type":"SCHEMA","stream":"users","schema":{"properties":{"id":{"type":"integer"}}},"key_properties":["id"]}
+//! {"type":"RECORD","stream":"users","record":{"id":1}}
+//! {"type":"STATE","value":{"users":1}}
+//! "#;
+//! let mut wh = observes_warehouse::connect("duckdb://:memory:").unwrap();
+//! let mut loader = Loader::begin(wh.as_mut(), LoadConfig::new("demo", "raw")).unwrap();
+//! for line in MessageReader::new(&input[..]) {
+//!     let line = line.unwrap();
+//!     loader.handle(line.number, line.message).unwrap();
+//! }
+//! let summary = loader.finish().unwrap();
+//! assert_eq!(summary.streams["users"].rows, 1);
+//! ```
+
+pub mod metadata;
+pub mod modes;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use observes_model::{IdAllocator, IncompatibleChange, InvalidRecord, Layout, Normalizer, SchemaError, TableChange};
+use observes_singer::{Message, RecordMessage, SchemaMessage};
+use observes_warehouse::{sql, Warehouse, WarehouseError};
+use serde_json::Value;
+
+pub use modes::WriteMode;
+
+/// What to do with a record that contradicts its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnInvalid {
+    /// Stop the load; nothing of the failed checkpoint is committed.
+    #[default]
+    Fail,
+    /// Put the record in `_observes_rejects` with its reason and load the rest.
+    Quarantine,
+}
+
+impl std::str::FromStr for OnInvalid {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fail" => Ok(OnInvalid::Fail),
+            "quarantine" => Ok(OnInvalid::Quarantine),
+            other => Err(format!("unknown bad-input policy {other:?} (expected fail or quarantine)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    pub pipeline: String,
+    /// The warehouse schema (dataset) the tables go into.
+    pub schema: String,
+    pub write_mode: WriteMode,
+    pub on_invalid: OnInvalid,
+    /// Rows buffered per stream before they are sent to the warehouse (not committed).
+    pub batch_rows: usize,
+}
+
+impl LoadConfig {
+    pub fn new(pipeline: &str, schema: &str) -> Self {
+        LoadConfig {
+            pipeline: pipeline.to_string(),
+            schema: schema.to_string(),
+            write_mode: WriteMode::Append,
+            on_invalid: OnInvalid::Fail,
+            batch_rows: 50_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("line {line}, stream {stream:?}: {source}")]
+    InvalidRecord {
+        line: u64,
+        stream: String,
+        #[source]
+        source: InvalidRecord,
+    },
+    #[error("line {line}: {source}")]
+    Schema {
+        line: u64,
+        #[source]
+        source: SchemaError,
+    },
+    #[error("line {line}: {source} (the schema-change policy is \"fail\")")]
+    Incompatible {
+        line: u64,
+        #[source]
+        source: IncompatibleChange,
+    },
+    #[error("line {line}, stream {stream:?}: RECORD before the stream's SCHEMA")]
+    RecordBeforeSchema { line: u64, stream: String },
+    #[error("line {line}, stream {stream:?}: write mode \"merge\" needs key_properties, and the SCHEMA has none")]
+    MergeWithoutKeys { line: u64, stream: String },
+    #[error("line {line}, stream {stream:?}: the stream's key properties changed from {from:?} to {to:?} within one load")]
+    KeysChanged {
+        line: u64,
+        stream: String,
+        from: Vec<String>,
+        to: Vec<String>,
+    },
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+}
+
+/// Per-stream counts of a load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamCounts {
+    /// Root rows (records) committed.
+    pub rows: u64,
+    /// Records put in `_observes_rejects`.
+    pub rejected: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LoadSummary {
+    pub load_id: i64,
+    pub streams: BTreeMap<String, StreamCounts>,
+    /// The last state committed by this load.
+    pub state: Option<Value>,
+    pub commits: u64,
+}
+
+struct Stream {
+    normalizer: Normalizer,
+    /// Tables prepared in the warehouse for this layout (in this transaction or before).
+    prepared: bool,
+    /// Records committed / pending in the open transaction.
+    committed: StreamCounts,
+    pending: StreamCounts,
+    /// A merge stage holds rows for this stream in the open transaction.
+    staged: bool,
+    /// Replace: the aside tables were created in this load.
+    aside_ready: bool,
+    activate_version: bool,
+    schema_hash: String,
+    raw_schema: Value,
+}
+
+/// Loads one run of Singer messages into a warehouse schema.
+pub struct Loader<'w> {
+    wh: &'w mut dyn Warehouse,
+    config: LoadConfig,
+    ids: IdAllocator,
+    streams: HashMap<String, Stream>,
+    order: Vec<String>,
+    in_transaction: bool,
+    pending_state: Option<Value>,
+    committed_state: Option<Value>,
+    previous_state: Option<Value>,
+    rejects: Vec<metadata::Reject>,
+    commits: u64,
+    started: Instant,
+    last_progress: Instant,
+    records_seen: u64,
+}
+
+impl<'w> Loader<'w> {
+    /// Starts a load: creates the metadata tables, marks loads of this pipeline that died
+    /// as `aborted`, takes a new load id and reads the last committed state.
+    pub fn begin(wh: &'w mut dyn Warehouse, config: LoadConfig) -> Result<Self, LoadError> {
+        wh.begin()?;
+        let prepared = metadata::prepare(wh, &config.schema, &config.pipeline);
+        let (load_id, previous_state) = match prepared {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = wh.rollback();
+                return Err(e.into());
+            }
+        };
+        wh.commit()?;
+        tracing::info!(pipeline = %config.pipeline, schema = %config.schema, load_id, mode = ?config.write_mode, "load started");
+        Ok(Loader {
+            wh,
+            config,
+            ids: IdAllocator::new(load_id),
+            streams: HashMap::new(),
+            order: Vec::new(),
+            in_transaction: false,
+            pending_state: None,
+            committed_state: None,
+            previous_state,
+            rejects: Vec::new(),
+            commits: 0,
+            started: Instant::now(),
+            last_progress: Instant::now(),
+            records_seen: 0,
+        })
+    }
+
+    pub fn load_id(&self) -> i64 {
+        self.ids.load_id()
+    }
+
+    /// The state the warehouse held when this load began (where a source resumes from).
+    pub fn previous_state(&self) -> Option<&Value> {
+        self.previous_state.as_ref()
+    }
+
+    fn ensure_transaction(&mut self) -> Result<(), LoadError> {
+        if !self.in_transaction {
+            self.wh.begin()?;
+            self.in_transaction = true;
+        }
+        Ok(())
+    }
+
+    /// Handles one message. Returns the state committed when the message was a checkpoint
+    /// that committed (the caller copies it to the state store).
+    pub fn handle(&mut self, line: u64, message: Message) -> Result<Option<Value>, LoadError> {
+        match message {
+            Message::Schema(schema) => {
+                self.schema(line, schema)?;
+                Ok(None)
+            }
+            Message::Record(record) => {
+                self.record(line, record)?;
+                Ok(None)
+            }
+            Message::State(state) => {
+                self.pending_state = Some(state.value);
+                if self.config.write_mode == WriteMode::Replace {
+                    // A full reload commits its state with the swap, at the end.
+                    return Ok(None);
+                }
+                self.checkpoint()
+            }
+            Message::ActivateVersion(av) => {
+                match self.streams.get_mut(&av.stream) {
+                    Some(stream) => stream.activate_version = true,
+                    None => {
+                        return Err(LoadError::RecordBeforeSchema {
+                            line,
+                            stream: av.stream,
+                        })
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn schema(&mut self, line: u64, message: SchemaMessage) -> Result<(), LoadError> {
+        let dialect = self.wh.dialect();
+        let layout = Layout::compile(&message.stream, &message.schema, &message.key_properties, dialect.max_identifier)
+            .map_err(|source| LoadError::Schema { line, source })?;
+        if self.config.write_mode == WriteMode::Merge && layout.key_properties.is_empty() {
+            return Err(LoadError::MergeWithoutKeys {
+                line,
+                stream: message.stream,
+            });
+        }
+        let hash = observes_model::ident::short_hash(&message.schema.to_string())
+            + &observes_model::ident::short_hash(&format!("{:?}", message.key_properties));
+        if let Some(existing) = self.streams.get(&message.stream) {
+            if existing.schema_hash == hash {
+                return Ok(()); // Taps repeat their SCHEMA; nothing changed.
+            }
+            if existing.normalizer.layout().key_properties != layout.key_properties
+                && self.config.write_mode == WriteMode::Merge
+            {
+                return Err(LoadError::KeysChanged {
+                    line,
+                    stream: message.stream.clone(),
+                    from: existing.normalizer.layout().key_properties.clone(),
+                    to: layout.key_properties.clone(),
+                });
+            }
+            // The old layout's rows go to the warehouse before the tables change under them.
+            self.flush_stream(&message.stream)?;
+            if self.config.write_mode == WriteMode::Merge {
+                self.apply_merge(&message.stream)?;
+            }
+        } else {
+            self.order.push(message.stream.clone());
+        }
+        let aside_ready = self.streams.get(&message.stream).is_some_and(|s| s.aside_ready);
+        let committed = self.streams.get(&message.stream).map(|s| s.committed.clone()).unwrap_or_default();
+        let pending = self.streams.get(&message.stream).map(|s| s.pending.clone()).unwrap_or_default();
+        let activate_version = self.streams.get(&message.stream).is_some_and(|s| s.activate_version);
+        let mut stream = Stream {
+            normalizer: Normalizer::new(Arc::new(layout.clone())),
+            prepared: false,
+            committed,
+            pending,
+            staged: false,
+            aside_ready,
+            activate_version,
+            schema_hash: hash,
+            raw_schema: message.schema,
+        };
+        // Fit the layout to the tables as they are now, so batches match them column for
+        // column.
+        self.ensure_transaction()?;
+        let layout = self.prepare_tables(line, layout, &mut stream)?;
+        stream.normalizer = Normalizer::new(Arc::new(layout));
+        stream.prepared = true;
+        self.streams.insert(message.stream.clone(), stream);
+        Ok(())
+    }
+
+    /// Creates or evolves the tables a layout writes to; returns the layout fitted to them.
+    fn prepare_tables(&mut self, line: u64, mut layout: Layout, stream: &mut Stream) -> Result<Layout, LoadError> {
+        let schema = self.config.schema.clone();
+        let dialect = self.wh.dialect();
+        self.wh.execute(&sql::create_schema(&schema), &[])?;
+        let replace = self.config.write_mode == WriteMode::Replace;
+        for i in 0..layout.tables.len() {
+            let name = layout.tables[i].name.clone();
+            let target = if replace { modes::aside_name(&name) } else { name.clone() };
+            if replace && !stream.aside_ready {
+                // A full reload starts from empty tables, whatever was left by a dead run.
+                self.wh.execute(&sql::drop_table(&schema, &target), &[])?;
+            }
+            match self.wh.table_columns(&schema, &target)? {
+                None => {
+                    self.wh
+                        .execute(&sql::create_table(dialect, &schema, &target, &layout.tables[i].columns), &[])?;
+                }
+                Some(existing) => {
+                    let changes = layout
+                        .reconcile(i, &existing)
+                        .map_err(|source| LoadError::Incompatible { line, source })?;
+                    for change in changes {
+                        let statement = match &change {
+                            TableChange::AddColumn { column } => sql::add_column(dialect, &schema, &target, column),
+                            TableChange::WidenColumn { column, to, .. } => {
+                                sql::widen_column(dialect, &schema, &target, column, *to)
+                            }
+                        };
+                        tracing::info!(table = %target, change = ?change, "schema change");
+                        self.wh.execute(&statement, &[])?;
+                    }
+                }
+            }
+        }
+        if replace {
+            stream.aside_ready = true;
+        }
+        metadata::record_schema_version(
+            self.wh,
+            &schema,
+            &layout,
+            &stream.schema_hash,
+            &stream.raw_schema,
+            self.ids.load_id(),
+        )?;
+        Ok(layout)
+    }
+
+    fn record(&mut self, line: u64, message: RecordMessage) -> Result<(), LoadError> {
+        let Some(stream) = self.streams.get_mut(&message.stream) else {
+            return Err(LoadError::RecordBeforeSchema {
+                line,
+                stream: message.stream,
+            });
+        };
+        self.records_seen += 1;
+        match stream.normalizer.push(&message.record, &mut self.ids) {
+            Ok(()) => stream.pending.rows += 1,
+            Err(source) => match self.config.on_invalid {
+                OnInvalid::Fail => {
+                    return Err(LoadError::InvalidRecord {
+                        line,
+                        stream: message.stream,
+                        source,
+                    })
+                }
+                OnInvalid::Quarantine => {
+                    stream.pending.rejected += 1;
+                    self.rejects.push(metadata::Reject {
+                        stream: message.stream.clone(),
+                        line,
+                        reason: source.to_string(),
+                        record: Value::Object(message.record).to_string(),
+                    });
+                }
+            },
+        }
+        if stream.normalizer.buffered_rows() >= self.config.batch_rows {
+            self.flush_stream(&message.stream)?;
+        }
+        if self.last_progress.elapsed().as_secs() >= 5 {
+            self.last_progress = Instant::now();
+            let secs = self.started.elapsed().as_secs_f64();
+            tracing::info!(
+                records = self.records_seen,
+                per_second = (self.records_seen as f64 / secs) as u64,
+                "loading"
+            );
+        }
+        Ok(())
+    }
+
+    /// Quarantines input that is not even a message (malformed JSON), when the policy allows.
+    pub fn reject_line(&mut self, line: u64, reason: String, raw: &[u8]) -> Result<bool, LoadError> {
+        if self.config.on_invalid != OnInvalid::Quarantine {
+            return Ok(false);
+        }
+        self.rejects.push(metadata::Reject {
+            stream: String::new(),
+            line,
+            reason,
+            record: String::from_utf8_lossy(raw).into_owned(),
+        });
+        Ok(true)
+    }
+
+    /// Sends a stream's buffered rows to the warehouse (inside the open transaction).
+    fn flush_stream(&mut self, name: &str) -> Result<(), LoadError> {
+        let Some(stream) = self.streams.get_mut(name) else { return Ok(()) };
+        let batches = stream.normalizer.take_batches();
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let layout = stream.normalizer.layout().clone();
+        if !self.in_transaction {
+            self.wh.begin()?;
+            self.in_transaction = true;
+        }
+        let schema = self.config.schema.clone();
+        if self.config.write_mode == WriteMode::Merge && !stream.staged {
+            for table in &layout.tables {
+                let stage = modes::stage_name(&table.name);
+                self.wh.execute(&sql::drop_table(&schema, &stage), &[])?;
+                self.wh.execute(&sql::create_table_like(&schema, &stage, &table.name), &[])?;
+            }
+            stream.staged = true;
+        }
+        for (index, batch) in batches {
+            let table = &layout.tables[index].name;
+            let target = match self.config.write_mode {
+                WriteMode::Append => table.clone(),
+                WriteMode::Merge => modes::stage_name(table),
+                WriteMode::Replace => modes::aside_name(table),
+            };
+            self.wh.bulk_append(&schema, &target, &batch)?;
+        }
+        failpoint("flushed");
+        Ok(())
+    }
+
+    fn apply_merge(&mut self, name: &str) -> Result<(), LoadError> {
+        let Some(stream) = self.streams.get_mut(name) else { return Ok(()) };
+        if !stream.staged {
+            return Ok(());
+        }
+        let layout = stream.normalizer.layout().clone();
+        stream.staged = false;
+        modes::merge(self.wh, &self.config.schema, &layout)?;
+        Ok(())
+    }
+
+    /// Commits everything buffered, with the pending state. Returns that state.
+    fn checkpoint(&mut self) -> Result<Option<Value>, LoadError> {
+        let names = self.order.clone();
+        for name in &names {
+            self.flush_stream(name)?;
+        }
+        self.ensure_transaction()?;
+        if self.config.write_mode == WriteMode::Merge {
+            for name in &names {
+                self.apply_merge(name)?;
+            }
+        }
+        if self.config.write_mode != WriteMode::Replace {
+            for name in &names {
+                let stream = &self.streams[name];
+                if stream.activate_version {
+                    modes::drop_older_loads(self.wh, &self.config.schema, stream.normalizer.layout(), self.ids.load_id())?;
+                }
+            }
+        }
+        self.write_metadata("running")?;
+        self.commit()
+    }
+
+    fn write_metadata(&mut self, status: &str) -> Result<(), LoadError> {
+        let schema = self.config.schema.clone();
+        metadata::insert_rejects(self.wh, &schema, self.ids.load_id(), &std::mem::take(&mut self.rejects))?;
+        for name in &self.order {
+            let stream = &self.streams[name];
+            metadata::record_load(
+                self.wh,
+                &schema,
+                self.ids.load_id(),
+                &self.config.pipeline,
+                name,
+                stream.pending.rows,
+                stream.pending.rejected,
+                status,
+            )?;
+        }
+        if let Some(state) = &self.pending_state {
+            metadata::write_state(self.wh, &schema, &self.config.pipeline, state, self.ids.load_id())?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<Option<Value>, LoadError> {
+        failpoint("before-commit");
+        self.wh.commit()?;
+        self.in_transaction = false;
+        self.commits += 1;
+        for stream in self.streams.values_mut() {
+            stream.committed.rows += stream.pending.rows;
+            stream.committed.rejected += stream.pending.rejected;
+            stream.pending = StreamCounts::default();
+            stream.activate_version = false;
+        }
+        let state = self.pending_state.take();
+        if state.is_some() {
+            self.committed_state = state.clone();
+        }
+        Ok(state)
+    }
+
+    /// Commits what is left (with the last state seen) and marks the load completed.
+    pub fn finish(mut self) -> Result<LoadSummary, LoadError> {
+        let names = self.order.clone();
+        for name in &names {
+            self.flush_stream(name)?;
+        }
+        self.ensure_transaction()?;
+        match self.config.write_mode {
+            WriteMode::Merge => {
+                for name in &names {
+                    self.apply_merge(name)?;
+                }
+            }
+            WriteMode::Replace => {
+                for name in &names {
+                    modes::swap_in(self.wh, &self.config.schema, self.streams[name].normalizer.layout())?;
+                }
+            }
+            WriteMode::Append => {}
+        }
+        if self.config.write_mode != WriteMode::Replace {
+            for name in &names {
+                let stream = &self.streams[name];
+                if stream.activate_version {
+                    modes::drop_older_loads(self.wh, &self.config.schema, stream.normalizer.layout(), self.ids.load_id())?;
+                }
+            }
+        }
+        self.write_metadata("running")?;
+        metadata::complete_load(self.wh, &self.config.schema, self.ids.load_id(), "completed")?;
+        self.commit()?;
+        let secs = self.started.elapsed().as_secs_f64();
+        tracing::info!(
+            load_id = self.ids.load_id(),
+            records = self.records_seen,
+            seconds = format!("{secs:.2}"),
+            "load completed"
+        );
+        Ok(LoadSummary {
+            load_id: self.ids.load_id(),
+            streams: self
+                .order
+                .iter()
+                .map(|n| (n.clone(), self.streams[n].committed.clone()))
+                .collect(),
+            state: self.committed_state.clone(),
+            commits: self.commits,
+        })
+    }
+
+    /// Abandons the load after an error: rolls back the open transaction (earlier
+    /// checkpoints stay committed) and records the failure in `_observes_loads`.
+    pub fn abort(mut self, error: &str) {
+        if self.in_transaction {
+            if let Err(e) = self.wh.rollback() {
+                tracing::warn!(error = %e, "rollback failed");
+            }
+            self.in_transaction = false;
+        }
+        let result = (|| -> Result<(), LoadError> {
+            self.wh.begin()?;
+            metadata::fail_load(self.wh, &self.config.schema, self.ids.load_id(), &self.config.pipeline, error)?;
+            self.wh.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = self.wh.rollback();
+            tracing::warn!(error = %e, "could not record the failed load");
+        }
+    }
+}
+
+/// A named crash point for the crash-safety tests: when `OBSERVES_FAILPOINT` is
+/// `NAME:N`, the process kills itself with SIGKILL the N-th time it passes `NAME`.
+/// Points: `flushed` (a batch sent, its checkpoint not committed), `before-commit`
+/// (everything written, `COMMIT` not yet sent), `after-commit` (committed, the state
+/// store not yet written).
+pub fn failpoint(name: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let target = TARGET.get_or_init(|| {
+        let spec = std::env::var("OBSERVES_FAILPOINT").ok()?;
+        let (point, n) = spec.split_once(':')?;
+        Some((point.to_string(), n.parse().ok()?))
+    });
+    if let Some((point, n)) = target {
+        if point == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *n {
+            // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The metadata tables a user can query beside the data:
+//!
+//! - `_observes_loads`: one row per load and stream: pipeline, rows, rejected, status
+//!   (`running`, `completed`, `failed`, `aborted`), started, finished, error.
+//! - `_observes_state`: the last committed state per pipeline (authoritative).
+//! - `_observes_schema_versions`: each distinct schema a stream was loaded with.
+//! - `_observes_rejects`: quarantined records: stream, input line, reason, the raw record.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use observes_model::{Column, ColumnType, Layout};
+use observes_warehouse::sql::{create_table, qualified, quote};
+use observes_warehouse::{Result, SqlValue, Warehouse};
+use serde_json::{json, Value};
+
+pub const LOADS: &str = "_observes_loads";
+pub const STATE: &str = "_observes_state";
+pub const SCHEMA_VERSIONS: &str = "_observes_schema_versions";
+pub const REJECTS: &str = "_observes_rejects";
+
+/// A quarantined record, kept until its checkpoint commits.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    pub stream: String,
+    pub line: u64,
+    pub reason: String,
+    pub record: String,
+}
+
+fn col(name: &str, ty: ColumnType, required: bool) -> Column {
+    Column {
+        name: name.to_string(),
+        ty,
+        metadata: required,
+    }
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn tables() -> [(&'static str, Vec<Column>); 4] {
+    use ColumnType::*;
+    [
+        (
+            LOADS,
+            vec![
+                col("load_id", BigInt, true),
+                col("pipeline", Text, true),
+                col("stream", Text, false),
+                col("rows", BigInt, true),
+                col("rejected", BigInt, true),
+                col("status", Text, true),
+                col("started_at", Timestamp, true),
+                col("finished_at", Timestamp, false),
+                col("error", Text, false),
+            ],
+        ),
+        (
+            STATE,
+            vec![
+                col("pipeline", Text, true),
+                col("state", Json, true),
+                col("load_id", BigInt, true),
+                col("updated_at", Timestamp, true),
+            ],
+        ),
+        (
+            SCHEMA_VERSIONS,
+            vec![
+                col("stream", Text, true),
+                col("version", BigInt, true),
+                col("schema_hash", Text, true),
+                col("tables", Json, true),
+                col("schema", Json, true),
+                col("load_id", BigInt, true),
+                col("inserted_at", Timestamp, true),
+            ],
+        ),
+        (
+            REJECTS,
+            vec![
+                col("load_id", BigInt, true),
+                col("stream", Text, true),
+                col("line", BigInt, true),
+                col("reason", Text, true),
+                col("record", Text, true),
+                col("rejected_at", Timestamp, true),
+            ],
+        ),
+    ]
+}
+
+/// Creates the metadata tables, marks this pipeline's dead loads `aborted`, and returns a
+/// new load id and the pipeline's committed state.
+pub fn prepare(wh: &mut dyn Warehouse, schema: &str, pipeline: &str) -> Result<(i64, Option<Value>)> {
+    let dialect = wh.dialect();
+    wh.execute(&observes_warehouse::sql::create_schema(schema), &[])?;
+    for (name, columns) in tables() {
+        wh.execute(&create_table(dialect, schema, name, &columns), &[])?;
+    }
+    // Only one run of a pipeline holds its lock, so any load still `running` has died.
+    wh.execute(
+        &format!(
+            "UPDATE {} SET {status} = 'aborted', {finished} = $1 WHERE {p} = $2 AND {status} = 'running'",
+            qualified(schema, LOADS),
+            status = quote("status"),
+            finished = quote("finished_at"),
+            p = quote("pipeline"),
+        ),
+        &[SqlValue::Timestamp(now_micros()), pipeline.into()],
+    )?;
+    let rows = wh.query(
+        &format!("SELECT COALESCE(MAX({}), 0) + 1 FROM {}", quote("load_id"), qualified(schema, LOADS)),
+        &[],
+    )?;
+    let load_id = rows.first().and_then(|r| r.first()).and_then(SqlValue::as_i64).unwrap_or(1);
+    Ok((load_id, read_state(wh, schema, pipeline)?))
+}
+
+/// The pipeline's committed state in the warehouse.
+pub fn read_state(wh: &mut dyn Warehouse, schema: &str, pipeline: &str) -> Result<Option<Value>> {
+    if wh.table_columns(schema, STATE)?.is_none() {
+        return Ok(None);
+    }
+    let rows = wh.query(
+        &format!(
+            "SELECT CAST({} AS VARCHAR) FROM {} WHERE {} = $1",
+            quote("state"),
+            qualified(schema, STATE),
+            quote("pipeline")
+        ),
+        &[pipeline.into()],
+    )?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(SqlValue::as_str)
+        .and_then(|s| serde_json::from_str(s).ok()))
+}
+
+/// Replaces the pipeline's committed state (inside the caller's transaction).
+pub fn write_state(wh: &mut dyn Warehouse, schema: &str, pipeline: &str, state: &Value, load_id: i64) -> Result<()> {
+    clear_state(wh, schema, pipeline)?;
+    wh.execute(
+        &format!(
+            "INSERT INTO {} ({}, {}, {}, {}) VALUES ($1, $2, $3, $4)",
+            qualified(schema, STATE),
+            quote("pipeline"),
+            quote("state"),
+            quote("load_id"),
+            quote("updated_at")
+        ),
+        &[
+            pipeline.into(),
+            state.to_string().into(),
+            SqlValue::Int(load_id),
+            SqlValue::Timestamp(now_micros()),
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn clear_state(wh: &mut dyn Warehouse, schema: &str, pipeline: &str) -> Result<()> {
+    if wh.table_columns(schema, STATE)?.is_none() {
+        return Ok(());
+    }
+    wh.execute(
+        &format!("DELETE FROM {} WHERE {} = $1", qualified(schema, STATE), quote("pipeline")),
+        &[pipeline.into()],
+    )?;
+    Ok(())
+}
+
+/// Adds a checkpoint's counts to the load's row for a stream.
+#[allow(clippy::too_many_arguments)]
+pub fn record_load(
+    wh: &mut dyn Warehouse,
+    schema: &str,
+    load_id: i64,
+    pipeline: &str,
+    stream: &str,
+    rows: u64,
+    rejected: u64,
+    status: &str,
+) -> Result<()> {
+    let table = qualified(schema, LOADS);
+    let updated = wh.execute(
+        &format!(
+            "UPDATE {table} SET {r} = {r} + $1, {j} = {j} + $2 WHERE {l} = $3 AND {s} = $4",
+            r = quote("rows"),
+            j = quote("rejected"),
+            l = quote("load_id"),
+            s = quote("stream"),
+        ),
+        &[SqlValue::Int(rows as i64), SqlValue::Int(rejected as i64), SqlValue::Int(load_id), stream.into()],
+    )?;
+    if updated == 0 {
+        insert_load(wh, schema, load_id, pipeline, Some(stream), rows, rejected, status, None)?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_load(
+    wh: &mut dyn Warehouse,
+    schema: &str,
+    load_id: i64,
+    pipeline: &str,
+    stream: Option<&str>,
+    rows: u64,
+    rejected: u64,
+    status: &str,
+    error: Option<&str>,
+) -> Result<()> {
+    let finished = if status == "running" { SqlValue::Null } else { SqlValue::Timestamp(now_micros()) };
+    wh.execute(
+        &format!(
+            "INSERT INTO {} ({}, {}, {}, {}, {}, {}, {}, {}, {}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            qualified(schema, LOADS),
+            quote("load_id"),
+            quote("pipeline"),
+            quote("stream"),
+            quote("rows"),
+            quote("rejected"),
+            quote("status"),
+            quote("started_at"),
+            quote("finished_at"),
+            quote("error"),
+        ),
+        &[
+            SqlValue::Int(load_id),
+            pipeline.into(),
+            stream.map_or(SqlValue::Null, SqlValue::from),
+            SqlValue::Int(rows as i64),
+            SqlValue::Int(rejected as i64),
+            status.into(),
+            SqlValue::Timestamp(now_micros()),
+            finished,
+            error.map_or(SqlValue::Null, SqlValue::from),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Marks every row of a load with its final status.
+pub fn complete_load(wh: &mut dyn Warehouse, schema: &str, load_id: i64, status: &str) -> Result<u64> {
+    wh.execute(
+        &format!(
+            "UPDATE {} SET {} = $1, {} = $2 WHERE {} = $3",
+            qualified(schema, LOADS),
+            quote("status"),
+            quote("finished_at"),
+            quote("load_id")
+        ),
+        &[status.into(), SqlValue::Timestamp(now_micros()), SqlValue::Int(load_id)],
+    )
+}
+
+/// Records a failed load (its committed checkpoints stay; the row says it did not finish).
+pub fn fail_load(wh: &mut dyn Warehouse, schema: &str, load_id: i64, pipeline: &str, error: &str) -> Result<()> {
+    let updated = wh.execute(
+        &format!(
+            "UPDATE {} SET {} = 'failed', {} = $1, {} = $2 WHERE {} = $3",
+            qualified(schema, LOADS),
+            quote("status"),
+            quote("finished_at"),
+            quote("error"),
+            quote("load_id")
+        ),
+        &[SqlValue::Timestamp(now_micros()), error.into(), SqlValue::Int(load_id)],
+    )?;
+    if updated == 0 {
+        insert_load(wh, schema, load_id, pipeline, None, 0, 0, "failed", Some(error))?;
+    }
+    Ok(())
+}
+
+pub fn insert_rejects(wh: &mut dyn Warehouse, schema: &str, load_id: i64, rejects: &[Reject]) -> Result<()> {
+    let statement = format!(
+        "INSERT INTO {} ({}, {}, {}, {}, {}, {}) VALUES ($1, $2, $3, $4, $5, $6)",
+        qualified(schema, REJECTS),
+        quote("load_id"),
+        quote("stream"),
+        quote("line"),
+        quote("reason"),
+        quote("record"),
+        quote("rejected_at"),
+    );
+    for r in rejects {
+        wh.execute(
+            &statement,
+            &[
+                SqlValue::Int(load_id),
+                r.stream.clone().into(),
+                SqlValue::Int(r.line as i64),
+                r.reason.clone().into(),
+                r.record.clone().into(),
+                SqlValue::Timestamp(now_micros()),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Records a stream's schema when it differs from the last one recorded.
+pub fn record_schema_version(
+    wh: &mut dyn Warehouse,
+    schema: &str,
+    layout: &Layout,
+    hash: &str,
+    raw_schema: &Value,
+    load_id: i64,
+) -> Result<()> {
+    let table = qualified(schema, SCHEMA_VERSIONS);
+    let rows = wh.query(
+        &format!(
+            "SELECT {h}, {v} FROM {table} WHERE {s} = $1 ORDER BY {v} DESC LIMIT 1",
+            h = quote("schema_hash"),
+            v = quote("version"),
+            s = quote("stream"),
+        ),
+        &[layout.stream.as_str().into()],
+    )?;
+    let (last_hash, last_version) = match rows.first() {
+        Some(r) => (r[0].as_str().map(str::to_string), r[1].as_i64().unwrap_or(0)),
+        None => (None, 0),
+    };
+    if last_hash.as_deref() == Some(hash) {
+        return Ok(());
+    }
+    let tables: Vec<Value> = layout
+        .tables
+        .iter()
+        .map(|t| {
+            json!({
+                "table": t.name,
+                "columns": t.columns.iter().map(|c| json!({"name": c.name, "type": c.ty.name()})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    wh.execute(
+        &format!(
+            "INSERT INTO {table} ({}, {}, {}, {}, {}, {}, {}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            quote("stream"),
+            quote("version"),
+            quote("schema_hash"),
+            quote("tables"),
+            quote("schema"),
+            quote("load_id"),
+            quote("inserted_at"),
+        ),
+        &[
+            layout.stream.as_str().into(),
+            SqlValue::Int(last_version + 1),
+            hash.into(),
+            Value::Array(tables).to_string().into(),
+            raw_schema.to_string().into(),
+            SqlValue::Int(load_id),
+            SqlValue::Timestamp(now_micros()),
+        ],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! `observes.toml`: the warehouse, the state store and the named pipelines.
+//!
+//! ```toml
+//! warehouse = "duckdb://warehouse.duckdb"   # relative paths are relative to this file
+//! state = "state"                           # a folder, or s3://bucket/prefix
+//!
+//! [pipelines.gitlab]
+//! source = "singer-file"                    # or "command", "synthetic"
+//! path = "data/gitlab.singer"
+//! schema = "gitlab"
+//! write = "merge"                           # append | merge | replace
+//! on_invalid = "fail"                       # fail | quarantine
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use observes_load::{OnInvalid, WriteMode};
+use serde::Deserialize;
+
+use crate::sources::SourceConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path}: no pipeline named {name:?} (known: {known})")]
+    UnknownPipeline {
+        path: PathBuf,
+        name: String,
+        known: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    warehouse: String,
+    #[serde(default = "default_state")]
+    state: String,
+    #[serde(default)]
+    pipelines: BTreeMap<String, RawPipeline>,
+}
+
+fn default_state() -> String {
+    "state".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    source: String,
+    schema: String,
+    path: Option<PathBuf>,
+    command: Option<Vec<String>>,
+    records: Option<u64>,
+    seed: Option<u64>,
+    checkpoint_every: Option<u64>,
+    #[serde(default = "default_write")]
+    write: String,
+    #[serde(default = "default_on_invalid")]
+    on_invalid: String,
+}
+
+fn default_write() -> String {
+    "append".into()
+}
+
+fn default_on_invalid() -> String {
+    "fail".into()
+}
+
+/// A pipeline as declared.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub name: String,
+    pub source: SourceConfig,
+    pub schema: String,
+    pub write_mode: WriteMode,
+    pub on_invalid: OnInvalid,
+}
+
+/// A loaded `observes.toml`, with relative paths resolved against its folder.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub warehouse: String,
+    pub state: String,
+    pub pipelines: BTreeMap<String, PipelineConfig>,
+}
+
+/// `duckdb://relative.duckdb` and plain state folders are relative to the config file.
+fn resolve_url(base: &Path, url: &str) -> String {
+    if let Some(path) = url.strip_prefix("duckdb://") {
+        if path != ":memory:" && !Path::new(path).is_absolute() {
+            return format!("duckdb://{}", base.join(path).display());
+        }
+        return url.to_string();
+    }
+    if url.contains("://") || Path::new(url).is_absolute() {
+        return url.to_string();
+    }
+    base.join(url).display().to_string()
+}
+
+/// The source settings of a pipeline table, checked against its `source` kind.
+fn source_config(p: &RawPipeline) -> Result<SourceConfig, String> {
+    let stray = |allowed: &[&str]| -> Result<(), String> {
+        let given = [
+            ("path", p.path.is_some()),
+            ("command", p.command.is_some()),
+            ("records", p.records.is_some()),
+            ("seed", p.seed.is_some()),
+            ("checkpoint_every", p.checkpoint_every.is_some()),
+        ];
+        match given.iter().find(|(k, set)| *set && !allowed.contains(k)) {
+            Some((k, _)) => Err(format!("source {:?} takes no {k:?}", p.source)),
+            None => Ok(()),
+        }
+    };
+    match p.source.as_str() {
+        "singer-file" => {
+            stray(&["path"])?;
+            let path = p.path.clone().ok_or("source \"singer-file\" needs a \"path\"")?;
+            Ok(SourceConfig::SingerFile { path })
+        }
+        "command" => {
+            stray(&["command"])?;
+            let command = p.command.clone().filter(|c| !c.is_empty());
+            let command = command.ok_or("source \"command\" needs a non-empty \"command\" list")?;
+            Ok(SourceConfig::Command { command })
+        }
+        "synthetic" => {
+            stray(&["records", "seed", "checkpoint_every"])?;
+            Ok(SourceConfig::Synthetic(crate::sources::synthetic::SyntheticConfig {
+                records: p.records.ok_or("source \"synthetic\" needs \"records\"")?,
+                seed: p.seed.unwrap_or(1),
+                checkpoint_every: p.checkpoint_every.unwrap_or(10_000),
+            }))
+        }
+        other => Err(format!("unknown source {other:?} (expected singer-file, command or synthetic)")),
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let mut pipelines = BTreeMap::new();
+        for (name, p) in raw.pipelines {
+            let write_mode = p
+                .write
+                .parse()
+                .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
+            let on_invalid = p
+                .on_invalid
+                .parse()
+                .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
+            let source = source_config(&p).map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
+            pipelines.insert(
+                name.clone(),
+                PipelineConfig {
+                    name: name.clone(),
+                    source: source.resolve(&base),
+                    schema: p.schema,
+                    write_mode,
+                    on_invalid,
+                },
+            );
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            warehouse: resolve_url(&base, &raw.warehouse),
+            state: resolve_url(&base, &raw.state),
+            pipelines,
+        })
+    }
+
+    pub fn pipeline(&self, name: &str) -> Result<&PipelineConfig, ConfigError> {
+        self.pipelines.get(name).ok_or_else(|| ConfigError::UnknownPipeline {
+            path: self.path.clone(),
+            name: name.to_string(),
+            known: self.pipelines.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_resolves_paths() {
+        let text = r#"
+warehouse = "duckdb://wh.duckdb"
+[pipelines.a]
+source = "singer-file"
+path = "in.singer"
+schema = "raw"
+write = "merge"
+on_invalid = "quarantine"
+[pipelines.b]
+source = "synthetic"
+records = 10
+schema = "ci"
+"#;
+        let c = Config::parse(Path::new("/x/observes.toml"), text).unwrap();
+        assert_eq!(c.warehouse, "duckdb:///x/wh.duckdb");
+        assert_eq!(c.state, "/x/state");
+        let a = c.pipeline("a").unwrap();
+        assert_eq!(a.write_mode, WriteMode::Merge);
+        assert_eq!(a.on_invalid, OnInvalid::Quarantine);
+        assert_eq!(a.source, SourceConfig::SingerFile { path: "/x/in.singer".into() });
+        assert_eq!(c.pipeline("b").unwrap().write_mode, WriteMode::Append);
+        let err = c.pipeline("zz").unwrap_err().to_string();
+        assert_eq!(err, "/x/observes.toml: no pipeline named \"zz\" (known: a, b)");
+    }
+
+    #[test]
+    fn bad_config_names_the_file_and_problem() {
+        let p = Path::new("o.toml");
+        let err = Config::parse(p, "warehouse = 1").unwrap_err().to_string();
+        assert!(err.starts_with("o.toml: invalid type: integer `1`, expected a string"), "{err}");
+        let err = Config::parse(p, "warehouse = \"duckdb://x\"\n[pipelines.a]\nsource = \"singer-file\"\npath = \"x\"\nschema = \"s\"\nwrite = \"upsert\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "o.toml: pipeline \"a\": unknown write mode \"upsert\" (expected append, merge or replace)");
+    }
+}

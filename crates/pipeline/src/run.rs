@@ -1,0 +1,141 @@
+//! Running a pipeline: lock, resume from the committed state, load, copy each committed
+//! state to the state store, unlock.
+
+use std::time::{Duration, Instant};
+
+use observes_load::{failpoint, LoadConfig, LoadError, LoadSummary, Loader};
+use observes_singer::ReadError;
+use observes_state::{StateError, StateStore};
+use observes_warehouse::WarehouseError;
+use serde_json::Value;
+
+use crate::config::{Config, ConfigError, PipelineConfig};
+use crate::sources::{Item, MessageStream, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{0}")]
+    Read(#[from] ReadError),
+    #[error("starting the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// How long a run's lock lasts if the run dies without releasing it.
+pub const LOCK_TTL: Duration = Duration::from_secs(6 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub pipeline: String,
+    pub load: LoadSummary,
+    pub elapsed: Duration,
+}
+
+/// Feeds messages into a loader, calling `on_commit` with each state right after the
+/// transaction that holds it commits. Stops at the first error, leaving the open
+/// (uncommitted) checkpoint for the caller to abort.
+pub fn drive(
+    loader: &mut Loader<'_>,
+    stream: &mut MessageStream,
+    mut on_commit: impl FnMut(&Value) -> Result<(), RunError>,
+) -> Result<(), RunError> {
+    for item in stream.by_ref() {
+        match item {
+            Item::Line(line) => {
+                if let Some(state) = loader.handle(line.number, line.message)? {
+                    on_commit(&state)?;
+                }
+            }
+            Item::Bad { error, raw } => {
+                if !loader.reject_line(error.line(), error.to_string(), &raw)? {
+                    return Err(error.into());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn load_config(pipeline: &PipelineConfig) -> LoadConfig {
+    LoadConfig {
+        write_mode: pipeline.write_mode,
+        on_invalid: pipeline.on_invalid,
+        ..LoadConfig::new(&pipeline.name, &pipeline.schema)
+    }
+}
+
+/// Runs one pipeline of a config to the end.
+pub fn run_pipeline(config: &Config, name: &str) -> Result<RunSummary, RunError> {
+    let pipeline = config.pipeline(name)?.clone();
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    let store = StateStore::open(&config.state)?;
+    let owner = format!("pid {} at {}", std::process::id(), chrono::Utc::now().to_rfc3339());
+    let lock = rt.block_on(store.lock(name, &owner, LOCK_TTL))?;
+    let result = run_locked(config, &pipeline, &store, &rt);
+    let unlocked = rt.block_on(store.unlock(lock));
+    let load = result?;
+    unlocked?;
+    Ok(RunSummary {
+        pipeline: name.to_string(),
+        load,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn run_locked(
+    config: &Config,
+    pipeline: &PipelineConfig,
+    store: &StateStore,
+    rt: &tokio::runtime::Runtime,
+) -> Result<LoadSummary, RunError> {
+    let mut wh = observes_warehouse::connect(&config.warehouse)?;
+    let mut loader = Loader::begin(wh.as_mut(), load_config(pipeline))?;
+    let name = pipeline.name.as_str();
+    // The warehouse's copy is authoritative: a crash between a commit and the copy to the
+    // store leaves the store one checkpoint behind, which is repaired here.
+    let stored = rt.block_on(store.get(name))?;
+    let state = match loader.previous_state().cloned() {
+        Some(committed) => {
+            if stored.as_ref() != Some(&committed) {
+                tracing::info!(pipeline = name, "state store was behind the warehouse; repairing it");
+                rt.block_on(store.put(name, &committed))?;
+            }
+            Some(committed)
+        }
+        None => stored,
+    };
+    let outcome = (|| {
+        let mut stream = MessageStream::open(&pipeline.source, state.as_ref())?;
+        drive(&mut loader, &mut stream, |state| {
+            failpoint("after-commit");
+            rt.block_on(store.put(name, state))?;
+            Ok(())
+        })?;
+        // A tap that failed leaves its last records without a state to cover them.
+        stream.finish()?;
+        Ok::<(), RunError>(())
+    })();
+    if let Err(e) = outcome {
+        loader.abort(&e.to_string());
+        return Err(e);
+    }
+    let summary = loader.finish()?;
+    if let Some(state) = &summary.state {
+        failpoint("after-commit");
+        rt.block_on(store.put(name, state))?;
+    }
+    Ok(summary)
+}

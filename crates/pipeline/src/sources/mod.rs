@@ -1,0 +1,234 @@
+//! Where a pipeline's Singer messages come from.
+//!
+//! - `singer-file`: a file of Singer JSON lines (read again in full on every run).
+//! - `command`: any Singer tap, run as a child process; the committed state is handed to
+//!   it as `--state FILE`, as Singer taps expect.
+//! - `synthetic`: the built-in generator of CI-job-like records ([`synthetic`]).
+
+pub mod synthetic;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+
+use observes_singer::{Line, MessageReader, ReadError};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    SingerFile { path: PathBuf },
+    Command { command: Vec<String> },
+    Synthetic(synthetic::SyntheticConfig),
+}
+
+impl SourceConfig {
+    pub(crate) fn resolve(self, base: &Path) -> SourceConfig {
+        match self {
+            SourceConfig::SingerFile { path } if path.is_relative() => SourceConfig::SingerFile { path: base.join(path) },
+            other => other,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting tap {program:?}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("tap {program:?} exited with {status}")]
+    TapFailed { program: String, status: String },
+    #[error("source \"command\" needs a non-empty command")]
+    EmptyCommand,
+    #[error("writing the state file for the tap: {0}")]
+    StateFile(#[source] std::io::Error),
+}
+
+/// One item from a source: a message, or input that is not one (with its raw bytes, so
+/// a quarantine policy can keep it).
+pub enum Item {
+    Line(Line),
+    Bad { error: ReadError, raw: Vec<u8> },
+}
+
+/// Messages read on their own thread (parsing JSON runs beside normalizing and loading),
+/// handed over in chunks through a bounded channel so memory stays flat.
+pub struct MessageStream {
+    rx: mpsc::Receiver<Vec<Item>>,
+    chunk: std::vec::IntoIter<Item>,
+    child: Option<(String, Child)>,
+    _temp: Option<tempfile_path::TempPath>,
+}
+
+mod tempfile_path {
+    /// A file removed when dropped (the state handed to a tap).
+    pub struct TempPath(pub std::path::PathBuf);
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+const CHUNK: usize = 512;
+
+impl MessageStream {
+    /// Reads Singer lines from any reader on a background thread.
+    pub fn from_reader<R: BufRead + Send + 'static>(input: R) -> MessageStream {
+        let (tx, rx) = mpsc::sync_channel::<Vec<Item>>(8);
+        thread::spawn(move || {
+            let mut reader = MessageReader::new(input);
+            let mut chunk = Vec::with_capacity(CHUNK);
+            loop {
+                match reader.next_message() {
+                    Ok(Some(line)) => chunk.push(Item::Line(line)),
+                    Ok(None) => break,
+                    Err(error) => {
+                        let io = matches!(error, ReadError::Io { .. });
+                        chunk.push(Item::Bad {
+                            error,
+                            raw: reader.last_line().to_vec(),
+                        });
+                        if io {
+                            break;
+                        }
+                    }
+                }
+                if chunk.len() == CHUNK {
+                    if tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send(chunk);
+        });
+        MessageStream {
+            rx,
+            chunk: Vec::new().into_iter(),
+            child: None,
+            _temp: None,
+        }
+    }
+
+    /// Messages produced in-process (numbered as lines would be).
+    pub fn from_messages<I>(messages: I) -> MessageStream
+    where
+        I: Iterator<Item = observes_singer::Message> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel::<Vec<Item>>(8);
+        thread::spawn(move || {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            for (i, message) in messages.enumerate() {
+                chunk.push(Item::Line(Line {
+                    number: i as u64 + 1,
+                    message,
+                }));
+                if chunk.len() == CHUNK && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(chunk);
+        });
+        MessageStream {
+            rx,
+            chunk: Vec::new().into_iter(),
+            child: None,
+            _temp: None,
+        }
+    }
+
+    /// Opens a configured source, resuming from `state`.
+    pub fn open(source: &SourceConfig, state: Option<&Value>) -> Result<MessageStream, SourceError> {
+        match source {
+            SourceConfig::SingerFile { path } => {
+                let file = std::fs::File::open(path).map_err(|source| SourceError::Open {
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok(MessageStream::from_reader(BufReader::with_capacity(1 << 20, file)))
+            }
+            SourceConfig::Synthetic(config) => {
+                Ok(MessageStream::from_messages(synthetic::messages(config, synthetic::position(state))))
+            }
+            SourceConfig::Command { command } => {
+                let (program, args) = command.split_first().ok_or(SourceError::EmptyCommand)?;
+                let mut cmd = Command::new(program);
+                cmd.args(args).stdout(Stdio::piped()).stdin(Stdio::null());
+                let mut temp = None;
+                if let Some(state) = state {
+                    let path = std::env::temp_dir().join(format!(
+                        "observes-state-{}-{}.json",
+                        std::process::id(),
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_nanos())
+                    ));
+                    std::fs::write(&path, state.to_string()).map_err(SourceError::StateFile)?;
+                    cmd.arg("--state").arg(&path);
+                    temp = Some(tempfile_path::TempPath(path));
+                }
+                let mut child = cmd.spawn().map_err(|source| SourceError::Spawn {
+                    program: program.clone(),
+                    source,
+                })?;
+                let stdout = child.stdout.take().ok_or_else(|| SourceError::Spawn {
+                    program: program.clone(),
+                    source: std::io::Error::other("no stdout"),
+                })?;
+                let mut stream = MessageStream::from_reader(BufReader::with_capacity(1 << 20, stdout));
+                stream.child = Some((program.clone(), child));
+                stream._temp = temp;
+                Ok(stream)
+            }
+        }
+    }
+
+    /// After the last item: a tap that exited non-zero is an error.
+    pub fn finish(mut self) -> Result<(), SourceError> {
+        if let Some((program, mut child)) = self.child.take() {
+            let status = child.wait().map_err(|source| SourceError::Spawn {
+                program: program.clone(),
+                source,
+            })?;
+            if !status.success() {
+                return Err(SourceError::TapFailed {
+                    program,
+                    status: status.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for MessageStream {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(item) = self.chunk.next() {
+                return Some(item);
+            }
+            self.chunk = self.rx.recv().ok()?.into_iter();
+        }
+    }
+}
+
+impl Drop for MessageStream {
+    fn drop(&mut self) {
+        if let Some((_, child)) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

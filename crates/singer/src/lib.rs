@@ -1,0 +1,548 @@
+//! Singer messages: the lingua franca between taps (sources) and targets (loaders).
+//!
+//! A Singer stream is JSON lines, one message per line: `SCHEMA`, `RECORD`, `STATE` and
+//! `ACTIVATE_VERSION`. This crate reads them ([`MessageReader`], streaming, constant memory)
+//! and writes them ([`MessageWriter`]). It checks the shape of each message, and nothing
+//! more: whether a record matches its schema is the normalizer's business.
+//!
+//! ```
+//! use observes_singer::{Message, MessageReader};
+//!
+//! let input = br#"{"type":"SCHEMA","stream":"users","schema":{"type":"object"},"key_properties":["id"]}
+//! {"type":"RECORD","stream":"users","record":{"id":1}}
+//! {"type":"STATE","value":{"users":1}}
+//! "#;
+//! let mut reader = MessageReader::new(&input[..]);
+//! let mut kinds = Vec::new();
+//! while let Some(line) = reader.next_message().unwrap() {
+//!     kinds.push(line.message.kind());
+//! }
+//! assert_eq!(kinds, ["SCHEMA", "RECORD", "STATE"]);
+//! ```
+
+use std::io::{BufRead, Write};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// One Singer message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Schema(SchemaMessage),
+    Record(RecordMessage),
+    State(StateMessage),
+    ActivateVersion(ActivateVersionMessage),
+}
+
+impl Message {
+    /// The message's `type` as Singer spells it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Schema(_) => "SCHEMA",
+            Message::Record(_) => "RECORD",
+            Message::State(_) => "STATE",
+            Message::ActivateVersion(_) => "ACTIVATE_VERSION",
+        }
+    }
+
+    /// The stream the message is about (`STATE` is about none).
+    pub fn stream(&self) -> Option<&str> {
+        match self {
+            Message::Schema(m) => Some(&m.stream),
+            Message::Record(m) => Some(&m.stream),
+            Message::ActivateVersion(m) => Some(&m.stream),
+            Message::State(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaMessage {
+    pub stream: String,
+    /// A JSON Schema (an object).
+    pub schema: Value,
+    pub key_properties: Vec<String>,
+    pub bookmark_properties: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordMessage {
+    pub stream: String,
+    pub record: Map<String, Value>,
+    pub version: Option<i64>,
+    pub time_extracted: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateMessage {
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivateVersionMessage {
+    pub stream: String,
+    pub version: i64,
+}
+
+/// A message with the line it was read from (1-based), for errors that point at the input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub number: u64,
+    pub message: Message,
+}
+
+/// What is wrong with a line of Singer input. The line number is carried by [`ReadError`].
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LineError {
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("a message must be a JSON object with a \"type\"")]
+    MissingType,
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    #[error("{kind} message{stream} has no {field:?}")]
+    MissingField {
+        kind: &'static str,
+        stream: String,
+        field: &'static str,
+    },
+    #[error("{kind} message{stream}: {field:?} {problem}")]
+    BadField {
+        kind: &'static str,
+        stream: String,
+        field: &'static str,
+        problem: &'static str,
+    },
+}
+
+/// A Singer reading error, located.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("line {line}: {source}")]
+    Line {
+        line: u64,
+        #[source]
+        source: LineError,
+    },
+    #[error("reading line {line}: {source}")]
+    Io {
+        line: u64,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ReadError {
+    /// The 1-based line the error is on.
+    pub fn line(&self) -> u64 {
+        match self {
+            ReadError::Line { line, .. } | ReadError::Io { line, .. } => *line,
+        }
+    }
+}
+
+/// All fields any message may have, parsed in one pass (an internally tagged enum would
+/// buffer every record through serde's `Content` first, which is much slower).
+#[derive(Deserialize)]
+struct RawMessage {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    stream: Option<String>,
+    record: Option<Value>,
+    schema: Option<Value>,
+    key_properties: Option<Value>,
+    bookmark_properties: Option<Value>,
+    value: Option<Value>,
+    version: Option<Value>,
+    time_extracted: Option<Value>,
+}
+
+fn stream_suffix(stream: &Option<String>) -> String {
+    match stream {
+        Some(s) => format!(" for stream {s:?}"),
+        None => String::new(),
+    }
+}
+
+fn string_list(
+    kind: &'static str,
+    stream: &Option<String>,
+    field: &'static str,
+    value: Option<Value>,
+) -> Result<Vec<String>, LineError> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s),
+                _ => Err(LineError::BadField {
+                    kind,
+                    stream: stream_suffix(stream),
+                    field,
+                    problem: "must be a list of strings",
+                }),
+            })
+            .collect(),
+        Some(_) => Err(LineError::BadField {
+            kind,
+            stream: stream_suffix(stream),
+            field,
+            problem: "must be a list of strings",
+        }),
+    }
+}
+
+/// Parse one line of Singer JSON into a message.
+pub fn parse_message(line: &[u8]) -> Result<Message, LineError> {
+    let raw: RawMessage = match serde_json::from_slice(line) {
+        Ok(raw) => raw,
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            return Err(LineError::MissingType)
+        }
+        Err(e) => return Err(LineError::MalformedJson(e.to_string())),
+    };
+    let kind = raw.kind.ok_or(LineError::MissingType)?;
+    let need_stream = |kind: &'static str, stream: Option<String>| {
+        stream.ok_or(LineError::MissingField {
+            kind,
+            stream: String::new(),
+            field: "stream",
+        })
+    };
+    match kind.as_str() {
+        "RECORD" => {
+            let record = match raw.record {
+                Some(Value::Object(map)) => map,
+                Some(_) => {
+                    return Err(LineError::BadField {
+                        kind: "RECORD",
+                        stream: stream_suffix(&raw.stream),
+                        field: "record",
+                        problem: "must be a JSON object",
+                    })
+                }
+                None => {
+                    return Err(LineError::MissingField {
+                        kind: "RECORD",
+                        stream: stream_suffix(&raw.stream),
+                        field: "record",
+                    })
+                }
+            };
+            let version = match raw.version {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_i64().ok_or(LineError::BadField {
+                    kind: "RECORD",
+                    stream: stream_suffix(&raw.stream),
+                    field: "version",
+                    problem: "must be an integer",
+                })?),
+            };
+            let time_extracted = match raw.time_extracted {
+                Some(Value::String(s)) => Some(s),
+                _ => None,
+            };
+            Ok(Message::Record(RecordMessage {
+                stream: need_stream("RECORD", raw.stream)?,
+                record,
+                version,
+                time_extracted,
+            }))
+        }
+        "SCHEMA" => {
+            let schema = match raw.schema {
+                Some(schema @ Value::Object(_)) => schema,
+                Some(_) => {
+                    return Err(LineError::BadField {
+                        kind: "SCHEMA",
+                        stream: stream_suffix(&raw.stream),
+                        field: "schema",
+                        problem: "must be a JSON object",
+                    })
+                }
+                None => {
+                    return Err(LineError::MissingField {
+                        kind: "SCHEMA",
+                        stream: stream_suffix(&raw.stream),
+                        field: "schema",
+                    })
+                }
+            };
+            let key_properties =
+                string_list("SCHEMA", &raw.stream, "key_properties", raw.key_properties)?;
+            let bookmark_properties = string_list(
+                "SCHEMA",
+                &raw.stream,
+                "bookmark_properties",
+                raw.bookmark_properties,
+            )?;
+            Ok(Message::Schema(SchemaMessage {
+                stream: need_stream("SCHEMA", raw.stream)?,
+                schema,
+                key_properties,
+                bookmark_properties,
+            }))
+        }
+        "STATE" => Ok(Message::State(StateMessage {
+            value: raw.value.ok_or(LineError::MissingField {
+                kind: "STATE",
+                stream: String::new(),
+                field: "value",
+            })?,
+        })),
+        "ACTIVATE_VERSION" => {
+            let version = raw
+                .version
+                .ok_or(LineError::MissingField {
+                    kind: "ACTIVATE_VERSION",
+                    stream: stream_suffix(&raw.stream),
+                    field: "version",
+                })?
+                .as_i64()
+                .ok_or(LineError::BadField {
+                    kind: "ACTIVATE_VERSION",
+                    stream: stream_suffix(&raw.stream),
+                    field: "version",
+                    problem: "must be an integer",
+                })?;
+            Ok(Message::ActivateVersion(ActivateVersionMessage {
+                stream: need_stream("ACTIVATE_VERSION", raw.stream)?,
+                version,
+            }))
+        }
+        other => Err(LineError::UnknownType(other.to_string())),
+    }
+}
+
+/// Reads Singer messages from JSON lines, one at a time, in constant memory.
+/// Blank lines are skipped (they still count for line numbers).
+pub struct MessageReader<R> {
+    input: R,
+    buf: Vec<u8>,
+    line: u64,
+}
+
+impl<R: BufRead> MessageReader<R> {
+    pub fn new(input: R) -> Self {
+        MessageReader {
+            input,
+            buf: Vec::with_capacity(64 * 1024),
+            line: 0,
+        }
+    }
+
+    /// The next message, `Ok(None)` at the end of the input.
+    pub fn next_message(&mut self) -> Result<Option<Line>, ReadError> {
+        loop {
+            self.buf.clear();
+            self.line += 1;
+            let n = self
+                .input
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|source| ReadError::Io {
+                    line: self.line,
+                    source,
+                })?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let text = trim_ascii(&self.buf);
+            if text.is_empty() {
+                continue;
+            }
+            return parse_message(text)
+                .map(|message| {
+                    Some(Line {
+                        number: self.line,
+                        message,
+                    })
+                })
+                .map_err(|source| ReadError::Line {
+                    line: self.line,
+                    source,
+                });
+        }
+    }
+
+    /// The raw bytes of the last line read (without surrounding white space), for
+    /// quarantining input that could not be parsed.
+    pub fn last_line(&self) -> &[u8] {
+        trim_ascii(&self.buf)
+    }
+}
+
+impl<R: BufRead> Iterator for MessageReader<R> {
+    type Item = Result<Line, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_message().transpose()
+    }
+}
+
+fn trim_ascii(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+/// Writes Singer messages as JSON lines.
+pub struct MessageWriter<W> {
+    out: W,
+}
+
+impl<W: Write> MessageWriter<W> {
+    pub fn new(out: W) -> Self {
+        MessageWriter { out }
+    }
+
+    pub fn write(&mut self, message: &Message) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, &to_json(message))?;
+        self.out.write_all(b"\n")
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// The JSON form of a message, as Singer spells it.
+pub fn to_json(message: &Message) -> Value {
+    let mut m = Map::new();
+    m.insert("type".into(), Value::from(message.kind()));
+    match message {
+        Message::Schema(s) => {
+            m.insert("stream".into(), Value::from(s.stream.clone()));
+            m.insert("schema".into(), s.schema.clone());
+            m.insert("key_properties".into(), Value::from(s.key_properties.clone()));
+            if !s.bookmark_properties.is_empty() {
+                m.insert(
+                    "bookmark_properties".into(),
+                    Value::from(s.bookmark_properties.clone()),
+                );
+            }
+        }
+        Message::Record(r) => {
+            m.insert("stream".into(), Value::from(r.stream.clone()));
+            m.insert("record".into(), Value::Object(r.record.clone()));
+            if let Some(v) = r.version {
+                m.insert("version".into(), Value::from(v));
+            }
+            if let Some(t) = &r.time_extracted {
+                m.insert("time_extracted".into(), Value::from(t.clone()));
+            }
+        }
+        Message::State(s) => {
+            m.insert("value".into(), s.value.clone());
+        }
+        Message::ActivateVersion(a) => {
+            m.insert("stream".into(), Value::from(a.stream.clone()));
+            m.insert("version".into(), Value::from(a.version));
+        }
+    }
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn read_all(input: &str) -> Vec<Result<Line, String>> {
+        MessageReader::new(input.as_bytes())
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_every_message_kind_with_optional_fields() {
+        let input = r#"{"type":"SCHEMA","stream":"s","schema":{"type":"object"},"key_properties":["id"],"bookmark_properties":["updated_at"]}
+
+{"type":"RECORD","stream":"s","record":{"id":1},"version":3,"time_extracted":"2026-01-01T00:00:00Z"}
+{"type":"STATE","value":{"bookmarks":{"s":1}}}
+{"type":"ACTIVATE_VERSION","stream":"s","version":3}
+"#;
+        let lines: Vec<Line> = read_all(input).into_iter().map(|r| r.unwrap()).collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[1].number, 3, "blank lines still count");
+        assert_eq!(
+            lines[0].message,
+            Message::Schema(SchemaMessage {
+                stream: "s".into(),
+                schema: json!({"type":"object"}),
+                key_properties: vec!["id".into()],
+                bookmark_properties: vec!["updated_at".into()],
+            })
+        );
+        match &lines[1].message {
+            Message::Record(r) => {
+                assert_eq!(r.version, Some(3));
+                assert_eq!(r.time_extracted.as_deref(), Some("2026-01-01T00:00:00Z"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            lines[3].message,
+            Message::ActivateVersion(ActivateVersionMessage {
+                stream: "s".into(),
+                version: 3
+            })
+        );
+    }
+
+    #[test]
+    fn round_trips_through_the_writer() {
+        let input = r#"{"type":"SCHEMA","stream":"s","schema":{"type":"object"},"key_properties":["id"]}
+{"type":"RECORD","stream":"s","record":{"id":1,"name":"a"}}
+{"type":"STATE","value":{"x":1}}
+{"type":"ACTIVATE_VERSION","stream":"s","version":2}
+"#;
+        let mut writer = MessageWriter::new(Vec::new());
+        for line in read_all(input) {
+            writer.write(&line.unwrap().message).unwrap();
+        }
+        assert_eq!(String::from_utf8(writer.into_inner()).unwrap(), input);
+    }
+
+    #[test]
+    fn malformed_input_is_located() {
+        let cases = [
+            ("{\"type\":\"RECORD\",", "line 1: malformed JSON: EOF while parsing a value at line 1 column 17"),
+            ("[1,2]", "line 1: a message must be a JSON object with a \"type\""),
+            ("{\"stream\":\"s\"}", "line 1: a message must be a JSON object with a \"type\""),
+            ("{\"type\":\"RECORDS\",\"stream\":\"s\"}", "line 1: unknown message type \"RECORDS\""),
+            ("{\"type\":\"RECORD\",\"stream\":\"s\"}", "line 1: RECORD message for stream \"s\" has no \"record\""),
+            ("{\"type\":\"RECORD\",\"record\":{}}", "line 1: RECORD message has no \"stream\""),
+            ("{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":[1]}", "line 1: RECORD message for stream \"s\": \"record\" must be a JSON object"),
+            ("{\"type\":\"SCHEMA\",\"stream\":\"s\"}", "line 1: SCHEMA message for stream \"s\" has no \"schema\""),
+            ("{\"type\":\"SCHEMA\",\"stream\":\"s\",\"schema\":true}", "line 1: SCHEMA message for stream \"s\": \"schema\" must be a JSON object"),
+            ("{\"type\":\"SCHEMA\",\"stream\":\"s\",\"schema\":{},\"key_properties\":\"id\"}", "line 1: SCHEMA message for stream \"s\": \"key_properties\" must be a list of strings"),
+            ("{\"type\":\"STATE\"}", "line 1: STATE message has no \"value\""),
+            ("{\"type\":\"ACTIVATE_VERSION\",\"stream\":\"s\",\"version\":\"x\"}", "line 1: ACTIVATE_VERSION message for stream \"s\": \"version\" must be an integer"),
+            ("{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{}} trailing", "line 1: malformed JSON: trailing characters at line 1 column 44"),
+        ];
+        for (input, expected) in cases {
+            let got = read_all(input);
+            assert_eq!(got.len(), 1, "{input}");
+            assert_eq!(got[0].as_ref().unwrap_err(), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_right_line() {
+        let input = "{\"type\":\"STATE\",\"value\":1}\n\n{oops\n";
+        let got = read_all(input);
+        assert!(got[0].is_ok());
+        assert!(got[1].as_ref().unwrap_err().starts_with("line 3: malformed JSON"));
+    }
+}

@@ -1,0 +1,337 @@
+//! The state store: where pipelines keep their bookmarks between runs, and the lock that
+//! keeps two runs of one pipeline apart.
+//!
+//! One interface over a local folder (the default) and S3 (`s3://bucket/prefix`), through
+//! the `object_store` crate. Keys look like `<pipeline>/state.json` and `<pipeline>/lock`.
+//!
+//! The warehouse holds the authoritative copy of a pipeline's state (written in the same
+//! transaction as its data); this store receives it after the commit, for tools and for
+//! pipelines whose source reads its bookmark from here.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use observes_state::StateStore;
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = StateStore::open(dir.path().to_str().unwrap()).unwrap();
+//! store.put("gitlab", &serde_json::json!({"bookmark": 3})).await.unwrap();
+//! assert_eq!(store.get("gitlab").await.unwrap(), Some(serde_json::json!({"bookmark": 3})));
+//! # });
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state store URL {url:?}: {message}")]
+    Url { url: String, message: String },
+    #[error("state store {url}: {key}: {source}")]
+    Store {
+        url: String,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("state store {url}: {key} is not valid JSON: {message}")]
+    Corrupt {
+        url: String,
+        key: String,
+        message: String,
+    },
+    #[error("pipeline {pipeline:?} is locked by {owner} until {expires_at} (another run is in progress; the lock expires by itself if that run died)")]
+    Locked {
+        pipeline: String,
+        owner: String,
+        expires_at: DateTime<Utc>,
+    },
+}
+
+pub type Result<T, E = StateError> = std::result::Result<T, E>;
+
+/// A state store rooted at a URL.
+#[derive(Clone)]
+pub struct StateStore {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    url: String,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore").field("url", &self.url).finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct LockFile {
+    owner: String,
+    expires_at: DateTime<Utc>,
+}
+
+/// A held pipeline lock. Release it with [`StateStore::unlock`]; if the holder dies, it
+/// expires at `expires_at`.
+#[derive(Debug)]
+pub struct Lock {
+    pipeline: String,
+    owner: String,
+}
+
+impl StateStore {
+    /// Opens a store: `s3://bucket/prefix`, `file:///abs/path` or a plain folder path.
+    /// S3 settings come from the standard `AWS_*` environment variables (including
+    /// `AWS_ENDPOINT_URL` and `AWS_ALLOW_HTTP` for S3-compatible servers).
+    pub fn open(url: &str) -> Result<Self> {
+        let bad = |message: String| StateError::Url {
+            url: url.to_string(),
+            message,
+        };
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("no bucket name".into()));
+            }
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+                builder = builder
+                    .with_endpoint(&endpoint)
+                    .with_allow_http(endpoint.starts_with("http://"));
+            }
+            let store = builder.build().map_err(|e| bad(e.to_string()))?;
+            return Ok(StateStore {
+                store: Arc::new(store),
+                prefix: Path::from(prefix),
+                url: url.to_string(),
+            });
+        }
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        std::fs::create_dir_all(path).map_err(|e| bad(e.to_string()))?;
+        let store = LocalFileSystem::new_with_prefix(path).map_err(|e| bad(e.to_string()))?;
+        Ok(StateStore {
+            store: Arc::new(store),
+            prefix: Path::default(),
+            url: url.to_string(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn key(&self, pipeline: &str, name: &str) -> Path {
+        let mut parts: Vec<String> = self.prefix.parts().map(|p| p.as_ref().to_string()).collect();
+        parts.extend(pipeline.split('/').filter(|p| !p.is_empty()).map(str::to_string));
+        parts.push(name.to_string());
+        Path::from_iter(parts)
+    }
+
+    fn store_err(&self, key: &Path, source: object_store::Error) -> StateError {
+        StateError::Store {
+            url: self.url.clone(),
+            key: key.to_string(),
+            source,
+        }
+    }
+
+    /// Reads an object under the store, `None` when absent.
+    pub async fn get_bytes(&self, pipeline: &str, name: &str) -> Result<Option<(Bytes, Option<String>)>> {
+        let key = self.key(pipeline, name);
+        match self.store.get(&key).await {
+            Ok(result) => {
+                let e_tag = result.meta.e_tag.clone();
+                let bytes = result.bytes().await.map_err(|e| self.store_err(&key, e))?;
+                Ok(Some((bytes, e_tag)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.store_err(&key, e)),
+        }
+    }
+
+    /// Writes an object atomically (readers see the old or the new content, never a mix).
+    pub async fn put_bytes(&self, pipeline: &str, name: &str, bytes: Bytes) -> Result<()> {
+        let key = self.key(pipeline, name);
+        self.store
+            .put(&key, PutPayload::from(bytes))
+            .await
+            .map_err(|e| self.store_err(&key, e))?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, pipeline: &str, name: &str) -> Result<()> {
+        let key = self.key(pipeline, name);
+        match self.store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.store_err(&key, e)),
+        }
+    }
+
+    /// The pipeline's last state, `None` when it has none.
+    pub async fn get(&self, pipeline: &str) -> Result<Option<Value>> {
+        match self.get_bytes(pipeline, "state.json").await? {
+            None => Ok(None),
+            Some((bytes, _)) => serde_json::from_slice(&bytes).map(Some).map_err(|e| StateError::Corrupt {
+                url: self.url.clone(),
+                key: self.key(pipeline, "state.json").to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    pub async fn put(&self, pipeline: &str, state: &Value) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(state).unwrap_or_default();
+        self.put_bytes(pipeline, "state.json", Bytes::from(bytes)).await
+    }
+
+    pub async fn clear(&self, pipeline: &str) -> Result<()> {
+        self.delete(pipeline, "state.json").await
+    }
+
+    /// Takes the pipeline's lock for `ttl` (a conditional create; an expired lock is taken
+    /// over with a conditional update where the store supports it).
+    pub async fn lock(&self, pipeline: &str, owner: &str, ttl: Duration) -> Result<Lock> {
+        let key = self.key(pipeline, "lock");
+        let body = |owner: &str| {
+            let file = LockFile {
+                owner: owner.to_string(),
+                expires_at: Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1)),
+            };
+            PutPayload::from(serde_json::to_vec(&file).unwrap_or_default())
+        };
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self.store.put_opts(&key, body(owner), create.clone()).await {
+            Ok(_) => {
+                return Ok(Lock {
+                    pipeline: pipeline.to_string(),
+                    owner: owner.to_string(),
+                })
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(self.store_err(&key, e)),
+        }
+        let Some((bytes, e_tag)) = self.get_bytes(pipeline, "lock").await? else {
+            // Released between our two calls: try once more.
+            return Box::pin(self.lock(pipeline, owner, ttl)).await;
+        };
+        let held: Option<LockFile> = serde_json::from_slice(&bytes).ok();
+        if let Some(held) = &held {
+            if held.expires_at > Utc::now() {
+                return Err(StateError::Locked {
+                    pipeline: pipeline.to_string(),
+                    owner: held.owner.clone(),
+                    expires_at: held.expires_at,
+                });
+            }
+        }
+        // Expired (or unreadable): take it over.
+        let update = PutOptions {
+            mode: PutMode::Update(UpdateVersion { e_tag, version: None }),
+            ..Default::default()
+        };
+        match self.store.put_opts(&key, body(owner), update).await {
+            Ok(_) => Ok(Lock {
+                pipeline: pipeline.to_string(),
+                owner: owner.to_string(),
+            }),
+            Err(object_store::Error::NotImplemented) => {
+                // A local folder has no conditional update: delete and create again; the
+                // create is still exclusive, so at most one contender wins.
+                self.delete(pipeline, "lock").await?;
+                match self.store.put_opts(&key, body(owner), create).await {
+                    Ok(_) => Ok(Lock {
+                        pipeline: pipeline.to_string(),
+                        owner: owner.to_string(),
+                    }),
+                    Err(object_store::Error::AlreadyExists { .. }) => Err(self.locked_by_other(pipeline).await),
+                    Err(e) => Err(self.store_err(&key, e)),
+                }
+            }
+            Err(object_store::Error::Precondition { .. }) | Err(object_store::Error::AlreadyExists { .. }) => {
+                Err(self.locked_by_other(pipeline).await)
+            }
+            Err(e) => Err(self.store_err(&key, e)),
+        }
+    }
+
+    async fn locked_by_other(&self, pipeline: &str) -> StateError {
+        let held = match self.get_bytes(pipeline, "lock").await {
+            Ok(Some((bytes, _))) => serde_json::from_slice::<LockFile>(&bytes).ok(),
+            _ => None,
+        };
+        StateError::Locked {
+            pipeline: pipeline.to_string(),
+            owner: held.as_ref().map_or_else(|| "another run".into(), |h| h.owner.clone()),
+            expires_at: held.map_or_else(Utc::now, |h| h.expires_at),
+        }
+    }
+
+    /// Releases a lock if it is still ours.
+    pub async fn unlock(&self, lock: Lock) -> Result<()> {
+        if let Some((bytes, _)) = self.get_bytes(&lock.pipeline, "lock").await? {
+            let held: Option<LockFile> = serde_json::from_slice(&bytes).ok();
+            if held.is_some_and(|h| h.owner == lock.owner) {
+                self.delete(&lock.pipeline, "lock").await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn store() -> (tempfile::TempDir, StateStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path().to_str().unwrap()).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn state_round_trips_and_clears() {
+        let (dir, store) = store();
+        assert_eq!(store.get("etl/gitlab").await.unwrap(), None);
+        store.put("etl/gitlab", &json!({"b": 1})).await.unwrap();
+        assert!(dir.path().join("etl/gitlab/state.json").exists());
+        assert_eq!(store.get("etl/gitlab").await.unwrap(), Some(json!({"b": 1})));
+        store.clear("etl/gitlab").await.unwrap();
+        assert_eq!(store.get("etl/gitlab").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn corrupt_state_is_reported_with_its_key() {
+        let (dir, store) = store();
+        std::fs::create_dir_all(dir.path().join("p")).unwrap();
+        std::fs::write(dir.path().join("p/state.json"), "{nope").unwrap();
+        let err = store.get("p").await.unwrap_err().to_string();
+        assert!(err.contains("p/state.json is not valid JSON"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_lock_excludes_a_second_run_until_released_or_expired() {
+        let (_dir, store) = store();
+        let lock = store.lock("p", "run-1", Duration::from_secs(60)).await.unwrap();
+        let err = store.lock("p", "run-2", Duration::from_secs(60)).await.unwrap_err();
+        assert!(matches!(err, StateError::Locked { ref owner, .. } if owner == "run-1"), "{err}");
+        store.unlock(lock).await.unwrap();
+        let stale = store.lock("p", "run-2", Duration::from_millis(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // run-2 died without releasing: its lock expires and run-3 takes over.
+        let lock3 = store.lock("p", "run-3", Duration::from_secs(60)).await.unwrap();
+        // The dead run's late release must not free run-3's lock.
+        store.unlock(stale).await.unwrap();
+        assert!(store.lock("p", "run-4", Duration::from_secs(60)).await.is_err());
+        store.unlock(lock3).await.unwrap();
+    }
+}

@@ -1,0 +1,234 @@
+//! DuckDB: the embedded default warehouse, one file (`duckdb://observes.duckdb`).
+//!
+//! Bulk data goes in through DuckDB's appender, fed whole Arrow batches (one data chunk per
+//! 2,048 rows, no per-value calls). The appender writes inside the connection's open
+//! transaction, so appended rows commit or roll back with everything else.
+
+use arrow::record_batch::RecordBatch;
+use duckdb::types::{TimeUnit, ToSqlOutput, Value};
+use duckdb::{params_from_iter, Connection, ToSql};
+use observes_model::ColumnType;
+
+use crate::{sql, Dialect, Result, SqlValue, Warehouse, WarehouseError};
+
+/// DuckDB's SQL dialect. Identifiers have no practical limit; 255 keeps names readable.
+pub const DIALECT: Dialect = Dialect {
+    name: "duckdb",
+    max_identifier: 255,
+    type_name: type_name,
+};
+
+fn type_name(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Boolean => "BOOLEAN",
+        ColumnType::BigInt => "BIGINT",
+        ColumnType::Double => "DOUBLE",
+        ColumnType::Text => "VARCHAR",
+        ColumnType::Timestamp => "TIMESTAMPTZ",
+        ColumnType::Date => "DATE",
+        ColumnType::Time => "TIME",
+        ColumnType::Json => "JSON",
+    }
+}
+
+/// The column type of a DuckDB `data_type` as `information_schema` spells it.
+fn column_type(data_type: &str) -> Option<ColumnType> {
+    Some(match data_type {
+        "BOOLEAN" => ColumnType::Boolean,
+        "BIGINT" | "INTEGER" | "SMALLINT" | "TINYINT" => ColumnType::BigInt,
+        "DOUBLE" | "FLOAT" | "REAL" => ColumnType::Double,
+        "VARCHAR" => ColumnType::Text,
+        "TIMESTAMP WITH TIME ZONE" | "TIMESTAMPTZ" => ColumnType::Timestamp,
+        "DATE" => ColumnType::Date,
+        "TIME" => ColumnType::Time,
+        "JSON" => ColumnType::Json,
+        _ => return None,
+    })
+}
+
+pub struct DuckDbWarehouse {
+    conn: Connection,
+}
+
+struct Param<'a>(&'a SqlValue);
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> duckdb::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Owned(match self.0 {
+            SqlValue::Null => Value::Null,
+            SqlValue::Bool(b) => Value::Boolean(*b),
+            SqlValue::Int(i) => Value::BigInt(*i),
+            SqlValue::Float(f) => Value::Double(*f),
+            SqlValue::Text(s) => Value::Text(s.clone()),
+            SqlValue::Timestamp(t) => Value::Timestamp(TimeUnit::Microsecond, *t),
+        }))
+    }
+}
+
+fn from_duckdb(value: Value) -> SqlValue {
+    match value {
+        Value::Null => SqlValue::Null,
+        Value::Boolean(b) => SqlValue::Bool(b),
+        Value::TinyInt(i) => SqlValue::Int(i.into()),
+        Value::SmallInt(i) => SqlValue::Int(i.into()),
+        Value::Int(i) => SqlValue::Int(i.into()),
+        Value::BigInt(i) => SqlValue::Int(i),
+        Value::HugeInt(i) => i64::try_from(i).map_or_else(|_| SqlValue::Text(i.to_string()), SqlValue::Int),
+        Value::UTinyInt(i) => SqlValue::Int(i.into()),
+        Value::USmallInt(i) => SqlValue::Int(i.into()),
+        Value::UInt(i) => SqlValue::Int(i.into()),
+        Value::UBigInt(i) => i64::try_from(i).map_or_else(|_| SqlValue::Text(i.to_string()), SqlValue::Int),
+        Value::Float(f) => SqlValue::Float(f.into()),
+        Value::Double(f) => SqlValue::Float(f),
+        Value::Timestamp(unit, v) => SqlValue::Timestamp(match unit {
+            TimeUnit::Second => v * 1_000_000,
+            TimeUnit::Millisecond => v * 1_000,
+            TimeUnit::Microsecond => v,
+            TimeUnit::Nanosecond => v / 1_000,
+        }),
+        Value::Text(s) => SqlValue::Text(s),
+        Value::Date32(d) => SqlValue::Text(date_text(d)),
+        other => SqlValue::Text(format!("{other:?}")),
+    }
+}
+
+fn date_text(days: i32) -> String {
+    // Civil-from-days (Howard Hinnant), enough to show a DATE read back in a query.
+    let z = days as i64 + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+impl DuckDbWarehouse {
+    /// Opens (or creates) a DuckDB file; `:memory:` for an in-memory database.
+    pub fn open(path: &str) -> Result<Self> {
+        let open_err = |e: duckdb::Error| WarehouseError::Open {
+            url: format!("duckdb://{path}"),
+            message: e.to_string(),
+        };
+        let conn = if path == ":memory:" {
+            Connection::open_in_memory()
+        } else {
+            if let Some(parent) = std::path::Path::new(path).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(|e| WarehouseError::Open {
+                        url: format!("duckdb://{path}"),
+                        message: e.to_string(),
+                    })?;
+                }
+            }
+            Connection::open(path)
+        }
+        .map_err(open_err)?;
+        // Offline machines must never try to download an extension mid-load.
+        conn.execute_batch("SET autoinstall_known_extensions = false;")
+            .map_err(open_err)?;
+        Ok(DuckDbWarehouse { conn })
+    }
+
+    fn sql_err(sql: &str, e: duckdb::Error) -> WarehouseError {
+        WarehouseError::Sql {
+            sql: sql.to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Warehouse for DuckDbWarehouse {
+    fn dialect(&self) -> Dialect {
+        DIALECT
+    }
+
+    fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| Self::sql_err(sql, e))?;
+        let n = stmt
+            .execute(params_from_iter(params.iter().map(Param)))
+            .map_err(|e| Self::sql_err(sql, e))?;
+        Ok(n as u64)
+    }
+
+    fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| Self::sql_err(sql, e))?;
+        let mut rows = stmt
+            .query(params_from_iter(params.iter().map(Param)))
+            .map_err(|e| Self::sql_err(sql, e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| Self::sql_err(sql, e))? {
+            let width = row.as_ref().column_count();
+            let mut values = Vec::with_capacity(width);
+            for i in 0..width {
+                let v: Value = row.get(i).map_err(|e| Self::sql_err(sql, e))?;
+                values.push(from_duckdb(v));
+            }
+            out.push(values);
+        }
+        Ok(out)
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("BEGIN TRANSACTION")
+            .map_err(|e| Self::sql_err("BEGIN TRANSACTION", e))
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| Self::sql_err("COMMIT", e))
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("ROLLBACK")
+            .map_err(|e| Self::sql_err("ROLLBACK", e))
+    }
+
+    fn table_columns(&mut self, schema: &str, table: &str) -> Result<Option<Vec<(String, ColumnType)>>> {
+        let rows = self.query(sql::TABLE_COLUMNS, &[schema.into(), table.into()])?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        rows.into_iter()
+            .map(|row| {
+                let name = row[0].as_str().unwrap_or_default().to_string();
+                let found = row[1].as_str().unwrap_or_default().to_string();
+                let ty = column_type(&found).ok_or_else(|| WarehouseError::UnsupportedColumnType {
+                    table: format!("{schema}.{table}"),
+                    column: name.clone(),
+                    found,
+                })?;
+                Ok((name, ty))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    fn bulk_append(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()> {
+        let err = |e: duckdb::Error| WarehouseError::BulkLoad {
+            table: format!("{schema}.{table}"),
+            message: e.to_string(),
+        };
+        let mut appender = self.conn.appender_to_db(table, schema).map_err(err)?;
+        appender.append_record_batch(batch.clone()).map_err(err)?;
+        appender.flush().map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_print_as_iso() {
+        assert_eq!(date_text(0), "1970-01-01");
+        assert_eq!(date_text(19_782), "2024-02-29");
+        assert_eq!(date_text(-1), "1969-12-31");
+    }
+}

@@ -1,0 +1,134 @@
+//! Warehouses behind one trait.
+//!
+//! A [`Warehouse`] is a connection that can run SQL in a transaction and bulk-append Arrow
+//! batches the fastest way its engine allows. Everything a load does beyond that (creating
+//! and evolving tables, the write modes, metadata tables) is SQL shared by all warehouses
+//! and lives in [`sql`], built with the one identifier quoting function, [`sql::quote`].
+//!
+//! Backends: [`duckdb`] (the embedded default, `duckdb://path/to/file.duckdb`).
+//!
+//! ```
+//! use observes_warehouse::{connect, SqlValue};
+//! let mut wh = connect("duckdb://:memory:").unwrap();
+//! wh.execute("CREATE TABLE t (x BIGINT)", &[]).unwrap();
+//! wh.execute("INSERT INTO t VALUES ($1)", &[SqlValue::Int(7)]).unwrap();
+//! assert_eq!(wh.query("SELECT x FROM t", &[]).unwrap(), vec![vec![SqlValue::Int(7)]]);
+//! ```
+
+pub mod duckdb;
+pub mod sql;
+
+use arrow::record_batch::RecordBatch;
+use observes_model::ColumnType;
+
+/// A value bound to a SQL parameter or read from a result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    /// Microseconds since the Unix epoch, UTC.
+    Timestamp(i64),
+}
+
+impl SqlValue {
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            SqlValue::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            SqlValue::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for SqlValue {
+    fn from(s: &str) -> Self {
+        SqlValue::Text(s.to_string())
+    }
+}
+
+impl From<String> for SqlValue {
+    fn from(s: String) -> Self {
+        SqlValue::Text(s)
+    }
+}
+
+impl From<i64> for SqlValue {
+    fn from(i: i64) -> Self {
+        SqlValue::Int(i)
+    }
+}
+
+/// What a warehouse's SQL looks like.
+#[derive(Debug, Clone, Copy)]
+pub struct Dialect {
+    pub name: &'static str,
+    /// Longest identifier, in bytes.
+    pub max_identifier: usize,
+    type_name: fn(ColumnType) -> &'static str,
+}
+
+impl Dialect {
+    /// The SQL type of a column type.
+    pub fn type_name(&self, ty: ColumnType) -> &'static str {
+        (self.type_name)(ty)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    #[error("unsupported warehouse URL {0:?} (expected duckdb://PATH)")]
+    UnsupportedUrl(String),
+    #[error("opening {url}: {message}")]
+    Open { url: String, message: String },
+    #[error("{message}\n  while running: {sql}")]
+    Sql { sql: String, message: String },
+    #[error("bulk load into {table}: {message}")]
+    BulkLoad { table: String, message: String },
+    #[error("column {column:?} of {table} has type {found:?}, which Observes does not load into")]
+    UnsupportedColumnType {
+        table: String,
+        column: String,
+        found: String,
+    },
+}
+
+pub type Result<T, E = WarehouseError> = std::result::Result<T, E>;
+
+/// A connection to a warehouse.
+pub trait Warehouse: Send {
+    fn dialect(&self) -> Dialect;
+
+    /// Runs a statement with bound parameters (`$1`, `$2`, …); returns rows changed.
+    fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64>;
+
+    /// Runs a query and returns all its rows (for small results: metadata, state).
+    fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>>;
+
+    fn begin(&mut self) -> Result<()>;
+    fn commit(&mut self) -> Result<()>;
+    fn rollback(&mut self) -> Result<()>;
+
+    /// The columns of a table in order, or `None` when it does not exist.
+    fn table_columns(&mut self, schema: &str, table: &str) -> Result<Option<Vec<(String, ColumnType)>>>;
+
+    /// Appends a batch to an existing table whose columns match the batch's, inside the
+    /// open transaction, by the engine's bulk path.
+    fn bulk_append(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()>;
+}
+
+/// Opens the warehouse a URL names.
+pub fn connect(url: &str) -> Result<Box<dyn Warehouse>> {
+    if let Some(path) = url.strip_prefix("duckdb://") {
+        return Ok(Box::new(duckdb::DuckDbWarehouse::open(path)?));
+    }
+    Err(WarehouseError::UnsupportedUrl(url.to_string()))
+}
