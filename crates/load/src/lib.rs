@@ -26,6 +26,7 @@
 //! assert_eq!(summary.streams["users"].rows, 1);
 //! ```
 
+pub mod inspect;
 pub mod metadata;
 pub mod modes;
 

@@ -10,6 +10,7 @@
 //! schema = "gitlab"
 //! write = "merge"                           # append | merge | replace
 //! on_invalid = "fail"                       # fail | quarantine
+//! batch_rows = 50000                        # rows buffered per stream between sends
 //! ```
 
 use std::collections::BTreeMap;
@@ -66,6 +67,7 @@ struct RawPipeline {
     write: String,
     #[serde(default = "default_on_invalid")]
     on_invalid: String,
+    batch_rows: Option<usize>,
 }
 
 fn default_write() -> String {
@@ -84,6 +86,8 @@ pub struct PipelineConfig {
     pub schema: String,
     pub write_mode: WriteMode,
     pub on_invalid: OnInvalid,
+    /// Rows buffered per stream before they go to the warehouse (not a commit).
+    pub batch_rows: Option<usize>,
 }
 
 /// A loaded `observes.toml`, with relative paths resolved against its folder.
@@ -183,6 +187,7 @@ impl Config {
                     schema: p.schema,
                     write_mode,
                     on_invalid,
+                    batch_rows: p.batch_rows,
                 },
             );
         }

@@ -56,7 +56,7 @@ pub fn drive(
                 }
             }
             Item::Bad { error, raw } => {
-                if !loader.reject_line(error.line(), error.to_string(), &raw)? {
+                if !loader.reject_line(error.line(), error.reason(), &raw)? {
                     return Err(error.into());
                 }
             }
@@ -66,10 +66,12 @@ pub fn drive(
 }
 
 fn load_config(pipeline: &PipelineConfig) -> LoadConfig {
+    let defaults = LoadConfig::new(&pipeline.name, &pipeline.schema);
     LoadConfig {
         write_mode: pipeline.write_mode,
         on_invalid: pipeline.on_invalid,
-        ..LoadConfig::new(&pipeline.name, &pipeline.schema)
+        batch_rows: pipeline.batch_rows.unwrap_or(defaults.batch_rows).max(1),
+        ..defaults
     }
 }
 

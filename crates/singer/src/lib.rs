@@ -139,6 +139,14 @@ impl ReadError {
             ReadError::Line { line, .. } | ReadError::Io { line, .. } => *line,
         }
     }
+
+    /// What is wrong, without the line number (for places that store the line apart).
+    pub fn reason(&self) -> String {
+        match self {
+            ReadError::Line { source, .. } => source.to_string(),
+            ReadError::Io { source, .. } => source.to_string(),
+        }
+    }
 }
 
 /// All fields any message may have, parsed in one pass (an internally tagged enum would

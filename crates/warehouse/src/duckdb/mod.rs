@@ -130,6 +130,17 @@ impl DuckDbWarehouse {
         // Offline machines must never try to download an extension mid-load.
         conn.execute_batch("SET autoinstall_known_extensions = false;")
             .map_err(open_err)?;
+        // Timestamps are stored in UTC; show them in UTC too, whatever the machine's zone.
+        conn.execute_batch("SET TimeZone = 'UTC';").map_err(open_err)?;
+        Ok(DuckDbWarehouse { conn })
+    }
+
+    /// Another connection to the same database (for readers running beside a load).
+    pub fn try_clone(&self) -> Result<Self> {
+        let conn = self.conn.try_clone().map_err(|e| WarehouseError::Open {
+            url: "duckdb (clone)".into(),
+            message: e.to_string(),
+        })?;
         Ok(DuckDbWarehouse { conn })
     }
 

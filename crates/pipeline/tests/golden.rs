@@ -1,0 +1,93 @@
+//! Golden tests: Singer files → exact tables and rows in DuckDB.
+//!
+//! Each folder under `tests/golden/` holds `input.singer` (and `input2.singer`, … loaded
+//! as later runs), an optional `options` file (`merge`, `replace`, `quarantine`, one per
+//! line) and `expected.txt`, the warehouse afterwards. Regenerate expectations with
+//! `UPDATE_GOLDEN=1 cargo test -p observes-pipeline --test golden` and review the diff.
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use observes_load::{LoadConfig, Loader, OnInvalid, WriteMode};
+use observes_pipeline::{drive, MessageStream};
+
+fn case_dirs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Loads every input of a case into a fresh DuckDB and returns the dump.
+fn run_case(dir: &Path) -> String {
+    let options = std::fs::read_to_string(dir.join("options")).unwrap_or_default();
+    let mut config = LoadConfig::new("golden", "raw");
+    for option in options.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match option {
+            "quarantine" => config.on_invalid = OnInvalid::Quarantine,
+            mode => config.write_mode = mode.parse::<WriteMode>().unwrap(),
+        }
+    }
+    // Tiny batches, so every case also crosses batch boundaries.
+    config.batch_rows = 3;
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("input"))
+        .collect();
+    inputs.sort();
+    let mut wh = observes_warehouse::connect("duckdb://:memory:").unwrap();
+    let mut log = String::new();
+    for (run, input) in inputs.iter().enumerate() {
+        let mut loader = Loader::begin(wh.as_mut(), config.clone()).unwrap();
+        let file = std::fs::File::open(input).unwrap();
+        let mut stream = MessageStream::from_reader(BufReader::new(file));
+        let mut committed = Vec::new();
+        match drive(&mut loader, &mut stream, |s| {
+            committed.push(s.to_string());
+            Ok(())
+        }) {
+            Ok(()) => {
+                let summary = loader.finish().unwrap();
+                log.push_str(&format!(
+                    "run {}: ok, {} commits, states {:?}\n",
+                    run + 1,
+                    summary.commits,
+                    committed
+                ));
+            }
+            Err(e) => {
+                log.push_str(&format!("run {}: error: {e}\n", run + 1));
+                loader.abort(&e.to_string());
+            }
+        }
+    }
+    log.push('\n');
+    log + &observes_load::inspect::dump_schema(wh.as_mut(), "raw").unwrap()
+}
+
+#[test]
+fn golden_cases() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut failures = Vec::new();
+    for dir in case_dirs() {
+        let got = run_case(&dir);
+        let expected_path = dir.join("expected.txt");
+        if update {
+            std::fs::write(&expected_path, &got).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if got != expected {
+            failures.push(format!(
+                "--- {} differs. got:\n{got}\n--- expected:\n{expected}",
+                dir.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
