@@ -94,8 +94,8 @@ pub struct Line {
 /// What is wrong with a line of Singer input. The line number is carried by [`ReadError`].
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LineError {
-    #[error("malformed JSON: {0}")]
-    MalformedJson(String),
+    #[error("malformed JSON at column {column}: {message}")]
+    MalformedJson { column: usize, message: String },
     #[error("a message must be a JSON object with a \"type\"")]
     MissingType,
     #[error("unknown message type {0:?}")]
@@ -208,7 +208,15 @@ pub fn parse_message(line: &[u8]) -> Result<Message, LineError> {
         Err(e) if e.classify() == serde_json::error::Category::Data => {
             return Err(LineError::MissingType)
         }
-        Err(e) => return Err(LineError::MalformedJson(e.to_string())),
+        Err(e) => {
+            // serde_json counts lines within this one line; only its column means anything.
+            let text = e.to_string();
+            let message = text.split(" at line ").next().unwrap_or(&text).to_string();
+            return Err(LineError::MalformedJson {
+                column: e.column(),
+                message,
+            });
+        }
     };
     let kind = raw.kind.ok_or(LineError::MissingType)?;
     let need_stream = |kind: &'static str, stream: Option<String>| {
@@ -525,7 +533,7 @@ mod tests {
     #[test]
     fn malformed_input_is_located() {
         let cases = [
-            ("{\"type\":\"RECORD\",", "line 1: malformed JSON: EOF while parsing a value at line 1 column 17"),
+            ("{\"type\":\"RECORD\",", "line 1: malformed JSON at column 17: EOF while parsing a value"),
             ("[1,2]", "line 1: a message must be a JSON object with a \"type\""),
             ("{\"stream\":\"s\"}", "line 1: a message must be a JSON object with a \"type\""),
             ("{\"type\":\"RECORDS\",\"stream\":\"s\"}", "line 1: unknown message type \"RECORDS\""),
@@ -537,7 +545,7 @@ mod tests {
             ("{\"type\":\"SCHEMA\",\"stream\":\"s\",\"schema\":{},\"key_properties\":\"id\"}", "line 1: SCHEMA message for stream \"s\": \"key_properties\" must be a list of strings"),
             ("{\"type\":\"STATE\"}", "line 1: STATE message has no \"value\""),
             ("{\"type\":\"ACTIVATE_VERSION\",\"stream\":\"s\",\"version\":\"x\"}", "line 1: ACTIVATE_VERSION message for stream \"s\": \"version\" must be an integer"),
-            ("{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{}} trailing", "line 1: malformed JSON: trailing characters at line 1 column 44"),
+            ("{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{}} trailing", "line 1: malformed JSON at column 44: trailing characters"),
         ];
         for (input, expected) in cases {
             let got = read_all(input);
@@ -551,6 +559,6 @@ mod tests {
         let input = "{\"type\":\"STATE\",\"value\":1}\n\n{oops\n";
         let got = read_all(input);
         assert!(got[0].is_ok());
-        assert!(got[1].as_ref().unwrap_err().starts_with("line 3: malformed JSON"));
+        assert!(got[1].as_ref().unwrap_err().starts_with("line 3: malformed JSON at column 2: "));
     }
 }

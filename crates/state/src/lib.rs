@@ -75,6 +75,41 @@ impl std::fmt::Debug for StateStore {
 struct LockFile {
     owner: String,
     expires_at: DateTime<Utc>,
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    pid: Option<u32>,
+}
+
+impl LockFile {
+    fn mine(owner: &str, ttl: Duration) -> LockFile {
+        LockFile {
+            owner: owner.to_string(),
+            expires_at: Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1)),
+            host: this_host(),
+            pid: Some(std::process::id()),
+        }
+    }
+
+    /// Expired, or held by a process of this host that no longer exists (a killed run).
+    fn is_stale(&self) -> bool {
+        if self.expires_at <= Utc::now() {
+            return true;
+        }
+        match (&self.host, self.pid) {
+            (Some(host), Some(pid)) if Some(host) == this_host().as_ref() => {
+                pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            }
+            _ => false,
+        }
+    }
+}
+
+fn this_host() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }
 
 /// A held pipeline lock. Release it with [`StateStore::unlock`]; if the holder dies, it
@@ -194,17 +229,12 @@ impl StateStore {
         self.delete(pipeline, "state.json").await
     }
 
-    /// Takes the pipeline's lock for `ttl` (a conditional create; an expired lock is taken
-    /// over with a conditional update where the store supports it).
+    /// Takes the pipeline's lock for `ttl` (a conditional create). A stale lock (expired, or
+    /// left by a process of this host that has died) is taken over with a conditional
+    /// update where the store supports it.
     pub async fn lock(&self, pipeline: &str, owner: &str, ttl: Duration) -> Result<Lock> {
         let key = self.key(pipeline, "lock");
-        let body = |owner: &str| {
-            let file = LockFile {
-                owner: owner.to_string(),
-                expires_at: Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1)),
-            };
-            PutPayload::from(serde_json::to_vec(&file).unwrap_or_default())
-        };
+        let body = |owner: &str| PutPayload::from(serde_json::to_vec(&LockFile::mine(owner, ttl)).unwrap_or_default());
         let create = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -225,7 +255,7 @@ impl StateStore {
         };
         let held: Option<LockFile> = serde_json::from_slice(&bytes).ok();
         if let Some(held) = &held {
-            if held.expires_at > Utc::now() {
+            if !held.is_stale() {
                 return Err(StateError::Locked {
                     pipeline: pipeline.to_string(),
                     owner: held.owner.clone(),
@@ -233,7 +263,7 @@ impl StateStore {
                 });
             }
         }
-        // Expired (or unreadable): take it over.
+        // Stale (or unreadable): take it over.
         let update = PutOptions {
             mode: PutMode::Update(UpdateVersion { e_tag, version: None }),
             ..Default::default()
@@ -333,5 +363,27 @@ mod tests {
         store.unlock(stale).await.unwrap();
         assert!(store.lock("p", "run-4", Duration::from_secs(60)).await.is_err());
         store.unlock(lock3).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lock_left_by_a_dead_process_of_this_host_is_taken_over() {
+        let (dir, store) = store();
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        let pid = dead.id();
+        dead.wait().unwrap();
+        let file = LockFile {
+            owner: "killed run".into(),
+            expires_at: Utc::now() + chrono::Duration::hours(6),
+            host: this_host(),
+            pid: Some(pid),
+        };
+        std::fs::create_dir_all(dir.path().join("p")).unwrap();
+        std::fs::write(dir.path().join("p/lock"), serde_json::to_vec(&file).unwrap()).unwrap();
+        let lock = store.lock("p", "next run", Duration::from_secs(60)).await.unwrap();
+        store.unlock(lock).await.unwrap();
+        // A live holder on another host is respected until it expires.
+        let other = LockFile { host: Some("elsewhere".into()), ..file };
+        std::fs::write(dir.path().join("p/lock"), serde_json::to_vec(&other).unwrap()).unwrap();
+        assert!(store.lock("p", "next run", Duration::from_secs(60)).await.is_err());
     }
 }

@@ -1,0 +1,89 @@
+//! Each kind of bad input stops `observes target` with an error naming where it is, and
+//! what earlier checkpoints committed stays.
+
+mod common;
+
+use common::*;
+
+const SCHEMA: &str = r#"{"type":"SCHEMA","stream":"jobs","schema":{"properties":{"id":{"type":"integer"},"status":{"type":"string"}}},"key_properties":["id"]}"#;
+const GOOD: &str = r#"{"type":"RECORD","stream":"jobs","record":{"id":1,"status":"ok"}}"#;
+const STATE: &str = r#"{"type":"STATE","value":{"jobs":1}}"#;
+
+/// Loads SCHEMA, one committed record, then `bad` followed by a record that must not land.
+fn load_with(bad: &str) -> (std::process::Output, Vec<Vec<String>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wh.duckdb");
+    let url = format!("duckdb://{}", db.display());
+    let after = r#"{"type":"RECORD","stream":"jobs","record":{"id":99,"status":"after"}}"#;
+    let input = format!("{SCHEMA}\n{GOOD}\n{STATE}\n{bad}\n{after}\n");
+    let out = run_with_input(&["target", &url, "--schema", "raw", "--write", "merge"], &input);
+    let ids = query(&db, "SELECT id, status FROM raw.jobs ORDER BY id");
+    (out, ids)
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines().last().unwrap_or("")
+}
+
+#[test]
+fn each_bad_input_has_a_located_error_and_keeps_committed_rows() {
+    let cases = [
+        ("{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{\"id\":", "error: line 4: malformed JSON at column 48: EOF while parsing a value"),
+        ("{\"type\":\"RECORDZ\",\"stream\":\"jobs\"}", "error: line 4: unknown message type \"RECORDZ\""),
+        ("{\"type\":\"RECORD\",\"stream\":\"builds\",\"record\":{\"id\":2}}", "error: line 4, stream \"builds\": RECORD before the stream's SCHEMA"),
+        ("{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{\"status\":\"no key\"}}", "error: line 4, stream \"jobs\": field \"id\": key property is missing or null"),
+        ("{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{\"id\":\"two\"}}", "error: line 4, stream \"jobs\": field \"id\": expected integer or null, got string \"two\""),
+        ("{\"type\":\"SCHEMA\",\"stream\":\"jobs\",\"schema\":{\"properties\":{\"id\":{\"type\":\"integr\"}}},\"key_properties\":[\"id\"]}", "error: line 4: stream \"jobs\": invalid schema at properties.id.type: unknown type \"integr\""),
+        ("{\"type\":\"SCHEMA\",\"stream\":\"jobs\",\"schema\":{\"properties\":{\"id\":{\"type\":\"integer\"}}},\"key_properties\":[\"uuid\"]}", "error: line 4: stream \"jobs\": invalid schema at key_properties: key property \"uuid\" is not in the schema"),
+        ("{\"type\":\"SCHEMA\",\"stream\":\"jobs\",\"schema\":{\"properties\":{\"id\":{\"type\":\"boolean\"},\"status\":{\"type\":\"string\"}}},\"key_properties\":[\"id\"]}", "error: line 4: stream \"jobs\": column \"id\" of table \"jobs\" cannot change from bigint to boolean (the schema-change policy is \"fail\")"),
+    ];
+    for (bad, expected) in cases {
+        let (out, ids) = load_with(bad);
+        assert!(!out.status.success(), "{bad}: should fail");
+        assert_eq!(last_line(&stderr(&out)), expected, "{bad}");
+        assert_eq!(ids, rows(&[&["1", "ok"]]), "{bad}: the committed checkpoint stays, nothing after it lands");
+        // The checkpoint's state was echoed to stdout before the failure.
+        assert_eq!(stdout(&out), "{\"type\":\"STATE\",\"value\":{\"jobs\":1}}\n", "{bad}");
+    }
+}
+
+#[test]
+fn a_failed_load_is_recorded_with_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wh.duckdb");
+    let url = format!("duckdb://{}", db.display());
+    let input = format!("{SCHEMA}\n{GOOD}\n{STATE}\n{{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{{\"id\":\"x\"}}}}\n");
+    let out = run_with_input(&["target", &url, "--schema", "raw", "--pipeline", "p"], &input);
+    assert!(!out.status.success());
+    let loads = query(&db, "SELECT load_id, stream, rows, status, error FROM raw._observes_loads");
+    assert_eq!(
+        loads,
+        rows(&[&["1", "jobs", "1", "failed", "line 4, stream \"jobs\": field \"id\": expected integer or null, got string \"x\""]])
+    );
+    let state = query(&db, "SELECT pipeline, CAST(state AS VARCHAR) FROM raw._observes_state");
+    assert_eq!(state, rows(&[&["p", "{\"jobs\":1}"]]));
+}
+
+#[test]
+fn quarantine_loads_the_rest_and_keeps_the_bad_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wh.duckdb");
+    let url = format!("duckdb://{}", db.display());
+    let input = format!(
+        "{SCHEMA}\n{GOOD}\nnot json\n{{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{{\"id\":\"x\"}}}}\n{{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{{\"id\":3,\"status\":\"fine\"}}}}\n{STATE}\n"
+    );
+    let out = run_with_input(&["target", &url, "--schema", "raw", "--on-invalid", "quarantine"], &input);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(query(&db, "SELECT id FROM raw.jobs ORDER BY id"), rows(&[&["1"], &["3"]]));
+    assert_eq!(
+        query(&db, "SELECT stream, line, reason, record FROM raw._observes_rejects ORDER BY line"),
+        rows(&[
+            &["", "3", "malformed JSON at column 2: expected ident", "not json"],
+            &["jobs", "4", "field \"id\": expected integer or null, got string \"x\"", "{\"id\":\"x\"}"],
+        ])
+    );
+    assert_eq!(
+        query(&db, "SELECT stream, rows, rejected, status FROM raw._observes_loads"),
+        rows(&[&["jobs", "2", "1", "completed"]])
+    );
+}
