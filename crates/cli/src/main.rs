@@ -138,7 +138,9 @@ fn parse_on_invalid(s: &str) -> Result<OnInvalid, String> {
 fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -173,12 +175,18 @@ fn error_chain(e: &anyhow::Error) -> String {
 
 fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::Run { name, config, dir, json } => {
+        Command::Run {
+            name,
+            config,
+            dir,
+            json,
+        } => {
             if name == "demo" && !config_has_pipeline(&config, "demo") {
                 return run_demo(&dir, json);
             }
             let cfg = Config::load(&config)?;
-            let summary = run_pipeline(&cfg, &name).with_context(|| format!("pipeline {name:?} failed"))?;
+            let summary =
+                run_pipeline(&cfg, &name).with_context(|| format!("pipeline {name:?} failed"))?;
             print_run(&summary, json)
         }
         Command::Target {
@@ -189,17 +197,21 @@ fn dispatch(command: Command) -> Result<()> {
             pipeline,
         } => target(&warehouse, &schema, write_mode, on_invalid, &pipeline),
         Command::Tap {
-            tap: Tap::Synthetic {
-                records,
-                seed,
-                checkpoint_every,
-                state,
-            },
+            tap:
+                Tap::Synthetic {
+                    records,
+                    seed,
+                    checkpoint_every,
+                    state,
+                },
         } => {
             let state: Option<Value> = match state {
                 Some(path) => Some(
-                    serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
-                        .with_context(|| format!("{} is not JSON", path.display()))?,
+                    serde_json::from_slice(
+                        &std::fs::read(&path)
+                            .with_context(|| format!("reading {}", path.display()))?,
+                    )
+                    .with_context(|| format!("{} is not JSON", path.display()))?,
                 ),
                 None => None,
             };
@@ -276,9 +288,18 @@ fn run_demo(dir: &std::path::Path, as_json: bool) -> Result<()> {
         writeln!(out, "{}", json!({"tables": tables}))?;
         return Ok(());
     }
-    writeln!(out, "\nTables in {}:", summary.dir.join("warehouse.duckdb").display())?;
+    writeln!(
+        out,
+        "\nTables in {}:",
+        summary.dir.join("warehouse.duckdb").display()
+    )?;
     for t in &summary.tables {
-        writeln!(out, "  {:<40} {:>8} rows", format!("{}.{}", t.schema, t.table), t.rows)?;
+        writeln!(
+            out,
+            "  {:<40} {:>8} rows",
+            format!("{}.{}", t.schema, t.table),
+            t.rows
+        )?;
     }
     writeln!(
         out,
@@ -288,7 +309,13 @@ fn run_demo(dir: &std::path::Path, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-fn target(warehouse: &str, schema: &str, write_mode: WriteMode, on_invalid: OnInvalid, pipeline: &str) -> Result<()> {
+fn target(
+    warehouse: &str,
+    schema: &str,
+    write_mode: WriteMode,
+    on_invalid: OnInvalid,
+    pipeline: &str,
+) -> Result<()> {
     let mut wh = observes_warehouse::connect(warehouse)?;
     let config = LoadConfig {
         write_mode,
@@ -296,10 +323,15 @@ fn target(warehouse: &str, schema: &str, write_mode: WriteMode, on_invalid: OnIn
         ..LoadConfig::new(pipeline, schema)
     };
     let mut loader = Loader::begin(wh.as_mut(), config)?;
-    let mut stream = MessageStream::from_reader(BufReader::with_capacity(1 << 20, std::io::stdin()));
+    let mut stream =
+        MessageStream::from_reader(BufReader::with_capacity(1 << 20, std::io::stdin()));
     let mut out = MessageWriter::new(std::io::stdout());
-    let echo = |out: &mut MessageWriter<std::io::Stdout>, state: &Value| -> Result<(), observes_pipeline::RunError> {
-        let message = Message::State(observes_singer::StateMessage { value: state.clone() });
+    let echo = |out: &mut MessageWriter<std::io::Stdout>,
+                state: &Value|
+     -> Result<(), observes_pipeline::RunError> {
+        let message = Message::State(observes_singer::StateMessage {
+            value: state.clone(),
+        });
         // A closed stdout must not undo a committed load; the state is in the warehouse.
         let _ = out.write(&message).and_then(|_| out.flush());
         Ok(())
@@ -322,17 +354,22 @@ fn target(warehouse: &str, schema: &str, write_mode: WriteMode, on_invalid: OnIn
 fn state(action: StateAction) -> Result<()> {
     let (pipeline, config) = match &action {
         StateAction::Get { pipeline, config }
-        | StateAction::Set { pipeline, config, .. }
+        | StateAction::Set {
+            pipeline, config, ..
+        }
         | StateAction::Clear { pipeline, config } => (pipeline.clone(), config.clone()),
     };
     let cfg = Config::load(&config)?;
     let schema = cfg.pipeline(&pipeline)?.schema.clone();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let store = StateStore::open(&cfg.state)?;
     let mut wh = observes_warehouse::connect(&cfg.warehouse)?;
     match action {
         StateAction::Get { .. } => {
-            let state = match observes_load::metadata::read_state(wh.as_mut(), &schema, &pipeline)? {
+            let state = match observes_load::metadata::read_state(wh.as_mut(), &schema, &pipeline)?
+            {
                 Some(s) => Some(s),
                 None => rt.block_on(store.get(&pipeline))?,
             };
@@ -351,11 +388,22 @@ fn state(action: StateAction) -> Result<()> {
             if !value.is_object() {
                 bail!("the state must be a JSON object");
             }
-            let lock = rt.block_on(store.lock(&pipeline, "observes state set", observes_pipeline::run::LOCK_TTL))?;
+            let lock = rt.block_on(store.lock(
+                &pipeline,
+                "observes state set",
+                observes_pipeline::run::LOCK_TTL,
+            ))?;
             let result = (|| -> Result<()> {
                 wh.begin()?;
-                let (load_id, _) = observes_load::metadata::prepare(wh.as_mut(), &schema, &pipeline)?;
-                observes_load::metadata::write_state(wh.as_mut(), &schema, &pipeline, &value, load_id - 1)?;
+                let (load_id, _) =
+                    observes_load::metadata::prepare(wh.as_mut(), &schema, &pipeline)?;
+                observes_load::metadata::write_state(
+                    wh.as_mut(),
+                    &schema,
+                    &pipeline,
+                    &value,
+                    load_id - 1,
+                )?;
                 wh.commit()?;
                 rt.block_on(store.put(&pipeline, &value))?;
                 Ok(())
@@ -364,7 +412,11 @@ fn state(action: StateAction) -> Result<()> {
             result?;
         }
         StateAction::Clear { .. } => {
-            let lock = rt.block_on(store.lock(&pipeline, "observes state clear", observes_pipeline::run::LOCK_TTL))?;
+            let lock = rt.block_on(store.lock(
+                &pipeline,
+                "observes state clear",
+                observes_pipeline::run::LOCK_TTL,
+            ))?;
             let result = (|| -> Result<()> {
                 wh.begin()?;
                 observes_load::metadata::clear_state(wh.as_mut(), &schema, &pipeline)?;

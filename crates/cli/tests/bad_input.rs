@@ -16,7 +16,10 @@ fn load_with(bad: &str) -> (std::process::Output, Vec<Vec<String>>) {
     let url = format!("duckdb://{}", db.display());
     let after = r#"{"type":"RECORD","stream":"jobs","record":{"id":99,"status":"after"}}"#;
     let input = format!("{SCHEMA}\n{GOOD}\n{STATE}\n{bad}\n{after}\n");
-    let out = run_with_input(&["target", &url, "--schema", "raw", "--write", "merge"], &input);
+    let out = run_with_input(
+        &["target", &url, "--schema", "raw", "--write", "merge"],
+        &input,
+    );
     let ids = query(&db, "SELECT id, status FROM raw.jobs ORDER BY id");
     (out, ids)
 }
@@ -41,9 +44,17 @@ fn each_bad_input_has_a_located_error_and_keeps_committed_rows() {
         let (out, ids) = load_with(bad);
         assert!(!out.status.success(), "{bad}: should fail");
         assert_eq!(last_line(&stderr(&out)), expected, "{bad}");
-        assert_eq!(ids, rows(&[&["1", "ok"]]), "{bad}: the committed checkpoint stays, nothing after it lands");
+        assert_eq!(
+            ids,
+            rows(&[&["1", "ok"]]),
+            "{bad}: the committed checkpoint stays, nothing after it lands"
+        );
         // The checkpoint's state was echoed to stdout before the failure.
-        assert_eq!(stdout(&out), "{\"type\":\"STATE\",\"value\":{\"jobs\":1}}\n", "{bad}");
+        assert_eq!(
+            stdout(&out),
+            "{\"type\":\"STATE\",\"value\":{\"jobs\":1}}\n",
+            "{bad}"
+        );
     }
 }
 
@@ -53,14 +64,29 @@ fn a_failed_load_is_recorded_with_its_error() {
     let db = dir.path().join("wh.duckdb");
     let url = format!("duckdb://{}", db.display());
     let input = format!("{SCHEMA}\n{GOOD}\n{STATE}\n{{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{{\"id\":\"x\"}}}}\n");
-    let out = run_with_input(&["target", &url, "--schema", "raw", "--pipeline", "p"], &input);
+    let out = run_with_input(
+        &["target", &url, "--schema", "raw", "--pipeline", "p"],
+        &input,
+    );
     assert!(!out.status.success());
-    let loads = query(&db, "SELECT load_id, stream, rows, status, error FROM raw._observes_loads");
+    let loads = query(
+        &db,
+        "SELECT load_id, stream, rows, status, error FROM raw._observes_loads",
+    );
     assert_eq!(
         loads,
-        rows(&[&["1", "jobs", "1", "failed", "line 4, stream \"jobs\": field \"id\": expected integer or null, got string \"x\""]])
+        rows(&[&[
+            "1",
+            "jobs",
+            "1",
+            "failed",
+            "line 4, stream \"jobs\": field \"id\": expected integer or null, got string \"x\""
+        ]])
     );
-    let state = query(&db, "SELECT pipeline, CAST(state AS VARCHAR) FROM raw._observes_state");
+    let state = query(
+        &db,
+        "SELECT pipeline, CAST(state AS VARCHAR) FROM raw._observes_state",
+    );
     assert_eq!(state, rows(&[&["p", "{\"jobs\":1}"]]));
 }
 
@@ -72,18 +98,47 @@ fn quarantine_loads_the_rest_and_keeps_the_bad_records() {
     let input = format!(
         "{SCHEMA}\n{GOOD}\nnot json\n{{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{{\"id\":\"x\"}}}}\n{{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{{\"id\":3,\"status\":\"fine\"}}}}\n{STATE}\n"
     );
-    let out = run_with_input(&["target", &url, "--schema", "raw", "--on-invalid", "quarantine"], &input);
+    let out = run_with_input(
+        &[
+            "target",
+            &url,
+            "--schema",
+            "raw",
+            "--on-invalid",
+            "quarantine",
+        ],
+        &input,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(query(&db, "SELECT id FROM raw.jobs ORDER BY id"), rows(&[&["1"], &["3"]]));
     assert_eq!(
-        query(&db, "SELECT stream, line, reason, record FROM raw._observes_rejects ORDER BY line"),
+        query(&db, "SELECT id FROM raw.jobs ORDER BY id"),
+        rows(&[&["1"], &["3"]])
+    );
+    assert_eq!(
+        query(
+            &db,
+            "SELECT stream, line, reason, record FROM raw._observes_rejects ORDER BY line"
+        ),
         rows(&[
-            &["", "3", "malformed JSON at column 2: expected ident", "not json"],
-            &["jobs", "4", "field \"id\": expected integer or null, got string \"x\"", "{\"id\":\"x\"}"],
+            &[
+                "",
+                "3",
+                "malformed JSON at column 2: expected ident",
+                "not json"
+            ],
+            &[
+                "jobs",
+                "4",
+                "field \"id\": expected integer or null, got string \"x\"",
+                "{\"id\":\"x\"}"
+            ],
         ])
     );
     assert_eq!(
-        query(&db, "SELECT stream, rows, rejected, status FROM raw._observes_loads"),
+        query(
+            &db,
+            "SELECT stream, rows, rejected, status FROM raw._observes_loads"
+        ),
         rows(&[&["jobs", "2", "1", "completed"]])
     );
 }

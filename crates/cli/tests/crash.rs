@@ -36,7 +36,8 @@ impl Setup {
 
     fn command(&self) -> std::process::Command {
         let mut cmd = observes();
-        cmd.current_dir(&self.root).args(["run", "crash", "--config", "observes.toml"]);
+        cmd.current_dir(&self.root)
+            .args(["run", "crash", "--config", "observes.toml"]);
         cmd
     }
 
@@ -47,17 +48,32 @@ impl Setup {
 
     /// Runs with a failpoint; the process must die by SIGKILL there.
     fn run_killed_at(&self, point: &str) {
-        let out = self.command().env("OBSERVES_FAILPOINT", point).output().unwrap();
-        assert_eq!(out.status.signal(), Some(9), "{point}: expected SIGKILL, got {:?}: {}", out.status, stderr(&out));
+        let out = self
+            .command()
+            .env("OBSERVES_FAILPOINT", point)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{point}: expected SIGKILL, got {:?}: {}",
+            out.status,
+            stderr(&out)
+        );
     }
 
     fn warehouse_position(&self) -> Option<u64> {
-        let rows = query(&self.db(), "SELECT CAST(state AS VARCHAR) FROM ci._observes_state WHERE pipeline = 'crash'");
+        let rows = query(
+            &self.db(),
+            "SELECT CAST(state AS VARCHAR) FROM ci._observes_state WHERE pipeline = 'crash'",
+        );
         rows.first().map(|r| position(&r[0]))
     }
 
     fn store_position(&self) -> Option<u64> {
-        std::fs::read_to_string(self.root.join("state/crash/state.json")).ok().map(|s| position(&s))
+        std::fs::read_to_string(self.root.join("state/crash/state.json"))
+            .ok()
+            .map(|s| position(&s))
     }
 
     /// The data as a user compares it: every column but the load-specific ids, children
@@ -87,7 +103,9 @@ impl Setup {
 
 fn position(state: &str) -> u64 {
     let v: serde_json::Value = serde_json::from_str(state).unwrap();
-    v.pointer("/synthetic/position").and_then(|p| p.as_u64()).unwrap()
+    v.pointer("/synthetic/position")
+        .and_then(|p| p.as_u64())
+        .unwrap()
 }
 
 fn reference(mode: &str) -> Vec<Vec<Vec<String>>> {
@@ -120,34 +138,72 @@ fn check_mode(mode: &str) {
         let committed = setup.warehouse_position();
         // What survived is exactly a committed checkpoint.
         if let Some(p) = committed {
-            assert!(p % CHECKPOINT_EVERY == 0 || p == RECORDS, "{point}: committed position {p}");
-            let n = query(&setup.db(), "SELECT COUNT(*) FROM ci.jobs")[0][0].parse::<u64>().unwrap();
-            assert_eq!(n, p, "{point}: rows committed = records covered by the committed state");
+            assert!(
+                p % CHECKPOINT_EVERY == 0 || p == RECORDS,
+                "{point}: committed position {p}"
+            );
+            let n = query(&setup.db(), "SELECT COUNT(*) FROM ci.jobs")[0][0]
+                .parse::<u64>()
+                .unwrap();
+            assert_eq!(
+                n, p,
+                "{point}: rows committed = records covered by the committed state"
+            );
         }
         let (name, n) = point.split_once(':').unwrap();
         let n: u64 = n.parse().unwrap();
         match name {
             "before-commit" => {
-                assert_eq!(committed, (n > 1).then(|| (n - 1) * CHECKPOINT_EVERY), "{point}");
-                assert_eq!(setup.store_position(), committed, "{point}: the store has the last committed state");
+                assert_eq!(
+                    committed,
+                    (n > 1).then(|| (n - 1) * CHECKPOINT_EVERY),
+                    "{point}"
+                );
+                assert_eq!(
+                    setup.store_position(),
+                    committed,
+                    "{point}: the store has the last committed state"
+                );
             }
             "after-commit" => {
-                assert_eq!(committed, Some((n * CHECKPOINT_EVERY).min(RECORDS)), "{point}");
-                assert_eq!(setup.store_position(), (n > 1).then(|| (n - 1) * CHECKPOINT_EVERY), "{point}: the store is one behind");
+                assert_eq!(
+                    committed,
+                    Some((n * CHECKPOINT_EVERY).min(RECORDS)),
+                    "{point}"
+                );
+                assert_eq!(
+                    setup.store_position(),
+                    (n > 1).then(|| (n - 1) * CHECKPOINT_EVERY),
+                    "{point}: the store is one behind"
+                );
             }
             _ => {}
         }
         setup.run();
-        assert_eq!(setup.snapshot(), expected, "{mode}, killed at {point}: tables differ from an uninterrupted run");
+        assert_eq!(
+            setup.snapshot(),
+            expected,
+            "{mode}, killed at {point}: tables differ from an uninterrupted run"
+        );
         assert_eq!(setup.warehouse_position(), Some(RECORDS), "{point}");
-        assert_eq!(setup.store_position(), Some(RECORDS), "{point}: the store was repaired");
-        let loads = query(&setup.db(), "SELECT status FROM ci._observes_loads ORDER BY load_id");
+        assert_eq!(
+            setup.store_position(),
+            Some(RECORDS),
+            "{point}: the store was repaired"
+        );
+        let loads = query(
+            &setup.db(),
+            "SELECT status FROM ci._observes_loads ORDER BY load_id",
+        );
         assert_eq!(loads.last().unwrap()[0], "completed", "{point}");
         let killed_after_final_commit = name == "after-commit" && committed == Some(RECORDS);
         if killed_after_final_commit {
             assert_eq!(loads[0][0], "completed", "{point}: the load had finished");
         } else if committed.is_some() {
-            assert_eq!(loads[0][0], "aborted", "{point}: the killed load is marked aborted");
+            assert_eq!(
+                loads[0][0], "aborted",
+                "{point}: the killed load is marked aborted"
+            );
         }
     }
 }
@@ -166,7 +222,12 @@ fn merge_survives_sigkill_anywhere() {
 fn repeated_crashes_then_a_clean_run() {
     let expected = reference("append");
     let setup = Setup::new("append", RECORDS);
-    for point in ["flushed:3", "before-commit:2", "after-commit:1", "flushed:8"] {
+    for point in [
+        "flushed:3",
+        "before-commit:2",
+        "after-commit:1",
+        "flushed:8",
+    ] {
         setup.run_killed_at(point);
     }
     setup.run();
@@ -193,4 +254,3 @@ fn sigkill_at_arbitrary_moments() {
     assert_eq!(setup.snapshot(), expected);
     assert_eq!(setup.warehouse_position(), Some(records));
 }
-

@@ -10,7 +10,9 @@ use crate::metadata::{LOADS, REJECTS, SCHEMA_VERSIONS, STATE};
 /// Columns shown for metadata tables: the ones that do not change from run to run.
 fn metadata_columns(table: &str) -> Option<&'static [&'static str]> {
     match table {
-        LOADS => Some(&["load_id", "pipeline", "stream", "rows", "rejected", "status", "error"]),
+        LOADS => Some(&[
+            "load_id", "pipeline", "stream", "rows", "rejected", "status", "error",
+        ]),
         STATE => Some(&["pipeline", "state", "load_id"]),
         SCHEMA_VERSIONS => Some(&["stream", "version", "tables", "load_id"]),
         REJECTS => Some(&["load_id", "stream", "line", "reason", "record"]),
@@ -38,14 +40,19 @@ pub fn dump_schema(wh: &mut dyn Warehouse, schema: &str) -> Result<String> {
     )?;
     let mut out = String::new();
     for row in tables {
-        let Some(table) = row.first().and_then(SqlValue::as_str).map(str::to_string) else { continue };
+        let Some(table) = row.first().and_then(SqlValue::as_str).map(str::to_string) else {
+            continue;
+        };
         if table.ends_with("__observes_stage") || table.ends_with("__observes_new") {
             continue;
         }
         let columns = wh.table_columns(schema, &table)?.unwrap_or_default();
         let dialect = wh.dialect();
         let shown: Vec<(String, observes_model::ColumnType)> = match metadata_columns(&table) {
-            Some(keep) => columns.into_iter().filter(|(n, _)| keep.contains(&n.as_str())).collect(),
+            Some(keep) => columns
+                .into_iter()
+                .filter(|(n, _)| keep.contains(&n.as_str()))
+                .collect(),
             None => columns,
         };
         out.push_str(&format!("== {table}\n"));
@@ -65,15 +72,27 @@ pub fn dump_schema(wh: &mut dyn Warehouse, schema: &str) -> Result<String> {
         let order = if shown.iter().any(|(n, _)| n == ID) {
             quote(ID)
         } else {
-            (1..=shown.len().min(4)).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+            (1..=shown.len().min(4))
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
-        let rows = wh.query(&format!("SELECT {select} FROM {} ORDER BY {order}", qualified(schema, &table)), &[])?;
+        let rows = wh.query(
+            &format!(
+                "SELECT {select} FROM {} ORDER BY {order}",
+                qualified(schema, &table)
+            ),
+            &[],
+        )?;
         for row in rows {
             let cells: Vec<String> = row
                 .iter()
                 .zip(&shown)
                 .map(|(v, (_, ty))| {
-                    let quoted = matches!(ty, observes_model::ColumnType::Text | observes_model::ColumnType::Json);
+                    let quoted = matches!(
+                        ty,
+                        observes_model::ColumnType::Text | observes_model::ColumnType::Json
+                    );
                     render(v, quoted)
                 })
                 .collect();

@@ -34,7 +34,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use observes_model::{IdAllocator, IncompatibleChange, InvalidRecord, Layout, Normalizer, SchemaError, TableChange};
+use observes_model::{
+    IdAllocator, IncompatibleChange, InvalidRecord, Layout, Normalizer, SchemaError, TableChange,
+};
 use observes_singer::{Message, RecordMessage, SchemaMessage};
 use observes_warehouse::{sql, Warehouse, WarehouseError};
 use serde_json::Value;
@@ -57,7 +59,9 @@ impl std::str::FromStr for OnInvalid {
         match s {
             "fail" => Ok(OnInvalid::Fail),
             "quarantine" => Ok(OnInvalid::Quarantine),
-            other => Err(format!("unknown bad-input policy {other:?} (expected fail or quarantine)")),
+            other => Err(format!(
+                "unknown bad-input policy {other:?} (expected fail or quarantine)"
+            )),
         }
     }
 }
@@ -260,8 +264,13 @@ impl<'w> Loader<'w> {
 
     fn schema(&mut self, line: u64, message: SchemaMessage) -> Result<(), LoadError> {
         let dialect = self.wh.dialect();
-        let layout = Layout::compile(&message.stream, &message.schema, &message.key_properties, dialect.max_identifier)
-            .map_err(|source| LoadError::Schema { line, source })?;
+        let layout = Layout::compile(
+            &message.stream,
+            &message.schema,
+            &message.key_properties,
+            dialect.max_identifier,
+        )
+        .map_err(|source| LoadError::Schema { line, source })?;
         if self.config.write_mode == WriteMode::Merge && layout.key_properties.is_empty() {
             return Err(LoadError::MergeWithoutKeys {
                 line,
@@ -292,10 +301,24 @@ impl<'w> Loader<'w> {
         } else {
             self.order.push(message.stream.clone());
         }
-        let aside_ready = self.streams.get(&message.stream).is_some_and(|s| s.aside_ready);
-        let committed = self.streams.get(&message.stream).map(|s| s.committed.clone()).unwrap_or_default();
-        let pending = self.streams.get(&message.stream).map(|s| s.pending.clone()).unwrap_or_default();
-        let activate_version = self.streams.get(&message.stream).is_some_and(|s| s.activate_version);
+        let aside_ready = self
+            .streams
+            .get(&message.stream)
+            .is_some_and(|s| s.aside_ready);
+        let committed = self
+            .streams
+            .get(&message.stream)
+            .map(|s| s.committed.clone())
+            .unwrap_or_default();
+        let pending = self
+            .streams
+            .get(&message.stream)
+            .map(|s| s.pending.clone())
+            .unwrap_or_default();
+        let activate_version = self
+            .streams
+            .get(&message.stream)
+            .is_some_and(|s| s.activate_version);
         let mut stream = Stream {
             normalizer: Normalizer::new(Arc::new(layout.clone())),
             prepared: false,
@@ -318,22 +341,33 @@ impl<'w> Loader<'w> {
     }
 
     /// Creates or evolves the tables a layout writes to; returns the layout fitted to them.
-    fn prepare_tables(&mut self, line: u64, mut layout: Layout, stream: &mut Stream) -> Result<Layout, LoadError> {
+    fn prepare_tables(
+        &mut self,
+        line: u64,
+        mut layout: Layout,
+        stream: &mut Stream,
+    ) -> Result<Layout, LoadError> {
         let schema = self.config.schema.clone();
         let dialect = self.wh.dialect();
         self.wh.execute(&sql::create_schema(&schema), &[])?;
         let replace = self.config.write_mode == WriteMode::Replace;
         for i in 0..layout.tables.len() {
             let name = layout.tables[i].name.clone();
-            let target = if replace { modes::aside_name(&name) } else { name.clone() };
+            let target = if replace {
+                modes::aside_name(&name)
+            } else {
+                name.clone()
+            };
             if replace && !stream.aside_ready {
                 // A full reload starts from empty tables, whatever was left by a dead run.
                 self.wh.execute(&sql::drop_table(&schema, &target), &[])?;
             }
             match self.wh.table_columns(&schema, &target)? {
                 None => {
-                    self.wh
-                        .execute(&sql::create_table(dialect, &schema, &target, &layout.tables[i].columns), &[])?;
+                    self.wh.execute(
+                        &sql::create_table(dialect, &schema, &target, &layout.tables[i].columns),
+                        &[],
+                    )?;
                 }
                 Some(existing) => {
                     let changes = layout
@@ -341,7 +375,9 @@ impl<'w> Loader<'w> {
                         .map_err(|source| LoadError::Incompatible { line, source })?;
                     for change in changes {
                         let statement = match &change {
-                            TableChange::AddColumn { column } => sql::add_column(dialect, &schema, &target, column),
+                            TableChange::AddColumn { column } => {
+                                sql::add_column(dialect, &schema, &target, column)
+                            }
                             TableChange::WidenColumn { column, to, .. } => {
                                 sql::widen_column(dialect, &schema, &target, column, *to)
                             }
@@ -411,7 +447,12 @@ impl<'w> Loader<'w> {
     }
 
     /// Quarantines input that is not even a message (malformed JSON), when the policy allows.
-    pub fn reject_line(&mut self, line: u64, reason: String, raw: &[u8]) -> Result<bool, LoadError> {
+    pub fn reject_line(
+        &mut self,
+        line: u64,
+        reason: String,
+        raw: &[u8],
+    ) -> Result<bool, LoadError> {
         if self.config.on_invalid != OnInvalid::Quarantine {
             return Ok(false);
         }
@@ -426,7 +467,9 @@ impl<'w> Loader<'w> {
 
     /// Sends a stream's buffered rows to the warehouse (inside the open transaction).
     fn flush_stream(&mut self, name: &str) -> Result<(), LoadError> {
-        let Some(stream) = self.streams.get_mut(name) else { return Ok(()) };
+        let Some(stream) = self.streams.get_mut(name) else {
+            return Ok(());
+        };
         let batches = stream.normalizer.take_batches();
         if batches.is_empty() {
             return Ok(());
@@ -441,7 +484,8 @@ impl<'w> Loader<'w> {
             for table in &layout.tables {
                 let stage = modes::stage_name(&table.name);
                 self.wh.execute(&sql::drop_table(&schema, &stage), &[])?;
-                self.wh.execute(&sql::create_table_like(&schema, &stage, &table.name), &[])?;
+                self.wh
+                    .execute(&sql::create_table_like(&schema, &stage, &table.name), &[])?;
             }
             stream.staged = true;
         }
@@ -459,7 +503,9 @@ impl<'w> Loader<'w> {
     }
 
     fn apply_merge(&mut self, name: &str) -> Result<(), LoadError> {
-        let Some(stream) = self.streams.get_mut(name) else { return Ok(()) };
+        let Some(stream) = self.streams.get_mut(name) else {
+            return Ok(());
+        };
         if !stream.staged {
             return Ok(());
         }
@@ -485,7 +531,12 @@ impl<'w> Loader<'w> {
             for name in &names {
                 let stream = &self.streams[name];
                 if stream.activate_version {
-                    modes::drop_older_loads(self.wh, &self.config.schema, stream.normalizer.layout(), self.ids.load_id())?;
+                    modes::drop_older_loads(
+                        self.wh,
+                        &self.config.schema,
+                        stream.normalizer.layout(),
+                        self.ids.load_id(),
+                    )?;
                 }
             }
         }
@@ -495,7 +546,12 @@ impl<'w> Loader<'w> {
 
     fn write_metadata(&mut self, status: &str) -> Result<(), LoadError> {
         let schema = self.config.schema.clone();
-        metadata::insert_rejects(self.wh, &schema, self.ids.load_id(), &std::mem::take(&mut self.rejects))?;
+        metadata::insert_rejects(
+            self.wh,
+            &schema,
+            self.ids.load_id(),
+            &std::mem::take(&mut self.rejects),
+        )?;
         for name in &self.order {
             let stream = &self.streams[name];
             metadata::record_load(
@@ -510,7 +566,13 @@ impl<'w> Loader<'w> {
             )?;
         }
         if let Some(state) = &self.pending_state {
-            metadata::write_state(self.wh, &schema, &self.config.pipeline, state, self.ids.load_id())?;
+            metadata::write_state(
+                self.wh,
+                &schema,
+                &self.config.pipeline,
+                state,
+                self.ids.load_id(),
+            )?;
         }
         Ok(())
     }
@@ -548,7 +610,11 @@ impl<'w> Loader<'w> {
             }
             WriteMode::Replace => {
                 for name in &names {
-                    modes::swap_in(self.wh, &self.config.schema, self.streams[name].normalizer.layout())?;
+                    modes::swap_in(
+                        self.wh,
+                        &self.config.schema,
+                        self.streams[name].normalizer.layout(),
+                    )?;
                 }
             }
             WriteMode::Append => {}
@@ -557,12 +623,22 @@ impl<'w> Loader<'w> {
             for name in &names {
                 let stream = &self.streams[name];
                 if stream.activate_version {
-                    modes::drop_older_loads(self.wh, &self.config.schema, stream.normalizer.layout(), self.ids.load_id())?;
+                    modes::drop_older_loads(
+                        self.wh,
+                        &self.config.schema,
+                        stream.normalizer.layout(),
+                        self.ids.load_id(),
+                    )?;
                 }
             }
         }
         self.write_metadata("running")?;
-        metadata::complete_load(self.wh, &self.config.schema, self.ids.load_id(), "completed")?;
+        metadata::complete_load(
+            self.wh,
+            &self.config.schema,
+            self.ids.load_id(),
+            "completed",
+        )?;
         self.commit()?;
         let secs = self.started.elapsed().as_secs_f64();
         tracing::info!(
@@ -594,7 +670,13 @@ impl<'w> Loader<'w> {
         }
         let result = (|| -> Result<(), LoadError> {
             self.wh.begin()?;
-            metadata::fail_load(self.wh, &self.config.schema, self.ids.load_id(), &self.config.pipeline, error)?;
+            metadata::fail_load(
+                self.wh,
+                &self.config.schema,
+                self.ids.load_id(),
+                &self.config.pipeline,
+                error,
+            )?;
             self.wh.commit()?;
             Ok(())
         })();

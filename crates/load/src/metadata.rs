@@ -95,7 +95,11 @@ fn tables() -> [(&'static str, Vec<Column>); 4] {
 
 /// Creates the metadata tables, marks this pipeline's dead loads `aborted`, and returns a
 /// new load id and the pipeline's committed state.
-pub fn prepare(wh: &mut dyn Warehouse, schema: &str, pipeline: &str) -> Result<(i64, Option<Value>)> {
+pub fn prepare(
+    wh: &mut dyn Warehouse,
+    schema: &str,
+    pipeline: &str,
+) -> Result<(i64, Option<Value>)> {
     let dialect = wh.dialect();
     wh.execute(&observes_warehouse::sql::create_schema(schema), &[])?;
     for (name, columns) in tables() {
@@ -113,10 +117,18 @@ pub fn prepare(wh: &mut dyn Warehouse, schema: &str, pipeline: &str) -> Result<(
         &[SqlValue::Timestamp(now_micros()), pipeline.into()],
     )?;
     let rows = wh.query(
-        &format!("SELECT COALESCE(MAX({}), 0) + 1 FROM {}", quote("load_id"), qualified(schema, LOADS)),
+        &format!(
+            "SELECT COALESCE(MAX({}), 0) + 1 FROM {}",
+            quote("load_id"),
+            qualified(schema, LOADS)
+        ),
         &[],
     )?;
-    let load_id = rows.first().and_then(|r| r.first()).and_then(SqlValue::as_i64).unwrap_or(1);
+    let load_id = rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(SqlValue::as_i64)
+        .unwrap_or(1);
     Ok((load_id, read_state(wh, schema, pipeline)?))
 }
 
@@ -142,7 +154,13 @@ pub fn read_state(wh: &mut dyn Warehouse, schema: &str, pipeline: &str) -> Resul
 }
 
 /// Replaces the pipeline's committed state (inside the caller's transaction).
-pub fn write_state(wh: &mut dyn Warehouse, schema: &str, pipeline: &str, state: &Value, load_id: i64) -> Result<()> {
+pub fn write_state(
+    wh: &mut dyn Warehouse,
+    schema: &str,
+    pipeline: &str,
+    state: &Value,
+    load_id: i64,
+) -> Result<()> {
     clear_state(wh, schema, pipeline)?;
     wh.execute(
         &format!(
@@ -168,7 +186,11 @@ pub fn clear_state(wh: &mut dyn Warehouse, schema: &str, pipeline: &str) -> Resu
         return Ok(());
     }
     wh.execute(
-        &format!("DELETE FROM {} WHERE {} = $1", qualified(schema, STATE), quote("pipeline")),
+        &format!(
+            "DELETE FROM {} WHERE {} = $1",
+            qualified(schema, STATE),
+            quote("pipeline")
+        ),
         &[pipeline.into()],
     )?;
     Ok(())
@@ -195,10 +217,25 @@ pub fn record_load(
             l = quote("load_id"),
             s = quote("stream"),
         ),
-        &[SqlValue::Int(rows as i64), SqlValue::Int(rejected as i64), SqlValue::Int(load_id), stream.into()],
+        &[
+            SqlValue::Int(rows as i64),
+            SqlValue::Int(rejected as i64),
+            SqlValue::Int(load_id),
+            stream.into(),
+        ],
     )?;
     if updated == 0 {
-        insert_load(wh, schema, load_id, pipeline, Some(stream), rows, rejected, status, None)?;
+        insert_load(
+            wh,
+            schema,
+            load_id,
+            pipeline,
+            Some(stream),
+            rows,
+            rejected,
+            status,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -215,7 +252,11 @@ fn insert_load(
     status: &str,
     error: Option<&str>,
 ) -> Result<()> {
-    let finished = if status == "running" { SqlValue::Null } else { SqlValue::Timestamp(now_micros()) };
+    let finished = if status == "running" {
+        SqlValue::Null
+    } else {
+        SqlValue::Timestamp(now_micros())
+    };
     wh.execute(
         &format!(
             "INSERT INTO {} ({}, {}, {}, {}, {}, {}, {}, {}, {}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -246,7 +287,12 @@ fn insert_load(
 }
 
 /// Marks every row of a load with its final status.
-pub fn complete_load(wh: &mut dyn Warehouse, schema: &str, load_id: i64, status: &str) -> Result<u64> {
+pub fn complete_load(
+    wh: &mut dyn Warehouse,
+    schema: &str,
+    load_id: i64,
+    status: &str,
+) -> Result<u64> {
     wh.execute(
         &format!(
             "UPDATE {} SET {} = $1, {} = $2 WHERE {} = $3",
@@ -255,12 +301,22 @@ pub fn complete_load(wh: &mut dyn Warehouse, schema: &str, load_id: i64, status:
             quote("finished_at"),
             quote("load_id")
         ),
-        &[status.into(), SqlValue::Timestamp(now_micros()), SqlValue::Int(load_id)],
+        &[
+            status.into(),
+            SqlValue::Timestamp(now_micros()),
+            SqlValue::Int(load_id),
+        ],
     )
 }
 
 /// Records a failed load (its committed checkpoints stay; the row says it did not finish).
-pub fn fail_load(wh: &mut dyn Warehouse, schema: &str, load_id: i64, pipeline: &str, error: &str) -> Result<()> {
+pub fn fail_load(
+    wh: &mut dyn Warehouse,
+    schema: &str,
+    load_id: i64,
+    pipeline: &str,
+    error: &str,
+) -> Result<()> {
     let updated = wh.execute(
         &format!(
             "UPDATE {} SET {} = 'failed', {} = $1, {} = $2 WHERE {} = $3",
@@ -270,15 +326,34 @@ pub fn fail_load(wh: &mut dyn Warehouse, schema: &str, load_id: i64, pipeline: &
             quote("error"),
             quote("load_id")
         ),
-        &[SqlValue::Timestamp(now_micros()), error.into(), SqlValue::Int(load_id)],
+        &[
+            SqlValue::Timestamp(now_micros()),
+            error.into(),
+            SqlValue::Int(load_id),
+        ],
     )?;
     if updated == 0 {
-        insert_load(wh, schema, load_id, pipeline, None, 0, 0, "failed", Some(error))?;
+        insert_load(
+            wh,
+            schema,
+            load_id,
+            pipeline,
+            None,
+            0,
+            0,
+            "failed",
+            Some(error),
+        )?;
     }
     Ok(())
 }
 
-pub fn insert_rejects(wh: &mut dyn Warehouse, schema: &str, load_id: i64, rejects: &[Reject]) -> Result<()> {
+pub fn insert_rejects(
+    wh: &mut dyn Warehouse,
+    schema: &str,
+    load_id: i64,
+    rejects: &[Reject],
+) -> Result<()> {
     let statement = format!(
         "INSERT INTO {} ({}, {}, {}, {}, {}, {}) VALUES ($1, $2, $3, $4, $5, $6)",
         qualified(schema, REJECTS),
@@ -325,7 +400,10 @@ pub fn record_schema_version(
         &[layout.stream.as_str().into()],
     )?;
     let (last_hash, last_version) = match rows.first() {
-        Some(r) => (r[0].as_str().map(str::to_string), r[1].as_i64().unwrap_or(0)),
+        Some(r) => (
+            r[0].as_str().map(str::to_string),
+            r[1].as_i64().unwrap_or(0),
+        ),
         None => (None, 0),
     };
     if last_hash.as_deref() == Some(hash) {

@@ -29,7 +29,9 @@ impl std::str::FromStr for WriteMode {
             "append" => Ok(WriteMode::Append),
             "merge" => Ok(WriteMode::Merge),
             "replace" => Ok(WriteMode::Replace),
-            other => Err(format!("unknown write mode {other:?} (expected append, merge or replace)")),
+            other => Err(format!(
+                "unknown write mode {other:?} (expected append, merge or replace)"
+            )),
         }
     }
 }
@@ -77,7 +79,10 @@ pub fn merge(wh: &mut dyn Warehouse, schema: &str, layout: &Layout) -> Result<()
         )?;
     }
     wh.execute(
-        &format!("DELETE FROM {target} USING {stage} s WHERE {}", join(&target, "s")),
+        &format!(
+            "DELETE FROM {target} USING {stage} s WHERE {}",
+            join(&target, "s")
+        ),
         &[],
     )?;
     for (i, table) in layout.tables.iter().enumerate() {
@@ -106,13 +111,21 @@ pub fn swap_in(wh: &mut dyn Warehouse, schema: &str, layout: &Layout) -> Result<
         if wh.table_columns(schema, &table.name)?.is_some() {
             wh.execute(&sql::rename_table(schema, &table.name, &backup), &[])?;
         }
-        wh.execute(&sql::rename_table(schema, &aside_name(&table.name), &table.name), &[])?;
+        wh.execute(
+            &sql::rename_table(schema, &aside_name(&table.name), &table.name),
+            &[],
+        )?;
     }
     Ok(())
 }
 
 /// `ACTIVATE_VERSION`: the stream's rows from earlier loads are gone from the source.
-pub fn drop_older_loads(wh: &mut dyn Warehouse, schema: &str, layout: &Layout, load_id: i64) -> Result<()> {
+pub fn drop_older_loads(
+    wh: &mut dyn Warehouse,
+    schema: &str,
+    layout: &Layout,
+    load_id: i64,
+) -> Result<()> {
     let root = qualified(schema, &layout.tables[0].name);
     for child in &layout.tables[1..] {
         wh.execute(

@@ -159,6 +159,10 @@ mod tests {
         assert_eq!(a, "foo_bar");
         assert_eq!(b, format!("foo_bar_{}", short_hash("foo_bar")));
         assert_eq!(c, format!("_observes_id_{}", short_hash("_observes_id")));
-        assert_eq!(reg.claim("fooBar", "foo_bar".into(), 63), "foo_bar", "same name twice");
+        assert_eq!(
+            reg.claim("fooBar", "foo_bar".into(), 63),
+            "foo_bar",
+            "same name twice"
+        );
     }
 }

@@ -127,13 +127,21 @@ pub struct SchemaError {
 /// A change the warehouse must make so a table can hold a new layout.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TableChange {
-    AddColumn { column: Column },
-    WidenColumn { column: String, from: ColumnType, to: ColumnType },
+    AddColumn {
+        column: Column,
+    },
+    WidenColumn {
+        column: String,
+        from: ColumnType,
+        to: ColumnType,
+    },
 }
 
 /// A type change no column type can absorb (e.g. boolean to timestamp).
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
-#[error("stream {stream:?}: column {column:?} of table {table:?} cannot change from {from} to {to}")]
+#[error(
+    "stream {stream:?}: column {column:?} of table {table:?} cannot change from {from} to {to}"
+)]
 pub struct IncompatibleChange {
     pub stream: String,
     pub table: String,
@@ -290,13 +298,15 @@ impl Layout {
             match table.column_index(name) {
                 Some(i) => {
                     let wanted = table.columns[i].ty;
-                    let ty = existing_ty.widen(wanted).ok_or_else(|| IncompatibleChange {
-                        stream: self.stream.clone(),
-                        table: table.name.clone(),
-                        column: name.clone(),
-                        from: *existing_ty,
-                        to: wanted,
-                    })?;
+                    let ty = existing_ty
+                        .widen(wanted)
+                        .ok_or_else(|| IncompatibleChange {
+                            stream: self.stream.clone(),
+                            table: table.name.clone(),
+                            column: name.clone(),
+                            from: *existing_ty,
+                            to: wanted,
+                        })?;
                     if ty != *existing_ty {
                         changes.push(TableChange::WidenColumn {
                             column: name.clone(),
@@ -389,7 +399,13 @@ impl<'s> Compiler<'s> {
         self.tables.len() - 1
     }
 
-    fn add_column(&mut self, table: usize, original: &str, normalized: String, ty: ColumnType) -> usize {
+    fn add_column(
+        &mut self,
+        table: usize,
+        original: &str,
+        normalized: String,
+        ty: ColumnType,
+    ) -> usize {
         let name = self.registries[table].claim(original, normalized, self.max_ident);
         let t = &mut self.tables[table];
         t.columns.push(Column {
@@ -448,11 +464,8 @@ impl<'s> Compiler<'s> {
                 let parent_name = self.tables[table].name.clone();
                 let limit = self.table_limit();
                 let child_original = format!("{parent_name}.{original}");
-                let child_name = crate::ident::shorten(
-                    format!("{parent_name}__{name}"),
-                    &child_original,
-                    limit,
-                );
+                let child_name =
+                    crate::ident::shorten(format!("{parent_name}__{name}"), &child_original, limit);
                 let child_name = self.table_name(&child_original, child_name);
                 let child = self.new_table(child_name, Some(table));
                 let item_at = format!("{at}.items");
@@ -462,7 +475,13 @@ impl<'s> Compiler<'s> {
                     },
                     Some(items) => match self.shape(items, &item_at)? {
                         Shape::Object(props) => Field::Object {
-                            properties: self.object(props, child, "", "", &format!("{item_at}.properties"))?,
+                            properties: self.object(
+                                props,
+                                child,
+                                "",
+                                "",
+                                &format!("{item_at}.properties"),
+                            )?,
                         },
                         _ => self.field(items, child, VALUE, VALUE.into(), &item_at)?,
                     },
@@ -490,7 +509,9 @@ impl<'s> Compiler<'s> {
             None => {
                 return Ok(match (obj.get("properties"), obj.get("items")) {
                     (Some(Value::Object(props)), _) => Shape::Object(props),
-                    (Some(_), _) => return Err(self.error(&format!("{at}.properties"), "must be an object")),
+                    (Some(_), _) => {
+                        return Err(self.error(&format!("{at}.properties"), "must be an object"))
+                    }
                     (None, Some(items)) => Shape::Array(Some(items)),
                     (None, None) => Shape::Json,
                 })
@@ -498,9 +519,21 @@ impl<'s> Compiler<'s> {
             Some(Value::String(t)) => vec![t.as_str()],
             Some(Value::Array(list)) if !list.is_empty() => list
                 .iter()
-                .map(|t| t.as_str().ok_or_else(|| self.error(&format!("{at}.type"), "must be a string or a list of strings")))
+                .map(|t| {
+                    t.as_str().ok_or_else(|| {
+                        self.error(
+                            &format!("{at}.type"),
+                            "must be a string or a list of strings",
+                        )
+                    })
+                })
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(self.error(&format!("{at}.type"), "must be a string or a non-empty list of strings")),
+            Some(_) => {
+                return Err(self.error(
+                    &format!("{at}.type"),
+                    "must be a string or a non-empty list of strings",
+                ))
+            }
         };
         let mut accepts = 0u8;
         for t in &types {
@@ -512,13 +545,20 @@ impl<'s> Compiler<'s> {
                 "string" => Accepts::STR,
                 "object" => Accepts::OBJ,
                 "array" => Accepts::ARR,
-                other => return Err(self.error(&format!("{at}.type"), &format!("unknown type {other:?}"))),
+                other => {
+                    return Err(
+                        self.error(&format!("{at}.type"), &format!("unknown type {other:?}"))
+                    )
+                }
             };
         }
         let accepts = Accepts(accepts);
         if accepts.0 == 0 {
             // Only "null": a column that is always empty; text is the least surprising.
-            return Ok(Shape::Scalar { ty: ColumnType::Text, accepts: Accepts(Accepts::STR) });
+            return Ok(Shape::Scalar {
+                ty: ColumnType::Text,
+                accepts: Accepts(Accepts::STR),
+            });
         }
         if accepts.0 == Accepts::OBJ {
             return match obj.get("properties") {
@@ -530,7 +570,9 @@ impl<'s> Compiler<'s> {
         if accepts.0 == Accepts::ARR {
             return match obj.get("items") {
                 None => Ok(Shape::Array(None)),
-                Some(items @ (Value::Object(_) | Value::Bool(true))) => Ok(Shape::Array(Some(items))),
+                Some(items @ (Value::Object(_) | Value::Bool(true))) => {
+                    Ok(Shape::Array(Some(items)))
+                }
                 // Tuple-typed arrays have no single item shape: keep them as JSON.
                 Some(Value::Array(_)) => Ok(Shape::Json),
                 Some(_) => Err(self.error(&format!("{at}.items"), "must be a schema")),
@@ -544,11 +586,20 @@ impl<'s> Compiler<'s> {
         Ok(Shape::Scalar { ty, accepts })
     }
 
-    fn alternatives<'a>(&self, alternatives: &'a Value, at: &str) -> Result<Shape<'a>, SchemaError> {
+    fn alternatives<'a>(
+        &self,
+        alternatives: &'a Value,
+        at: &str,
+    ) -> Result<Shape<'a>, SchemaError> {
         let list = alternatives
             .as_array()
             .filter(|l| !l.is_empty())
-            .ok_or_else(|| self.error(&format!("{at}.anyOf"), "must be a non-empty list of schemas"))?;
+            .ok_or_else(|| {
+                self.error(
+                    &format!("{at}.anyOf"),
+                    "must be a non-empty list of schemas",
+                )
+            })?;
         let mut scalars: Option<(ColumnType, Accepts)> = None;
         let mut complex = Vec::new();
         for (i, alt) in list.iter().enumerate() {
@@ -572,11 +623,18 @@ impl<'s> Compiler<'s> {
         match (scalars, complex.len()) {
             (Some((ty, accepts)), 0) => {
                 // Mixed kinds (say boolean and integer) are kept as text, never coerced.
-                let ty = if ty == ColumnType::Text { scalar_type(accepts, None) } else { ty };
+                let ty = if ty == ColumnType::Text {
+                    scalar_type(accepts, None)
+                } else {
+                    ty
+                };
                 Ok(Shape::Scalar { ty, accepts })
             }
             (None, 1) => Ok(complex.pop().unwrap_or(Shape::Json)),
-            (None, 0) => Ok(Shape::Scalar { ty: ColumnType::Text, accepts: Accepts(Accepts::STR) }),
+            (None, 0) => Ok(Shape::Scalar {
+                ty: ColumnType::Text,
+                accepts: Accepts(Accepts::STR),
+            }),
             _ => Ok(Shape::Json),
         }
     }

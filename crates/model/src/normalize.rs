@@ -179,8 +179,23 @@ impl Normalizer {
     ) -> Result<(), InvalidRecord> {
         let id = ids.next();
         let row = new_row(&self.layout, scratch, 0, ids.load_id, id, None);
-        walk_object(&self.layout, &self.layout.properties, record, 0, row, id, id, ids, scratch)?;
-        for (&col, key) in self.layout.key_columns.iter().zip(&self.layout.key_properties) {
+        walk_object(
+            &self.layout,
+            &self.layout.properties,
+            record,
+            0,
+            row,
+            id,
+            id,
+            ids,
+            scratch,
+        )?;
+        for (&col, key) in self
+            .layout
+            .key_columns
+            .iter()
+            .zip(&self.layout.key_properties)
+        {
             if scratch[0][row + col] == Cell::Null {
                 return Err(InvalidRecord {
                     field: key.clone(),
@@ -247,9 +262,13 @@ fn walk_object<'a>(
     scratch: &mut [Vec<Cell<'a>>],
 ) -> Result<(), InvalidRecord> {
     for (key, field) in properties {
-        let Some(value) = object.get(key) else { continue };
-        walk_value(layout, field, value, table, row, row_id, root_id, ids, scratch)
-            .map_err(|e| e.within(key))?;
+        let Some(value) = object.get(key) else {
+            continue;
+        };
+        walk_value(
+            layout, field, value, table, row, row_id, root_id, ids, scratch,
+        )
+        .map_err(|e| e.within(key))?;
     }
     Ok(())
 }
@@ -278,9 +297,9 @@ fn walk_value<'a>(
             scratch[table][row + column] = Cell::Owned(value.to_string());
         }
         Field::Object { properties } => match value {
-            Value::Object(object) => {
-                walk_object(layout, properties, object, table, row, row_id, root_id, ids, scratch)?
-            }
+            Value::Object(object) => walk_object(
+                layout, properties, object, table, row, row_id, root_id, ids, scratch,
+            )?,
             other => {
                 return Err(InvalidRecord::new(format!(
                     "expected object or null, got {}",
@@ -300,8 +319,10 @@ fn walk_value<'a>(
                         id,
                         Some((row_id, root_id, i)),
                     );
-                    walk_value(layout, item, element, *child, child_row, id, root_id, ids, scratch)
-                        .map_err(|e| e.at_index(i))?;
+                    walk_value(
+                        layout, item, element, *child, child_row, id, root_id, ids, scratch,
+                    )
+                    .map_err(|e| e.at_index(i))?;
                 }
             }
             other => {
@@ -347,7 +368,11 @@ fn mismatch(accepts: Accepts, value: &Value) -> InvalidRecord {
 
 /// Checks a value against the types its schema allows and converts it to the column's
 /// storage type (which may be wider than the schema's after schema evolution).
-fn convert<'a>(value: &'a Value, accepts: Accepts, ty: ColumnType) -> Result<Cell<'a>, InvalidRecord> {
+fn convert<'a>(
+    value: &'a Value,
+    accepts: Accepts,
+    ty: ColumnType,
+) -> Result<Cell<'a>, InvalidRecord> {
     match value {
         Value::Null => Ok(Cell::Null),
         Value::Bool(b) => {
@@ -399,14 +424,25 @@ fn convert<'a>(value: &'a Value, accepts: Accepts, ty: ColumnType) -> Result<Cel
                 return Err(mismatch(accepts, value));
             }
             match ty {
-                ColumnType::Timestamp => time::parse_timestamp_micros(s).map(Cell::Micros).ok_or_else(|| {
-                    InvalidRecord::new(format!("expected a date-time (RFC 3339), got {}", describe(value)))
-                }),
+                ColumnType::Timestamp => time::parse_timestamp_micros(s)
+                    .map(Cell::Micros)
+                    .ok_or_else(|| {
+                        InvalidRecord::new(format!(
+                            "expected a date-time (RFC 3339), got {}",
+                            describe(value)
+                        ))
+                    }),
                 ColumnType::Date => time::parse_date_days(s).map(Cell::Days).ok_or_else(|| {
-                    InvalidRecord::new(format!("expected a date (YYYY-MM-DD), got {}", describe(value)))
+                    InvalidRecord::new(format!(
+                        "expected a date (YYYY-MM-DD), got {}",
+                        describe(value)
+                    ))
                 }),
                 ColumnType::Time => time::parse_time_micros(s).map(Cell::Micros).ok_or_else(|| {
-                    InvalidRecord::new(format!("expected a time (HH:MM:SS), got {}", describe(value)))
+                    InvalidRecord::new(format!(
+                        "expected a time (HH:MM:SS), got {}",
+                        describe(value)
+                    ))
                 }),
                 ColumnType::Json => Ok(Cell::Owned(value.to_string())),
                 _ => Ok(Cell::Str(s)),
@@ -489,7 +525,11 @@ impl ColumnBuffer {
 impl TableBuffer {
     fn new(table: &Table) -> Self {
         TableBuffer {
-            columns: table.columns.iter().map(|c| ColumnBuffer::new(c.ty)).collect(),
+            columns: table
+                .columns
+                .iter()
+                .map(|c| ColumnBuffer::new(c.ty))
+                .collect(),
             rows: 0,
         }
     }

@@ -113,6 +113,19 @@ fn resolve_url(base: &Path, url: &str) -> String {
     base.join(url).display().to_string()
 }
 
+/// A TOML error as one line with its position (the crate's own text spans several).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}
+
 /// The source settings of a pipeline table, checked against its `source` kind.
 fn source_config(p: &RawPipeline) -> Result<SourceConfig, String> {
     let stray = |allowed: &[&str]| -> Result<(), String> {
@@ -131,7 +144,10 @@ fn source_config(p: &RawPipeline) -> Result<SourceConfig, String> {
     match p.source.as_str() {
         "singer-file" => {
             stray(&["path"])?;
-            let path = p.path.clone().ok_or("source \"singer-file\" needs a \"path\"")?;
+            let path = p
+                .path
+                .clone()
+                .ok_or("source \"singer-file\" needs a \"path\"")?;
             Ok(SourceConfig::SingerFile { path })
         }
         "command" => {
@@ -142,13 +158,17 @@ fn source_config(p: &RawPipeline) -> Result<SourceConfig, String> {
         }
         "synthetic" => {
             stray(&["records", "seed", "checkpoint_every"])?;
-            Ok(SourceConfig::Synthetic(crate::sources::synthetic::SyntheticConfig {
-                records: p.records.ok_or("source \"synthetic\" needs \"records\"")?,
-                seed: p.seed.unwrap_or(1),
-                checkpoint_every: p.checkpoint_every.unwrap_or(10_000),
-            }))
+            Ok(SourceConfig::Synthetic(
+                crate::sources::synthetic::SyntheticConfig {
+                    records: p.records.ok_or("source \"synthetic\" needs \"records\"")?,
+                    seed: p.seed.unwrap_or(1),
+                    checkpoint_every: p.checkpoint_every.unwrap_or(10_000),
+                },
+            ))
         }
-        other => Err(format!("unknown source {other:?} (expected singer-file, command or synthetic)")),
+        other => Err(format!(
+            "unknown source {other:?} (expected singer-file, command or synthetic)"
+        )),
     }
 }
 
@@ -166,7 +186,7 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(toml_error(text, &e)))?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let mut pipelines = BTreeMap::new();
         for (name, p) in raw.pipelines {
@@ -178,7 +198,8 @@ impl Config {
                 .on_invalid
                 .parse()
                 .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
-            let source = source_config(&p).map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
+            let source =
+                source_config(&p).map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
             pipelines.insert(
                 name.clone(),
                 PipelineConfig {
@@ -200,11 +221,18 @@ impl Config {
     }
 
     pub fn pipeline(&self, name: &str) -> Result<&PipelineConfig, ConfigError> {
-        self.pipelines.get(name).ok_or_else(|| ConfigError::UnknownPipeline {
-            path: self.path.clone(),
-            name: name.to_string(),
-            known: self.pipelines.keys().cloned().collect::<Vec<_>>().join(", "),
-        })
+        self.pipelines
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownPipeline {
+                path: self.path.clone(),
+                name: name.to_string(),
+                known: self
+                    .pipelines
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 }
 
@@ -233,17 +261,42 @@ schema = "ci"
         let a = c.pipeline("a").unwrap();
         assert_eq!(a.write_mode, WriteMode::Merge);
         assert_eq!(a.on_invalid, OnInvalid::Quarantine);
-        assert_eq!(a.source, SourceConfig::SingerFile { path: "/x/in.singer".into() });
+        assert_eq!(
+            a.source,
+            SourceConfig::SingerFile {
+                path: "/x/in.singer".into()
+            }
+        );
         assert_eq!(c.pipeline("b").unwrap().write_mode, WriteMode::Append);
         let err = c.pipeline("zz").unwrap_err().to_string();
-        assert_eq!(err, "/x/observes.toml: no pipeline named \"zz\" (known: a, b)");
+        assert_eq!(
+            err,
+            "/x/observes.toml: no pipeline named \"zz\" (known: a, b)"
+        );
     }
 
     #[test]
     fn bad_config_names_the_file_and_problem() {
         let p = Path::new("o.toml");
         let err = Config::parse(p, "warehouse = 1").unwrap_err().to_string();
-        assert!(err.starts_with("o.toml: invalid type: integer `1`, expected a string"), "{err}");
+        assert_eq!(
+            err,
+            "o.toml: line 1, column 13: invalid type: integer `1`, expected a string"
+        );
+        let err = Config::parse(p, "warehouse = \"x\"\n[pipelines.a]\nsource = \"synthetic\"\nschema = \"s\"\nrecords = 1\npath = \"p\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "o.toml: pipeline \"a\": source \"synthetic\" takes no \"path\""
+        );
+        let err = Config::parse(p, "warehouse = \"x\"\nbogus = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("o.toml: line 2, column 1: unknown field `bogus`"),
+            "{err}"
+        );
         let err = Config::parse(p, "warehouse = \"duckdb://x\"\n[pipelines.a]\nsource = \"singer-file\"\npath = \"x\"\nschema = \"s\"\nwrite = \"upsert\"\n")
             .unwrap_err()
             .to_string();

@@ -77,7 +77,11 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
 /// Rows per data table of the config's schemas (staging and backup tables left out).
 pub fn table_counts(config: &Config) -> Result<Vec<TableCount>, RunError> {
     let mut wh = observes_warehouse::connect(&config.warehouse)?;
-    let mut schemas: Vec<&str> = config.pipelines.values().map(|p| p.schema.as_str()).collect();
+    let mut schemas: Vec<&str> = config
+        .pipelines
+        .values()
+        .map(|p| p.schema.as_str())
+        .collect();
     schemas.sort();
     schemas.dedup();
     let mut out = Vec::new();
@@ -87,18 +91,27 @@ pub fn table_counts(config: &Config) -> Result<Vec<TableCount>, RunError> {
             &[schema.into()],
         )?;
         for row in tables {
-            let Some(table) = row.first().and_then(SqlValue::as_str) else { continue };
+            let Some(table) = row.first().and_then(SqlValue::as_str) else {
+                continue;
+            };
             if table.contains("__observes_") {
                 continue;
             }
             let count = wh.query(
-                &format!("SELECT COUNT(*) FROM {}", observes_warehouse::sql::qualified(schema, table)),
+                &format!(
+                    "SELECT COUNT(*) FROM {}",
+                    observes_warehouse::sql::qualified(schema, table)
+                ),
                 &[],
             )?;
             out.push(TableCount {
                 schema: schema.to_string(),
                 table: table.to_string(),
-                rows: count.first().and_then(|r| r.first()).and_then(SqlValue::as_i64).unwrap_or(0),
+                rows: count
+                    .first()
+                    .and_then(|r| r.first())
+                    .and_then(SqlValue::as_i64)
+                    .unwrap_or(0),
             });
         }
     }

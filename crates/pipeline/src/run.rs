@@ -84,7 +84,11 @@ pub fn run_pipeline(config: &Config, name: &str) -> Result<RunSummary, RunError>
         .build()
         .map_err(RunError::Runtime)?;
     let store = StateStore::open(&config.state)?;
-    let owner = format!("pid {} at {}", std::process::id(), chrono::Utc::now().to_rfc3339());
+    let owner = format!(
+        "pid {} at {}",
+        std::process::id(),
+        chrono::Utc::now().to_rfc3339()
+    );
     let lock = rt.block_on(store.lock(name, &owner, LOCK_TTL))?;
     let result = run_locked(config, &pipeline, &store, &rt);
     let unlocked = rt.block_on(store.unlock(lock));
@@ -112,7 +116,10 @@ fn run_locked(
     let state = match loader.previous_state().cloned() {
         Some(committed) => {
             if stored.as_ref() != Some(&committed) {
-                tracing::info!(pipeline = name, "state store was behind the warehouse; repairing it");
+                tracing::info!(
+                    pipeline = name,
+                    "state store was behind the warehouse; repairing it"
+                );
                 rt.block_on(store.put(name, &committed))?;
             }
             Some(committed)

@@ -37,7 +37,13 @@ fn run_case(dir: &Path) -> String {
     let mut inputs: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("input"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("input")
+        })
         .collect();
     inputs.sort();
     let mut wh = observes_warehouse::connect("duckdb://:memory:").unwrap();

@@ -440,7 +440,10 @@ pub fn to_json(message: &Message) -> Value {
         Message::Schema(s) => {
             m.insert("stream".into(), Value::from(s.stream.clone()));
             m.insert("schema".into(), s.schema.clone());
-            m.insert("key_properties".into(), Value::from(s.key_properties.clone()));
+            m.insert(
+                "key_properties".into(),
+                Value::from(s.key_properties.clone()),
+            );
             if !s.bookmark_properties.is_empty() {
                 m.insert(
                     "bookmark_properties".into(),
@@ -559,6 +562,9 @@ mod tests {
         let input = "{\"type\":\"STATE\",\"value\":1}\n\n{oops\n";
         let got = read_all(input);
         assert!(got[0].is_ok());
-        assert!(got[1].as_ref().unwrap_err().starts_with("line 3: malformed JSON at column 2: "));
+        assert!(got[1]
+            .as_ref()
+            .unwrap_err()
+            .starts_with("line 3: malformed JSON at column 2: "));
     }
 }

@@ -67,7 +67,9 @@ pub struct StateStore {
 
 impl std::fmt::Debug for StateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateStore").field("url", &self.url).finish()
+        f.debug_struct("StateStore")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -85,7 +87,8 @@ impl LockFile {
     fn mine(owner: &str, ttl: Duration) -> LockFile {
         LockFile {
             owner: owner.to_string(),
-            expires_at: Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1)),
+            expires_at: Utc::now()
+                + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1)),
             host: this_host(),
             pid: Some(std::process::id()),
         }
@@ -162,8 +165,17 @@ impl StateStore {
     }
 
     fn key(&self, pipeline: &str, name: &str) -> Path {
-        let mut parts: Vec<String> = self.prefix.parts().map(|p| p.as_ref().to_string()).collect();
-        parts.extend(pipeline.split('/').filter(|p| !p.is_empty()).map(str::to_string));
+        let mut parts: Vec<String> = self
+            .prefix
+            .parts()
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        parts.extend(
+            pipeline
+                .split('/')
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
+        );
         parts.push(name.to_string());
         Path::from_iter(parts)
     }
@@ -177,7 +189,11 @@ impl StateStore {
     }
 
     /// Reads an object under the store, `None` when absent.
-    pub async fn get_bytes(&self, pipeline: &str, name: &str) -> Result<Option<(Bytes, Option<String>)>> {
+    pub async fn get_bytes(
+        &self,
+        pipeline: &str,
+        name: &str,
+    ) -> Result<Option<(Bytes, Option<String>)>> {
         let key = self.key(pipeline, name);
         match self.store.get(&key).await {
             Ok(result) => {
@@ -212,17 +228,22 @@ impl StateStore {
     pub async fn get(&self, pipeline: &str) -> Result<Option<Value>> {
         match self.get_bytes(pipeline, "state.json").await? {
             None => Ok(None),
-            Some((bytes, _)) => serde_json::from_slice(&bytes).map(Some).map_err(|e| StateError::Corrupt {
-                url: self.url.clone(),
-                key: self.key(pipeline, "state.json").to_string(),
-                message: e.to_string(),
-            }),
+            Some((bytes, _)) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StateError::Corrupt {
+                        url: self.url.clone(),
+                        key: self.key(pipeline, "state.json").to_string(),
+                        message: e.to_string(),
+                    })
+            }
         }
     }
 
     pub async fn put(&self, pipeline: &str, state: &Value) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(state).unwrap_or_default();
-        self.put_bytes(pipeline, "state.json", Bytes::from(bytes)).await
+        self.put_bytes(pipeline, "state.json", Bytes::from(bytes))
+            .await
     }
 
     pub async fn clear(&self, pipeline: &str) -> Result<()> {
@@ -234,7 +255,9 @@ impl StateStore {
     /// update where the store supports it.
     pub async fn lock(&self, pipeline: &str, owner: &str, ttl: Duration) -> Result<Lock> {
         let key = self.key(pipeline, "lock");
-        let body = |owner: &str| PutPayload::from(serde_json::to_vec(&LockFile::mine(owner, ttl)).unwrap_or_default());
+        let body = |owner: &str| {
+            PutPayload::from(serde_json::to_vec(&LockFile::mine(owner, ttl)).unwrap_or_default())
+        };
         let create = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -265,7 +288,10 @@ impl StateStore {
         }
         // Stale (or unreadable): take it over.
         let update = PutOptions {
-            mode: PutMode::Update(UpdateVersion { e_tag, version: None }),
+            mode: PutMode::Update(UpdateVersion {
+                e_tag,
+                version: None,
+            }),
             ..Default::default()
         };
         match self.store.put_opts(&key, body(owner), update).await {
@@ -282,11 +308,14 @@ impl StateStore {
                         pipeline: pipeline.to_string(),
                         owner: owner.to_string(),
                     }),
-                    Err(object_store::Error::AlreadyExists { .. }) => Err(self.locked_by_other(pipeline).await),
+                    Err(object_store::Error::AlreadyExists { .. }) => {
+                        Err(self.locked_by_other(pipeline).await)
+                    }
                     Err(e) => Err(self.store_err(&key, e)),
                 }
             }
-            Err(object_store::Error::Precondition { .. }) | Err(object_store::Error::AlreadyExists { .. }) => {
+            Err(object_store::Error::Precondition { .. })
+            | Err(object_store::Error::AlreadyExists { .. }) => {
                 Err(self.locked_by_other(pipeline).await)
             }
             Err(e) => Err(self.store_err(&key, e)),
@@ -300,7 +329,9 @@ impl StateStore {
         };
         StateError::Locked {
             pipeline: pipeline.to_string(),
-            owner: held.as_ref().map_or_else(|| "another run".into(), |h| h.owner.clone()),
+            owner: held
+                .as_ref()
+                .map_or_else(|| "another run".into(), |h| h.owner.clone()),
             expires_at: held.map_or_else(Utc::now, |h| h.expires_at),
         }
     }
@@ -334,7 +365,10 @@ mod tests {
         assert_eq!(store.get("etl/gitlab").await.unwrap(), None);
         store.put("etl/gitlab", &json!({"b": 1})).await.unwrap();
         assert!(dir.path().join("etl/gitlab/state.json").exists());
-        assert_eq!(store.get("etl/gitlab").await.unwrap(), Some(json!({"b": 1})));
+        assert_eq!(
+            store.get("etl/gitlab").await.unwrap(),
+            Some(json!({"b": 1}))
+        );
         store.clear("etl/gitlab").await.unwrap();
         assert_eq!(store.get("etl/gitlab").await.unwrap(), None);
     }
@@ -351,17 +385,35 @@ mod tests {
     #[tokio::test]
     async fn a_lock_excludes_a_second_run_until_released_or_expired() {
         let (_dir, store) = store();
-        let lock = store.lock("p", "run-1", Duration::from_secs(60)).await.unwrap();
-        let err = store.lock("p", "run-2", Duration::from_secs(60)).await.unwrap_err();
-        assert!(matches!(err, StateError::Locked { ref owner, .. } if owner == "run-1"), "{err}");
+        let lock = store
+            .lock("p", "run-1", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let err = store
+            .lock("p", "run-2", Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StateError::Locked { ref owner, .. } if owner == "run-1"),
+            "{err}"
+        );
         store.unlock(lock).await.unwrap();
-        let stale = store.lock("p", "run-2", Duration::from_millis(1)).await.unwrap();
+        let stale = store
+            .lock("p", "run-2", Duration::from_millis(1))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         // run-2 died without releasing: its lock expires and run-3 takes over.
-        let lock3 = store.lock("p", "run-3", Duration::from_secs(60)).await.unwrap();
+        let lock3 = store
+            .lock("p", "run-3", Duration::from_secs(60))
+            .await
+            .unwrap();
         // The dead run's late release must not free run-3's lock.
         store.unlock(stale).await.unwrap();
-        assert!(store.lock("p", "run-4", Duration::from_secs(60)).await.is_err());
+        assert!(store
+            .lock("p", "run-4", Duration::from_secs(60))
+            .await
+            .is_err());
         store.unlock(lock3).await.unwrap();
     }
 
@@ -378,12 +430,29 @@ mod tests {
             pid: Some(pid),
         };
         std::fs::create_dir_all(dir.path().join("p")).unwrap();
-        std::fs::write(dir.path().join("p/lock"), serde_json::to_vec(&file).unwrap()).unwrap();
-        let lock = store.lock("p", "next run", Duration::from_secs(60)).await.unwrap();
+        std::fs::write(
+            dir.path().join("p/lock"),
+            serde_json::to_vec(&file).unwrap(),
+        )
+        .unwrap();
+        let lock = store
+            .lock("p", "next run", Duration::from_secs(60))
+            .await
+            .unwrap();
         store.unlock(lock).await.unwrap();
         // A live holder on another host is respected until it expires.
-        let other = LockFile { host: Some("elsewhere".into()), ..file };
-        std::fs::write(dir.path().join("p/lock"), serde_json::to_vec(&other).unwrap()).unwrap();
-        assert!(store.lock("p", "next run", Duration::from_secs(60)).await.is_err());
+        let other = LockFile {
+            host: Some("elsewhere".into()),
+            ..file
+        };
+        std::fs::write(
+            dir.path().join("p/lock"),
+            serde_json::to_vec(&other).unwrap(),
+        )
+        .unwrap();
+        assert!(store
+            .lock("p", "next run", Duration::from_secs(60))
+            .await
+            .is_err());
     }
 }

@@ -118,7 +118,11 @@ pub trait Warehouse: Send {
     fn rollback(&mut self) -> Result<()>;
 
     /// The columns of a table in order, or `None` when it does not exist.
-    fn table_columns(&mut self, schema: &str, table: &str) -> Result<Option<Vec<(String, ColumnType)>>>;
+    fn table_columns(
+        &mut self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<Vec<(String, ColumnType)>>>;
 
     /// Appends a batch to an existing table whose columns match the batch's, inside the
     /// open transaction, by the engine's bulk path.

@@ -60,7 +60,10 @@ pub fn create_table(dialect: Dialect, schema: &str, table: &str, columns: &[Colu
         })
         .collect::<Vec<_>>()
         .join(", ");
-    format!("CREATE TABLE IF NOT EXISTS {} ({cols})", qualified(schema, table))
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({cols})",
+        qualified(schema, table)
+    )
 }
 
 pub fn add_column(dialect: Dialect, schema: &str, table: &str, column: &Column) -> String {
@@ -72,7 +75,13 @@ pub fn add_column(dialect: Dialect, schema: &str, table: &str, column: &Column) 
     )
 }
 
-pub fn widen_column(dialect: Dialect, schema: &str, table: &str, column: &str, to: ColumnType) -> String {
+pub fn widen_column(
+    dialect: Dialect,
+    schema: &str,
+    table: &str,
+    column: &str,
+    to: ColumnType,
+) -> String {
     let ty = dialect.type_name(to);
     format!(
         "ALTER TABLE {} ALTER COLUMN {} TYPE {ty} USING {}::{ty}",
@@ -87,7 +96,11 @@ pub fn drop_table(schema: &str, table: &str) -> String {
 }
 
 pub fn rename_table(schema: &str, from: &str, to: &str) -> String {
-    format!("ALTER TABLE {} RENAME TO {}", qualified(schema, from), quote(to))
+    format!(
+        "ALTER TABLE {} RENAME TO {}",
+        qualified(schema, from),
+        quote(to)
+    )
 }
 
 /// An empty copy of a table's columns (no constraints), for staging.

@@ -9,7 +9,8 @@ use observes_warehouse::SqlValue;
 
 pub fn observes() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_observes"));
-    cmd.env("OBSERVES_LOG", "warn").env_remove("OBSERVES_FAILPOINT");
+    cmd.env("OBSERVES_LOG", "warn")
+        .env_remove("OBSERVES_FAILPOINT");
     cmd
 }
 
@@ -22,7 +23,12 @@ pub fn run_with_input(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn observes");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -56,5 +62,8 @@ pub fn query(db: &Path, sql: &str) -> Vec<Vec<String>> {
 }
 
 pub fn rows(items: &[&[&str]]) -> Vec<Vec<String>> {
-    items.iter().map(|r| r.iter().map(|s| s.to_string()).collect()).collect()
+    items
+        .iter()
+        .map(|r| r.iter().map(|s| s.to_string()).collect())
+        .collect()
 }

@@ -26,7 +26,9 @@ pub enum SourceConfig {
 impl SourceConfig {
     pub(crate) fn resolve(self, base: &Path) -> SourceConfig {
         match self {
-            SourceConfig::SingerFile { path } if path.is_relative() => SourceConfig::SingerFile { path: base.join(path) },
+            SourceConfig::SingerFile { path } if path.is_relative() => SourceConfig::SingerFile {
+                path: base.join(path),
+            },
             other => other,
         }
     }
@@ -82,35 +84,39 @@ mod tempfile_path {
 
 const CHUNK: usize = 512;
 
+/// Sends items in chunks (one channel operation per chunk, not per message).
+struct ChunkSender {
+    tx: mpsc::SyncSender<Vec<Item>>,
+    chunk: Vec<Item>,
+}
+
+impl ChunkSender {
+    /// False when the receiver is gone (the load stopped): the producer should stop too.
+    fn push(&mut self, item: Item) -> bool {
+        self.chunk.push(item);
+        if self.chunk.len() < CHUNK {
+            return true;
+        }
+        let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        self.tx.send(full).is_ok()
+    }
+
+    fn finish(self) {
+        let _ = self.tx.send(self.chunk);
+    }
+}
+
 impl MessageStream {
-    /// Reads Singer lines from any reader on a background thread.
-    pub fn from_reader<R: BufRead + Send + 'static>(input: R) -> MessageStream {
+    /// Runs `produce` on its own thread, feeding the stream through a bounded channel.
+    fn spawn(produce: impl FnOnce(&mut ChunkSender) + Send + 'static) -> MessageStream {
         let (tx, rx) = mpsc::sync_channel::<Vec<Item>>(8);
         thread::spawn(move || {
-            let mut reader = MessageReader::new(input);
-            let mut chunk = Vec::with_capacity(CHUNK);
-            loop {
-                match reader.next_message() {
-                    Ok(Some(line)) => chunk.push(Item::Line(line)),
-                    Ok(None) => break,
-                    Err(error) => {
-                        let io = matches!(error, ReadError::Io { .. });
-                        chunk.push(Item::Bad {
-                            error,
-                            raw: reader.last_line().to_vec(),
-                        });
-                        if io {
-                            break;
-                        }
-                    }
-                }
-                if chunk.len() == CHUNK {
-                    if tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
-                        return;
-                    }
-                }
-            }
-            let _ = tx.send(chunk);
+            let mut sender = ChunkSender {
+                tx,
+                chunk: Vec::with_capacity(CHUNK),
+            };
+            produce(&mut sender);
+            sender.finish();
         });
         MessageStream {
             rx,
@@ -118,6 +124,30 @@ impl MessageStream {
             child: None,
             _temp: None,
         }
+    }
+
+    /// Reads Singer lines from any reader on a background thread.
+    pub fn from_reader<R: BufRead + Send + 'static>(input: R) -> MessageStream {
+        MessageStream::spawn(move |out| {
+            let mut reader = MessageReader::new(input);
+            loop {
+                let item = match reader.next_message() {
+                    Ok(Some(line)) => Item::Line(line),
+                    Ok(None) => return,
+                    Err(error) => {
+                        let io = matches!(error, ReadError::Io { .. });
+                        let raw = reader.last_line().to_vec();
+                        if !out.push(Item::Bad { error, raw }) || io {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                if !out.push(item) {
+                    return;
+                }
+            }
+        })
     }
 
     /// Messages produced in-process (numbered as lines would be).
@@ -125,41 +155,38 @@ impl MessageStream {
     where
         I: Iterator<Item = observes_singer::Message> + Send + 'static,
     {
-        let (tx, rx) = mpsc::sync_channel::<Vec<Item>>(8);
-        thread::spawn(move || {
-            let mut chunk = Vec::with_capacity(CHUNK);
+        MessageStream::spawn(move |out| {
             for (i, message) in messages.enumerate() {
-                chunk.push(Item::Line(Line {
+                let line = Line {
                     number: i as u64 + 1,
                     message,
-                }));
-                if chunk.len() == CHUNK && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
+                };
+                if !out.push(Item::Line(line)) {
                     return;
                 }
             }
-            let _ = tx.send(chunk);
-        });
-        MessageStream {
-            rx,
-            chunk: Vec::new().into_iter(),
-            child: None,
-            _temp: None,
-        }
+        })
     }
 
     /// Opens a configured source, resuming from `state`.
-    pub fn open(source: &SourceConfig, state: Option<&Value>) -> Result<MessageStream, SourceError> {
+    pub fn open(
+        source: &SourceConfig,
+        state: Option<&Value>,
+    ) -> Result<MessageStream, SourceError> {
         match source {
             SourceConfig::SingerFile { path } => {
                 let file = std::fs::File::open(path).map_err(|source| SourceError::Open {
                     path: path.clone(),
                     source,
                 })?;
-                Ok(MessageStream::from_reader(BufReader::with_capacity(1 << 20, file)))
+                Ok(MessageStream::from_reader(BufReader::with_capacity(
+                    1 << 20,
+                    file,
+                )))
             }
-            SourceConfig::Synthetic(config) => {
-                Ok(MessageStream::from_messages(synthetic::messages(config, synthetic::position(state))))
-            }
+            SourceConfig::Synthetic(config) => Ok(MessageStream::from_messages(
+                synthetic::messages(config, synthetic::position(state)),
+            )),
             SourceConfig::Command { command } => {
                 let (program, args) = command.split_first().ok_or(SourceError::EmptyCommand)?;
                 let mut cmd = Command::new(program);
@@ -185,7 +212,8 @@ impl MessageStream {
                     program: program.clone(),
                     source: std::io::Error::other("no stdout"),
                 })?;
-                let mut stream = MessageStream::from_reader(BufReader::with_capacity(1 << 20, stdout));
+                let mut stream =
+                    MessageStream::from_reader(BufReader::with_capacity(1 << 20, stdout));
                 stream.child = Some((program.clone(), child));
                 stream._temp = temp;
                 Ok(stream)

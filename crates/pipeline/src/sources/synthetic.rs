@@ -90,7 +90,9 @@ pub fn jobs_schema() -> Value {
 }
 
 const STAGES: [&str; 4] = ["build", "test", "lint", "deploy"];
-const STATUSES: [&str; 6] = ["success", "success", "success", "failed", "canceled", "skipped"];
+const STATUSES: [&str; 6] = [
+    "success", "success", "success", "failed", "canceled", "skipped",
+];
 const USERS: [&str; 7] = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"];
 const TAGS: [&str; 5] = ["docker", "linux", "large", "gpu", "arm64"];
 
@@ -137,18 +139,36 @@ pub fn job(seed: u64, i: u64) -> Map<String, Value> {
             })
         })
         .collect();
-    let tags: Vec<Value> = (0..pick(24, 3)).map(|t| json!(TAGS[(pick(28, 5) + t) % 5])).collect();
+    let tags: Vec<Value> = (0..pick(24, 3))
+        .map(|t| json!(TAGS[(pick(28, 5) + t) % 5]))
+        .collect();
     let mut m = Map::new();
     m.insert("id".into(), json!(id));
-    m.insert("name".into(), json!(format!("{}:{}", STAGES[pick(0, 4)], i % 17)));
+    m.insert(
+        "name".into(),
+        json!(format!("{}:{}", STAGES[pick(0, 4)], i % 17)),
+    );
     m.insert("stage".into(), json!(STAGES[pick(0, 4)]));
     m.insert("status".into(), json!(status));
-    m.insert("ref".into(), json!(if r % 5 == 0 { "main" } else { "feature/x" }));
+    m.insert(
+        "ref".into(),
+        json!(if r % 5 == 0 { "main" } else { "feature/x" }),
+    );
     m.insert("tag".into(), json!(r % 11 == 0));
-    m.insert("coverage".into(), if r % 3 == 0 { Value::Null } else { json!((r % 10_000) as f64 / 100.0) });
+    m.insert(
+        "coverage".into(),
+        if r % 3 == 0 {
+            Value::Null
+        } else {
+            json!((r % 10_000) as f64 / 100.0)
+        },
+    );
     m.insert("allow_failure".into(), json!(r % 13 == 0));
     m.insert("created_at".into(), json!(timestamp(created)));
-    m.insert("started_at".into(), started.map_or(Value::Null, |s| json!(timestamp(s))));
+    m.insert(
+        "started_at".into(),
+        started.map_or(Value::Null, |s| json!(timestamp(s))),
+    );
     m.insert(
         "finished_at".into(),
         match (started, duration) {
@@ -156,12 +176,25 @@ pub fn job(seed: u64, i: u64) -> Map<String, Value> {
             _ => Value::Null,
         },
     );
-    m.insert("duration".into(), duration.map_or(Value::Null, |d| json!(d)));
-    m.insert("queued_duration".into(), json!(((r >> 40) % 600) as f64 / 10.0));
-    m.insert("web_url".into(), json!(format!("https://gitlab.example.com/acme/app/-/jobs/{id}")));
+    m.insert(
+        "duration".into(),
+        duration.map_or(Value::Null, |d| json!(d)),
+    );
+    m.insert(
+        "queued_duration".into(),
+        json!(((r >> 40) % 600) as f64 / 10.0),
+    );
+    m.insert(
+        "web_url".into(),
+        json!(format!("https://gitlab.example.com/acme/app/-/jobs/{id}")),
+    );
     m.insert(
         "failure_reason".into(),
-        if status == "failed" { json!("script_failure") } else { Value::Null },
+        if status == "failed" {
+            json!("script_failure")
+        } else {
+            Value::Null
+        },
     );
     m.insert(
         "user".into(),
@@ -190,7 +223,10 @@ pub fn job(seed: u64, i: u64) -> Map<String, Value> {
 
 /// The messages from `start` on: SCHEMA, then the jobs, a STATE every `checkpoint_every`
 /// jobs and at the end.
-pub fn messages(config: &SyntheticConfig, start: u64) -> impl Iterator<Item = Message> + Send + 'static {
+pub fn messages(
+    config: &SyntheticConfig,
+    start: u64,
+) -> impl Iterator<Item = Message> + Send + 'static {
     let config = config.clone();
     let schema = std::iter::once(Message::Schema(SchemaMessage {
         stream: "jobs".into(),
@@ -207,8 +243,11 @@ pub fn messages(config: &SyntheticConfig, start: u64) -> impl Iterator<Item = Me
             time_extracted: None,
         });
         let done = i + 1;
-        let state = (done % every == 0 || done == config.records)
-            .then(|| Message::State(StateMessage { value: json!({"synthetic": {"position": done}}) }));
+        let state = (done % every == 0 || done == config.records).then(|| {
+            Message::State(StateMessage {
+                value: json!({"synthetic": {"position": done}}),
+            })
+        });
         std::iter::once(record).chain(state)
     });
     schema.chain(body)
@@ -222,7 +261,11 @@ mod tests {
     fn jobs_are_deterministic_and_resumable() {
         assert_eq!(job(1, 42), job(1, 42));
         assert_ne!(job(1, 42), job(2, 42));
-        let config = SyntheticConfig { records: 25, seed: 1, checkpoint_every: 10 };
+        let config = SyntheticConfig {
+            records: 25,
+            seed: 1,
+            checkpoint_every: 10,
+        };
         let all: Vec<Message> = messages(&config, 0).collect();
         let resumed: Vec<Message> = messages(&config, 10).collect();
         // SCHEMA + 25 records + states at 10, 20, 25.

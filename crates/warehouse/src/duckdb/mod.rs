@@ -15,7 +15,7 @@ use crate::{sql, Dialect, Result, SqlValue, Warehouse, WarehouseError};
 pub const DIALECT: Dialect = Dialect {
     name: "duckdb",
     max_identifier: 255,
-    type_name: type_name,
+    type_name,
 };
 
 fn type_name(ty: ColumnType) -> &'static str {
@@ -73,11 +73,15 @@ fn from_duckdb(value: Value) -> SqlValue {
         Value::SmallInt(i) => SqlValue::Int(i.into()),
         Value::Int(i) => SqlValue::Int(i.into()),
         Value::BigInt(i) => SqlValue::Int(i),
-        Value::HugeInt(i) => i64::try_from(i).map_or_else(|_| SqlValue::Text(i.to_string()), SqlValue::Int),
+        Value::HugeInt(i) => {
+            i64::try_from(i).map_or_else(|_| SqlValue::Text(i.to_string()), SqlValue::Int)
+        }
         Value::UTinyInt(i) => SqlValue::Int(i.into()),
         Value::USmallInt(i) => SqlValue::Int(i.into()),
         Value::UInt(i) => SqlValue::Int(i.into()),
-        Value::UBigInt(i) => i64::try_from(i).map_or_else(|_| SqlValue::Text(i.to_string()), SqlValue::Int),
+        Value::UBigInt(i) => {
+            i64::try_from(i).map_or_else(|_| SqlValue::Text(i.to_string()), SqlValue::Int)
+        }
         Value::Float(f) => SqlValue::Float(f.into()),
         Value::Double(f) => SqlValue::Float(f),
         Value::Timestamp(unit, v) => SqlValue::Timestamp(match unit {
@@ -131,7 +135,8 @@ impl DuckDbWarehouse {
         conn.execute_batch("SET autoinstall_known_extensions = false;")
             .map_err(open_err)?;
         // Timestamps are stored in UTC; show them in UTC too, whatever the machine's zone.
-        conn.execute_batch("SET TimeZone = 'UTC';").map_err(open_err)?;
+        conn.execute_batch("SET TimeZone = 'UTC';")
+            .map_err(open_err)?;
         Ok(DuckDbWarehouse { conn })
     }
 
@@ -201,7 +206,11 @@ impl Warehouse for DuckDbWarehouse {
             .map_err(|e| Self::sql_err("ROLLBACK", e))
     }
 
-    fn table_columns(&mut self, schema: &str, table: &str) -> Result<Option<Vec<(String, ColumnType)>>> {
+    fn table_columns(
+        &mut self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<Vec<(String, ColumnType)>>> {
         let rows = self.query(sql::TABLE_COLUMNS, &[schema.into(), table.into()])?;
         if rows.is_empty() {
             return Ok(None);
@@ -210,11 +219,12 @@ impl Warehouse for DuckDbWarehouse {
             .map(|row| {
                 let name = row[0].as_str().unwrap_or_default().to_string();
                 let found = row[1].as_str().unwrap_or_default().to_string();
-                let ty = column_type(&found).ok_or_else(|| WarehouseError::UnsupportedColumnType {
-                    table: format!("{schema}.{table}"),
-                    column: name.clone(),
-                    found,
-                })?;
+                let ty =
+                    column_type(&found).ok_or_else(|| WarehouseError::UnsupportedColumnType {
+                        table: format!("{schema}.{table}"),
+                        column: name.clone(),
+                        found,
+                    })?;
                 Ok((name, ty))
             })
             .collect::<Result<Vec<_>>>()

@@ -1,0 +1,150 @@
+//! The README's first command, and `observes state`.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let demo_arg = demo.to_str().unwrap();
+    let out = observes()
+        .args(["run", "demo", "--dir", demo_arg])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "ci_jobs: load 1 committed 5000 records in 1 streams (0 rejected, 6 commits)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "gitlab_sample: load 1 committed 81 records in 3 streams (0 rejected, 5 commits)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  ci.jobs                                      5000 rows"),
+        "{text}"
+    );
+    assert!(demo.join("observes.toml").exists() && demo.join("state/ci_jobs/state.json").exists());
+
+    let db = demo.join("warehouse.duckdb");
+    let counts = |db: &std::path::Path| {
+        query(
+            db,
+            "SELECT (SELECT COUNT(*) FROM ci.jobs), (SELECT COUNT(*) FROM ci.jobs__artifacts), (SELECT COUNT(*) FROM gitlab.pipelines), \
+             (SELECT COUNT(*) FROM gitlab.projects__topics), (SELECT COUNT(*) FROM gitlab.merge_requests__reviewers)",
+        )
+    };
+    let first = counts(&db);
+    assert_eq!(first, rows(&[&["5000", "7539", "54", "5", "24"]]));
+
+    let out = observes()
+        .args(["run", "demo", "--dir", demo_arg, "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = stdout(&out).lines().next().unwrap().to_string();
+    let summary: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(summary["pipeline"], "ci_jobs");
+    assert_eq!(
+        summary["streams"]["jobs"]["rows"], 0,
+        "resumed from its bookmark: nothing new"
+    );
+    assert_eq!(counts(&db), first, "merge by key: a re-run adds nothing");
+}
+
+#[test]
+fn state_get_set_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("observes.toml"),
+        "warehouse = \"duckdb://wh.duckdb\"\n[pipelines.jobs]\nsource = \"synthetic\"\nrecords = 30\ncheckpoint_every = 10\nschema = \"ci\"\n",
+    )
+    .unwrap();
+    let state = |args: &[&str]| {
+        let out = observes()
+            .current_dir(root)
+            .arg("state")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(state(&["get", "jobs"]), "null\n");
+    let out = observes()
+        .current_dir(root)
+        .args(["run", "jobs"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        state(&["get", "jobs"]),
+        "{\n  \"synthetic\": {\n    \"position\": 30\n  }\n}\n"
+    );
+
+    // Rewind to 20 and re-run in append mode: exactly the last 10 records load again.
+    state(&["set", "jobs", r#"{"synthetic":{"position":20}}"#]);
+    assert_eq!(
+        std::fs::read_to_string(root.join("state/jobs/state.json")).unwrap(),
+        "{\n  \"synthetic\": {\n    \"position\": 20\n  }\n}"
+    );
+    let out = observes()
+        .current_dir(root)
+        .args(["run", "jobs"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).starts_with("jobs: load 2 committed 10 records"),
+        "{}",
+        stdout(&out)
+    );
+
+    state(&["clear", "jobs"]);
+    assert_eq!(state(&["get", "jobs"]), "null\n");
+    assert!(!root.join("state/jobs/state.json").exists());
+
+    let out = observes()
+        .current_dir(root)
+        .args(["state", "set", "jobs", "[1]"])
+        .output()
+        .unwrap();
+    assert_eq!(stderr(&out), "error: the state must be a JSON object\n");
+}
+
+#[test]
+fn a_second_run_of_a_locked_pipeline_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("observes.toml"),
+        "warehouse = \"duckdb://wh.duckdb\"\n[pipelines.jobs]\nsource = \"synthetic\"\nrecords = 1\nschema = \"ci\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("state/jobs")).unwrap();
+    // A live holder: this test process.
+    let lock = serde_json::json!({
+        "owner": "the other run",
+        "expires_at": "2099-01-01T00:00:00Z",
+        "host": std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(),
+        "pid": std::process::id(),
+    });
+    std::fs::write(root.join("state/jobs/lock"), lock.to_string()).unwrap();
+    let out = observes()
+        .current_dir(root)
+        .args(["run", "jobs"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out),
+        "error: pipeline \"jobs\" failed: pipeline \"jobs\" is locked by the other run until 2099-01-01 00:00:00 UTC (another run is in progress; the lock expires by itself if that run died)\n"
+    );
+}
