@@ -517,31 +517,39 @@ impl<'w> Loader<'w> {
 
     /// Commits everything buffered, with the pending state. Returns that state.
     fn checkpoint(&mut self) -> Result<Option<Value>, LoadError> {
+        self.apply_buffered(false)?;
+        self.commit()
+    }
+
+    /// Brings the open transaction up to date with everything received: buffered rows
+    /// sent, merges applied, `ACTIVATE_VERSION`s honoured, metadata and state written; at
+    /// the end of a load also the replace swap. Everything but the `COMMIT`.
+    fn apply_buffered(&mut self, end_of_load: bool) -> Result<(), LoadError> {
         let names = self.order.clone();
         for name in &names {
             self.flush_stream(name)?;
         }
         self.ensure_transaction()?;
-        if self.config.write_mode == WriteMode::Merge {
-            for name in &names {
-                self.apply_merge(name)?;
-            }
-        }
-        if self.config.write_mode != WriteMode::Replace {
-            for name in &names {
-                let stream = &self.streams[name];
-                if stream.activate_version {
-                    modes::drop_older_loads(
-                        self.wh,
-                        &self.config.schema,
-                        stream.normalizer.layout(),
-                        self.ids.load_id(),
-                    )?;
+        let schema = self.config.schema.clone();
+        for name in &names {
+            match self.config.write_mode {
+                WriteMode::Merge => self.apply_merge(name)?,
+                WriteMode::Replace if end_of_load => {
+                    modes::swap_in(self.wh, &schema, self.streams[name].normalizer.layout())?
                 }
+                WriteMode::Replace | WriteMode::Append => {}
+            }
+            let stream = &self.streams[name];
+            if stream.activate_version && self.config.write_mode != WriteMode::Replace {
+                modes::drop_older_loads(
+                    self.wh,
+                    &schema,
+                    stream.normalizer.layout(),
+                    self.ids.load_id(),
+                )?;
             }
         }
-        self.write_metadata("running")?;
-        self.commit()
+        self.write_metadata("running")
     }
 
     fn write_metadata(&mut self, status: &str) -> Result<(), LoadError> {
@@ -597,42 +605,7 @@ impl<'w> Loader<'w> {
 
     /// Commits what is left (with the last state seen) and marks the load completed.
     pub fn finish(mut self) -> Result<LoadSummary, LoadError> {
-        let names = self.order.clone();
-        for name in &names {
-            self.flush_stream(name)?;
-        }
-        self.ensure_transaction()?;
-        match self.config.write_mode {
-            WriteMode::Merge => {
-                for name in &names {
-                    self.apply_merge(name)?;
-                }
-            }
-            WriteMode::Replace => {
-                for name in &names {
-                    modes::swap_in(
-                        self.wh,
-                        &self.config.schema,
-                        self.streams[name].normalizer.layout(),
-                    )?;
-                }
-            }
-            WriteMode::Append => {}
-        }
-        if self.config.write_mode != WriteMode::Replace {
-            for name in &names {
-                let stream = &self.streams[name];
-                if stream.activate_version {
-                    modes::drop_older_loads(
-                        self.wh,
-                        &self.config.schema,
-                        stream.normalizer.layout(),
-                        self.ids.load_id(),
-                    )?;
-                }
-            }
-        }
-        self.write_metadata("running")?;
+        self.apply_buffered(true)?;
         metadata::complete_load(
             self.wh,
             &self.config.schema,

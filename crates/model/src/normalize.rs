@@ -61,24 +61,21 @@ impl InvalidRecord {
         }
     }
 
-    fn within(mut self, segment: &str) -> Self {
-        if self.field.is_empty() || self.field.starts_with('[') {
-            self.field.insert_str(0, segment);
-        } else {
-            self.field.insert(0, '.');
-            self.field.insert_str(0, segment);
-        }
-        self
+    /// Prefixes the field path with an enclosing property (`user` + `name` → `user.name`).
+    fn within(self, property: &str) -> Self {
+        self.prefixed(property)
     }
 
-    fn at_index(mut self, i: usize) -> Self {
-        let seg = format!("[{i}]");
-        if self.field.is_empty() || self.field.starts_with('[') {
-            self.field.insert_str(0, &seg);
-        } else {
+    /// Prefixes the field path with an array index (`[2]` + `size` → `[2].size`).
+    fn at_index(self, i: usize) -> Self {
+        self.prefixed(&format!("[{i}]"))
+    }
+
+    fn prefixed(mut self, segment: &str) -> Self {
+        if !(self.field.is_empty() || self.field.starts_with('[')) {
             self.field.insert(0, '.');
-            self.field.insert_str(0, &seg);
         }
+        self.field.insert_str(0, segment);
         self
     }
 }

@@ -97,16 +97,7 @@ fn from_duckdb(value: Value) -> SqlValue {
 }
 
 fn date_text(days: i32) -> String {
-    // Civil-from-days (Howard Hinnant), enough to show a DATE read back in a query.
-    let z = days as i64 + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = observes_model::time::civil_from_days(days.into());
     format!("{y:04}-{m:02}-{d:02}")
 }
 
