@@ -14,6 +14,11 @@ use observes_singer::{Message, MessageWriter};
 use observes_state::StateStore;
 use serde_json::{json, Value};
 
+// Records are allocated on the reader thread and freed on the loader thread; glibc's
+// allocator serializes that on its arena locks, mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "observes",

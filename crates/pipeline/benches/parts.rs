@@ -12,6 +12,9 @@ use observes_pipeline::sources::synthetic::{self, SyntheticConfig};
 use observes_pipeline::{drive, MessageStream};
 use observes_singer::{Message, MessageReader, MessageWriter};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn report(stage: &str, records: u64, bytes: usize, start: Instant) {
     let secs = start.elapsed().as_secs_f64();
     println!(
