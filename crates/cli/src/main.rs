@@ -321,7 +321,7 @@ fn target(
     on_invalid: OnInvalid,
     pipeline: &str,
 ) -> Result<()> {
-    let mut wh = observes_warehouse::connect(warehouse)?;
+    let mut wh = observes_warehouse::connect_pipelined(warehouse)?;
     let config = LoadConfig {
         write_mode,
         on_invalid,

@@ -426,7 +426,7 @@ impl<'w> Loader<'w> {
                         stream: message.stream.clone(),
                         line,
                         reason: source.to_string(),
-                        record: Value::Object(message.record).to_string(),
+                        record: message.record.to_json_string(),
                     });
                 }
             },

@@ -20,7 +20,8 @@
 //! let layout = Arc::new(Layout::compile("jobs", &schema, &["id".into()], 63).unwrap());
 //! let mut normalizer = Normalizer::new(layout);
 //! let record = json!({"id": 1, "tags": ["a", "b"]});
-//! normalizer.push(record.as_object().unwrap(), &mut IdAllocator::new(1)).unwrap();
+//! let record = observes_singer::Record::Parsed(record.as_object().unwrap().clone());
+//! normalizer.push(&record, &mut IdAllocator::new(1)).unwrap();
 //! let batches = normalizer.take_batches();
 //! assert_eq!(batches[0].1.num_rows(), 1); // jobs
 //! assert_eq!(batches[1].1.num_rows(), 2); // jobs__tags

@@ -9,7 +9,9 @@ use arrow::array::{
 };
 use arrow::datatypes::{Field as ArrowField, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use serde_json::{Map, Value};
+use observes_singer::Record;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 
 use crate::layout::{Accepts, Field, Layout, Table};
 use crate::time;
@@ -111,6 +113,17 @@ impl fmt::Debug for Normalizer {
     }
 }
 
+/// Empties a scratch buffer and gives it a new lifetime for its cells: sound because an
+/// empty vector holds no borrow (and the in-place collect keeps the allocation).
+fn recycle<'b>(rows: Vec<Vec<Cell<'_>>>) -> Vec<Vec<Cell<'b>>> {
+    rows.into_iter()
+        .map(|mut v| {
+            v.clear();
+            v.into_iter().map(|_| Cell::Null).collect()
+        })
+        .collect()
+}
+
 impl Normalizer {
     pub fn new(layout: Arc<Layout>) -> Self {
         let buffers = layout.tables.iter().map(TableBuffer::new).collect();
@@ -137,70 +150,23 @@ impl Normalizer {
     }
 
     /// Normalizes one record into the buffers. On error nothing is buffered.
-    pub fn push(
-        &mut self,
-        record: &Map<String, Value>,
-        ids: &mut IdAllocator,
-    ) -> Result<(), InvalidRecord> {
-        // The scratch rows borrow from `record` only for the duration of this call; they
-        // are emptied before it returns, so reusing the allocation is sound.
-        let mut scratch: Vec<Vec<Cell<'_>>> = std::mem::take(&mut self.scratch)
-            .into_iter()
-            .map(|mut v| {
-                v.clear();
-                v.into_iter().map(|_| Cell::Null).collect()
-            })
-            .collect();
-        let result = self.fill(record, ids, &mut scratch);
+    pub fn push(&mut self, record: &Record, ids: &mut IdAllocator) -> Result<(), InvalidRecord> {
+        let mut scratch = recycle(std::mem::take(&mut self.scratch));
+        let result = match record {
+            Record::Raw(raw) => {
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                fill(&self.layout, &mut de, ids, &mut scratch)
+            }
+            Record::Parsed(map) => fill(&self.layout, map, ids, &mut scratch),
+        };
         if result.is_ok() {
-            for (table, rows) in scratch.iter_mut().enumerate() {
+            for (table, rows) in scratch.iter().enumerate() {
                 let width = self.layout.tables[table].columns.len();
                 self.buffers[table].append_rows(rows, width);
             }
         }
-        self.scratch = scratch
-            .into_iter()
-            .map(|mut v| {
-                v.clear();
-                v.into_iter().map(|_| Cell::Null).collect()
-            })
-            .collect();
+        self.scratch = recycle(scratch);
         result
-    }
-
-    fn fill<'a>(
-        &self,
-        record: &'a Map<String, Value>,
-        ids: &mut IdAllocator,
-        scratch: &mut [Vec<Cell<'a>>],
-    ) -> Result<(), InvalidRecord> {
-        let id = ids.next();
-        let row = new_row(&self.layout, scratch, 0, ids.load_id, id, None);
-        walk_object(
-            &self.layout,
-            &self.layout.properties,
-            record,
-            0,
-            row,
-            id,
-            id,
-            ids,
-            scratch,
-        )?;
-        for (&col, key) in self
-            .layout
-            .key_columns
-            .iter()
-            .zip(&self.layout.key_properties)
-        {
-            if scratch[0][row + col] == Cell::Null {
-                return Err(InvalidRecord {
-                    field: key.clone(),
-                    reason: "key property is missing or null".into(),
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Takes the buffered rows of every table that has any, as Arrow batches, in table
@@ -216,10 +182,53 @@ impl Normalizer {
     }
 }
 
-/// Appends an all-null row for `table` with its metadata set; returns its offset.
-fn new_row<'a>(
+/// Walks one record with `de`, writing its rows into `scratch`.
+fn fill<'de, D>(
     layout: &Layout,
-    scratch: &mut [Vec<Cell<'a>>],
+    de: D,
+    ids: &mut IdAllocator,
+    scratch: &mut [Vec<Cell<'de>>],
+) -> Result<(), InvalidRecord>
+where
+    D: Deserializer<'de>,
+{
+    let id = ids.next();
+    let row = new_row(layout, scratch, 0, ids.load_id, id, None);
+    let mut ctx = Ctx {
+        layout,
+        ids,
+        scratch,
+        error: None,
+    };
+    let seed = ObjectSeed {
+        ctx: &mut ctx,
+        properties: &layout.properties,
+        table: 0,
+        row,
+        row_id: id,
+        root_id: id,
+    };
+    if let Err(e) = seed.deserialize(de) {
+        return Err(ctx
+            .error
+            .take()
+            .unwrap_or_else(|| InvalidRecord::new(e.to_string())));
+    }
+    for (&col, key) in layout.key_columns.iter().zip(&layout.key_properties) {
+        if ctx.scratch[0][row + col] == Cell::Null {
+            return Err(InvalidRecord {
+                field: key.clone(),
+                reason: "key property is missing or null".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Appends an all-null row for `table` with its metadata set; returns its offset.
+fn new_row(
+    layout: &Layout,
+    scratch: &mut [Vec<Cell<'_>>],
     table: usize,
     load_id: i64,
     id: i64,
@@ -246,211 +255,514 @@ fn new_row<'a>(
     offset
 }
 
-#[allow(clippy::too_many_arguments)]
-fn walk_object<'a>(
-    layout: &Layout,
-    properties: &[(String, Field)],
-    object: &'a Map<String, Value>,
-    table: usize,
-    row: usize,
-    row_id: i64,
-    root_id: i64,
-    ids: &mut IdAllocator,
-    scratch: &mut [Vec<Cell<'a>>],
-) -> Result<(), InvalidRecord> {
-    for (key, field) in properties {
-        let Some(value) = object.get(key) else {
-            continue;
+/// What the walk shares: where rows go, and the first invalid value met (serde's error
+/// type cannot carry it, so it waits here while the error unwinds).
+struct Ctx<'c, 'de> {
+    layout: &'c Layout,
+    ids: &'c mut IdAllocator,
+    scratch: &'c mut [Vec<Cell<'de>>],
+    error: Option<InvalidRecord>,
+}
+
+impl Ctx<'_, '_> {
+    fn fail<E: de::Error>(&mut self, invalid: InvalidRecord) -> E {
+        self.error = Some(invalid);
+        E::custom("invalid record")
+    }
+
+    /// Adds a path segment to the pending error as it unwinds through a property.
+    fn within<E>(
+        &mut self,
+        result: Result<(), E>,
+        segment: impl FnOnce(InvalidRecord) -> InvalidRecord,
+    ) -> Result<(), E> {
+        if result.is_err() {
+            if let Some(e) = self.error.take() {
+                self.error = Some(segment(e));
+            }
+        }
+        result
+    }
+}
+
+/// A JSON value as the scalar visitor sees it.
+enum Scalar<'de> {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(&'de str),
+    String(String),
+    Object,
+    Array,
+}
+
+impl Scalar<'_> {
+    fn describe(&self) -> String {
+        let (kind, text) = match self {
+            Scalar::Null => return "null".into(),
+            Scalar::Bool(b) => ("boolean", b.to_string()),
+            Scalar::I64(i) => ("integer", i.to_string()),
+            Scalar::U64(u) => ("integer", u.to_string()),
+            Scalar::F64(f) => (
+                "number",
+                serde_json::Number::from_f64(*f).map_or_else(|| f.to_string(), |n| n.to_string()),
+            ),
+            Scalar::Str(s) => ("string", serde_json::Value::from(*s).to_string()),
+            Scalar::String(s) => ("string", serde_json::Value::from(s.as_str()).to_string()),
+            Scalar::Object => return "an object".into(),
+            Scalar::Array => return "an array".into(),
         };
-        walk_value(
-            layout, field, value, table, row, row_id, root_id, ids, scratch,
-        )
-        .map_err(|e| e.within(key))?;
+        let mut text = text;
+        if text.len() > 60 {
+            let mut cut = 57;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push_str("...");
+        }
+        format!("{kind} {text}")
     }
-    Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn walk_value<'a>(
-    layout: &Layout,
-    field: &Field,
-    value: &'a Value,
-    table: usize,
-    row: usize,
-    row_id: i64,
-    root_id: i64,
-    ids: &mut IdAllocator,
-    scratch: &mut [Vec<Cell<'a>>],
-) -> Result<(), InvalidRecord> {
-    if value.is_null() {
-        return Ok(());
-    }
-    match field {
-        Field::Scalar { column, accepts } => {
-            let ty = layout.tables[table].columns[*column].ty;
-            scratch[table][row + column] = convert(value, *accepts, ty)?;
-        }
-        Field::Json { column } => {
-            scratch[table][row + column] = Cell::Owned(value.to_string());
-        }
-        Field::Object { properties } => match value {
-            Value::Object(object) => walk_object(
-                layout, properties, object, table, row, row_id, root_id, ids, scratch,
-            )?,
-            other => {
-                return Err(InvalidRecord::new(format!(
-                    "expected object or null, got {}",
-                    describe(other)
-                )))
-            }
-        },
-        Field::Array { table: child, item } => match value {
-            Value::Array(items) => {
-                for (i, element) in items.iter().enumerate() {
-                    let id = ids.next();
-                    let child_row = new_row(
-                        layout,
-                        scratch,
-                        *child,
-                        ids.load_id,
-                        id,
-                        Some((row_id, root_id, i)),
-                    );
-                    walk_value(
-                        layout, item, element, *child, child_row, id, root_id, ids, scratch,
-                    )
-                    .map_err(|e| e.at_index(i))?;
-                }
-            }
-            other => {
-                return Err(InvalidRecord::new(format!(
-                    "expected array or null, got {}",
-                    describe(other)
-                )))
-            }
-        },
-    }
-    Ok(())
-}
-
-fn describe(value: &Value) -> String {
-    let kind = match value {
-        Value::Null => return "null".into(),
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_f64() => "number",
-        Value::Number(_) => "integer",
-        Value::String(_) => "string",
-        Value::Array(_) => return "an array".into(),
-        Value::Object(_) => return "an object".into(),
-    };
-    let mut text = value.to_string();
-    if text.len() > 60 {
-        let mut cut = 57;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push_str("...");
-    }
-    format!("{kind} {text}")
-}
-
-fn mismatch(accepts: Accepts, value: &Value) -> InvalidRecord {
+fn mismatch(accepts: Accepts, value: &Scalar<'_>) -> InvalidRecord {
     InvalidRecord::new(format!(
         "expected {}, got {}",
         accepts.describe(),
-        describe(value)
+        value.describe()
     ))
 }
 
-/// Checks a value against the types its schema allows and converts it to the column's
+/// Checks a scalar against the types its schema allows and converts it to the column's
 /// storage type (which may be wider than the schema's after schema evolution).
-fn convert<'a>(
-    value: &'a Value,
+fn convert<'de>(
+    value: Scalar<'de>,
     accepts: Accepts,
     ty: ColumnType,
-) -> Result<Cell<'a>, InvalidRecord> {
+) -> Result<Cell<'de>, InvalidRecord> {
     match value {
-        Value::Null => Ok(Cell::Null),
-        Value::Bool(b) => {
+        Scalar::Null => Ok(Cell::Null),
+        Scalar::Bool(b) => {
             if !accepts.has(Accepts::BOOL) {
-                return Err(mismatch(accepts, value));
+                return Err(mismatch(accepts, &value));
             }
             Ok(match ty {
-                ColumnType::Boolean => Cell::Bool(*b),
-                _ => Cell::Owned(b.to_string()),
+                ColumnType::Boolean => Cell::Bool(b),
+                ColumnType::Json | ColumnType::Text => Cell::Owned(b.to_string()),
+                _ => return Err(mismatch(accepts, &value)),
             })
         }
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                if !accepts.has(Accepts::INT) {
-                    return Err(mismatch(accepts, value));
-                }
-                return Ok(match ty {
-                    ColumnType::BigInt => Cell::Int(i),
-                    ColumnType::Double => Cell::Float(i as f64),
-                    _ => Cell::Owned(i.to_string()),
-                });
+        Scalar::I64(i) => {
+            if !accepts.has(Accepts::INT) {
+                return Err(mismatch(accepts, &value));
             }
-            if n.is_u64() {
-                if !accepts.has(Accepts::INT) {
-                    return Err(mismatch(accepts, value));
-                }
-                return match ty {
-                    ColumnType::BigInt => Err(InvalidRecord::new(format!(
-                        "integer {n} is out of range for a 64-bit integer column"
-                    ))),
-                    ColumnType::Double => Ok(Cell::Float(n.as_f64().unwrap_or(f64::NAN))),
-                    _ => Ok(Cell::Owned(n.to_string())),
-                };
+            Ok(match ty {
+                ColumnType::BigInt => Cell::Int(i),
+                ColumnType::Double => Cell::Float(i as f64),
+                _ => Cell::Owned(i.to_string()),
+            })
+        }
+        Scalar::U64(u) => {
+            if !accepts.has(Accepts::INT) {
+                return Err(mismatch(accepts, &value));
             }
-            let f = n.as_f64().unwrap_or(f64::NAN);
+            match ty {
+                ColumnType::BigInt => Err(InvalidRecord::new(format!(
+                    "integer {u} is out of range for a 64-bit integer column"
+                ))),
+                ColumnType::Double => Ok(Cell::Float(u as f64)),
+                _ => Ok(Cell::Owned(u.to_string())),
+            }
+        }
+        Scalar::F64(f) => {
             let integral = f.fract() == 0.0 && f.abs() < 9.2e18;
             if !(accepts.has(Accepts::NUM) || (accepts.has(Accepts::INT) && integral)) {
-                return Err(mismatch(accepts, value));
+                return Err(mismatch(accepts, &value));
             }
             Ok(match ty {
                 ColumnType::BigInt if integral => Cell::Int(f as i64),
-                ColumnType::BigInt => return Err(mismatch(accepts, value)),
+                ColumnType::BigInt => return Err(mismatch(accepts, &value)),
                 ColumnType::Double => Cell::Float(f),
-                _ => Cell::Owned(n.to_string()),
+                _ => Cell::Owned(
+                    serde_json::Number::from_f64(f)
+                        .map_or_else(|| f.to_string(), |n| n.to_string()),
+                ),
             })
         }
-        Value::String(s) => {
+        Scalar::Str(_) | Scalar::String(_) => {
             if !accepts.has(Accepts::STR) {
-                return Err(mismatch(accepts, value));
+                return Err(mismatch(accepts, &value));
             }
-            match ty {
+            let s: &str = match &value {
+                Scalar::Str(s) => s,
+                Scalar::String(s) => s,
+                _ => "",
+            };
+            let parsed = match ty {
                 ColumnType::Timestamp => time::parse_timestamp_micros(s)
                     .map(Cell::Micros)
-                    .ok_or_else(|| {
-                        InvalidRecord::new(format!(
-                            "expected a date-time (RFC 3339), got {}",
-                            describe(value)
-                        ))
-                    }),
-                ColumnType::Date => time::parse_date_days(s).map(Cell::Days).ok_or_else(|| {
-                    InvalidRecord::new(format!(
-                        "expected a date (YYYY-MM-DD), got {}",
-                        describe(value)
-                    ))
+                    .ok_or("a date-time (RFC 3339)"),
+                ColumnType::Date => time::parse_date_days(s)
+                    .map(Cell::Days)
+                    .ok_or("a date (YYYY-MM-DD)"),
+                ColumnType::Time => time::parse_time_micros(s)
+                    .map(Cell::Micros)
+                    .ok_or("a time (HH:MM:SS)"),
+                ColumnType::Json => Ok(Cell::Owned(serde_json::Value::from(s).to_string())),
+                _ => Err(""),
+            };
+            match parsed {
+                Ok(cell) => Ok(cell),
+                Err("") => Ok(match value {
+                    Scalar::Str(s) => Cell::Str(s),
+                    Scalar::String(s) => Cell::Owned(s),
+                    _ => Cell::Null,
                 }),
-                ColumnType::Time => time::parse_time_micros(s).map(Cell::Micros).ok_or_else(|| {
-                    InvalidRecord::new(format!(
-                        "expected a time (HH:MM:SS), got {}",
-                        describe(value)
-                    ))
-                }),
-                ColumnType::Json => Ok(Cell::Owned(value.to_string())),
-                _ => Ok(Cell::Str(s)),
+                Err(what) => Err(InvalidRecord::new(format!(
+                    "expected {what}, got {}",
+                    value.describe()
+                ))),
             }
         }
-        Value::Array(_) | Value::Object(_) => {
-            if ty != ColumnType::Json {
-                return Err(mismatch(accepts, value));
+        Scalar::Object | Scalar::Array => Err(mismatch(accepts, &value)),
+    }
+}
+
+/// Reads one scalar (an object or array is reported as such, not read).
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E>(self) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Scalar<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::I64(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
+        Ok(i64::try_from(v).map_or(Scalar::U64(v), Scalar::I64))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::F64(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::String(v))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Object)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Array)
+    }
+}
+
+/// A key, borrowed from the input when it has no escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
             }
-            Ok(Cell::Owned(value.to_string()))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v)))
+            }
         }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// One value of a field, written where the field says.
+struct FieldSeed<'x, 'c, 'de> {
+    ctx: &'x mut Ctx<'c, 'de>,
+    field: &'c Field,
+    table: usize,
+    row: usize,
+    row_id: i64,
+    root_id: i64,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let FieldSeed {
+            ctx,
+            field,
+            table,
+            row,
+            row_id,
+            root_id,
+        } = self;
+        match field {
+            Field::Scalar { column, accepts } => {
+                let ty = ctx.layout.tables[table].columns[*column].ty;
+                let value = d.deserialize_any(ScalarVisitor)?;
+                match convert(value, *accepts, ty) {
+                    Ok(cell) => {
+                        ctx.scratch[table][row + column] = cell;
+                        Ok(())
+                    }
+                    Err(invalid) => Err(ctx.fail(invalid)),
+                }
+            }
+            Field::Json { column } => {
+                let value = serde_json::Value::deserialize(d)?;
+                if !value.is_null() {
+                    ctx.scratch[table][row + column] = Cell::Owned(value.to_string());
+                }
+                Ok(())
+            }
+            Field::Object { properties } => d.deserialize_any(ObjectSeed {
+                ctx,
+                properties,
+                table,
+                row,
+                row_id,
+                root_id,
+            }),
+            Field::Array { table: child, item } => d.deserialize_any(ArrayVisitor {
+                ctx,
+                item,
+                table: *child,
+                parent_id: row_id,
+                root_id,
+            }),
+        }
+    }
+}
+
+/// An object flattened into the current row.
+struct ObjectSeed<'x, 'c, 'de> {
+    ctx: &'x mut Ctx<'c, 'de>,
+    properties: &'c [(String, Field)],
+    table: usize,
+    row: usize,
+    row_id: i64,
+    root_id: i64,
+}
+
+impl<'de> DeserializeSeed<'de> for ObjectSeed<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectSeed<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen_nested = Vec::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let Some(index) = self.properties.iter().position(|(name, _)| *name == key) else {
+                // Properties the schema does not declare are not loaded.
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let field = &self.properties[index].1;
+            if !matches!(field, Field::Scalar { .. } | Field::Json { .. }) {
+                if seen_nested.contains(&index) {
+                    return Err(self
+                        .ctx
+                        .fail(InvalidRecord::new("duplicate key in object".into()).within(&key)));
+                }
+                seen_nested.push(index);
+            }
+            let result = map.next_value_seed(FieldSeed {
+                ctx: &mut *self.ctx,
+                field,
+                table: self.table,
+                row: self.row,
+                row_id: self.row_id,
+                root_id: self.root_id,
+            });
+            self.ctx.within(result, |e| e.within(&key))?;
+        }
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.not_an_object(Scalar::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.not_an_object(Scalar::I64(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.not_an_object(Scalar::U64(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.not_an_object(Scalar::F64(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.not_an_object(Scalar::String(v.to_string()))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<(), A::Error> {
+        self.not_an_object(Scalar::Array)
+    }
+}
+
+impl ObjectSeed<'_, '_, '_> {
+    fn not_an_object<E: de::Error>(self, value: Scalar<'_>) -> Result<(), E> {
+        Err(self.ctx.fail(InvalidRecord::new(format!(
+            "expected object or null, got {}",
+            value.describe()
+        ))))
+    }
+}
+
+/// An array: one child row per element.
+struct ArrayVisitor<'x, 'c, 'de> {
+    ctx: &'x mut Ctx<'c, 'de>,
+    item: &'c Field,
+    table: usize,
+    parent_id: i64,
+    root_id: i64,
+}
+
+impl<'de> Visitor<'de> for ArrayVisitor<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        loop {
+            let element = ElementSeed {
+                ctx: &mut *self.ctx,
+                item: self.item,
+                table: self.table,
+                parent_id: self.parent_id,
+                root_id: self.root_id,
+                index,
+            };
+            let result = seq.next_element_seed(element);
+            match result {
+                Ok(Some(())) => index += 1,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    return self.ctx.within(Err(e), |err| err.at_index(index));
+                }
+            }
+        }
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.not_an_array(Scalar::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.not_an_array(Scalar::I64(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.not_an_array(Scalar::U64(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.not_an_array(Scalar::F64(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.not_an_array(Scalar::String(v.to_string()))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<(), A::Error> {
+        self.not_an_array(Scalar::Object)
+    }
+}
+
+impl ArrayVisitor<'_, '_, '_> {
+    fn not_an_array<E: de::Error>(self, value: Scalar<'_>) -> Result<(), E> {
+        Err(self.ctx.fail(InvalidRecord::new(format!(
+            "expected array or null, got {}",
+            value.describe()
+        ))))
+    }
+}
+
+/// One array element: its child row is made only when the element exists.
+struct ElementSeed<'x, 'c, 'de> {
+    ctx: &'x mut Ctx<'c, 'de>,
+    item: &'c Field,
+    table: usize,
+    parent_id: i64,
+    root_id: i64,
+    index: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ElementSeed<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let ctx = self.ctx;
+        let id = ctx.ids.next();
+        let load_id = ctx.ids.load_id;
+        let row = new_row(
+            ctx.layout,
+            ctx.scratch,
+            self.table,
+            load_id,
+            id,
+            Some((self.parent_id, self.root_id, self.index)),
+        );
+        FieldSeed {
+            ctx,
+            field: self.item,
+            table: self.table,
+            row,
+            row_id: id,
+            root_id: self.root_id,
+        }
+        .deserialize(d)
     }
 }
 

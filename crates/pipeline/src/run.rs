@@ -107,7 +107,7 @@ fn run_locked(
     store: &StateStore,
     rt: &tokio::runtime::Runtime,
 ) -> Result<LoadSummary, RunError> {
-    let mut wh = observes_warehouse::connect(&config.warehouse)?;
+    let mut wh = observes_warehouse::connect_pipelined(&config.warehouse)?;
     let mut loader = Loader::begin(wh.as_mut(), load_config(pipeline))?;
     let name = pipeline.name.as_str();
     // The warehouse's copy is authoritative: a crash between a commit and the copy to the

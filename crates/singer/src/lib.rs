@@ -23,6 +23,7 @@
 use std::io::{BufRead, Write};
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// One Singer message.
@@ -65,10 +66,48 @@ pub struct SchemaMessage {
     pub bookmark_properties: Vec<String>,
 }
 
+/// A record's data: as read (raw JSON text of an object, checked for syntax only, so the
+/// normalizer can deserialize it straight into columns) or built in-process.
+#[derive(Debug, Clone)]
+pub enum Record {
+    Raw(Box<RawValue>),
+    Parsed(Map<String, Value>),
+}
+
+impl Record {
+    /// The record as JSON text.
+    pub fn to_json_string(&self) -> String {
+        match self {
+            Record::Raw(raw) => raw.get().to_string(),
+            Record::Parsed(map) => Value::Object(map.clone()).to_string(),
+        }
+    }
+
+    /// The record as a JSON value (parsing it if it is raw).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Record::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Record::Parsed(map) => Value::Object(map.clone()),
+        }
+    }
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_value() == other.to_value()
+    }
+}
+
+impl From<Map<String, Value>> for Record {
+    fn from(map: Map<String, Value>) -> Self {
+        Record::Parsed(map)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordMessage {
     pub stream: String,
-    pub record: Map<String, Value>,
+    pub record: Record,
     pub version: Option<i64>,
     pub time_extracted: Option<String>,
 }
@@ -156,7 +195,7 @@ struct RawMessage {
     #[serde(rename = "type")]
     kind: Option<String>,
     stream: Option<String>,
-    record: Option<Value>,
+    record: Option<Box<RawValue>>,
     schema: Option<Value>,
     key_properties: Option<Value>,
     bookmark_properties: Option<Value>,
@@ -229,7 +268,7 @@ pub fn parse_message(line: &[u8]) -> Result<Message, LineError> {
     match kind.as_str() {
         "RECORD" => {
             let record = match raw.record {
-                Some(Value::Object(map)) => map,
+                Some(record) if record.get().starts_with('{') => record,
                 Some(_) => {
                     return Err(LineError::BadField {
                         kind: "RECORD",
@@ -261,7 +300,7 @@ pub fn parse_message(line: &[u8]) -> Result<Message, LineError> {
             };
             Ok(Message::Record(RecordMessage {
                 stream: need_stream("RECORD", raw.stream)?,
-                record,
+                record: Record::Raw(record),
                 version,
                 time_extracted,
             }))
@@ -453,7 +492,7 @@ pub fn to_json(message: &Message) -> Value {
         }
         Message::Record(r) => {
             m.insert("stream".into(), Value::from(r.stream.clone()));
-            m.insert("record".into(), Value::Object(r.record.clone()));
+            m.insert("record".into(), r.record.to_value());
             if let Some(v) = r.version {
                 m.insert("version".into(), Value::from(v));
             }

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod duckdb;
+pub mod pipelined;
 pub mod sql;
 
 use arrow::record_batch::RecordBatch;
@@ -127,6 +128,12 @@ pub trait Warehouse: Send {
     /// Appends a batch to an existing table whose columns match the batch's, inside the
     /// open transaction, by the engine's bulk path.
     fn bulk_append(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()>;
+}
+
+/// Opens the warehouse a URL names, with bulk appends on their own thread (see
+/// [`pipelined`]): the connection to load with.
+pub fn connect_pipelined(url: &str) -> Result<Box<dyn Warehouse>> {
+    Ok(Box::new(pipelined::Pipelined::new(connect(url)?, 2)))
 }
 
 /// Opens the warehouse a URL names.

@@ -229,7 +229,7 @@ pub fn messages(
     let body = (start..config.records).flat_map(move |i| {
         let record = Message::Record(RecordMessage {
             stream: "jobs".into(),
-            record: job(config.seed, i),
+            record: job(config.seed, i).into(),
             version: None,
             time_extracted: None,
         });
