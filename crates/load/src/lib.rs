@@ -378,8 +378,8 @@ impl<'w> Loader<'w> {
                             TableChange::AddColumn { column } => {
                                 sql::add_column(dialect, &schema, &target, column)
                             }
-                            TableChange::WidenColumn { column, to, .. } => {
-                                sql::widen_column(dialect, &schema, &target, column, *to)
+                            TableChange::WidenColumn { column, from, to } => {
+                                sql::widen_column(dialect, &schema, &target, column, *from, *to)
                             }
                         };
                         tracing::info!(table = %target, change = ?change, "schema change");

@@ -864,13 +864,25 @@ impl TableBuffer {
     }
 }
 
+/// Field metadata marking JSON columns (Arrow has no JSON type; both are Utf8).
+pub const JSON_FIELD_METADATA: &str = "observes.json";
+
 /// The Arrow schema of a table's batches.
 pub fn arrow_schema(table: &Table) -> SchemaRef {
     Arc::new(Schema::new(
         table
             .columns
             .iter()
-            .map(|c| ArrowField::new(&c.name, c.ty.arrow_type(), !c.metadata))
+            .map(|c| {
+                let field = ArrowField::new(&c.name, c.ty.arrow_type(), !c.metadata);
+                if c.ty == ColumnType::Json {
+                    field.with_metadata(
+                        [(JSON_FIELD_METADATA.to_string(), "true".to_string())].into(),
+                    )
+                } else {
+                    field
+                }
+            })
             .collect::<Vec<_>>(),
     ))
 }

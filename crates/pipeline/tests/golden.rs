@@ -22,8 +22,8 @@ fn case_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// Loads every input of a case into a fresh DuckDB and returns the dump.
-fn run_case(dir: &Path) -> String {
+/// Loads every input of a case into a fresh warehouse and returns the dump.
+fn run_case(dir: &Path, url: &str) -> String {
     let options = std::fs::read_to_string(dir.join("options")).unwrap_or_default();
     let mut config = LoadConfig::new("golden", "raw");
     for option in options.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -46,7 +46,7 @@ fn run_case(dir: &Path) -> String {
         })
         .collect();
     inputs.sort();
-    let mut wh = observes_warehouse::connect("duckdb://:memory:").unwrap();
+    let mut wh = observes_warehouse::connect_pipelined(url).unwrap();
     let mut log = String::new();
     for (run, input) in inputs.iter().enumerate() {
         let mut loader = Loader::begin(wh.as_mut(), config.clone()).unwrap();
@@ -76,12 +76,17 @@ fn run_case(dir: &Path) -> String {
     log + &observes_load::inspect::dump_schema(wh.as_mut(), "raw").unwrap()
 }
 
-#[test]
-fn golden_cases() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+/// Runs every case with a fresh warehouse from `warehouse` and compares with (or, under
+/// `UPDATE_GOLDEN`, writes) the expected dumps.
+fn check_all(
+    backend: &str,
+    warehouse: impl Fn() -> (String, Box<dyn std::any::Any>),
+    update: bool,
+) {
     let mut failures = Vec::new();
     for dir in case_dirs() {
-        let got = run_case(&dir);
+        let (url, _guard) = warehouse();
+        let got = run_case(&dir, &url);
         let expected_path = dir.join("expected.txt");
         if update {
             std::fs::write(&expected_path, &got).unwrap();
@@ -90,10 +95,33 @@ fn golden_cases() {
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if got != expected {
             failures.push(format!(
-                "--- {} differs. got:\n{got}\n--- expected:\n{expected}",
+                "--- {backend}: {} differs. got:\n{got}\n--- expected:\n{expected}",
                 dir.display()
             ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn golden_cases_duckdb() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    check_all(
+        "duckdb",
+        || ("duckdb://:memory:".to_string(), Box::new(())),
+        update,
+    );
+}
+
+/// The same cases, the same expected tables, on PostgreSQL.
+#[test]
+fn golden_cases_postgres() {
+    check_all(
+        "postgres",
+        || {
+            let db = observes_testkit::TestDatabase::create();
+            (db.url.clone(), Box::new(db))
+        },
+        false,
+    );
 }

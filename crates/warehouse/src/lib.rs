@@ -5,7 +5,8 @@
 //! and evolving tables, the write modes, metadata tables) is SQL shared by all warehouses
 //! and lives in [`sql`], built with the one identifier quoting function, [`sql::quote`].
 //!
-//! Backends: [`duckdb`] (the embedded default, `duckdb://path/to/file.duckdb`).
+//! Backends: [`duckdb`] (the embedded default, `duckdb://path/to/file.duckdb`) and
+//! [`postgres`] (`postgres://user@host:port/db`).
 //!
 //! ```
 //! use observes_warehouse::{connect, SqlValue};
@@ -17,6 +18,7 @@
 
 pub mod duckdb;
 pub mod pipelined;
+pub mod postgres;
 pub mod sql;
 
 use arrow::record_batch::RecordBatch;
@@ -86,7 +88,9 @@ impl Dialect {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
-    #[error("unsupported warehouse URL {0:?} (expected duckdb://PATH)")]
+    #[error(
+        "unsupported warehouse URL {0:?} (expected duckdb://PATH or postgres://USER@HOST:PORT/DB)"
+    )]
     UnsupportedUrl(String),
     #[error("opening {url}: {message}")]
     Open { url: String, message: String },
@@ -141,5 +145,8 @@ pub fn connect(url: &str) -> Result<Box<dyn Warehouse>> {
     if let Some(path) = url.strip_prefix("duckdb://") {
         return Ok(Box::new(duckdb::DuckDbWarehouse::open(path)?));
     }
-    Err(WarehouseError::UnsupportedUrl(url.to_string()))
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Box::new(postgres::PostgresWarehouse::connect(url)?));
+    }
+    Err(WarehouseError::UnsupportedUrl(postgres::redact_url(url)))
 }

@@ -75,19 +75,27 @@ pub fn add_column(dialect: Dialect, schema: &str, table: &str, column: &Column) 
     )
 }
 
+/// Widens a column in place. Numbers becoming text keep the text a source would have sent
+/// (`10`, not `10.0`), the same in every engine.
 pub fn widen_column(
     dialect: Dialect,
     schema: &str,
     table: &str,
     column: &str,
+    from: ColumnType,
     to: ColumnType,
 ) -> String {
     let ty = dialect.type_name(to);
+    let c = quote(column);
+    let value = match (from, to) {
+        (ColumnType::Double, ColumnType::Text) => format!(
+            "CASE WHEN {c} = TRUNC({c}) AND ABS({c}) < 1e15 THEN CAST(CAST({c} AS BIGINT) AS {ty}) ELSE CAST({c} AS {ty}) END"
+        ),
+        _ => format!("CAST({c} AS {ty})"),
+    };
     format!(
-        "ALTER TABLE {} ALTER COLUMN {} TYPE {ty} USING {}::{ty}",
-        qualified(schema, table),
-        quote(column),
-        quote(column)
+        "ALTER TABLE {} ALTER COLUMN {c} TYPE {ty} USING {value}",
+        qualified(schema, table)
     )
 }
 

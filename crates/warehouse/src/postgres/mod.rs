@@ -1,0 +1,379 @@
+//! PostgreSQL (`postgres://user@host:port/db`): the self-hosted warehouse.
+//!
+//! Bulk data goes in with `COPY … FROM STDIN (FORMAT binary)`, encoded straight from the
+//! Arrow batches (no text round trip, no per-row statements). Connection settings come
+//! from the URL, then from the `PG*` environment variables for whatever it leaves out;
+//! `sslmode=require` in the URL turns TLS on (rustls, the system's roots).
+
+mod copy;
+
+use std::error::Error as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arrow::record_batch::RecordBatch;
+use bytes::BytesMut;
+use observes_model::ColumnType;
+use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use postgres::{Client, Config, NoTls};
+
+use crate::{sql, Dialect, Result, SqlValue, Warehouse, WarehouseError};
+
+pub const DIALECT: Dialect = Dialect {
+    name: "postgres",
+    max_identifier: 63,
+    type_name,
+};
+
+fn type_name(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Boolean => "BOOLEAN",
+        ColumnType::BigInt => "BIGINT",
+        ColumnType::Double => "DOUBLE PRECISION",
+        ColumnType::Text => "TEXT",
+        ColumnType::Timestamp => "TIMESTAMPTZ",
+        ColumnType::Date => "DATE",
+        ColumnType::Time => "TIME",
+        ColumnType::Json => "JSONB",
+    }
+}
+
+/// The column type of a PostgreSQL `data_type` as `information_schema` spells it.
+fn column_type(data_type: &str) -> Option<ColumnType> {
+    Some(match data_type {
+        "boolean" => ColumnType::Boolean,
+        "bigint" | "integer" | "smallint" => ColumnType::BigInt,
+        "double precision" | "real" => ColumnType::Double,
+        "text" | "character varying" | "character" => ColumnType::Text,
+        "timestamp with time zone" => ColumnType::Timestamp,
+        "date" => ColumnType::Date,
+        "time without time zone" => ColumnType::Time,
+        "jsonb" | "json" => ColumnType::Json,
+        _ => return None,
+    })
+}
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+pub(crate) const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+pub(crate) const PG_EPOCH_DAYS: i32 = 10_957;
+
+/// A URL with its password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub struct PostgresWarehouse {
+    client: Client,
+}
+
+/// A parameter written in whatever binary form the server inferred for it.
+#[derive(Debug)]
+struct Param<'a>(&'a SqlValue);
+
+impl ToSql for Param<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let mismatch = || -> Box<dyn std::error::Error + Sync + Send> {
+            format!("cannot bind {:?} as {ty}", self.0).into()
+        };
+        match self.0 {
+            SqlValue::Null => return Ok(IsNull::Yes),
+            SqlValue::Bool(b) => out.extend_from_slice(&[u8::from(*b)]),
+            SqlValue::Int(i) => match *ty {
+                Type::INT8 => out.extend_from_slice(&i.to_be_bytes()),
+                Type::INT4 => {
+                    out.extend_from_slice(&i32::try_from(*i).map_err(|_| mismatch())?.to_be_bytes())
+                }
+                Type::INT2 => {
+                    out.extend_from_slice(&i16::try_from(*i).map_err(|_| mismatch())?.to_be_bytes())
+                }
+                Type::FLOAT8 => out.extend_from_slice(&(*i as f64).to_be_bytes()),
+                Type::TEXT | Type::VARCHAR => out.extend_from_slice(i.to_string().as_bytes()),
+                _ => return Err(mismatch()),
+            },
+            SqlValue::Float(f) => match *ty {
+                Type::FLOAT8 => out.extend_from_slice(&f.to_be_bytes()),
+                Type::FLOAT4 => out.extend_from_slice(&(*f as f32).to_be_bytes()),
+                _ => return Err(mismatch()),
+            },
+            SqlValue::Text(s) => {
+                if *ty == Type::JSONB {
+                    out.extend_from_slice(&[1]);
+                }
+                // text, varchar, name, json and domains over them share this form.
+                out.extend_from_slice(s.as_bytes());
+            }
+            SqlValue::Timestamp(micros) => match *ty {
+                Type::TIMESTAMPTZ | Type::TIMESTAMP => {
+                    out.extend_from_slice(&(micros - PG_EPOCH_MICROS).to_be_bytes())
+                }
+                _ => return Err(mismatch()),
+            },
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+fn from_row(row: &postgres::Row, i: usize) -> std::result::Result<SqlValue, postgres::Error> {
+    let ty = row.columns()[i].type_().clone();
+    Ok(match ty {
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(i)?
+            .map_or(SqlValue::Null, SqlValue::Bool),
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(i)?
+            .map_or(SqlValue::Null, SqlValue::Int),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(i)?
+            .map_or(SqlValue::Null, |v| SqlValue::Int(v.into())),
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(i)?
+            .map_or(SqlValue::Null, |v| SqlValue::Int(v.into())),
+        Type::FLOAT8 => row
+            .try_get::<_, Option<f64>>(i)?
+            .map_or(SqlValue::Null, SqlValue::Float),
+        Type::FLOAT4 => row
+            .try_get::<_, Option<f32>>(i)?
+            .map_or(SqlValue::Null, |v| SqlValue::Float(v.into())),
+        Type::TIMESTAMPTZ | Type::TIMESTAMP => {
+            row.try_get::<_, Option<SystemTime>>(i)?
+                .map_or(SqlValue::Null, |t| {
+                    SqlValue::Timestamp(match t.duration_since(UNIX_EPOCH) {
+                        Ok(d) => d.as_micros() as i64,
+                        Err(e) => -(e.duration().as_micros() as i64),
+                    })
+                })
+        }
+        Type::JSONB | Type::JSON => row
+            .try_get::<_, Option<Json>>(i)?
+            .map_or(SqlValue::Null, |j| SqlValue::Text(j.0)),
+        _ => row
+            .try_get::<_, Option<String>>(i)?
+            .map_or(SqlValue::Null, SqlValue::Text),
+    })
+}
+
+/// JSON read as its text.
+struct Json(String);
+
+impl<'a> postgres::types::FromSql<'a> for Json {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let text = if *ty == Type::JSONB {
+            raw.get(1..).unwrap_or_default()
+        } else {
+            raw
+        };
+        Ok(Json(std::str::from_utf8(text)?.to_string()))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::JSON | Type::JSONB)
+    }
+}
+
+/// The whole error chain of a database error (the server's message, detail and hint).
+fn pg_message(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut m = format!("{}: {}", db.severity(), db.message());
+        if let Some(detail) = db.detail() {
+            m.push_str(&format!(" (detail: {detail})"));
+        }
+        if let Some(hint) = db.hint() {
+            m.push_str(&format!(" (hint: {hint})"));
+        }
+        return m;
+    }
+    match e.source() {
+        Some(source) => format!("{e}: {source}"),
+        None => e.to_string(),
+    }
+}
+
+impl PostgresWarehouse {
+    /// Connects to `postgres://…` (or `postgresql://…`); what the URL leaves out comes
+    /// from `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD` and `PGDATABASE`.
+    pub fn connect(url: &str) -> Result<Self> {
+        let open_err = |message: String| WarehouseError::Open {
+            url: redact_url(url),
+            message,
+        };
+        let mut config: Config = url
+            .parse()
+            .map_err(|e: postgres::Error| open_err(pg_message(&e)))?;
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if config.get_hosts().is_empty() {
+            config.host(env("PGHOST").as_deref().unwrap_or("localhost"));
+        }
+        if config.get_ports().is_empty() {
+            if let Some(port) = env("PGPORT").and_then(|p| p.parse().ok()) {
+                config.port(port);
+            }
+        }
+        if config.get_user().is_none() {
+            config.user(
+                env("PGUSER")
+                    .or_else(|| env("USER"))
+                    .as_deref()
+                    .unwrap_or("postgres"),
+            );
+        }
+        if config.get_password().is_none() {
+            if let Some(password) = env("PGPASSWORD") {
+                config.password(password);
+            }
+        }
+        if config.get_dbname().is_none() {
+            if let Some(db) = env("PGDATABASE") {
+                config.dbname(&db);
+            }
+        }
+        config.connect_timeout(Duration::from_secs(30));
+        config.application_name("observes");
+        let client = if config.get_ssl_mode() == postgres::config::SslMode::Disable {
+            config.connect(NoTls)
+        } else if url.contains("sslmode=require") || url.contains("sslmode=prefer") {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            let tls = rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+        } else {
+            config.connect(NoTls)
+        }
+        .map_err(|e| open_err(pg_message(&e)))?;
+        let mut wh = PostgresWarehouse { client };
+        wh.client
+            .batch_execute("SET TimeZone = 'UTC'")
+            .map_err(|e| open_err(pg_message(&e)))?;
+        Ok(wh)
+    }
+
+    fn sql_err(sql: &str, e: &postgres::Error) -> WarehouseError {
+        WarehouseError::Sql {
+            sql: sql.to_string(),
+            message: pg_message(e),
+        }
+    }
+}
+
+fn params<'a>(values: &'a [SqlValue]) -> Vec<Param<'a>> {
+    values.iter().map(Param).collect()
+}
+
+fn refs<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+impl Warehouse for PostgresWarehouse {
+    fn dialect(&self) -> Dialect {
+        DIALECT
+    }
+
+    fn execute(&mut self, sql: &str, values: &[SqlValue]) -> Result<u64> {
+        let p = params(values);
+        self.client
+            .execute(sql, &refs(&p))
+            .map_err(|e| Self::sql_err(sql, &e))
+    }
+
+    fn query(&mut self, sql: &str, values: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
+        let p = params(values);
+        let rows = self
+            .client
+            .query(sql, &refs(&p))
+            .map_err(|e| Self::sql_err(sql, &e))?;
+        rows.iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| from_row(row, i))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Self::sql_err(sql, &e))
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.client
+            .batch_execute("BEGIN")
+            .map_err(|e| Self::sql_err("BEGIN", &e))
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.client
+            .batch_execute("COMMIT")
+            .map_err(|e| Self::sql_err("COMMIT", &e))
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        self.client
+            .batch_execute("ROLLBACK")
+            .map_err(|e| Self::sql_err("ROLLBACK", &e))
+    }
+
+    fn table_columns(
+        &mut self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<Vec<(String, ColumnType)>>> {
+        let rows = self.query(sql::TABLE_COLUMNS, &[schema.into(), table.into()])?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        rows.into_iter()
+            .map(|row| {
+                let name = row[0].as_str().unwrap_or_default().to_string();
+                let found = row[1].as_str().unwrap_or_default().to_string();
+                let ty =
+                    column_type(&found).ok_or_else(|| WarehouseError::UnsupportedColumnType {
+                        table: format!("{schema}.{table}"),
+                        column: name.clone(),
+                        found,
+                    })?;
+                Ok((name, ty))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    fn bulk_append(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()> {
+        let columns = sql::column_list(
+            batch.schema().fields().iter().map(|f| f.name().as_str()),
+            None,
+        );
+        let statement = format!(
+            "COPY {} ({columns}) FROM STDIN (FORMAT binary)",
+            sql::qualified(schema, table)
+        );
+        let err = |message: String| WarehouseError::BulkLoad {
+            table: format!("{schema}.{table}"),
+            message,
+        };
+        let mut writer = self
+            .client
+            .copy_in(&statement)
+            .map_err(|e| err(pg_message(&e)))?;
+        copy::write_binary(&mut writer, batch).map_err(|e| err(e.to_string()))?;
+        writer.finish().map_err(|e| err(pg_message(&e)))?;
+        Ok(())
+    }
+}
