@@ -13,25 +13,48 @@ use common::*;
 const RECORDS: u64 = 3000;
 const CHECKPOINT_EVERY: u64 = 500;
 
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    DuckDb,
+    Postgres,
+}
+
 struct Setup {
     _dir: tempfile::TempDir,
+    _db: Option<observes_testkit::TestDatabase>,
     root: PathBuf,
+    url: String,
 }
 
 impl Setup {
-    fn new(mode: &str, records: u64) -> Setup {
+    fn new(backend: Backend, mode: &str, records: u64) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
+        let (url, db) = match backend {
+            Backend::DuckDb => (
+                format!("duckdb://{}", root.join("wh.duckdb").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let db = observes_testkit::TestDatabase::create();
+                (db.url.clone(), Some(db))
+            }
+        };
         // Small batches: several sends (and so several kill points) per checkpoint.
         let config = format!(
-            "warehouse = \"duckdb://wh.duckdb\"\nstate = \"state\"\n\n[pipelines.crash]\nsource = \"synthetic\"\nrecords = {records}\ncheckpoint_every = {CHECKPOINT_EVERY}\nschema = \"ci\"\nwrite = \"{mode}\"\nbatch_rows = 700\n"
+            "warehouse = \"{url}\"\nstate = \"state\"\n\n[pipelines.crash]\nsource = \"synthetic\"\nrecords = {records}\ncheckpoint_every = {CHECKPOINT_EVERY}\nschema = \"ci\"\nwrite = \"{mode}\"\nbatch_rows = 700\n"
         );
         std::fs::write(root.join("observes.toml"), config).unwrap();
-        Setup { _dir: dir, root }
+        Setup {
+            _dir: dir,
+            _db: db,
+            root,
+            url,
+        }
     }
 
-    fn db(&self) -> PathBuf {
-        self.root.join("wh.duckdb")
+    fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        query_url(&self.url, sql)
     }
 
     fn command(&self) -> std::process::Command {
@@ -63,8 +86,7 @@ impl Setup {
     }
 
     fn warehouse_position(&self) -> Option<u64> {
-        let rows = query(
-            &self.db(),
+        let rows = self.query(
             "SELECT CAST(state AS VARCHAR) FROM ci._observes_state WHERE pipeline = 'crash'",
         );
         rows.first().map(|r| position(&r[0]))
@@ -79,21 +101,31 @@ impl Setup {
     /// The data as a user compares it: every column but the load-specific ids, children
     /// tied to their parent's key.
     fn snapshot(&self) -> Vec<Vec<Vec<String>>> {
-        let db = self.db();
+        let meta = [
+            "_observes_load_id",
+            "_observes_id",
+            "_observes_parent_id",
+            "_observes_root_id",
+            "_observes_list_idx",
+        ];
+        let list = |table: &str, alias: &str| {
+            columns_except(&self.url, "ci", table, &meta)
+                .iter()
+                .map(|c| format!("{alias}.\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         vec![
-            query(&db, "SELECT * EXCLUDE (_observes_load_id, _observes_id) FROM ci.jobs ORDER BY id"),
-            query(
-                &db,
-                "SELECT j.id, a._observes_list_idx, a.* EXCLUDE (_observes_load_id, _observes_id, _observes_parent_id, _observes_root_id, _observes_list_idx) \
-                 FROM ci.jobs__artifacts a JOIN ci.jobs j ON a._observes_parent_id = j._observes_id ORDER BY 1, 2",
-            ),
-            query(
-                &db,
+            self.query(&format!("SELECT {} FROM ci.jobs j ORDER BY j.id", list("jobs", "j"))),
+            self.query(&format!(
+                "SELECT j.id, a._observes_list_idx, {} FROM ci.jobs__artifacts a JOIN ci.jobs j ON a._observes_parent_id = j._observes_id ORDER BY 1, 2",
+                list("jobs__artifacts", "a")
+            )),
+            self.query(
                 "SELECT j.id, t._observes_list_idx, t.value FROM ci.jobs__tag_list t JOIN ci.jobs j ON t._observes_root_id = j._observes_id ORDER BY 1, 2",
             ),
             // Orphans would mean a child committed without its parent (or the reverse).
-            query(
-                &db,
+            self.query(
                 "SELECT (SELECT COUNT(*) FROM ci.jobs__artifacts WHERE _observes_parent_id NOT IN (SELECT _observes_id FROM ci.jobs)), \
                         (SELECT COUNT(*) FROM ci.jobs__tag_list WHERE _observes_root_id NOT IN (SELECT _observes_id FROM ci.jobs))",
             ),
@@ -108,8 +140,8 @@ fn position(state: &str) -> u64 {
         .unwrap()
 }
 
-fn reference(mode: &str) -> Vec<Vec<Vec<String>>> {
-    let setup = Setup::new(mode, RECORDS);
+fn reference(backend: Backend, mode: &str) -> Vec<Vec<Vec<String>>> {
+    let setup = Setup::new(backend, mode, RECORDS);
     setup.run();
     let snapshot = setup.snapshot();
     assert_eq!(snapshot[0].len(), RECORDS as usize);
@@ -130,10 +162,10 @@ fn crash_points() -> Vec<String> {
     points
 }
 
-fn check_mode(mode: &str) {
-    let expected = reference(mode);
+fn check_mode(backend: Backend, mode: &str) {
+    let expected = reference(backend, mode);
     for point in crash_points() {
-        let setup = Setup::new(mode, RECORDS);
+        let setup = Setup::new(backend, mode, RECORDS);
         setup.run_killed_at(&point);
         let committed = setup.warehouse_position();
         // What survived is exactly a committed checkpoint.
@@ -142,7 +174,7 @@ fn check_mode(mode: &str) {
                 p % CHECKPOINT_EVERY == 0 || p == RECORDS,
                 "{point}: committed position {p}"
             );
-            let n = query(&setup.db(), "SELECT COUNT(*) FROM ci.jobs")[0][0]
+            let n = setup.query("SELECT COUNT(*) FROM ci.jobs")[0][0]
                 .parse::<u64>()
                 .unwrap();
             assert_eq!(
@@ -183,7 +215,7 @@ fn check_mode(mode: &str) {
         assert_eq!(
             setup.snapshot(),
             expected,
-            "{mode}, killed at {point}: tables differ from an uninterrupted run"
+            "{backend:?} {mode}, killed at {point}: tables differ from an uninterrupted run"
         );
         assert_eq!(setup.warehouse_position(), Some(RECORDS), "{point}");
         assert_eq!(
@@ -191,10 +223,7 @@ fn check_mode(mode: &str) {
             Some(RECORDS),
             "{point}: the store was repaired"
         );
-        let loads = query(
-            &setup.db(),
-            "SELECT status FROM ci._observes_loads ORDER BY load_id",
-        );
+        let loads = setup.query("SELECT status FROM ci._observes_loads ORDER BY load_id");
         assert_eq!(loads.last().unwrap()[0], "completed", "{point}");
         let killed_after_final_commit = name == "after-commit" && committed == Some(RECORDS);
         if killed_after_final_commit {
@@ -209,19 +238,29 @@ fn check_mode(mode: &str) {
 }
 
 #[test]
-fn append_survives_sigkill_anywhere() {
-    check_mode("append");
+fn append_survives_sigkill_anywhere_duckdb() {
+    check_mode(Backend::DuckDb, "append");
 }
 
 #[test]
-fn merge_survives_sigkill_anywhere() {
-    check_mode("merge");
+fn merge_survives_sigkill_anywhere_duckdb() {
+    check_mode(Backend::DuckDb, "merge");
+}
+
+#[test]
+fn append_survives_sigkill_anywhere_postgres() {
+    check_mode(Backend::Postgres, "append");
+}
+
+#[test]
+fn merge_survives_sigkill_anywhere_postgres() {
+    check_mode(Backend::Postgres, "merge");
 }
 
 #[test]
 fn repeated_crashes_then_a_clean_run() {
-    let expected = reference("append");
-    let setup = Setup::new("append", RECORDS);
+    let expected = reference(Backend::DuckDb, "append");
+    let setup = Setup::new(Backend::DuckDb, "append", RECORDS);
     for point in [
         "flushed:3",
         "before-commit:2",
@@ -236,13 +275,19 @@ fn repeated_crashes_then_a_clean_run() {
 
 #[test]
 fn sigkill_at_arbitrary_moments() {
+    for backend in [Backend::DuckDb, Backend::Postgres] {
+        sigkill_at_arbitrary_moments_on(backend);
+    }
+}
+
+fn sigkill_at_arbitrary_moments_on(backend: Backend) {
     let records = 20_000;
     let expected = {
-        let s = Setup::new("append", records);
+        let s = Setup::new(backend, "append", records);
         s.run();
         s.snapshot()
     };
-    let setup = Setup::new("append", records);
+    let setup = Setup::new(backend, "append", records);
     // Delays spread over a run's life; whatever they hit, the outcome is the same.
     for delay_ms in [40, 150, 90, 300, 220] {
         let mut child = setup.command().spawn().unwrap();

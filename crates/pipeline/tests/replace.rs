@@ -9,7 +9,7 @@ use observes_pipeline::{drive, MessageStream};
 use observes_warehouse::duckdb::DuckDbWarehouse;
 use observes_warehouse::{SqlValue, Warehouse};
 
-fn load(wh: &mut DuckDbWarehouse, records: u64, seed: u64) {
+fn load(wh: &mut dyn Warehouse, records: u64, seed: u64) {
     let config = LoadConfig {
         write_mode: WriteMode::Replace,
         batch_rows: 1000,
@@ -26,7 +26,7 @@ fn load(wh: &mut DuckDbWarehouse, records: u64, seed: u64) {
     loader.finish().unwrap();
 }
 
-fn count(wh: &mut DuckDbWarehouse, table: &str) -> i64 {
+fn count(wh: &mut dyn Warehouse, table: &str) -> i64 {
     wh.query(&format!("SELECT COUNT(*) FROM raw.{table}"), &[])
         .unwrap()[0][0]
         .as_i64()
@@ -34,14 +34,27 @@ fn count(wh: &mut DuckDbWarehouse, table: &str) -> i64 {
 }
 
 #[test]
-fn readers_see_the_old_or_the_new_table_never_a_mix() {
+fn readers_see_the_old_or_the_new_table_never_a_mix_duckdb() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wh.duckdb");
-    let mut wh = DuckDbWarehouse::open(path.to_str().unwrap()).unwrap();
-    load(&mut wh, 3_000, 1);
-    assert_eq!(count(&mut wh, "jobs"), 3_000);
+    let wh = DuckDbWarehouse::open(path.to_str().unwrap()).unwrap();
+    let reader = wh.try_clone().unwrap();
+    check_replace(Box::new(wh), Box::new(reader));
+}
 
-    let mut reader = wh.try_clone().unwrap();
+#[test]
+fn readers_see_the_old_or_the_new_table_never_a_mix_postgres() {
+    let db = observes_testkit::TestDatabase::create();
+    let wh = observes_warehouse::connect(&db.url).unwrap();
+    let reader = observes_warehouse::connect(&db.url).unwrap();
+    check_replace(wh, reader);
+}
+
+fn check_replace(mut wh: Box<dyn Warehouse>, mut reader: Box<dyn Warehouse>) {
+    let wh = wh.as_mut();
+    load(wh, 3_000, 1);
+    assert_eq!(count(wh, "jobs"), 3_000);
+
     let done = Arc::new(AtomicBool::new(false));
     let flag = done.clone();
     let watcher = std::thread::spawn(move || {
@@ -58,7 +71,7 @@ fn readers_see_the_old_or_the_new_table_never_a_mix() {
         }
         seen
     });
-    load(&mut wh, 7_000, 2);
+    load(wh, 7_000, 2);
     done.store(true, Ordering::SeqCst);
     let seen = watcher.join().unwrap();
     assert!(!seen.is_empty());
@@ -69,14 +82,14 @@ fn readers_see_the_old_or_the_new_table_never_a_mix() {
         );
         assert_eq!(*loads, SqlValue::Int(1), "children from one load only");
     }
-    assert_eq!(count(&mut wh, "jobs"), 7_000);
+    assert_eq!(count(wh, "jobs"), 7_000);
     assert_eq!(
-        count(&mut wh, "jobs__observes_backup"),
+        count(wh, "jobs__observes_backup"),
         3_000,
         "the previous version is kept"
     );
     // A third reload replaces the backup with the second version.
-    load(&mut wh, 10, 3);
-    assert_eq!(count(&mut wh, "jobs"), 10);
-    assert_eq!(count(&mut wh, "jobs__observes_backup"), 7_000);
+    load(wh, 10, 3);
+    assert_eq!(count(wh, "jobs"), 10);
+    assert_eq!(count(wh, "jobs__observes_backup"), 7_000);
 }

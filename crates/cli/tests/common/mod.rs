@@ -40,9 +40,14 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Query results as text rows.
+/// Query results of a DuckDB file as text rows.
 pub fn query(db: &Path, sql: &str) -> Vec<Vec<String>> {
-    let mut wh = observes_warehouse::connect(&format!("duckdb://{}", db.display())).unwrap();
+    query_url(&format!("duckdb://{}", db.display()), sql)
+}
+
+/// Query results of any warehouse as text rows.
+pub fn query_url(url: &str, sql: &str) -> Vec<Vec<String>> {
+    let mut wh = observes_warehouse::connect(url).unwrap();
     wh.query(sql, &[])
         .unwrap()
         .into_iter()
@@ -58,6 +63,18 @@ pub fn query(db: &Path, sql: &str) -> Vec<Vec<String>> {
                 })
                 .collect()
         })
+        .collect()
+}
+
+/// Column names of a table, without the given ones.
+pub fn columns_except(url: &str, schema: &str, table: &str, except: &[&str]) -> Vec<String> {
+    let mut wh = observes_warehouse::connect(url).unwrap();
+    wh.table_columns(schema, table)
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| !except.contains(&name.as_str()))
         .collect()
 }
 
