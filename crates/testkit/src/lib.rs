@@ -65,3 +65,54 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// The S3-compatible test server (`OBSERVES_TEST_S3_ENDPOINT`, e.g. `http://127.0.0.1:45999`),
+/// with the `AWS_*` variables object_store reads set to match. `./scripts/test` starts one.
+pub fn s3_endpoint() -> String {
+    let endpoint = std::env::var("OBSERVES_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!("no S3 test server: run ./scripts/test, which starts one, or set OBSERVES_TEST_S3_ENDPOINT")
+    });
+    // Process-wide settings, the same for every test.
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "observes-test"),
+        ("AWS_SECRET_ACCESS_KEY", "observes-test-secret"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ALLOW_HTTP", "true"),
+    ] {
+        // SAFETY: tests set the same values from any thread; nothing reads them concurrently
+        // in a way that a torn write could matter (they are identical each time).
+        unsafe { std::env::set_var(k, v) };
+    }
+    endpoint
+}
+
+/// A new, empty bucket on the S3 test server; returns its name.
+pub fn s3_bucket() -> String {
+    use std::io::{Read, Write};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let endpoint = s3_endpoint();
+    let name = format!(
+        "observes-test-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
+    let host = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&host)
+        .unwrap_or_else(|e| panic!("S3 test server at {host}: {e}"));
+    write!(
+        stream,
+        "PUT /{name} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "creating bucket {name}: {response}"
+    );
+    name
+}
