@@ -78,6 +78,11 @@ fn render(value: &SqlValue, ty: ColumnType) -> String {
         SqlValue::Float(f) => f.to_string(),
         SqlValue::Bool(b) => b.to_string(),
         SqlValue::Timestamp(t) => timestamp_text(*t),
+        SqlValue::Date(d) => {
+            let (y, m, day) = civil_from_days((*d).into());
+            format!("{y:04}-{m:02}-{day:02}")
+        }
+        SqlValue::Time(t) => t.to_string(),
     }
 }
 

@@ -264,13 +264,14 @@ impl<'w> Loader<'w> {
 
     fn schema(&mut self, line: u64, message: SchemaMessage) -> Result<(), LoadError> {
         let dialect = self.wh.dialect();
-        let layout = Layout::compile(
+        let mut layout = Layout::compile(
             &message.stream,
             &message.schema,
             &message.key_properties,
             dialect.max_identifier,
         )
         .map_err(|source| LoadError::Schema { line, source })?;
+        layout.max_text_bytes = dialect.max_text_bytes;
         if self.config.write_mode == WriteMode::Merge && layout.key_properties.is_empty() {
             return Err(LoadError::MergeWithoutKeys {
                 line,
@@ -374,16 +375,18 @@ impl<'w> Loader<'w> {
                         .reconcile(i, &existing)
                         .map_err(|source| LoadError::Incompatible { line, source })?;
                     for change in changes {
-                        let statement = match &change {
+                        let statements = match &change {
                             TableChange::AddColumn { column } => {
-                                sql::add_column(dialect, &schema, &target, column)
+                                vec![sql::add_column(dialect, &schema, &target, column)]
                             }
                             TableChange::WidenColumn { column, from, to } => {
                                 sql::widen_column(dialect, &schema, &target, column, *from, *to)
                             }
                         };
                         tracing::info!(table = %target, change = ?change, "schema change");
-                        self.wh.execute(&statement, &[])?;
+                        for statement in statements {
+                            self.wh.execute(&statement, &[])?;
+                        }
                     }
                 }
             }

@@ -9,7 +9,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use observes_model::{Column, ColumnType, Layout};
-use observes_warehouse::sql::{create_table, qualified, quote};
+use observes_warehouse::sql::{create_table_with, json_param, json_text, qualified, quote};
 use observes_warehouse::{Result, SqlValue, Warehouse};
 use serde_json::{json, Value};
 
@@ -17,6 +17,9 @@ pub const LOADS: &str = "_observes_loads";
 pub const STATE: &str = "_observes_state";
 pub const SCHEMA_VERSIONS: &str = "_observes_schema_versions";
 pub const REJECTS: &str = "_observes_rejects";
+
+/// Metadata columns holding free text of any length.
+const LONG_TEXT: &[&str] = &["error", "reason", "record"];
 
 /// A quarantined record, kept until its checkpoint commits.
 #[derive(Debug, Clone)]
@@ -103,7 +106,10 @@ pub fn prepare(
     let dialect = wh.dialect();
     wh.execute(&observes_warehouse::sql::create_schema(schema), &[])?;
     for (name, columns) in tables() {
-        wh.execute(&create_table(dialect, schema, name, &columns), &[])?;
+        wh.execute(
+            &create_table_with(dialect, schema, name, &columns, LONG_TEXT),
+            &[],
+        )?;
     }
     // Only one run of a pipeline holds its lock, so any load still `running` has died.
     wh.execute(
@@ -137,10 +143,11 @@ pub fn read_state(wh: &mut dyn Warehouse, schema: &str, pipeline: &str) -> Resul
     if wh.table_columns(schema, STATE)?.is_none() {
         return Ok(None);
     }
+    let dialect = wh.dialect();
     let rows = wh.query(
         &format!(
-            "SELECT CAST({} AS VARCHAR) FROM {} WHERE {} = $1",
-            quote("state"),
+            "SELECT {} FROM {} WHERE {} = $1",
+            json_text(dialect, "state"),
             qualified(schema, STATE),
             quote("pipeline")
         ),
@@ -162,14 +169,16 @@ pub fn write_state(
     load_id: i64,
 ) -> Result<()> {
     clear_state(wh, schema, pipeline)?;
+    let dialect = wh.dialect();
     wh.execute(
         &format!(
-            "INSERT INTO {} ({}, {}, {}, {}) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO {} ({}, {}, {}, {}) VALUES ($1, {}, $3, $4)",
             qualified(schema, STATE),
             quote("pipeline"),
             quote("state"),
             quote("load_id"),
-            quote("updated_at")
+            quote("updated_at"),
+            json_param(dialect, 2)
         ),
         &[
             pipeline.into(),
@@ -421,7 +430,7 @@ pub fn record_schema_version(
         .collect();
     wh.execute(
         &format!(
-            "INSERT INTO {table} ({}, {}, {}, {}, {}, {}, {}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO {table} ({}, {}, {}, {}, {}, {}, {}) VALUES ($1, $2, $3, {}, {}, $6, $7)",
             quote("stream"),
             quote("version"),
             quote("schema_hash"),
@@ -429,6 +438,8 @@ pub fn record_schema_version(
             quote("schema"),
             quote("load_id"),
             quote("inserted_at"),
+            json_param(wh.dialect(), 4),
+            json_param(wh.dialect(), 5),
         ),
         &[
             layout.stream.as_str().into(),

@@ -112,6 +112,8 @@ pub struct Layout {
     pub key_columns: Vec<usize>,
     pub(crate) properties: Vec<(String, Field)>,
     pub(crate) meta: Vec<MetaColumns>,
+    /// Longest text value the warehouse stores, in bytes; a longer one is an invalid record.
+    pub max_text_bytes: Option<usize>,
 }
 
 /// A schema that cannot be turned into tables.
@@ -232,6 +234,7 @@ impl Layout {
             key_columns,
             properties,
             meta: Vec::new(),
+            max_text_bytes: None,
         };
         layout.finish_tables();
         Ok(layout)

@@ -430,6 +430,21 @@ fn convert<'de>(
     }
 }
 
+/// A text value longer than the warehouse stores is bad input, never cut.
+fn fits(cell: Cell<'_>, max_bytes: Option<usize>) -> Result<Cell<'_>, InvalidRecord> {
+    let len = match (&cell, max_bytes) {
+        (Cell::Str(s), Some(_)) => s.len(),
+        (Cell::Owned(s), Some(_)) => s.len(),
+        _ => return Ok(cell),
+    };
+    match max_bytes {
+        Some(max) if len > max => Err(InvalidRecord::new(format!(
+            "a text of {len} bytes is longer than the warehouse stores ({max} bytes)"
+        ))),
+        _ => Ok(cell),
+    }
+}
+
 /// Reads one scalar (an object or array is reported as such, not read).
 struct ScalarVisitor;
 
@@ -530,7 +545,9 @@ impl<'de> DeserializeSeed<'de> for FieldSeed<'_, '_, 'de> {
             Field::Scalar { column, accepts } => {
                 let ty = ctx.layout.tables[table].columns[*column].ty;
                 let value = d.deserialize_any(ScalarVisitor)?;
-                match convert(value, *accepts, ty) {
+                match convert(value, *accepts, ty)
+                    .and_then(|cell| fits(cell, ctx.layout.max_text_bytes))
+                {
                     Ok(cell) => {
                         ctx.scratch[table][row + column] = cell;
                         Ok(())

@@ -55,6 +55,28 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// A `redshift://` URL for this database: Redshift mode against PostgreSQL, staging in
+    /// a new bucket of the S3 test server, staged parts fed back through `COPY FROM STDIN`.
+    /// The database gets stand-ins for the Redshift names PostgreSQL lacks: the `SUPER`
+    /// type (a domain over `jsonb`), `JSON_PARSE` and `JSON_SERIALIZE`.
+    pub fn redshift_url(&self, small_load_rows: usize) -> String {
+        let mut client = Client::connect(&self.url, NoTls).unwrap();
+        client
+            .batch_execute(
+                "CREATE DOMAIN super AS jsonb; \
+                 CREATE FUNCTION json_parse(text) RETURNS jsonb LANGUAGE sql IMMUTABLE AS 'SELECT $1::jsonb'; \
+                 CREATE FUNCTION json_serialize(jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $1::text';",
+            )
+            .unwrap();
+        let bucket = s3_bucket();
+        let rest = self.url.strip_prefix("postgres://").unwrap_or(&self.url);
+        format!(
+            "redshift://{rest}?sslmode=disable&staging=s3://{bucket}/staging&slices=2&small_load_rows={small_load_rows}&copy_via_stdin=true"
+        )
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Ok(mut admin) = Client::connect(&self.admin_url, NoTls) {

@@ -6,7 +6,8 @@
 //! and lives in [`sql`], built with the one identifier quoting function, [`sql::quote`].
 //!
 //! Backends: [`duckdb`] (the embedded default, `duckdb://path/to/file.duckdb`) and
-//! [`postgres`] (`postgres://user@host:port/db`).
+//! [`postgres`] (`postgres://user@host:port/db`) and [`redshift`]
+//! (`redshift://user@host:5439/db?staging=s3://bucket/prefix`).
 //!
 //! ```
 //! use observes_warehouse::{connect, SqlValue};
@@ -19,6 +20,7 @@
 pub mod duckdb;
 pub mod pipelined;
 pub mod postgres;
+pub mod redshift;
 pub mod sql;
 
 use arrow::record_batch::RecordBatch;
@@ -34,6 +36,10 @@ pub enum SqlValue {
     Text(String),
     /// Microseconds since the Unix epoch, UTC.
     Timestamp(i64),
+    /// Days since the Unix epoch.
+    Date(i32),
+    /// Microseconds since midnight.
+    Time(i64),
 }
 
 impl SqlValue {
@@ -76,6 +82,16 @@ pub struct Dialect {
     pub name: &'static str,
     /// Longest identifier, in bytes.
     pub max_identifier: usize,
+    /// Longest text value, in bytes (`None`: no practical limit). A longer value is bad
+    /// input, never cut.
+    pub max_text_bytes: Option<usize>,
+    /// `ALTER COLUMN … TYPE` works inside a transaction (not in Redshift).
+    pub alter_type_in_place: bool,
+    /// The type of free text in Observes' own metadata tables (errors, rejected records).
+    pub long_text: &'static str,
+    /// JSON columns take `JSON_PARSE(text)` and read back with `JSON_SERIALIZE(column)`
+    /// (Redshift's `SUPER`); elsewhere text goes in and comes out as it is.
+    pub json_functions: bool,
     type_name: fn(ColumnType) -> &'static str,
 }
 
@@ -89,7 +105,7 @@ impl Dialect {
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
     #[error(
-        "unsupported warehouse URL {0:?} (expected duckdb://PATH or postgres://USER@HOST:PORT/DB)"
+        "unsupported warehouse URL {0:?} (expected duckdb://PATH, postgres://USER@HOST:PORT/DB or redshift://USER@HOST:PORT/DB?staging=s3://BUCKET/PREFIX)"
     )]
     UnsupportedUrl(String),
     #[error("opening {url}: {message}")]
@@ -144,6 +160,9 @@ pub fn connect_pipelined(url: &str) -> Result<Box<dyn Warehouse>> {
 pub fn connect(url: &str) -> Result<Box<dyn Warehouse>> {
     if let Some(path) = url.strip_prefix("duckdb://") {
         return Ok(Box::new(duckdb::DuckDbWarehouse::open(path)?));
+    }
+    if url.starts_with("redshift://") {
+        return Ok(Box::new(redshift::RedshiftWarehouse::connect(url)?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Box::new(postgres::PostgresWarehouse::connect(url)?));

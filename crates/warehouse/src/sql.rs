@@ -43,6 +43,24 @@ pub fn column_list<'a>(names: impl IntoIterator<Item = &'a str>, alias: Option<&
         .join(", ")
 }
 
+/// The placeholder for JSON text bound as parameter `n` into a JSON column.
+pub fn json_param(dialect: Dialect, n: usize) -> String {
+    if dialect.json_functions {
+        format!("JSON_PARSE(${n})")
+    } else {
+        format!("${n}")
+    }
+}
+
+/// An expression reading a JSON column as JSON text.
+pub fn json_text(dialect: Dialect, column: &str) -> String {
+    if dialect.json_functions {
+        format!("JSON_SERIALIZE({})", quote(column))
+    } else {
+        format!("CAST({} AS VARCHAR)", quote(column))
+    }
+}
+
 /// Columns of a table in order: `(column_name, data_type)`, parameters schema and table.
 pub const TABLE_COLUMNS: &str = "SELECT column_name, data_type FROM information_schema.columns \
      WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position";
@@ -52,11 +70,28 @@ pub fn create_schema(schema: &str) -> String {
 }
 
 pub fn create_table(dialect: Dialect, schema: &str, table: &str, columns: &[Column]) -> String {
+    create_table_with(dialect, schema, table, columns, &[])
+}
+
+/// [`create_table`], with the columns named in `long_text` as the dialect's long text
+/// (metadata tables keep whole error messages and rejected records).
+pub fn create_table_with(
+    dialect: Dialect,
+    schema: &str,
+    table: &str,
+    columns: &[Column],
+    long_text: &[&str],
+) -> String {
     let cols = columns
         .iter()
         .map(|c| {
             let not_null = if c.metadata { " NOT NULL" } else { "" };
-            format!("{} {}{not_null}", quote(&c.name), dialect.type_name(c.ty))
+            let ty = if long_text.contains(&c.name.as_str()) {
+                dialect.long_text
+            } else {
+                dialect.type_name(c.ty)
+            };
+            format!("{} {ty}{not_null}", quote(&c.name))
         })
         .collect::<Vec<_>>()
         .join(", ");
@@ -75,8 +110,10 @@ pub fn add_column(dialect: Dialect, schema: &str, table: &str, column: &Column) 
     )
 }
 
-/// Widens a column in place. Numbers becoming text keep the text a source would have sent
-/// (`10`, not `10.0`), the same in every engine.
+/// Statements that widen a column. Numbers becoming text keep the text a source would have
+/// sent (`10`, not `10.0`), the same in every engine. Engines that cannot change a type in
+/// place inside a transaction (Redshift) get a new column, filled, swapped in by renames;
+/// the column then moves to the end of the table, which no load path depends on.
 pub fn widen_column(
     dialect: Dialect,
     schema: &str,
@@ -84,8 +121,28 @@ pub fn widen_column(
     column: &str,
     from: ColumnType,
     to: ColumnType,
-) -> String {
-    let ty = dialect.type_name(to);
+) -> Vec<String> {
+    widen_column_to(
+        dialect,
+        schema,
+        table,
+        column,
+        from,
+        to,
+        dialect.type_name(to),
+    )
+}
+
+/// [`widen_column`] to an explicit SQL type (e.g. a longer `VARCHAR(n)`).
+pub fn widen_column_to(
+    dialect: Dialect,
+    schema: &str,
+    table: &str,
+    column: &str,
+    from: ColumnType,
+    to: ColumnType,
+    ty: &str,
+) -> Vec<String> {
     let c = quote(column);
     let value = match (from, to) {
         (ColumnType::Double, ColumnType::Text) => format!(
@@ -93,10 +150,19 @@ pub fn widen_column(
         ),
         _ => format!("CAST({c} AS {ty})"),
     };
-    format!(
-        "ALTER TABLE {} ALTER COLUMN {c} TYPE {ty} USING {value}",
-        qualified(schema, table)
-    )
+    let t = qualified(schema, table);
+    if dialect.alter_type_in_place {
+        return vec![format!(
+            "ALTER TABLE {t} ALTER COLUMN {c} TYPE {ty} USING {value}"
+        )];
+    }
+    let temp = quote(&format!("{column}__observes_widen"));
+    vec![
+        format!("ALTER TABLE {t} ADD COLUMN {temp} {ty}"),
+        format!("UPDATE {t} SET {temp} = {value}"),
+        format!("ALTER TABLE {t} DROP COLUMN {c}"),
+        format!("ALTER TABLE {t} RENAME COLUMN {temp} TO {c}"),
+    ]
 }
 
 pub fn drop_table(schema: &str, table: &str) -> String {

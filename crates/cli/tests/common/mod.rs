@@ -60,6 +60,8 @@ pub fn query_url(url: &str, sql: &str) -> Vec<Vec<String>> {
                     SqlValue::Float(f) => f.to_string(),
                     SqlValue::Bool(b) => b.to_string(),
                     SqlValue::Timestamp(t) => t.to_string(),
+                    SqlValue::Date(d) => d.to_string(),
+                    SqlValue::Time(t) => t.to_string(),
                 })
                 .collect()
         })

@@ -15,6 +15,10 @@ use crate::{sql, Dialect, Result, SqlValue, Warehouse, WarehouseError};
 pub const DIALECT: Dialect = Dialect {
     name: "duckdb",
     max_identifier: 255,
+    max_text_bytes: None,
+    alter_type_in_place: true,
+    json_functions: false,
+    long_text: "VARCHAR",
     type_name,
 };
 
@@ -61,6 +65,8 @@ impl ToSql for Param<'_> {
             SqlValue::Float(f) => Value::Double(*f),
             SqlValue::Text(s) => Value::Text(s.clone()),
             SqlValue::Timestamp(t) => Value::Timestamp(TimeUnit::Microsecond, *t),
+            SqlValue::Date(d) => Value::Date32(*d),
+            SqlValue::Time(t) => Value::Time64(TimeUnit::Microsecond, *t),
         }))
     }
 }

@@ -21,6 +21,10 @@ use crate::{sql, Dialect, Result, SqlValue, Warehouse, WarehouseError};
 pub const DIALECT: Dialect = Dialect {
     name: "postgres",
     max_identifier: 63,
+    max_text_bytes: None,
+    alter_type_in_place: true,
+    json_functions: false,
+    long_text: "TEXT",
     type_name,
 };
 
@@ -71,6 +75,12 @@ pub struct PostgresWarehouse {
     client: Client,
 }
 
+/// `jsonb`, or a domain over it (how tests stand in for Redshift's `SUPER`).
+fn is_jsonb(ty: &Type) -> bool {
+    *ty == Type::JSONB
+        || matches!(ty.kind(), postgres::types::Kind::Domain(base) if *base == Type::JSONB)
+}
+
 /// A parameter written in whatever binary form the server inferred for it.
 #[derive(Debug)]
 struct Param<'a>(&'a SqlValue);
@@ -105,7 +115,7 @@ impl ToSql for Param<'_> {
                 _ => return Err(mismatch()),
             },
             SqlValue::Text(s) => {
-                if *ty == Type::JSONB {
+                if is_jsonb(ty) {
                     out.extend_from_slice(&[1]);
                 }
                 // text, varchar, name, json and domains over them share this form.
@@ -115,6 +125,14 @@ impl ToSql for Param<'_> {
                 Type::TIMESTAMPTZ | Type::TIMESTAMP => {
                     out.extend_from_slice(&(micros - PG_EPOCH_MICROS).to_be_bytes())
                 }
+                _ => return Err(mismatch()),
+            },
+            SqlValue::Date(days) => match *ty {
+                Type::DATE => out.extend_from_slice(&(days - PG_EPOCH_DAYS).to_be_bytes()),
+                _ => return Err(mismatch()),
+            },
+            SqlValue::Time(micros) => match *ty {
+                Type::TIME => out.extend_from_slice(&micros.to_be_bytes()),
                 _ => return Err(mismatch()),
             },
         }
@@ -158,7 +176,7 @@ fn from_row(row: &postgres::Row, i: usize) -> std::result::Result<SqlValue, post
                     })
                 })
         }
-        Type::JSONB | Type::JSON => row
+        ref t if is_jsonb(t) || *t == Type::JSON => row
             .try_get::<_, Option<Json>>(i)?
             .map_or(SqlValue::Null, |j| SqlValue::Text(j.0)),
         _ => row
@@ -175,7 +193,7 @@ impl<'a> postgres::types::FromSql<'a> for Json {
         ty: &Type,
         raw: &'a [u8],
     ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        let text = if *ty == Type::JSONB {
+        let text = if is_jsonb(ty) {
             raw.get(1..).unwrap_or_default()
         } else {
             raw
@@ -184,7 +202,7 @@ impl<'a> postgres::types::FromSql<'a> for Json {
     }
 
     fn accepts(ty: &Type) -> bool {
-        matches!(*ty, Type::JSON | Type::JSONB)
+        *ty == Type::JSON || is_jsonb(ty)
     }
 }
 
@@ -266,6 +284,11 @@ impl PostgresWarehouse {
             .batch_execute("SET TimeZone = 'UTC'")
             .map_err(|e| open_err(pg_message(&e)))?;
         Ok(wh)
+    }
+
+    /// The connection itself (for the Redshift backend's COPY paths).
+    pub(crate) fn client(&mut self) -> &mut Client {
+        &mut self.client
     }
 
     fn sql_err(sql: &str, e: &postgres::Error) -> WarehouseError {
