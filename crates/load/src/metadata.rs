@@ -357,6 +357,22 @@ pub fn fail_load(
     Ok(())
 }
 
+/// Text for a metadata column of a warehouse that stores at most `max` bytes: whole when it
+/// fits, else a prefix with a marker saying how long it was.
+fn fit_text(text: &str, max: Option<usize>) -> String {
+    match max {
+        Some(max) if text.len() > max => {
+            let marker = format!(" ... [cut for this table: {} bytes in all]", text.len());
+            let mut end = max.saturating_sub(marker.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}{marker}", &text[..end])
+        }
+        _ => text.to_string(),
+    }
+}
+
 pub fn insert_rejects(
     wh: &mut dyn Warehouse,
     schema: &str,
@@ -373,6 +389,7 @@ pub fn insert_rejects(
         quote("record"),
         quote("rejected_at"),
     );
+    let max = wh.dialect().max_text_bytes;
     for r in rejects {
         wh.execute(
             &statement,
@@ -380,8 +397,8 @@ pub fn insert_rejects(
                 SqlValue::Int(load_id),
                 r.stream.clone().into(),
                 SqlValue::Int(r.line as i64),
-                r.reason.clone().into(),
-                r.record.clone().into(),
+                fit_text(&r.reason, max).into(),
+                fit_text(&r.record, max).into(),
                 SqlValue::Timestamp(now_micros()),
             ],
         )?;
@@ -452,4 +469,20 @@ pub fn record_schema_version(
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_text;
+
+    #[test]
+    fn long_metadata_text_is_cut_with_a_marker() {
+        assert_eq!(fit_text("short", Some(100)), "short");
+        let cut = fit_text(&"é".repeat(100), Some(60));
+        assert!(cut.len() <= 60, "{}", cut.len());
+        assert!(
+            cut.ends_with(" ... [cut for this table: 200 bytes in all]"),
+            "{cut}"
+        );
+    }
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use observes_load::{LoadConfig, Loader, OnInvalid, WriteMode};
 use observes_pipeline::{drive, MessageStream};
+use observes_warehouse::{Dialect, SqlValue, Warehouse};
 
 fn case_dirs() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
@@ -25,6 +26,11 @@ fn case_dirs() -> Vec<PathBuf> {
 
 /// Loads every input of a case into a fresh warehouse and returns the dump.
 fn run_case(dir: &Path, url: &str) -> String {
+    let mut wh = observes_warehouse::connect_pipelined(url).unwrap();
+    run_case_on(dir, wh.as_mut())
+}
+
+fn run_case_on(dir: &Path, wh: &mut dyn Warehouse) -> String {
     let options = std::fs::read_to_string(dir.join("options")).unwrap_or_default();
     let mut config = LoadConfig::new("golden", "raw");
     for option in options.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -47,10 +53,9 @@ fn run_case(dir: &Path, url: &str) -> String {
         })
         .collect();
     inputs.sort();
-    let mut wh = observes_warehouse::connect_pipelined(url).unwrap();
     let mut log = String::new();
     for (run, input) in inputs.iter().enumerate() {
-        let mut loader = Loader::begin(wh.as_mut(), config.clone()).unwrap();
+        let mut loader = Loader::begin(wh, config.clone()).unwrap();
         let file = std::fs::File::open(input).unwrap();
         let mut stream = MessageStream::from_reader(BufReader::new(file));
         let mut committed = Vec::new();
@@ -74,7 +79,7 @@ fn run_case(dir: &Path, url: &str) -> String {
         }
     }
     log.push('\n');
-    log + &observes_load::inspect::dump_schema(wh.as_mut(), "raw").unwrap()
+    log + &observes_load::inspect::dump_schema(wh, "raw").unwrap()
 }
 
 /// Runs every case with a fresh warehouse from `warehouse` and compares with (or, under
@@ -145,5 +150,173 @@ fn golden_cases_redshift() {
             (db.redshift_url(3), Box::new(db))
         },
         false,
+    );
+}
+
+/// Passes everything to a warehouse and keeps the SQL it was sent.
+struct Recording {
+    inner: Box<dyn Warehouse>,
+    sql: Vec<String>,
+}
+
+impl Warehouse for Recording {
+    fn dialect(&self) -> Dialect {
+        self.inner.dialect()
+    }
+    fn execute(&mut self, sql: &str, params: &[SqlValue]) -> observes_warehouse::Result<u64> {
+        self.sql.push(sql.to_string());
+        self.inner.execute(sql, params)
+    }
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> observes_warehouse::Result<Vec<Vec<SqlValue>>> {
+        self.sql.push(sql.to_string());
+        self.inner.query(sql, params)
+    }
+    fn begin(&mut self) -> observes_warehouse::Result<()> {
+        self.inner.begin()
+    }
+    fn commit(&mut self) -> observes_warehouse::Result<()> {
+        self.inner.commit()
+    }
+    fn rollback(&mut self) -> observes_warehouse::Result<()> {
+        self.inner.rollback()
+    }
+    fn table_columns(
+        &mut self,
+        schema: &str,
+        table: &str,
+    ) -> observes_warehouse::Result<Option<Vec<(String, observes_model::ColumnType)>>> {
+        self.inner.table_columns(schema, table)
+    }
+    fn bulk_append(
+        &mut self,
+        schema: &str,
+        table: &str,
+        batch: &arrow::record_batch::RecordBatch,
+    ) -> observes_warehouse::Result<()> {
+        self.inner.bulk_append(schema, table, batch)
+    }
+}
+
+/// What Redshift does not have, as it would appear in SQL text.
+const NOT_IN_REDSHIFT: &[&str] = &[
+    "ON CONFLICT",
+    "RETURNING",
+    "JSONB",
+    " SERIAL",
+    "GENERATED ",
+    "CREATE INDEX",
+    "FORMAT BINARY",
+    "FROM STDIN",
+    "WITH (FORCE)",
+    "ARRAY[",
+    "UNNEST(",
+    "DISTINCT ON",
+    "FILTER (WHERE",
+    "LATERAL",
+    " UUID",
+    "CREATE DOMAIN",
+    "ALTER COLUMN",
+    "INSERT OR REPLACE",
+    "QUALIFY",
+    "EXCLUDE (",
+    "TRY_CAST",
+    " TEXT",
+    "JSON ",
+    "::",
+    "ILIKE ANY",
+    "MERGE INTO",
+    "CREATE TEMP",
+    "LIMIT 0",
+];
+
+/// Every statement the loader sends in Redshift mode, over all golden cases, is SQL
+/// Redshift accepts: nothing from the list above, identifiers within 127 bytes, VARCHAR
+/// within 65,535 bytes.
+#[test]
+fn the_sql_sent_in_redshift_mode_is_redshift_sql() {
+    let mut sql = Vec::new();
+    for dir in case_dirs() {
+        let db = observes_testkit::TestDatabase::create();
+        let inner = observes_warehouse::connect(&db.redshift_url(3)).unwrap();
+        let mut wh = Recording {
+            inner,
+            sql: Vec::new(),
+        };
+        run_case_on(&dir, &mut wh);
+        // The dump at the end is the test's, not the loader's.
+        let dump_start = wh
+            .sql
+            .iter()
+            .rposition(|s| s.contains("information_schema.tables"))
+            .unwrap_or(wh.sql.len());
+        sql.extend(wh.sql.drain(..dump_start));
+    }
+    assert!(sql.len() > 100, "recorded {} statements", sql.len());
+    assert!(
+        sql.iter()
+            .any(|s| s.starts_with("DELETE FROM") && s.contains(" USING ")),
+        "merge was exercised"
+    );
+    for statement in &sql {
+        let upper = statement.to_uppercase();
+        for banned in NOT_IN_REDSHIFT {
+            assert!(
+                !upper.contains(banned),
+                "{banned:?} is not Redshift SQL: {statement}"
+            );
+        }
+        for identifier in statement.split('"').skip(1).step_by(2) {
+            assert!(
+                identifier.len() <= 127,
+                "identifier over 127 bytes: {identifier}"
+            );
+        }
+        for width in upper.split("VARCHAR(").skip(1) {
+            let n: usize = width.split(')').next().unwrap().parse().unwrap();
+            assert!(n <= 65_535, "VARCHAR({n}) in {statement}");
+        }
+    }
+}
+
+/// A text longer than Redshift stores is bad input: quarantined (or failing the load),
+/// never cut.
+#[test]
+fn text_over_65535_bytes_is_bad_input_in_redshift_mode() {
+    let db = observes_testkit::TestDatabase::create();
+    let mut wh = observes_warehouse::connect(&db.redshift_url(1_000)).unwrap();
+    let long = "x".repeat(70_000);
+    let input = format!(
+        "{{\"type\":\"SCHEMA\",\"stream\":\"notes\",\"schema\":{{\"properties\":{{\"id\":{{\"type\":\"integer\"}},\"body\":{{\"type\":\"string\"}}}}}},\"key_properties\":[\"id\"]}}\n\
+         {{\"type\":\"RECORD\",\"stream\":\"notes\",\"record\":{{\"id\":1,\"body\":\"{long}\"}}}}\n\
+         {{\"type\":\"RECORD\",\"stream\":\"notes\",\"record\":{{\"id\":2,\"body\":\"fits\"}}}}\n"
+    );
+    let config = LoadConfig {
+        on_invalid: OnInvalid::Quarantine,
+        ..LoadConfig::new("notes", "raw")
+    };
+    let mut loader = Loader::begin(wh.as_mut(), config).unwrap();
+    let mut stream = MessageStream::from_reader(std::io::Cursor::new(input.into_bytes()));
+    drive(&mut loader, &mut stream, |_| Ok(())).unwrap();
+    loader.finish().unwrap();
+    let rows = wh.query("SELECT id FROM raw.notes", &[]).unwrap();
+    assert_eq!(rows, vec![vec![SqlValue::Int(2)]]);
+    let rejects = wh
+        .query(
+            "SELECT line, reason, LENGTH(record) FROM raw._observes_rejects",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        rejects,
+        vec![vec![
+            SqlValue::Int(2),
+            SqlValue::Text("field \"body\": a text of 70000 bytes is longer than the warehouse stores (65535 bytes)".into()),
+            // The rejected record is kept, cut to what the table holds, with a marker.
+            SqlValue::Int(65_535),
+        ]]
     );
 }
