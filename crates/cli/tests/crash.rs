@@ -17,6 +17,8 @@ const CHECKPOINT_EVERY: u64 = 500;
 enum Backend {
     DuckDb,
     Postgres,
+    /// Redshift mode on PostgreSQL: batches of 200 rows and more are staged in S3.
+    Redshift,
 }
 
 struct Setup {
@@ -38,6 +40,10 @@ impl Setup {
             Backend::Postgres => {
                 let db = observes_testkit::TestDatabase::create();
                 (db.url.clone(), Some(db))
+            }
+            Backend::Redshift => {
+                let db = observes_testkit::TestDatabase::create();
+                (db.redshift_url(200), Some(db))
             }
         };
         // Small batches: several sends (and so several kill points) per checkpoint.
@@ -255,6 +261,16 @@ fn append_survives_sigkill_anywhere_postgres() {
 #[test]
 fn merge_survives_sigkill_anywhere_postgres() {
     check_mode(Backend::Postgres, "merge");
+}
+
+#[test]
+fn append_survives_sigkill_anywhere_redshift() {
+    check_mode(Backend::Redshift, "append");
+}
+
+#[test]
+fn merge_survives_sigkill_anywhere_redshift() {
+    check_mode(Backend::Redshift, "merge");
 }
 
 #[test]

@@ -49,15 +49,21 @@ fn load_everything(wh: &mut dyn Warehouse) -> String {
 }
 
 #[test]
-fn duckdb_and_postgres_hold_the_same_rows() {
+fn duckdb_postgres_and_redshift_mode_hold_the_same_rows() {
     let mut duck = observes_warehouse::connect("duckdb://:memory:").unwrap();
-    let db = observes_testkit::TestDatabase::create();
-    let mut pg = observes_warehouse::connect(&db.url).unwrap();
+    let pg_db = observes_testkit::TestDatabase::create();
+    let mut pg = observes_warehouse::connect(&pg_db.url).unwrap();
+    let rs_db = observes_testkit::TestDatabase::create();
+    let mut rs = observes_warehouse::connect(&rs_db.redshift_url(500)).unwrap();
     let in_duckdb = load_everything(duck.as_mut());
-    let in_postgres = load_everything(pg.as_mut());
     assert!(in_duckdb.contains("== jobs__artifacts\n"));
-    assert_eq!(in_duckdb.lines().count(), in_postgres.lines().count());
-    for (d, p) in in_duckdb.lines().zip(in_postgres.lines()) {
-        assert_eq!(d, p);
+    for (name, other) in [
+        ("postgres", load_everything(pg.as_mut())),
+        ("redshift", load_everything(rs.as_mut())),
+    ] {
+        assert_eq!(in_duckdb.lines().count(), other.lines().count(), "{name}");
+        for (d, o) in in_duckdb.lines().zip(other.lines()) {
+            assert_eq!(d, o, "{name}");
+        }
     }
 }
