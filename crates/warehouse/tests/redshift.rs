@@ -230,3 +230,56 @@ fn text_columns_grow_with_the_data() {
         ]
     );
 }
+
+/// A failed COPY says why, from STL_LOAD_ERRORS (read on a second connection, since the
+/// failure aborted the load's transaction). PostgreSQL cannot run Redshift's COPY, which
+/// makes it fail; the test database has a stand-in STL_LOAD_ERRORS with the row Redshift
+/// would have logged for the staged file.
+#[test]
+fn a_failed_copy_reports_stl_load_errors() {
+    let db = observes_testkit::TestDatabase::create();
+    let url = db
+        .redshift_url(1)
+        .replace("&copy_via_stdin=true", "&staging_run=fixed");
+    let bucket = bucket_of(&url);
+    let mut wh = RedshiftWarehouse::connect(&url).unwrap();
+    wh.execute(
+        "CREATE TABLE stl_load_errors (line_number BIGINT, colname CHAR(127), err_reason CHAR(100), \
+         raw_field_value CHAR(1024), filename CHAR(256), starttime TIMESTAMP)",
+        &[],
+    )
+    .unwrap();
+    wh.execute(
+        "INSERT INTO stl_load_errors VALUES (2, 'name', 'String length exceeds DDL length', 'ada lovelace', $1, now())",
+        &[format!("s3://{bucket}/staging/fixed/raw/t/000001/part-0000.csv.gz").into()],
+    )
+    .unwrap();
+    wh.execute(&sql::create_schema("raw"), &[]).unwrap();
+    wh.execute(
+        &sql::create_table(wh.dialect(), "raw", "t", &columns()),
+        &[],
+    )
+    .unwrap();
+    wh.begin().unwrap();
+    let err = wh
+        .bulk_append("raw", "t", &batch(&[Some("ada"), Some("ada lovelace")]))
+        .unwrap_err()
+        .to_string();
+    wh.rollback().unwrap();
+    assert!(
+        err.starts_with("bulk load into raw.t: ERROR: syntax error"),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("; STL_LOAD_ERRORS: line 2, column name: String length exceeds DDL length (value \"ada lovelace\")"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ACCESS_KEY_ID '***' SECRET_ACCESS_KEY '***'"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("observes-test-secret"),
+        "credentials never reach an error: {err}"
+    );
+}

@@ -2,10 +2,13 @@
 //!
 //! Bulk data goes in with `COPY … FROM STDIN (FORMAT binary)`, encoded straight from the
 //! Arrow batches (no text round trip, no per-row statements). Connection settings come
-//! from the URL, then from the `PG*` environment variables for whatever it leaves out;
-//! `sslmode=require` in the URL turns TLS on (rustls, the system's roots).
+//! from the URL, then from the `PG*` environment variables for whatever it leaves out.
+//! `sslmode` means what it means to libpq: `disable`; `prefer` (the default: TLS when the
+//! server offers it); `require` (TLS, certificate not checked); `verify-ca`/`verify-full`
+//! (TLS, certificate checked against the system's roots). TLS is rustls.
 
 mod copy;
+mod tls;
 
 use std::error::Error as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -232,7 +235,23 @@ impl PostgresWarehouse {
             url: redact_url(url),
             message,
         };
-        let mut config: Config = url
+        // sslmode as libpq reads it: tokio-postgres parses only disable/prefer/require.
+        let mut parsed = url::Url::parse(url).map_err(|e| open_err(e.to_string()))?;
+        let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+        let ssl_mode = pairs
+            .iter()
+            .find(|(k, _)| k == "sslmode")
+            .map_or("prefer", |(_, v)| v.as_str())
+            .to_string();
+        parsed.set_query(None);
+        if pairs.iter().any(|(k, _)| k != "sslmode") {
+            let mut query = parsed.query_pairs_mut();
+            for (k, v) in pairs.iter().filter(|(k, _)| k != "sslmode") {
+                query.append_pair(k, v);
+            }
+        }
+        let mut config: Config = parsed
+            .as_str()
             .parse()
             .map_err(|e: postgres::Error| open_err(pg_message(&e)))?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -264,19 +283,19 @@ impl PostgresWarehouse {
         }
         config.connect_timeout(Duration::from_secs(30));
         config.application_name("observes");
-        let client = if config.get_ssl_mode() == postgres::config::SslMode::Disable {
-            config.connect(NoTls)
-        } else if url.contains("sslmode=require") || url.contains("sslmode=prefer") {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-            let tls = rustls::ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
-        } else {
-            config.connect(NoTls)
+        use postgres::config::SslMode;
+        let client = match ssl_mode.as_str() {
+            "disable" => config.ssl_mode(SslMode::Disable).connect(NoTls),
+            "allow" | "prefer" => config
+                .ssl_mode(SslMode::Prefer)
+                .connect(tls::connector(false)),
+            "require" => config
+                .ssl_mode(SslMode::Require)
+                .connect(tls::connector(false)),
+            "verify-ca" | "verify-full" => config
+                .ssl_mode(SslMode::Require)
+                .connect(tls::connector(true)),
+            other => return Err(open_err(format!("unknown sslmode {other:?}"))),
         }
         .map_err(|e| open_err(pg_message(&e)))?;
         let mut wh = PostgresWarehouse { client };

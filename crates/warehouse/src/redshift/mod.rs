@@ -74,6 +74,8 @@ pub struct RedshiftOptions {
     pub slices: usize,
     pub small_load_rows: usize,
     pub copy_via_stdin: bool,
+    /// Test-only: a fixed name for this connection's staging folder.
+    pub staging_run: Option<String>,
 }
 
 impl RedshiftOptions {
@@ -90,6 +92,7 @@ impl RedshiftOptions {
             slices: 2,
             small_load_rows: 1_000,
             copy_via_stdin: false,
+            staging_run: None,
         };
         let mut passthrough = Vec::new();
         for (k, v) in parsed.query_pairs() {
@@ -116,6 +119,7 @@ impl RedshiftOptions {
                         .map_err(|_| bad("small_load_rows must be a number".into()))?
                 }
                 "copy_via_stdin" => options.copy_via_stdin = v == "true",
+                "staging_run" => options.staging_run = Some(v.into_owned()),
                 _ => passthrough.push((k.into_owned(), v.into_owned())),
             }
         }
@@ -175,13 +179,15 @@ impl RedshiftWarehouse {
             }
             None => None,
         };
-        let run = format!(
-            "{}-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis()),
-            std::process::id()
-        );
+        let run = options.staging_run.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis()),
+                std::process::id()
+            )
+        });
         Ok(RedshiftWarehouse {
             pg,
             options,
@@ -397,7 +403,11 @@ impl RedshiftWarehouse {
         }
         match self.pg.execute(&copy(&credentials), &[]) {
             Ok(_) => Ok(()),
-            Err(e) => Err(err(format!("{}{}", without_sql(&e), self.load_errors()))),
+            Err(e) => Err(err(format!(
+                "{} (while running: {shown}){}",
+                without_sql(&e),
+                self.load_errors(&format!("s3://{bucket}/{folder}/"))
+            ))),
         }
     }
 
@@ -444,14 +454,18 @@ impl RedshiftWarehouse {
         Ok(())
     }
 
-    /// The last load's errors, from `STL_LOAD_ERRORS`, as a sentence for the error message.
-    fn load_errors(&mut self) -> String {
-        let rows = self.pg.query(
-            "SELECT line_number, TRIM(colname), TRIM(err_reason), TRIM(raw_field_value) FROM stl_load_errors \
-             WHERE query = pg_last_copy_id() ORDER BY line_number LIMIT 5",
-            &[],
-        );
-        match rows {
+    /// The rows `STL_LOAD_ERRORS` has for the files of a failed `COPY`, as a sentence for its
+    /// error. Read on a second connection: the failed `COPY` aborted this one's transaction.
+    fn load_errors(&mut self, folder: &str) -> String {
+        let lookup = || -> Result<Vec<Vec<SqlValue>>> {
+            let mut other = PostgresWarehouse::connect(&self.options.connection_url)?;
+            other.query(
+                "SELECT line_number, TRIM(colname), TRIM(err_reason), TRIM(raw_field_value) FROM stl_load_errors \
+                 WHERE filename LIKE $1 ORDER BY starttime DESC, line_number LIMIT 5",
+                &[format!("{folder}%").into()],
+            )
+        };
+        match lookup() {
             Ok(rows) if !rows.is_empty() => {
                 let lines: Vec<String> = rows
                     .iter()
@@ -467,7 +481,8 @@ impl RedshiftWarehouse {
                     .collect();
                 format!("; STL_LOAD_ERRORS: {}", lines.join("; "))
             }
-            _ => String::new(),
+            Ok(_) => String::new(),
+            Err(e) => format!("; STL_LOAD_ERRORS could not be read: {e}"),
         }
     }
 }
