@@ -24,8 +24,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "observes",
     version,
     about = "Extract, load and watch a company's data: Singer in, relational tables out.",
-    long_about = "Observes loads Singer streams into a warehouse (DuckDB by default) as relational \
-tables, commits each checkpoint's state with its data, and resumes where the last committed \
+    long_about = "Observes loads Singer streams into a warehouse (DuckDB by default; PostgreSQL and \
+Amazon Redshift too) as relational tables, commits each checkpoint's state with its data, and resumes where the last committed \
 state left off.\n\nStart with `observes run demo`."
 )]
 struct Cli {
@@ -65,7 +65,8 @@ enum Command {
     /// A Singer target: load Singer messages from stdin into a warehouse. Each committed
     /// state is echoed to stdout, as Singer targets do.
     Target {
-        /// Warehouse URL, e.g. duckdb://observes.duckdb.
+        /// Warehouse URL: duckdb://observes.duckdb, postgres://user@host:5432/db or
+        /// redshift://user@host:5439/db?staging=s3://bucket/prefix.
         warehouse: String,
         /// The warehouse schema to load into.
         #[arg(long)]

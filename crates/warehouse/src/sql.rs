@@ -65,6 +65,34 @@ pub fn json_text(dialect: Dialect, column: &str) -> String {
 pub const TABLE_COLUMNS: &str = "SELECT column_name, data_type FROM information_schema.columns \
      WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position";
 
+/// The rows of [`TABLE_COLUMNS`] as columns, read with the engine's type names; `None`
+/// when the table does not exist.
+pub fn columns_from_rows(
+    schema: &str,
+    table: &str,
+    rows: Vec<Vec<crate::SqlValue>>,
+    column_type: fn(&str) -> Option<ColumnType>,
+) -> crate::Result<Option<Vec<(String, ColumnType)>>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let name = row[0].as_str().unwrap_or_default().to_string();
+            let found = row[1].as_str().unwrap_or_default().to_string();
+            let ty = column_type(&found).ok_or_else(|| {
+                crate::WarehouseError::UnsupportedColumnType {
+                    table: format!("{schema}.{table}"),
+                    column: name.clone(),
+                    found,
+                }
+            })?;
+            Ok((name, ty))
+        })
+        .collect::<crate::Result<Vec<_>>>()
+        .map(Some)
+}
+
 pub fn create_schema(schema: &str) -> String {
     format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema))
 }

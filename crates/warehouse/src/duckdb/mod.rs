@@ -209,23 +209,7 @@ impl Warehouse for DuckDbWarehouse {
         table: &str,
     ) -> Result<Option<Vec<(String, ColumnType)>>> {
         let rows = self.query(sql::TABLE_COLUMNS, &[schema.into(), table.into()])?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        rows.into_iter()
-            .map(|row| {
-                let name = row[0].as_str().unwrap_or_default().to_string();
-                let found = row[1].as_str().unwrap_or_default().to_string();
-                let ty =
-                    column_type(&found).ok_or_else(|| WarehouseError::UnsupportedColumnType {
-                        table: format!("{schema}.{table}"),
-                        column: name.clone(),
-                        found,
-                    })?;
-                Ok((name, ty))
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
+        sql::columns_from_rows(schema, table, rows, column_type)
     }
 
     fn bulk_append(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()> {
