@@ -142,3 +142,31 @@ fn quarantine_loads_the_rest_and_keeps_the_bad_records() {
         rows(&[&["jobs", "2", "1", "completed"]])
     );
 }
+
+/// What a postgres:// URL leaves out comes from the PG* variables (here the database).
+#[test]
+fn postgres_settings_come_from_pg_variables() {
+    let db = observes_testkit::TestDatabase::create();
+    let (base, name) = db.url.rsplit_once('/').unwrap();
+    let mut child = observes()
+        .args(["target", base, "--schema", "raw"])
+        .env("PGDATABASE", name)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{SCHEMA}\n{GOOD}\n{STATE}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        query_url(&db.url, "SELECT id, status FROM raw.jobs"),
+        rows(&[&["1", "ok"]])
+    );
+}

@@ -50,6 +50,15 @@ fn readers_see_the_old_or_the_new_table_never_a_mix_postgres() {
     check_replace(wh, reader);
 }
 
+#[test]
+fn readers_see_the_old_or_the_new_table_never_a_mix_redshift_mode() {
+    let db = observes_testkit::TestDatabase::create();
+    let url = db.redshift_url(500);
+    let wh = observes_warehouse::connect(&url).unwrap();
+    let reader = observes_warehouse::connect(&url).unwrap();
+    check_replace(wh, reader);
+}
+
 fn check_replace(mut wh: Box<dyn Warehouse>, mut reader: Box<dyn Warehouse>) {
     let wh = wh.as_mut();
     load(wh, 3_000, 1);
