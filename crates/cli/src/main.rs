@@ -345,14 +345,14 @@ fn target(
         Ok(())
     };
     if let Err(e) = drive(&mut loader, &mut stream, |s| echo(&mut out, s)) {
-        loader.abort(&e.to_string());
+        if let Some(state) = loader.abort(&e.to_string()) {
+            echo(&mut out, &state)?;
+        }
         return Err(e.into());
     }
     let summary = loader.finish()?;
-    if summary.commits > 0 {
-        if let Some(state) = &summary.state {
-            echo(&mut out, state)?;
-        }
+    if let Some(state) = &summary.unreported_state {
+        echo(&mut out, state)?;
     }
     let rows: u64 = summary.streams.values().map(|s| s.rows).sum();
     tracing::info!(load_id = summary.load_id, rows, "target finished");

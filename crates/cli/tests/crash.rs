@@ -156,13 +156,17 @@ fn reference(backend: Backend, mode: &str) -> Vec<Vec<Vec<String>>> {
 }
 
 fn crash_points() -> Vec<String> {
-    // 6 checkpoints plus the final commit; sends happen about every 200 records.
+    // Sends happen about every 200 records.
     let mut points = Vec::new();
     for n in [1, 2, 5, 9, 14] {
         points.push(format!("flushed:{n}"));
     }
+    // Seven commits (six checkpoints and the final one); the last checkpoint's state is
+    // confirmed by the final commit, so six states reach the store.
     for n in [1, 3, 7] {
         points.push(format!("before-commit:{n}"));
+    }
+    for n in [1, 3, 6] {
         points.push(format!("after-commit:{n}"));
     }
     points
@@ -197,10 +201,16 @@ fn check_mode(backend: Backend, mode: &str) {
                     (n > 1).then(|| (n - 1) * CHECKPOINT_EVERY),
                     "{point}"
                 );
-                assert_eq!(
-                    setup.store_position(),
-                    committed,
-                    "{point}: the store has the last committed state"
+                // Commits run while loading goes on, so the last confirmed state may not
+                // have reached the store yet: it is at most one checkpoint behind (and the
+                // re-run repairs it from the warehouse, asserted below).
+                let store = setup.store_position();
+                let one_behind = committed
+                    .and_then(|c| c.checked_sub(CHECKPOINT_EVERY))
+                    .filter(|c| *c > 0);
+                assert!(
+                    store == committed || store == one_behind,
+                    "{point}: the store has {store:?}, the warehouse {committed:?}"
                 );
             }
             "after-commit" => {

@@ -38,7 +38,7 @@ use observes_model::{
     IdAllocator, IncompatibleChange, InvalidRecord, Layout, Normalizer, SchemaError, TableChange,
 };
 use observes_singer::{Message, RecordMessage, SchemaMessage};
-use observes_warehouse::{sql, Warehouse, WarehouseError};
+use observes_warehouse::{sql, PendingCommit, Warehouse, WarehouseError};
 use serde_json::Value;
 
 pub use modes::WriteMode;
@@ -140,7 +140,18 @@ pub struct LoadSummary {
     pub streams: BTreeMap<String, StreamCounts>,
     /// The last state committed by this load.
     pub state: Option<Value>,
+    /// That state, when [`Loader::handle`] has not handed it out yet (the final checkpoint's
+    /// commit is confirmed by `finish`): a Singer target still has to emit it.
+    pub unreported_state: Option<Value>,
     pub commits: u64,
+}
+
+/// A commit sent and not yet confirmed, with what it makes durable.
+struct InFlight {
+    commit: PendingCommit,
+    state: Option<Value>,
+    counts: Vec<(String, StreamCounts)>,
+    started: Instant,
 }
 
 struct Stream {
@@ -167,7 +178,10 @@ pub struct Loader<'w> {
     streams: HashMap<String, Stream>,
     order: Vec<String>,
     in_transaction: bool,
+    in_flight: Option<InFlight>,
     pending_state: Option<Value>,
+    /// The last state handed out by `handle`.
+    reported_state: Option<Value>,
     committed_state: Option<Value>,
     previous_state: Option<Value>,
     rejects: Vec<metadata::Reject>,
@@ -199,7 +213,9 @@ impl<'w> Loader<'w> {
             streams: HashMap::new(),
             order: Vec::new(),
             in_transaction: false,
+            in_flight: None,
             pending_state: None,
+            reported_state: None,
             committed_state: None,
             previous_state,
             rejects: Vec::new(),
@@ -227,9 +243,21 @@ impl<'w> Loader<'w> {
         Ok(())
     }
 
-    /// Handles one message. Returns the state committed when the message was a checkpoint
-    /// that committed (the caller copies it to the state store).
+    /// Handles one message. Returns a state once the transaction that holds it is durable
+    /// (the caller copies it to the state store): checkpoints commit while loading goes on,
+    /// so the state of one checkpoint may come back with a later message.
     pub fn handle(&mut self, line: u64, message: Message) -> Result<Option<Value>, LoadError> {
+        let finished = self.poll()?;
+        let committed = self.handle_message(line, message)?;
+        // At most one commit is in flight, so at most one of these is a state.
+        let state = committed.or(finished);
+        if state.is_some() {
+            self.reported_state = state.clone();
+        }
+        Ok(state)
+    }
+
+    fn handle_message(&mut self, line: u64, message: Message) -> Result<Option<Value>, LoadError> {
         match message {
             Message::Schema(schema) => {
                 self.schema(line, schema)?;
@@ -588,22 +616,66 @@ impl<'w> Loader<'w> {
         Ok(())
     }
 
+    /// Sends `COMMIT` for the open transaction. It runs while the loader goes on with the
+    /// next records; its state is handed out only once it is durable (by [`Self::settle`]).
+    /// Returns the state of the commit before it, which is settled first: one at a time.
     fn commit(&mut self) -> Result<Option<Value>, LoadError> {
+        let earlier = self.settle()?;
         failpoint("before-commit");
-        self.wh.commit()?;
+        let commit = self.wh.start_commit()?;
         self.in_transaction = false;
+        let counts = self
+            .streams
+            .iter_mut()
+            .map(|(name, stream)| {
+                stream.activate_version = false;
+                (name.clone(), std::mem::take(&mut stream.pending))
+            })
+            .collect();
+        self.in_flight = Some(InFlight {
+            commit,
+            state: self.pending_state.take(),
+            counts,
+            started: Instant::now(),
+        });
+        Ok(earlier)
+    }
+
+    /// Waits for the commit in flight, if any: its rows become committed and its state is
+    /// returned, once it is durable.
+    fn settle(&mut self) -> Result<Option<Value>, LoadError> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(None);
+        };
+        in_flight.commit.wait()?;
+        tracing::debug!(
+            seconds = in_flight.started.elapsed().as_secs_f64(),
+            "committed"
+        );
         self.commits += 1;
-        for stream in self.streams.values_mut() {
-            stream.committed.rows += stream.pending.rows;
-            stream.committed.rejected += stream.pending.rejected;
-            stream.pending = StreamCounts::default();
-            stream.activate_version = false;
+        for (name, counts) in in_flight.counts {
+            if let Some(stream) = self.streams.get_mut(&name) {
+                stream.committed.rows += counts.rows;
+                stream.committed.rejected += counts.rejected;
+            }
         }
-        let state = self.pending_state.take();
-        if state.is_some() {
-            self.committed_state = state.clone();
+        if in_flight.state.is_some() {
+            self.committed_state = in_flight.state.clone();
         }
-        Ok(state)
+        Ok(in_flight.state)
+    }
+
+    /// The state of the commit in flight if it has finished meanwhile (no waiting).
+    fn poll(&mut self) -> Result<Option<Value>, LoadError> {
+        let finished = self
+            .in_flight
+            .as_mut()
+            .is_some_and(|f| f.commit.is_finished());
+        if finished {
+            self.settle()
+        } else {
+            Ok(None)
+        }
     }
 
     /// Commits what is left (with the last state seen) and marks the load completed.
@@ -616,6 +688,7 @@ impl<'w> Loader<'w> {
             "completed",
         )?;
         self.commit()?;
+        self.settle()?;
         let secs = self.started.elapsed().as_secs_f64();
         tracing::info!(
             load_id = self.ids.load_id(),
@@ -631,13 +704,30 @@ impl<'w> Loader<'w> {
                 .map(|n| (n.clone(), self.streams[n].committed.clone()))
                 .collect(),
             state: self.committed_state.clone(),
+            unreported_state: if self.committed_state != self.reported_state {
+                self.committed_state.clone()
+            } else {
+                None
+            },
             commits: self.commits,
         })
     }
 
     /// Abandons the load after an error: rolls back the open transaction (earlier
     /// checkpoints stay committed) and records the failure in `_observes_loads`.
-    pub fn abort(mut self, error: &str) {
+    ///
+    /// Returns the state of a checkpoint whose commit was still running and has now
+    /// succeeded: it is committed, and the caller must pass it on like any other.
+    #[must_use = "a state committed during the abort must still reach the state store"]
+    pub fn abort(mut self, error: &str) -> Option<Value> {
+        // A commit already sent stands or falls on its own.
+        let committed = match self.settle() {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(error = %e, "the last checkpoint's commit failed");
+                None
+            }
+        };
         if self.in_transaction {
             if let Err(e) = self.wh.rollback() {
                 tracing::warn!(error = %e, "rollback failed");
@@ -660,6 +750,7 @@ impl<'w> Loader<'w> {
             let _ = self.wh.rollback();
             tracing::warn!(error = %e, "could not record the failed load");
         }
+        committed
     }
 }
 

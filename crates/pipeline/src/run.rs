@@ -138,7 +138,9 @@ fn run_locked(
         Ok::<(), RunError>(())
     })();
     if let Err(e) = outcome {
-        loader.abort(&e.to_string());
+        if let Some(state) = loader.abort(&e.to_string()) {
+            rt.block_on(store.put(name, &state))?;
+        }
         return Err(e);
     }
     let summary = loader.finish()?;

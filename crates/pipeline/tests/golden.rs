@@ -65,6 +65,7 @@ fn run_case_on(dir: &Path, wh: &mut dyn Warehouse) -> String {
         }) {
             Ok(()) => {
                 let summary = loader.finish().unwrap();
+                committed.extend(summary.unreported_state.as_ref().map(|s| s.to_string()));
                 log.push_str(&format!(
                     "run {}: ok, {} commits, states {:?}\n",
                     run + 1,
@@ -73,8 +74,13 @@ fn run_case_on(dir: &Path, wh: &mut dyn Warehouse) -> String {
                 ));
             }
             Err(e) => {
-                log.push_str(&format!("run {}: error: {e}\n", run + 1));
-                loader.abort(&e.to_string());
+                if let Some(state) = loader.abort(&e.to_string()) {
+                    committed.push(state.to_string());
+                }
+                log.push_str(&format!(
+                    "run {}: error: {e}, states {committed:?}\n",
+                    run + 1
+                ));
             }
         }
     }

@@ -138,6 +138,14 @@ pub trait Warehouse: Send {
     fn commit(&mut self) -> Result<()>;
     fn rollback(&mut self) -> Result<()>;
 
+    /// Starts a commit and returns at once where the engine allows, so the caller can
+    /// prepare more work while it runs; [`PendingCommit::wait`] gives its outcome. Calls made
+    /// meanwhile run after it. By default the commit happens here and now.
+    fn start_commit(&mut self) -> Result<PendingCommit> {
+        self.commit()?;
+        Ok(PendingCommit::done())
+    }
+
     /// The columns of a table in order, or `None` when it does not exist.
     fn table_columns(
         &mut self,
@@ -150,10 +158,65 @@ pub trait Warehouse: Send {
     fn bulk_append(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()>;
 }
 
+/// A commit that may still be running.
+#[derive(Debug)]
+pub struct PendingCommit {
+    running: Option<std::sync::mpsc::Receiver<Result<()>>>,
+    outcome: Option<Result<()>>,
+}
+
+impl PendingCommit {
+    pub fn done() -> PendingCommit {
+        PendingCommit {
+            running: None,
+            outcome: Some(Ok(())),
+        }
+    }
+
+    pub(crate) fn running(outcome: std::sync::mpsc::Receiver<Result<()>>) -> PendingCommit {
+        PendingCommit {
+            running: Some(outcome),
+            outcome: None,
+        }
+    }
+
+    fn gone() -> WarehouseError {
+        WarehouseError::Sql {
+            sql: "COMMIT".into(),
+            message: "the warehouse connection's thread stopped".into(),
+        }
+    }
+
+    /// Whether it has finished, without waiting.
+    pub fn is_finished(&mut self) -> bool {
+        if self.outcome.is_none() {
+            if let Some(rx) = &self.running {
+                match rx.try_recv() {
+                    Ok(result) => self.outcome = Some(result),
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        self.outcome = Some(Err(Self::gone()))
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                }
+            }
+        }
+        self.outcome.is_some()
+    }
+
+    /// Waits for the commit; `Ok` once it is durable.
+    pub fn wait(self) -> Result<()> {
+        match (self.outcome, self.running) {
+            (Some(result), _) => result,
+            (None, Some(rx)) => rx.recv().unwrap_or_else(|_| Err(Self::gone())),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
 /// Opens the warehouse a URL names, with bulk appends on their own thread (see
 /// [`pipelined`]): the connection to load with.
 pub fn connect_pipelined(url: &str) -> Result<Box<dyn Warehouse>> {
-    Ok(Box::new(pipelined::Pipelined::new(connect(url)?, 2)))
+    Ok(Box::new(pipelined::Pipelined::new(connect(url)?, 8)))
 }
 
 /// Opens the warehouse a URL names.

@@ -103,7 +103,34 @@ impl Warehouse for Pipelined {
     }
 
     fn begin(&mut self) -> Result<()> {
-        self.call(|wh| wh.begin())
+        // Queued, not awaited: it may wait behind a commit still running. A failure stops
+        // every later call, like a failed append.
+        self.send(Box::new(|wh, failed| {
+            if failed.is_none() {
+                if let Err(e) = wh.begin() {
+                    *failed = Some(e);
+                }
+            }
+        }))
+    }
+
+    fn start_commit(&mut self) -> Result<crate::PendingCommit> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Box::new(move |wh, failed| {
+            let result = match failed.take() {
+                Some(error) => Err(error),
+                None => wh.commit(),
+            };
+            // A failed commit also stops what was queued after it.
+            if let Err(e) = &result {
+                *failed = Some(WarehouseError::Sql {
+                    sql: "COMMIT".into(),
+                    message: format!("an earlier commit failed: {e}"),
+                });
+            }
+            let _ = tx.send(result);
+        }))?;
+        Ok(crate::PendingCommit::running(rx))
     }
 
     fn commit(&mut self) -> Result<()> {
