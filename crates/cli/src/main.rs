@@ -78,6 +78,10 @@ enum Command {
         /// go to _observes_rejects).
         #[arg(long, default_value = "fail", value_parser = parse_on_invalid)]
         on_invalid: OnInvalid,
+        /// What an incompatible type change does: fail (stop the load) or variant (keep the
+        /// column; values of the new type go to a new column NAME__v_TYPE).
+        #[arg(long, default_value = "fail", value_parser = parse_schema_change)]
+        on_schema_change: observes_model::SchemaChangePolicy,
         /// The name the state is kept under in _observes_state.
         #[arg(long, default_value = "target")]
         pipeline: String,
@@ -138,6 +142,10 @@ fn parse_write_mode(s: &str) -> Result<WriteMode, String> {
 }
 
 fn parse_on_invalid(s: &str) -> Result<OnInvalid, String> {
+    s.parse()
+}
+
+fn parse_schema_change(s: &str) -> Result<observes_model::SchemaChangePolicy, String> {
     s.parse()
 }
 
@@ -202,8 +210,16 @@ fn dispatch(command: Command) -> Result<()> {
             schema,
             write_mode,
             on_invalid,
+            on_schema_change,
             pipeline,
-        } => target(&warehouse, &schema, write_mode, on_invalid, &pipeline),
+        } => target(
+            &warehouse,
+            &schema,
+            write_mode,
+            on_invalid,
+            on_schema_change,
+            &pipeline,
+        ),
         Command::Tap {
             tap:
                 Tap::Synthetic {
@@ -322,12 +338,14 @@ fn target(
     schema: &str,
     write_mode: WriteMode,
     on_invalid: OnInvalid,
+    on_schema_change: observes_model::SchemaChangePolicy,
     pipeline: &str,
 ) -> Result<()> {
     let mut wh = observes_warehouse::connect_pipelined(warehouse)?;
     let config = LoadConfig {
         write_mode,
         on_invalid,
+        on_schema_change,
         ..LoadConfig::new(pipeline, schema)
     };
     let mut loader = Loader::begin(wh.as_mut(), config)?;

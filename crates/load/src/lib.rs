@@ -35,7 +35,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use observes_model::{
-    IdAllocator, IncompatibleChange, InvalidRecord, Layout, Normalizer, SchemaError, TableChange,
+    IdAllocator, IncompatibleChange, InvalidRecord, Layout, Normalizer, SchemaChangePolicy,
+    SchemaError, TableChange,
 };
 use observes_singer::{Message, RecordMessage, SchemaMessage};
 use observes_warehouse::{sql, PendingCommit, Warehouse, WarehouseError};
@@ -75,6 +76,8 @@ pub struct LoadConfig {
     pub on_invalid: OnInvalid,
     /// Rows buffered per stream before they are sent to the warehouse (not committed).
     pub batch_rows: usize,
+    /// What an incompatible type change does.
+    pub on_schema_change: SchemaChangePolicy,
 }
 
 impl LoadConfig {
@@ -85,6 +88,7 @@ impl LoadConfig {
             write_mode: WriteMode::Append,
             on_invalid: OnInvalid::Fail,
             batch_rows: 50_000,
+            on_schema_change: SchemaChangePolicy::Fail,
         }
     }
 }
@@ -104,7 +108,7 @@ pub enum LoadError {
         #[source]
         source: SchemaError,
     },
-    #[error("line {line}: {source} (the schema-change policy is \"fail\")")]
+    #[error("line {line}: {source}")]
     Incompatible {
         line: u64,
         #[source]
@@ -400,7 +404,7 @@ impl<'w> Loader<'w> {
                 }
                 Some(existing) => {
                     let changes = layout
-                        .reconcile(i, &existing)
+                        .reconcile(i, &existing, self.config.on_schema_change)
                         .map_err(|source| LoadError::Incompatible { line, source })?;
                     for change in changes {
                         let statements = match &change {

@@ -114,6 +114,7 @@ pub struct Layout {
     pub(crate) meta: Vec<MetaColumns>,
     /// Longest text value the warehouse stores, in bytes; a longer one is an invalid record.
     pub max_text_bytes: Option<usize>,
+    max_identifier: usize,
 }
 
 /// A schema that cannot be turned into tables.
@@ -124,6 +125,31 @@ pub struct SchemaError {
     /// Where in the schema, as a JSON pointer-like path (`properties.user.type`).
     pub at: String,
     pub problem: String,
+}
+
+/// What to do when a column's type changes in a way no column type absorbs (say bigint to
+/// boolean).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchemaChangePolicy {
+    /// Stop the load with an error naming the column.
+    #[default]
+    Fail,
+    /// Keep the column and its data; values of the new type go to a new column
+    /// `<name>__v_<type>` (a "variant" column, as dlt calls it). Key columns never vary.
+    Variant,
+}
+
+impl std::str::FromStr for SchemaChangePolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fail" => Ok(SchemaChangePolicy::Fail),
+            "variant" => Ok(SchemaChangePolicy::Variant),
+            other => Err(format!(
+                "unknown schema-change policy {other:?} (expected fail or variant)"
+            )),
+        }
+    }
 }
 
 /// A change the warehouse must make so a table can hold a new layout.
@@ -142,7 +168,7 @@ pub enum TableChange {
 /// A type change no column type can absorb (e.g. boolean to timestamp).
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 #[error(
-    "stream {stream:?}: column {column:?} of table {table:?} cannot change from {from} to {to}"
+    "stream {stream:?}: column {column:?} of table {table:?} cannot change from {from} to {to} ({why})"
 )]
 pub struct IncompatibleChange {
     pub stream: String,
@@ -150,6 +176,8 @@ pub struct IncompatibleChange {
     pub column: String,
     pub from: ColumnType,
     pub to: ColumnType,
+    /// Why it stops the load: the policy, or a key column.
+    pub why: &'static str,
 }
 
 enum Shape<'a> {
@@ -235,6 +263,7 @@ impl Layout {
             properties,
             meta: Vec::new(),
             max_text_bytes: None,
+            max_identifier: max_ident,
         };
         layout.finish_tables();
         Ok(layout)
@@ -288,11 +317,41 @@ impl Layout {
     /// existing columns keep their place and, where wider, their type; new columns are
     /// appended; columns the schema no longer has stay (and get nulls). Returns the changes
     /// the warehouse must make.
+    /// A type change no column type absorbs follows `policy`.
     pub fn reconcile(
         &mut self,
         index: usize,
         existing: &[(String, ColumnType)],
+        policy: SchemaChangePolicy,
     ) -> Result<Vec<TableChange>, IncompatibleChange> {
+        for (name, existing_ty) in existing {
+            let Some(i) = self.tables[index].column_index(name) else {
+                continue;
+            };
+            let wanted = self.tables[index].columns[i].ty;
+            if existing_ty.widen(wanted).is_some() {
+                continue;
+            }
+            let is_key = index == 0 && self.key_columns.contains(&i);
+            if policy == SchemaChangePolicy::Fail || is_key {
+                return Err(IncompatibleChange {
+                    stream: self.stream.clone(),
+                    table: self.tables[index].name.clone(),
+                    column: name.clone(),
+                    from: *existing_ty,
+                    to: wanted,
+                    why: if policy == SchemaChangePolicy::Fail {
+                        "the schema-change policy is \"fail\""
+                    } else {
+                        "a key column keeps its type"
+                    },
+                });
+            }
+            // The existing column stays as it is; the new values get their own column.
+            let variant = format!("{name}__v_{}", wanted.name());
+            self.tables[index].columns[i].name =
+                crate::ident::shorten(variant.clone(), &variant, self.max_identifier);
+        }
         let table = &self.tables[index];
         let mut columns: Vec<Column> = Vec::with_capacity(existing.len() + table.columns.len());
         let mut changes = Vec::new();
@@ -309,6 +368,7 @@ impl Layout {
                             column: name.clone(),
                             from: *existing_ty,
                             to: wanted,
+                            why: "the schema-change policy is \"fail\"",
                         })?;
                     if ty != *existing_ty {
                         changes.push(TableChange::WidenColumn {

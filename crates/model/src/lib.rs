@@ -33,6 +33,8 @@ pub mod normalize;
 pub mod time;
 pub mod types;
 
-pub use layout::{Column, IncompatibleChange, Layout, SchemaError, Table, TableChange};
+pub use layout::{
+    Column, IncompatibleChange, Layout, SchemaChangePolicy, SchemaError, Table, TableChange,
+};
 pub use normalize::{arrow_schema, IdAllocator, InvalidRecord, Normalizer};
 pub use types::ColumnType;

@@ -11,6 +11,7 @@
 //! write = "merge"                           # append | merge | replace
 //! on_invalid = "fail"                       # fail | quarantine
 //! batch_rows = 50000                        # rows buffered per stream between sends
+//! on_schema_change = "fail"                 # fail | variant (new type, new column)
 //! ```
 
 use std::collections::BTreeMap;
@@ -68,6 +69,12 @@ struct RawPipeline {
     #[serde(default = "default_on_invalid")]
     on_invalid: String,
     batch_rows: Option<usize>,
+    #[serde(default = "default_on_schema_change")]
+    on_schema_change: String,
+}
+
+fn default_on_schema_change() -> String {
+    "fail".into()
 }
 
 fn default_write() -> String {
@@ -88,6 +95,7 @@ pub struct PipelineConfig {
     pub on_invalid: OnInvalid,
     /// Rows buffered per stream before they go to the warehouse (not a commit).
     pub batch_rows: Option<usize>,
+    pub on_schema_change: observes_model::SchemaChangePolicy,
 }
 
 /// A loaded `observes.toml`, with relative paths resolved against its folder.
@@ -209,6 +217,10 @@ impl Config {
                     write_mode,
                     on_invalid,
                     batch_rows: p.batch_rows,
+                    on_schema_change: p
+                        .on_schema_change
+                        .parse()
+                        .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?,
                 },
             );
         }

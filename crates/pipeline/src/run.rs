@@ -70,6 +70,7 @@ fn load_config(pipeline: &PipelineConfig) -> LoadConfig {
     LoadConfig {
         write_mode: pipeline.write_mode,
         on_invalid: pipeline.on_invalid,
+        on_schema_change: pipeline.on_schema_change,
         batch_rows: pipeline.batch_rows.unwrap_or(defaults.batch_rows).max(1),
         ..defaults
     }

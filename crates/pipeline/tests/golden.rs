@@ -36,6 +36,7 @@ fn run_case_on(dir: &Path, wh: &mut dyn Warehouse) -> String {
     for option in options.lines().map(str::trim).filter(|l| !l.is_empty()) {
         match option {
             "quarantine" => config.on_invalid = OnInvalid::Quarantine,
+            "variant" => config.on_schema_change = observes_model::SchemaChangePolicy::Variant,
             mode => config.write_mode = mode.parse::<WriteMode>().unwrap(),
         }
     }
