@@ -170,3 +170,33 @@ fn postgres_settings_come_from_pg_variables() {
         rows(&[&["1", "ok"]])
     );
 }
+
+/// Redshift staging without an IAM role or keys fails before staging anything, saying what
+/// to set.
+#[test]
+fn redshift_copy_without_credentials_says_what_to_set() {
+    let db = observes_testkit::TestDatabase::create();
+    let url = db.redshift_url(1).replace("&copy_via_stdin=true", "");
+    let mut child = observes()
+        .args(["target", &url, "--schema", "raw"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{SCHEMA}\n{GOOD}\n{STATE}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        last_line(&stderr(&out)),
+        "error: bulk load into raw.jobs: COPY from S3 needs credentials: set iam_role in the warehouse URL, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    );
+}

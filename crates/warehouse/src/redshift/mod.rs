@@ -327,6 +327,34 @@ impl RedshiftWarehouse {
         else {
             return self.insert_rows(schema, table, batch);
         };
+        // Checked before anything is staged.
+        let (credentials, shown) = match &self.options.iam_role {
+            Some(role) => {
+                let c = format!("IAM_ROLE {}", literal(role));
+                (c.clone(), c)
+            }
+            None => {
+                let (Ok(key), Ok(secret)) = (
+                    std::env::var("AWS_ACCESS_KEY_ID"),
+                    std::env::var("AWS_SECRET_ACCESS_KEY"),
+                ) else {
+                    return Err(err(
+                        "COPY from S3 needs credentials: set iam_role in the warehouse URL, or \
+                         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                            .into(),
+                    ));
+                };
+                let mut c = format!(
+                    "ACCESS_KEY_ID {} SECRET_ACCESS_KEY {}",
+                    literal(&key),
+                    literal(&secret)
+                );
+                if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
+                    c.push_str(&format!(" SESSION_TOKEN {}", literal(&token)));
+                }
+                (c, "ACCESS_KEY_ID '***' SECRET_ACCESS_KEY '***'".to_string())
+            }
+        };
         self.sequence += 1;
         let folder = format!(
             "{}{}/{schema}/{table}/{:06}",
@@ -369,25 +397,6 @@ impl RedshiftWarehouse {
         );
         let target = sql::qualified(schema, table);
         let options = "FORMAT AS CSV GZIP NULL AS '\\\\N' TIMEFORMAT 'auto' DATEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF";
-        let (credentials, shown) = match &self.options.iam_role {
-            Some(role) => {
-                let c = format!("IAM_ROLE {}", literal(role));
-                (c.clone(), c)
-            }
-            None => {
-                let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default();
-                let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default();
-                let mut c = format!(
-                    "ACCESS_KEY_ID {} SECRET_ACCESS_KEY {}",
-                    literal(&key),
-                    literal(&secret)
-                );
-                if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
-                    c.push_str(&format!(" SESSION_TOKEN {}", literal(&token)));
-                }
-                (c, "ACCESS_KEY_ID '***' SECRET_ACCESS_KEY '***'".to_string())
-            }
-        };
         let manifest_url = format!("s3://{bucket}/{manifest_key}");
         let copy = |creds: &str| {
             format!(
