@@ -9,12 +9,14 @@
 //!
 //! It is not a source: sources build their requests and streams on top of it.
 
+mod auth;
 mod pagination;
 mod rate;
 mod retry;
 
 use std::time::Duration;
 
+pub use auth::Auth;
 pub use pagination::{next_link, next_page};
 pub use rate::RateLimiter;
 pub use retry::{parse_retry_after, RetryPolicy};
@@ -73,6 +75,7 @@ pub struct HttpClient {
     client: reqwest::Client,
     config: HttpConfig,
     limiter: Option<RateLimiter>,
+    auth: Auth,
 }
 
 /// The longest part of a body kept in an error.
@@ -93,7 +96,15 @@ impl HttpClient {
             client,
             config,
             limiter: None,
+            auth: Auth::None,
         })
+    }
+
+    /// Authenticates every request with `auth`, whose secrets are then redacted too.
+    pub fn with_auth(mut self, auth: Auth) -> HttpClient {
+        self.config.secrets.extend(auth.secrets());
+        self.auth = auth;
+        self
     }
 
     /// Spaces this client's requests by `limiter` (shared by its clones).
@@ -129,13 +140,15 @@ impl HttpClient {
             if let Some(limiter) = &self.limiter {
                 limiter.acquire().await;
             }
-            let request = build(&self.client)
-                .build()
-                .map_err(|e| HttpError::Request {
-                    method: String::new(),
-                    url: String::new(),
-                    message: self.redact(&e.to_string()),
-                })?;
+            let request =
+                self.auth
+                    .apply(build(&self.client))
+                    .build()
+                    .map_err(|e| HttpError::Request {
+                        method: String::new(),
+                        url: String::new(),
+                        message: self.redact(&e.to_string()),
+                    })?;
             let method = request.method().to_string();
             let url = self.redact(&redact_query(request.url()));
             // Each arm returns, or gives the retryable failure and any Retry-After.

@@ -12,6 +12,8 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 enum Reply {
     Status(u16, &'static str, &'static str),
+    /// 200 when the request carries this header line, else 401.
+    RequireHeader(&'static str),
     /// Close the connection without answering.
     Reset,
     /// Promise a longer body than is sent, then close.
@@ -41,7 +43,19 @@ async fn serve(replies: Vec<Reply>) -> (String, Arc<AtomicUsize>) {
                         Ok(k) => head.extend_from_slice(&buf[..k]),
                     }
                 }
+                let reply = match reply {
+                    Reply::RequireHeader(line) => {
+                        let head = String::from_utf8_lossy(&head).to_lowercase();
+                        if head.contains(&line.to_lowercase()) {
+                            Reply::Status(200, "", "ok")
+                        } else {
+                            Reply::Status(401, "", "no credentials")
+                        }
+                    }
+                    other => other,
+                };
                 let text = match reply {
+                    Reply::RequireHeader(_) => unreachable!("resolved above"),
                     Reply::Reset => return,
                     Reply::Truncated => "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{\"partial\":".to_string(),
                     Reply::Status(code, headers, body) => format!(
@@ -145,4 +159,40 @@ async fn it_gives_up_after_the_attempts_with_a_clear_error() {
         err.to_string(),
         format!("GET {url}/x: gave up after 4 attempts: HTTP 503")
     );
+}
+
+#[tokio::test]
+async fn every_request_carries_its_credentials_and_they_are_redacted() {
+    use observes_http::Auth;
+    let (url, _) = serve(vec![Reply::RequireHeader("private-token: tok-123")]).await;
+    let gitlab = client().with_auth(Auth::Header {
+        name: "PRIVATE-TOKEN".into(),
+        value: "tok-123".into(),
+    });
+    assert_eq!(gitlab.send(|c| c.get(&url)).await.unwrap().body, b"ok");
+
+    // user:password base64-encoded, as the Basic scheme sends it.
+    let (url, _) = serve(vec![Reply::RequireHeader(
+        "authorization: basic Ym90OnB3LTQ1Ng==",
+    )])
+    .await;
+    let basic = client().with_auth(Auth::Basic {
+        user: "bot".into(),
+        password: "pw-456".into(),
+    });
+    assert_eq!(basic.send(|c| c.get(&url)).await.unwrap().body, b"ok");
+
+    let (url, _) = serve(vec![Reply::RequireHeader("authorization: bearer tok-789")]).await;
+    let bearer = client().with_auth(Auth::Bearer("tok-789".into()));
+    assert_eq!(bearer.send(|c| c.get(&url)).await.unwrap().body, b"ok");
+    assert_eq!(bearer.redact("token tok-789 leaked"), "token *** leaked");
+
+    // Without them the server says 401, which is not retried.
+    let (url, seen) = serve(vec![Reply::RequireHeader("authorization: bearer tok-789")]).await;
+    let err = client().send(|c| c.get(&url)).await.unwrap_err();
+    assert!(
+        matches!(err, observes_http::HttpError::Status { status: 401, .. }),
+        "{err}"
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
 }
