@@ -148,22 +148,10 @@ fn quarantine_loads_the_rest_and_keeps_the_bad_records() {
 fn postgres_settings_come_from_pg_variables() {
     let db = observes_testkit::TestDatabase::create();
     let (base, name) = db.url.rsplit_once('/').unwrap();
-    let mut child = observes()
-        .args(["target", base, "--schema", "raw"])
-        .env("PGDATABASE", name)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{SCHEMA}\n{GOOD}\n{STATE}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = observes();
+    cmd.args(["target", base, "--schema", "raw"]);
+    cmd.env("PGDATABASE", name);
+    let out = run_command_with_input(cmd, &format!("{SCHEMA}\n{GOOD}\n{STATE}\n"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         query_url(&db.url, "SELECT id, status FROM raw.jobs"),
@@ -177,23 +165,11 @@ fn postgres_settings_come_from_pg_variables() {
 fn redshift_copy_without_credentials_says_what_to_set() {
     let db = observes_testkit::TestDatabase::create();
     let url = db.redshift_url(1).replace("&copy_via_stdin=true", "");
-    let mut child = observes()
-        .args(["target", &url, "--schema", "raw"])
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{SCHEMA}\n{GOOD}\n{STATE}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = observes();
+    cmd.args(["target", &url, "--schema", "raw"]);
+    cmd.env_remove("AWS_ACCESS_KEY_ID");
+    cmd.env_remove("AWS_SECRET_ACCESS_KEY");
+    let out = run_command_with_input(cmd, &format!("{SCHEMA}\n{GOOD}\n{STATE}\n"));
     assert!(!out.status.success());
     assert_eq!(
         last_line(&stderr(&out)),

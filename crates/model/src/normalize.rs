@@ -144,11 +144,6 @@ impl Normalizer {
         self.buffers.iter().map(|b| b.rows).sum()
     }
 
-    /// Root rows buffered.
-    pub fn buffered_records(&self) -> usize {
-        self.buffers[0].rows
-    }
-
     /// Normalizes one record into the buffers. On error nothing is buffered.
     pub fn push(&mut self, record: &Record, ids: &mut IdAllocator) -> Result<(), InvalidRecord> {
         let mut scratch = recycle(std::mem::take(&mut self.scratch));

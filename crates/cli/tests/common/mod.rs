@@ -16,8 +16,14 @@ pub fn observes() -> Command {
 
 /// Runs `observes ARGS` with `stdin` as its input.
 pub fn run_with_input(args: &[&str], stdin: &str) -> Output {
-    let mut child = observes()
-        .args(args)
+    let mut cmd = observes();
+    cmd.args(args);
+    run_command_with_input(cmd, stdin)
+}
+
+/// Runs a prepared command (arguments, environment) with `stdin` as its input.
+pub fn run_command_with_input(mut cmd: Command, stdin: &str) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
