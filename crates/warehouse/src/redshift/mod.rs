@@ -149,6 +149,9 @@ pub struct RedshiftWarehouse {
     runtime: tokio::runtime::Runtime,
     /// Every `COPY` sent (credentials redacted), for tests and the debug log.
     copies: Vec<String>,
+    /// `VARCHAR` widths per table, so a batch costs no catalog query. Cleared by anything
+    /// that may change a table: every `execute` (all DDL goes through it) and a rollback.
+    widths: std::collections::HashMap<(String, String), Vec<(String, usize)>>,
     sequence: u64,
     run: String,
 }
@@ -194,6 +197,7 @@ impl RedshiftWarehouse {
             store,
             runtime,
             copies: Vec::new(),
+            widths: std::collections::HashMap::new(),
             sequence: 0,
             run,
         })
@@ -206,12 +210,16 @@ impl RedshiftWarehouse {
 
     /// Current widths of a table's `VARCHAR` columns.
     fn varchar_widths(&mut self, schema: &str, table: &str) -> Result<Vec<(String, usize)>> {
+        let key = (schema.to_string(), table.to_string());
+        if let Some(widths) = self.widths.get(&key) {
+            return Ok(widths.clone());
+        }
         let rows = self.pg.query(
             "SELECT column_name, character_maximum_length FROM information_schema.columns \
              WHERE table_schema = $1 AND table_name = $2 AND character_maximum_length IS NOT NULL",
             &[schema.into(), table.into()],
         )?;
-        Ok(rows
+        let widths: Vec<(String, usize)> = rows
             .into_iter()
             .filter_map(|r| {
                 Some((
@@ -219,7 +227,9 @@ impl RedshiftWarehouse {
                     usize::try_from(r[1].as_i64()?).ok()?,
                 ))
             })
-            .collect())
+            .collect();
+        self.widths.insert(key, widths.clone());
+        Ok(widths)
     }
 
     /// Widens `VARCHAR` columns of `table` that are narrower than `needed` (bytes).
@@ -253,6 +263,14 @@ impl RedshiftWarehouse {
                 &ty,
             ) {
                 self.pg.execute(&statement, &[])?;
+            }
+            let key = (schema.to_string(), table.to_string());
+            if let Some(known) = self
+                .widths
+                .get_mut(&key)
+                .and_then(|w| w.iter_mut().find(|(c, _)| c == column))
+            {
+                known.1 = new;
             }
         }
         Ok(())
@@ -515,6 +533,7 @@ impl Warehouse for RedshiftWarehouse {
     }
 
     fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64> {
+        self.widths.clear();
         self.pg.execute(sql, params)
     }
 
@@ -531,6 +550,7 @@ impl Warehouse for RedshiftWarehouse {
     }
 
     fn rollback(&mut self) -> Result<()> {
+        self.widths.clear();
         self.pg.rollback()
     }
 
