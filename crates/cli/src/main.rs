@@ -96,6 +96,67 @@ enum Command {
         #[command(subcommand)]
         action: StateAction,
     },
+    /// Serve a fake of an external API on 127.0.0.1 with generated data (for trying
+    /// observes without credentials). Runs until stopped.
+    FakeApi {
+        #[arg(value_enum)]
+        api: FakeApiKind,
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Seed of the generated data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Operational jobs.
+    Job {
+        #[command(subcommand)]
+        job: Job,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FakeApiKind {
+    Gitlab,
+    Checkly,
+}
+
+#[derive(Subcommand)]
+enum Job {
+    /// Cancel GitLab CI jobs stuck in created, pending or running for longer than a
+    /// threshold. One failure does not stop the rest; the exit status is non-zero if any
+    /// cancel failed.
+    CancelCiJobs {
+        /// GitLab settings (api_url and the token, as for `observes tap gitlab`).
+        #[arg(long, default_value = "gitlab.toml")]
+        config: PathBuf,
+        /// A project id or path; repeat for several (default: the config's projects).
+        #[arg(long = "project")]
+        projects: Vec<String>,
+        /// Age threshold: a number with s, m, h or d (e.g. 8h).
+        #[arg(long, default_value = "8h", value_parser = parse_age)]
+        older_than: chrono::Duration,
+        /// List the jobs that would be cancelled; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_age(s: &str) -> Result<chrono::Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not an age like 30m, 8h or 2d"))?;
+    match unit {
+        "s" => Ok(chrono::Duration::seconds(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "h" | "" => Ok(chrono::Duration::hours(n)),
+        "d" => Ok(chrono::Duration::days(n)),
+        _ => Err(format!("{s:?}: the unit must be s, m, h or d")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -108,6 +169,24 @@ enum Tap {
         seed: u64,
         #[arg(long, default_value_t = 10_000)]
         checkpoint_every: u64,
+        /// A Singer state file to resume from.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// GitLab: projects, members, pipelines, jobs, merge requests, issues.
+    Gitlab {
+        /// Settings (TOML): api_url, projects, token_env, streams, start_date, …
+        #[arg(long, default_value = "gitlab.toml")]
+        config: PathBuf,
+        /// A Singer state file to resume from.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Checkly: checks, groups, results, statuses, alerts, channels, dashboards, …
+    Checkly {
+        /// Settings (TOML): api_url, account_id_env, api_key_env, streams, start_date, …
+        #[arg(long, default_value = "checkly.toml")]
+        config: PathBuf,
         /// A Singer state file to resume from.
         #[arg(long)]
         state: Option<PathBuf>,
@@ -221,6 +300,45 @@ fn dispatch(command: Command) -> Result<()> {
             &pipeline,
         ),
         Command::Tap {
+            tap: Tap::Gitlab { config, state },
+        } => {
+            let config: observes_sources::gitlab::GitlabConfig =
+                observes_sources::read_config(&config)?;
+            let state = read_state(state)?;
+            run_api_tap(|sink| {
+                Box::pin(async move {
+                    observes_sources::gitlab::run(&config, state.as_ref(), sink)
+                        .await
+                        .map(|_| ())
+                })
+            })
+        }
+        Command::Tap {
+            tap: Tap::Checkly { config, state },
+        } => {
+            let config: observes_sources::checkly::ChecklyConfig =
+                observes_sources::read_config(&config)?;
+            let state = read_state(state)?;
+            run_api_tap(|sink| {
+                Box::pin(async move {
+                    observes_sources::checkly::run(&config, state.as_ref(), sink)
+                        .await
+                        .map(|_| ())
+                })
+            })
+        }
+        Command::FakeApi { api, port, seed } => fake_api(api, port, seed),
+        Command::Job {
+            job:
+                Job::CancelCiJobs {
+                    config,
+                    projects,
+                    older_than,
+                    dry_run,
+                    json,
+                },
+        } => cancel_ci_jobs(&config, projects, older_than, dry_run, json),
+        Command::Tap {
             tap:
                 Tap::Synthetic {
                     records,
@@ -229,16 +347,7 @@ fn dispatch(command: Command) -> Result<()> {
                     state,
                 },
         } => {
-            let state: Option<Value> = match state {
-                Some(path) => Some(
-                    serde_json::from_slice(
-                        &std::fs::read(&path)
-                            .with_context(|| format!("reading {}", path.display()))?,
-                    )
-                    .with_context(|| format!("{} is not JSON", path.display()))?,
-                ),
-                None => None,
-            };
+            let state = read_state(state)?;
             let config = SyntheticConfig {
                 records,
                 seed,
@@ -254,6 +363,165 @@ fn dispatch(command: Command) -> Result<()> {
         }
         Command::State { action } => state(action),
     }
+}
+
+fn read_state(path: Option<PathBuf>) -> Result<Option<Value>> {
+    let Some(path) = path else { return Ok(None) };
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let state = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    Ok(Some(state))
+}
+
+type TapFuture<'s> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), observes_sources::SourceError>> + 's>,
+>;
+
+/// Runs an API source as a Singer tap: messages to stdout, flushed at every STATE so a
+/// consumer can commit as it goes.
+fn run_api_tap(run: impl for<'s> FnOnce(&'s mut dyn observes_sources::Sink) -> TapFuture<'s>) -> Result<()> {
+    let stdout = std::io::stdout().lock();
+    let mut writer = MessageWriter::new(std::io::BufWriter::with_capacity(1 << 16, stdout));
+    let mut write_error = None;
+    let mut sink = |message: Message| {
+        let is_state = matches!(message, Message::State(_));
+        let written = writer.write(&message).and_then(|()| {
+            if is_state {
+                writer.flush()
+            } else {
+                Ok(())
+            }
+        });
+        match written {
+            Ok(()) => true,
+            Err(e) => {
+                write_error = Some(e);
+                false
+            }
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = rt.block_on(run(&mut sink));
+    if let Some(e) = write_error {
+        return Err(e).context("writing to stdout");
+    }
+    result?;
+    writer.flush().context("writing to stdout")?;
+    Ok(())
+}
+
+fn fake_api(api: FakeApiKind, port: u16, seed: u64) -> Result<()> {
+    match api {
+        FakeApiKind::Gitlab => {
+            let fake = observes_fakes::gitlab::FakeGitlab::start_on(
+                observes_fakes::gitlab::GitlabOptions {
+                    seed,
+                    ..Default::default()
+                },
+                port,
+            )
+            .with_context(|| format!("serving on 127.0.0.1:{port}"))?;
+            println!("fake GitLab at {}", fake.api_url());
+            println!("token: {} (header PRIVATE-TOKEN)", fake.token);
+            println!("projects: {}", fake.project_paths().join(", "));
+            println!(
+                "try: curl -H 'PRIVATE-TOKEN: {}' '{}/projects/{}/jobs?per_page=5' -i",
+                fake.token,
+                fake.api_url(),
+                fake.project_paths().first().map(|p| p.replace('/', "%2F")).unwrap_or_default()
+            );
+            fake.server.wait();
+        }
+        FakeApiKind::Checkly => {
+            let fake = observes_fakes::checkly::FakeCheckly::start_on(
+                observes_fakes::checkly::ChecklyOptions {
+                    seed,
+                    ..Default::default()
+                },
+                port,
+            )
+            .with_context(|| format!("serving on 127.0.0.1:{port}"))?;
+            println!("fake Checkly at {}", fake.api_url());
+            println!("account: {} (header X-Checkly-Account)", fake.account_id);
+            println!("api key: {} (Authorization: Bearer)", fake.api_key);
+            fake.server.wait();
+        }
+    }
+    Ok(())
+}
+
+fn cancel_ci_jobs(
+    config: &std::path::Path,
+    projects: Vec<String>,
+    older_than: chrono::Duration,
+    dry_run: bool,
+    as_json: bool,
+) -> Result<()> {
+    use observes_sources::gitlab::{self, CancelOptions, CancelOutcome};
+    let settings: gitlab::GitlabConfig = observes_sources::read_config(config)?;
+    let projects = if projects.is_empty() {
+        settings.projects.clone()
+    } else {
+        projects
+    };
+    if projects.is_empty() {
+        bail!("no project given (--project) and none in {}", config.display());
+    }
+    let options = CancelOptions {
+        projects,
+        older_than,
+        dry_run,
+        now: chrono::Utc::now(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = rt.block_on(gitlab::cancel_ci_jobs(&settings, &options))?;
+    if as_json {
+        let out = json!({
+            "dry_run": dry_run,
+            "cancelled": report.cancelled(),
+            "would_cancel": report.would_cancel(),
+            "already_finished": report.already_finished(),
+            "failed": report.failed(),
+            "jobs": report.jobs,
+        });
+        println!("{out}");
+    } else {
+        let mut out = std::io::stdout().lock();
+        for job in &report.jobs {
+            let what = match &job.outcome {
+                CancelOutcome::Cancelled { status } => format!("cancelled ({status})"),
+                CancelOutcome::WouldCancel => "would cancel".to_string(),
+                CancelOutcome::AlreadyFinished { status } => format!("already finished ({status})"),
+                CancelOutcome::Failed { error } => format!("FAILED: {error}"),
+            };
+            writeln!(
+                out,
+                "{} job {} {:?} {} since {}: {what}",
+                job.project, job.id, job.name, job.status, job.created_at
+            )?;
+        }
+        if dry_run {
+            writeln!(out, "dry run: {} jobs would be cancelled", report.would_cancel())?;
+        } else {
+            writeln!(
+                out,
+                "{} cancelled, {} already finished, {} failed",
+                report.cancelled(),
+                report.already_finished(),
+                report.failed()
+            )?;
+        }
+    }
+    if report.failed() > 0 {
+        bail!("{} of {} jobs could not be cancelled", report.failed(), report.jobs.len());
+    }
+    Ok(())
 }
 
 fn config_has_pipeline(path: &std::path::Path, name: &str) -> bool {

@@ -2,7 +2,9 @@
 
 use reqwest::RequestBuilder;
 
-#[derive(Clone, PartialEq, Eq)]
+use crate::oauth::OAuth2Tokens;
+
+#[derive(Clone)]
 pub enum Auth {
     None,
     /// A token in a header of the API's choosing (GitLab's `PRIVATE-TOKEN`).
@@ -17,6 +19,8 @@ pub enum Auth {
         user: String,
         password: String,
     },
+    /// A bearer token obtained and renewed with an OAuth2 refresh token.
+    OAuth2(OAuth2Tokens),
 }
 
 impl std::fmt::Debug for Auth {
@@ -27,14 +31,17 @@ impl std::fmt::Debug for Auth {
             Auth::Header { name, .. } => write!(f, "Auth::Header({name}: ***)"),
             Auth::Bearer(_) => f.write_str("Auth::Bearer(***)"),
             Auth::Basic { user, .. } => write!(f, "Auth::Basic({user}:***)"),
+            Auth::OAuth2(tokens) => write!(f, "Auth::OAuth2({:?})", tokens.settings),
         }
     }
 }
 
 impl Auth {
+    /// Adds the static credentials; an OAuth2 token is added by the client, which
+    /// obtains it first.
     pub fn apply(&self, request: RequestBuilder) -> RequestBuilder {
         match self {
-            Auth::None => request,
+            Auth::None | Auth::OAuth2(_) => request,
             Auth::Header { name, value } => request.header(name.as_str(), value.as_str()),
             Auth::Bearer(token) => request.bearer_auth(token),
             Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
@@ -48,6 +55,7 @@ impl Auth {
             Auth::Header { value, .. } => vec![value.clone()],
             Auth::Bearer(token) => vec![token.clone()],
             Auth::Basic { password, .. } => vec![password.clone()],
+            Auth::OAuth2(tokens) => tokens.static_secrets(),
         }
     }
 }

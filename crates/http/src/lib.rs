@@ -10,6 +10,7 @@
 //! It is not a source: sources build their requests and streams on top of it.
 
 mod auth;
+mod oauth;
 mod pagination;
 mod rate;
 mod retry;
@@ -17,7 +18,8 @@ mod retry;
 use std::time::Duration;
 
 pub use auth::Auth;
-pub use pagination::{next_link, next_page};
+pub use oauth::{OAuth2Refresh, OAuth2Tokens};
+pub use pagination::{next_link, next_page, Page, PageBudget, PagePosition, PageStyle, Pager};
 pub use rate::RateLimiter;
 pub use retry::{parse_retry_after, RetryPolicy};
 
@@ -39,6 +41,14 @@ pub enum HttpError {
         attempts: u32,
         last: String,
     },
+    #[error("{method} {url}: unexpected response: {message}")]
+    Shape {
+        method: String,
+        url: String,
+        message: String,
+    },
+    #[error("refreshing the OAuth2 access token: {0}")]
+    Refresh(Box<HttpError>),
     #[error("{method} {url}: {message}")]
     Request {
         method: String,
@@ -76,6 +86,8 @@ pub struct HttpClient {
     config: HttpConfig,
     limiter: Option<RateLimiter>,
     auth: Auth,
+    /// Sent with every request (an account header, say).
+    headers: Vec<(String, String)>,
 }
 
 /// The longest part of a body kept in an error.
@@ -97,6 +109,7 @@ impl HttpClient {
             config,
             limiter: None,
             auth: Auth::None,
+            headers: Vec::new(),
         })
     }
 
@@ -104,6 +117,12 @@ impl HttpClient {
     pub fn with_auth(mut self, auth: Auth) -> HttpClient {
         self.config.secrets.extend(auth.secrets());
         self.auth = auth;
+        self
+    }
+
+    /// Sends `name: value` with every request.
+    pub fn with_header(mut self, name: &str, value: &str) -> HttpClient {
+        self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
@@ -120,11 +139,70 @@ impl HttpClient {
 
     /// Replaces every secret in `text` with `***`.
     pub fn redact(&self, text: &str) -> String {
+        let live = match &self.auth {
+            Auth::OAuth2(tokens) => tokens.live_secrets(),
+            _ => Vec::new(),
+        };
         let mut out = text.to_string();
-        for secret in self.config.secrets.iter().filter(|s| !s.is_empty()) {
-            out = out.replace(secret.as_str(), "***");
+        for secret in self.config.secrets.iter().chain(&live) {
+            if !secret.is_empty() {
+                out = out.replace(secret.as_str(), "***");
+            }
         }
         out
+    }
+
+    /// Sends a request and parses its body as JSON. A body that is not JSON (truncated by
+    /// a proxy, say) is retried like a transient failure.
+    pub async fn get_json(
+        &self,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<JsonResponse, HttpError> {
+        self.send_decoded(build, |response| {
+            serde_json::from_slice(&response.body)
+                .map(|body| JsonResponse {
+                    headers: response.headers,
+                    body,
+                })
+                .map_err(|e| format!("the body is not valid JSON ({e})"))
+        })
+        .await
+    }
+
+    /// A bearer token from the OAuth2 refresh grant: the held one, or a new one.
+    async fn access_token(&self, tokens: &OAuth2Tokens) -> Result<String, HttpError> {
+        let mut current = tokens.current.lock().await;
+        if let Some(token) = OAuth2Tokens::usable(&current) {
+            return Ok(token);
+        }
+        let settings = &tokens.settings;
+        let refresh_token = current.refresh_token.clone();
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.as_str()),
+            ("client_id", settings.client_id.as_str()),
+            ("client_secret", settings.client_secret.as_str()),
+        ];
+        let mut plain = self.clone();
+        plain.auth = Auth::None;
+        plain.config.secrets.extend(tokens.static_secrets());
+        plain.config.secrets.push(refresh_token.clone());
+        let answer: oauth::TokenAnswer = Box::pin(plain.send_decoded(
+            |c| c.post(&settings.token_url).form(&form),
+            |response| {
+                serde_json::from_slice(&response.body)
+                    .map_err(|e| format!("the token answer is not valid: {e}"))
+            },
+        ))
+        .await
+        .map_err(|e| HttpError::Refresh(Box::new(e)))?;
+        tokens
+            .take_answer(&mut current, answer)
+            .map_err(|message| HttpError::Refresh(Box::new(HttpError::Request {
+                method: "POST".into(),
+                url: settings.token_url.clone(),
+                message,
+            })))
     }
 
     /// Sends the request `build` makes, again for each retry; returns a successful
@@ -133,16 +211,32 @@ impl HttpClient {
         &self,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Response, HttpError> {
+        self.send_decoded(build, Ok).await
+    }
+
+    /// [`HttpClient::send`], where `decode` turns the response into what the caller
+    /// wants; a decode failure is retried like a transient one.
+    pub async fn send_decoded<T>(
+        &self,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        decode: impl Fn(Response) -> Result<T, String>,
+    ) -> Result<T, HttpError> {
         let policy = &self.config.retry;
         let mut attempt = 0;
+        let mut renewed_token = false;
         loop {
             attempt += 1;
             if let Some(limiter) = &self.limiter {
                 limiter.acquire().await;
             }
-            let request =
-                self.auth
-                    .apply(build(&self.client))
+            let mut builder = self.auth.apply(build(&self.client));
+            for (name, value) in &self.headers {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
+            if let Auth::OAuth2(tokens) = &self.auth {
+                builder = builder.bearer_auth(self.access_token(tokens).await?);
+            }
+            let request = builder
                     .build()
                     .map_err(|e| HttpError::Request {
                         method: String::new(),
@@ -160,11 +254,28 @@ impl HttpClient {
                     match response.bytes().await {
                         Err(e) => (format!("reading the body: {e}"), None),
                         Ok(body) if status.is_success() => {
-                            return Ok(Response {
+                            match decode(Response {
                                 status: status.as_u16(),
                                 headers,
                                 body: body.to_vec(),
-                            })
+                            }) {
+                                Ok(decoded) => return Ok(decoded),
+                                Err(problem) => (problem, None),
+                            }
+                        }
+                        Ok(_)
+                            if status.as_u16() == 401
+                                && !renewed_token
+                                && matches!(self.auth, Auth::OAuth2(_)) =>
+                        {
+                            // An access token can expire or be revoked before its time.
+                            if let Auth::OAuth2(tokens) = &self.auth {
+                                tokens.current.lock().await.access = None;
+                            }
+                            renewed_token = true;
+                            attempt -= 1;
+                            tracing::info!(%method, %url, "access token refused; renewing it");
+                            continue;
                         }
                         Ok(_) if status.as_u16() == 429 || status.is_server_error() => {
                             let wait = headers
@@ -219,17 +330,39 @@ fn describe(e: &reqwest::Error) -> String {
     message
 }
 
-/// A URL with its query values hidden (they often carry tokens).
-fn redact_query(url: &url::Url) -> String {
+/// A URL with the values of credential-like query parameters hidden (`private_token=`,
+/// `api_key=`, signatures); paging parameters stay readable.
+pub(crate) fn redact_query(url: &url::Url) -> String {
+    const SECRET_WORDS: [&str; 7] = [
+        "token",
+        "key",
+        "secret",
+        "password",
+        "signature",
+        "credential",
+        "auth",
+    ];
     let mut shown = url.clone();
     if url.query().is_some() {
         let pairs: Vec<(String, String)> = url
             .query_pairs()
-            .map(|(k, _)| (k.into_owned(), "***".to_string()))
+            .map(|(k, v)| {
+                let lower = k.to_ascii_lowercase();
+                let secret = SECRET_WORDS.iter().any(|w| lower.contains(w));
+                let v = if secret { "***".into() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
             .collect();
         shown.query_pairs_mut().clear().extend_pairs(pairs);
     }
     shown.to_string()
+}
+
+/// A successful response whose body is JSON.
+#[derive(Debug, Clone)]
+pub struct JsonResponse {
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
 }
 
 /// A successful response, body read.

@@ -1,6 +1,262 @@
-//! Reading pagination headers.
+//! Pagination: reading the headers, and one [`Pager`] for every style.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use reqwest::header::HeaderMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+
+use crate::{HttpClient, HttpError};
+
+/// How an API says where the next page is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageStyle {
+    /// `page=N` with the next number in `X-Next-Page`, empty on the last page (GitLab's
+    /// offset pagination; its totals are not trusted, GitLab drops them above 10,000 rows).
+    NextPageHeader,
+    /// The `rel="next"` URL of the `Link` header, followed verbatim (GitLab keyset).
+    LinkHeader,
+    /// `page=1,2,…` with `limit_param=limit`; a page shorter than `limit` is the last
+    /// (Checkly v1).
+    PageNumbers { limit_param: String, limit: u64 },
+    /// `offset_param=0,limit,2·limit,…`; a short page is the last.
+    Offset {
+        offset_param: String,
+        limit_param: String,
+        limit: u64,
+    },
+    /// A cursor read from a body field and sent back as a parameter; a null or missing
+    /// cursor ends it. Items are in the body field `items` (Checkly v2 `nextId`).
+    BodyCursor {
+        items: String,
+        cursor_field: String,
+        cursor_param: String,
+    },
+}
+
+/// Where the next page of a listing starts: what a bookmark keeps when a run stops early.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PagePosition {
+    Page(u64),
+    Offset(u64),
+    Url(String),
+    Cursor(String),
+}
+
+/// A cap on the pages fetched in one run, shared by every pager of the run. Reaching it
+/// stops the pagers where they are, so their positions can be saved and resumed.
+#[derive(Debug, Clone)]
+pub struct PageBudget {
+    left: Arc<AtomicU64>,
+}
+
+impl PageBudget {
+    pub fn new(pages: u64) -> PageBudget {
+        PageBudget {
+            left: Arc::new(AtomicU64::new(pages)),
+        }
+    }
+
+    pub fn unlimited() -> PageBudget {
+        PageBudget::new(u64::MAX)
+    }
+
+    /// Takes one page from the budget; false when none is left.
+    pub fn take(&self) -> bool {
+        self.left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    pub fn exhausted(&self) -> bool {
+        self.left.load(Ordering::SeqCst) == 0
+    }
+}
+
+/// One page of items.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<Value>,
+    pub headers: HeaderMap,
+}
+
+/// Walks a listing page by page, in any [`PageStyle`]; [`Pager::position`] says where
+/// it would continue.
+#[derive(Debug)]
+pub struct Pager {
+    style: PageStyle,
+    url: Url,
+    next: Option<PagePosition>,
+    budget: PageBudget,
+}
+
+impl Pager {
+    /// A pager at the first page of `url` (which carries the listing's own parameters).
+    pub fn new(style: PageStyle, url: Url, budget: PageBudget) -> Pager {
+        let first = match &style {
+            PageStyle::NextPageHeader | PageStyle::PageNumbers { .. } => PagePosition::Page(1),
+            PageStyle::Offset { .. } => PagePosition::Offset(0),
+            PageStyle::LinkHeader => PagePosition::Url(url.to_string()),
+            PageStyle::BodyCursor { .. } => PagePosition::Cursor(String::new()),
+        };
+        Pager::resume(style, url, first, budget)
+    }
+
+    /// A pager continuing at a saved position.
+    pub fn resume(style: PageStyle, url: Url, position: PagePosition, budget: PageBudget) -> Pager {
+        Pager {
+            style,
+            url,
+            next: Some(position),
+            budget,
+        }
+    }
+
+    /// Where the next page starts; `None` once the listing is exhausted.
+    pub fn position(&self) -> Option<&PagePosition> {
+        self.next.as_ref()
+    }
+
+    /// True when the page budget, not the end of the listing, stopped this pager.
+    pub fn capped(&self) -> bool {
+        self.next.is_some() && self.budget.exhausted()
+    }
+
+    fn request_url(&self, position: &PagePosition) -> Result<Url, String> {
+        let mut url = self.url.clone();
+        let set = |url: &mut Url, pairs: &[(&str, String)]| {
+            let keep: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(k, _)| !pairs.iter().any(|(p, _)| p == k))
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let mut query = url.query_pairs_mut();
+            query.clear().extend_pairs(keep);
+            for (k, v) in pairs {
+                query.append_pair(k, v);
+            }
+        };
+        match (&self.style, position) {
+            (PageStyle::NextPageHeader, PagePosition::Page(n)) => {
+                set(&mut url, &[("page", n.to_string())])
+            }
+            (PageStyle::PageNumbers { limit_param, limit }, PagePosition::Page(n)) => set(
+                &mut url,
+                &[(limit_param, limit.to_string()), ("page", n.to_string())],
+            ),
+            (
+                PageStyle::Offset {
+                    offset_param,
+                    limit_param,
+                    limit,
+                },
+                PagePosition::Offset(n),
+            ) => set(
+                &mut url,
+                &[(limit_param, limit.to_string()), (offset_param, n.to_string())],
+            ),
+            (PageStyle::LinkHeader, PagePosition::Url(next)) => {
+                url = Url::parse(next).map_err(|e| format!("bad next-page URL: {e}"))?
+            }
+            (PageStyle::BodyCursor { cursor_param, .. }, PagePosition::Cursor(c)) => {
+                if !c.is_empty() {
+                    set(&mut url, &[(cursor_param, c.clone())])
+                }
+            }
+            (style, position) => {
+                return Err(format!(
+                    "a saved position {position:?} does not fit pagination {style:?}"
+                ))
+            }
+        }
+        Ok(url)
+    }
+
+    /// The next page, or `None` when the listing is exhausted or the budget spent.
+    pub async fn next_page(&mut self, client: &HttpClient) -> Result<Option<Page>, HttpError> {
+        let Some(position) = self.next.clone() else {
+            return Ok(None);
+        };
+        let url = self.request_url(&position).map_err(|message| HttpError::Shape {
+            method: "GET".into(),
+            url: client.redact(self.url.as_str()),
+            message,
+        })?;
+        if !self.budget.take() {
+            return Ok(None);
+        }
+        let response = client.get_json(|c| c.get(url.clone())).await?;
+        let shape = |message: String| HttpError::Shape {
+            method: "GET".into(),
+            url: client.redact(&crate::redact_query(&url)),
+            message,
+        };
+        let (items, cursor) = match &self.style {
+            PageStyle::BodyCursor {
+                items,
+                cursor_field,
+                ..
+            } => {
+                let Value::Object(mut body) = response.body else {
+                    return Err(shape("expected a JSON object".into()));
+                };
+                let list = match body.remove(items.as_str()) {
+                    Some(Value::Array(list)) => list,
+                    _ => return Err(shape(format!("expected an array in {items:?}"))),
+                };
+                let cursor = match body.remove(cursor_field.as_str()) {
+                    Some(Value::String(c)) if !c.is_empty() => Some(c),
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    _ => None,
+                };
+                (list, cursor)
+            }
+            _ => match response.body {
+                Value::Array(list) => (list, None),
+                other => {
+                    return Err(shape(format!(
+                        "expected a JSON array of items, got {}",
+                        kind(&other)
+                    )))
+                }
+            },
+        };
+        self.next = match (&self.style, position) {
+            (PageStyle::NextPageHeader, _) => next_page(&response.headers).map(PagePosition::Page),
+            (PageStyle::LinkHeader, _) => next_link(&response.headers).map(PagePosition::Url),
+            (PageStyle::PageNumbers { limit, .. }, PagePosition::Page(n)) => {
+                (items.len() as u64 >= *limit).then_some(PagePosition::Page(n + 1))
+            }
+            (PageStyle::Offset { limit, .. }, PagePosition::Offset(n)) => {
+                (items.len() as u64 >= *limit).then_some(PagePosition::Offset(n + items.len() as u64))
+            }
+            (PageStyle::BodyCursor { .. }, _) => cursor.map(PagePosition::Cursor),
+            _ => None,
+        };
+        // An empty page ends any listing, whatever the headers claim.
+        if items.is_empty() {
+            self.next = None;
+        }
+        Ok(Some(Page {
+            items,
+            headers: response.headers,
+        }))
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
 
 /// The `rel="next"` URL of a `Link` header (RFC 8288), as GitHub, GitLab and others send.
 ///

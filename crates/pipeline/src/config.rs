@@ -12,6 +12,13 @@
 //! on_invalid = "fail"                       # fail | quarantine
 //! batch_rows = 50000                        # rows buffered per stream between sends
 //! on_schema_change = "fail"                 # fail | variant (new type, new column)
+//!
+//! [pipelines.gitlab_api]
+//! source = "gitlab"                         # or "checkly"
+//! config = "gitlab.toml"                    # the source's settings, as `observes tap` reads
+//! schema = "gitlab"
+//! write = "merge"
+//! # or inline: [pipelines.gitlab_api.settings] with the same keys as gitlab.toml
 //! ```
 
 use std::collections::BTreeMap;
@@ -64,6 +71,10 @@ struct RawPipeline {
     records: Option<u64>,
     seed: Option<u64>,
     checkpoint_every: Option<u64>,
+    /// An API source's settings file (relative to this file).
+    config: Option<PathBuf>,
+    /// An API source's settings, inline.
+    settings: Option<toml::Table>,
     #[serde(default = "default_write")]
     write: String,
     #[serde(default = "default_on_invalid")]
@@ -134,8 +145,25 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
+/// An API source's settings: the `config` file or the inline `settings` table.
+fn api_settings<T: serde::de::DeserializeOwned>(p: &RawPipeline, base: &Path) -> Result<T, String> {
+    match (&p.config, &p.settings) {
+        (Some(_), Some(_)) => Err("give either \"config\" or \"settings\", not both".into()),
+        (Some(path), None) => {
+            let path = base.join(path);
+            observes_sources::read_config(&path).map_err(|e| e.to_string())
+        }
+        (None, Some(table)) => T::deserialize(table.clone())
+            .map_err(|e| format!("settings: {}", e.message())),
+        (None, None) => Err(format!(
+            "source {:?} needs \"config\" (a settings file) or a \"settings\" table",
+            p.source
+        )),
+    }
+}
+
 /// The source settings of a pipeline table, checked against its `source` kind.
-fn source_config(p: &RawPipeline) -> Result<SourceConfig, String> {
+fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
     let stray = |allowed: &[&str]| -> Result<(), String> {
         let given = [
             ("path", p.path.is_some()),
@@ -143,6 +171,8 @@ fn source_config(p: &RawPipeline) -> Result<SourceConfig, String> {
             ("records", p.records.is_some()),
             ("seed", p.seed.is_some()),
             ("checkpoint_every", p.checkpoint_every.is_some()),
+            ("config", p.config.is_some()),
+            ("settings", p.settings.is_some()),
         ];
         match given.iter().find(|(k, set)| *set && !allowed.contains(k)) {
             Some((k, _)) => Err(format!("source {:?} takes no {k:?}", p.source)),
@@ -174,8 +204,16 @@ fn source_config(p: &RawPipeline) -> Result<SourceConfig, String> {
                 },
             ))
         }
+        "gitlab" => {
+            stray(&["config", "settings"])?;
+            Ok(SourceConfig::Gitlab(Box::new(api_settings(p, base)?)))
+        }
+        "checkly" => {
+            stray(&["config", "settings"])?;
+            Ok(SourceConfig::Checkly(Box::new(api_settings(p, base)?)))
+        }
         other => Err(format!(
-            "unknown source {other:?} (expected singer-file, command or synthetic)"
+            "unknown source {other:?} (expected singer-file, command, synthetic, gitlab or checkly)"
         )),
     }
 }
@@ -207,7 +245,7 @@ impl Config {
                 .parse()
                 .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
             let source =
-                source_config(&p).map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
+                source_config(&p, &base).map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
             pipelines.insert(
                 name.clone(),
                 PipelineConfig {

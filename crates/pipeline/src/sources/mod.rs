@@ -4,13 +4,15 @@
 //! - `command`: any Singer tap, run as a child process; the committed state is handed to
 //!   it as `--state FILE`, as Singer taps expect.
 //! - `synthetic`: the built-in generator of CI-job-like records ([`synthetic`]).
+//! - `gitlab`, `checkly`: the built-in API sources ([`observes_sources`]), run on their
+//!   own thread and runtime, resuming from the committed state.
 
 pub mod synthetic;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 use observes_singer::{Line, MessageReader, ReadError};
@@ -21,6 +23,8 @@ pub enum SourceConfig {
     SingerFile { path: PathBuf },
     Command { command: Vec<String> },
     Synthetic(synthetic::SyntheticConfig),
+    Gitlab(Box<observes_sources::gitlab::GitlabConfig>),
+    Checkly(Box<observes_sources::checkly::ChecklyConfig>),
 }
 
 impl SourceConfig {
@@ -54,6 +58,11 @@ pub enum SourceError {
     EmptyCommand,
     #[error("writing the state file for the tap: {0}")]
     StateFile(#[source] std::io::Error),
+    #[error("source {source_name}: {error}")]
+    Api {
+        source_name: &'static str,
+        error: observes_sources::SourceError,
+    },
 }
 
 /// One item from a source: a message, or input that is not one (with its raw bytes, so
@@ -70,6 +79,8 @@ pub struct MessageStream {
     chunk: std::vec::IntoIter<Item>,
     child: Option<(String, Child)>,
     _temp: Option<tempfile_path::TempPath>,
+    /// Where an in-process source leaves its error.
+    failure: Option<Arc<Mutex<Option<SourceError>>>>,
 }
 
 mod tempfile_path {
@@ -123,7 +134,45 @@ impl MessageStream {
             chunk: Vec::new().into_iter(),
             child: None,
             _temp: None,
+            failure: None,
         }
+    }
+
+    /// Runs an API source on its own thread and runtime; its messages are numbered in
+    /// order, and its error (if any) is reported by [`MessageStream::finish`].
+    fn from_api<F>(source_name: &'static str, run: F) -> MessageStream
+    where
+        F: for<'s> FnOnce(
+                &'s mut dyn observes_sources::Sink,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<(), observes_sources::SourceError>> + 's>,
+            > + Send
+            + 'static,
+    {
+        let failure = Arc::new(Mutex::new(None));
+        let slot = failure.clone();
+        let mut stream = MessageStream::spawn(move |out| {
+            let mut number = 0u64;
+            let mut sink = |message: observes_singer::Message| {
+                number += 1;
+                out.push(Item::Line(Line { number, message }))
+            };
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| observes_sources::SourceError::Config(format!("starting a runtime: {e}")))
+                .and_then(|rt| rt.block_on(run(&mut sink)));
+            match result {
+                Ok(()) | Err(observes_sources::SourceError::Stopped) => {}
+                Err(error) => {
+                    if let Ok(mut slot) = slot.lock() {
+                        *slot = Some(SourceError::Api { source_name, error });
+                    }
+                }
+            }
+        });
+        stream.failure = Some(failure);
+        stream
     }
 
     /// Reads Singer lines from any reader on a background thread.
@@ -187,6 +236,28 @@ impl MessageStream {
             SourceConfig::Synthetic(config) => Ok(MessageStream::from_messages(
                 synthetic::messages(config, synthetic::position(state)),
             )),
+            SourceConfig::Gitlab(config) => {
+                let config = config.clone();
+                let state = state.cloned();
+                Ok(MessageStream::from_api("gitlab", move |sink| {
+                    Box::pin(async move {
+                        observes_sources::gitlab::run(&config, state.as_ref(), sink)
+                            .await
+                            .map(|_| ())
+                    })
+                }))
+            }
+            SourceConfig::Checkly(config) => {
+                let config = config.clone();
+                let state = state.cloned();
+                Ok(MessageStream::from_api("checkly", move |sink| {
+                    Box::pin(async move {
+                        observes_sources::checkly::run(&config, state.as_ref(), sink)
+                            .await
+                            .map(|_| ())
+                    })
+                }))
+            }
             SourceConfig::Command { command } => {
                 let (program, args) = command.split_first().ok_or(SourceError::EmptyCommand)?;
                 let mut cmd = Command::new(program);
@@ -223,6 +294,11 @@ impl MessageStream {
 
     /// After the last item: a tap that exited non-zero is an error.
     pub fn finish(mut self) -> Result<(), SourceError> {
+        if let Some(failure) = self.failure.take() {
+            if let Some(error) = failure.lock().ok().and_then(|mut f| f.take()) {
+                return Err(error);
+            }
+        }
         if let Some((program, mut child)) = self.child.take() {
             let status = child.wait().map_err(|source| SourceError::Spawn {
                 program: program.clone(),

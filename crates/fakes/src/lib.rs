@@ -1,0 +1,290 @@
+//! Fakes of the external APIs observes reads, served on 127.0.0.1 by axum.
+//!
+//! Each fake holds a generated, mutable world (tests add and update items between runs)
+//! and follows the real API's documented behaviour: pagination headers, auth, error
+//! bodies. Faults are injected per request path: an HTTP status with or without
+//! `Retry-After`, a connection reset mid-body, a truncated JSON body.
+
+pub mod checkly;
+pub mod gitlab;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+/// A fault served instead of the real answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// This status, with a `Retry-After` header if given, and this body.
+    Status {
+        code: u16,
+        retry_after: Option<String>,
+        body: String,
+    },
+    /// The real answer's headers and first bytes, then the connection drops.
+    ResetMidBody,
+    /// A 200 whose JSON body is cut short (its length header matches the cut body).
+    TruncatedBody,
+}
+
+impl Fault {
+    pub fn status(code: u16) -> Fault {
+        Fault::Status {
+            code,
+            retry_after: None,
+            body: format!("{{\"message\":\"{code} fault injected\"}}"),
+        }
+    }
+
+    pub fn too_many_requests(retry_after: &str) -> Fault {
+        Fault::Status {
+            code: 429,
+            retry_after: Some(retry_after.to_string()),
+            body: "Retry later".into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Rule {
+    path_contains: String,
+    fault: Fault,
+    /// Matching requests let through before the fault starts.
+    skip: u32,
+    remaining: u32,
+}
+
+/// Faults waiting for the requests they match, and a count of requests seen.
+#[derive(Debug, Default)]
+pub struct Faults {
+    rules: Vec<Rule>,
+    pub requests: u64,
+    pub faults_served: u64,
+}
+
+impl Faults {
+    /// The next `times` requests whose path and query contain `path_contains` get `fault`.
+    pub fn inject(&mut self, path_contains: &str, fault: Fault, times: u32) {
+        self.inject_after(path_contains, 0, fault, times);
+    }
+
+    /// Like [`Faults::inject`], after letting `skip` matching requests through.
+    pub fn inject_after(&mut self, path_contains: &str, skip: u32, fault: Fault, times: u32) {
+        self.rules.push(Rule {
+            path_contains: path_contains.to_string(),
+            fault,
+            skip,
+            remaining: times,
+        });
+    }
+
+    fn take(&mut self, path: &str) -> Option<Fault> {
+        self.requests += 1;
+        let rule = self
+            .rules
+            .iter_mut()
+            .find(|r| r.remaining > 0 && path.contains(&r.path_contains))?;
+        if rule.skip > 0 {
+            rule.skip -= 1;
+            return None;
+        }
+        rule.remaining -= 1;
+        self.faults_served += 1;
+        Some(rule.fault.clone())
+    }
+
+    /// Faults injected but not yet served.
+    pub fn pending(&self) -> u32 {
+        self.rules.iter().map(|r| r.remaining).sum()
+    }
+}
+
+pub type SharedFaults = Arc<Mutex<Faults>>;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking handler must not wedge the fake for the rest of a test.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Serves a fault where one is due, else the real handler.
+async fn faults_layer(State(faults): State<SharedFaults>, request: Request, next: Next) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let fault = lock(&faults).take(&target);
+    match fault {
+        None => next.run(request).await,
+        Some(Fault::Status {
+            code,
+            retry_after,
+            body,
+        }) => {
+            let mut response = (
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                body,
+            )
+                .into_response();
+            if let Some(wait) = retry_after.and_then(|w| HeaderValue::from_str(&w).ok()) {
+                response.headers_mut().insert("retry-after", wait);
+            }
+            response
+        }
+        Some(Fault::ResetMidBody) => {
+            let real = next.run(request).await;
+            let (parts, body) = real.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let half = bytes.slice(..bytes.len() / 2);
+            let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+                Ok(half),
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fault: reset")),
+            ];
+            let mut response = Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)));
+            response.headers_mut().remove("content-length");
+            response
+        }
+        Some(Fault::TruncatedBody) => {
+            let real = next.run(request).await;
+            let (mut parts, body) = real.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let cut = bytes.slice(..bytes.len().saturating_sub(1) / 2);
+            parts.headers.remove("content-length");
+            Response::from_parts(parts, Body::from(cut))
+        }
+    }
+}
+
+/// A fake serving on 127.0.0.1 until dropped.
+#[derive(Debug)]
+pub struct Server {
+    pub addr: SocketAddr,
+    pub faults: SharedFaults,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serves `app` on its own thread and runtime (so sync and async callers alike can
+    /// use it) at `port` (0 picks a free one).
+    pub(crate) fn spawn(app: Router, faults: SharedFaults, port: u16) -> std::io::Result<Server> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let app = app.layer(axum::middleware::from_fn_with_state(faults.clone(), faults_layer));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("fake-api-{port}"))
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    });
+                    if let Err(e) = served.await {
+                        tracing::warn!(error = %e, "fake API stopped");
+                    }
+                });
+            })?;
+        Ok(Server {
+            addr,
+            faults,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// See [`Faults::inject`].
+    pub fn inject(&self, path_contains: &str, fault: Fault, times: u32) {
+        lock(&self.faults).inject(path_contains, fault, times);
+    }
+
+    /// See [`Faults::inject_after`].
+    pub fn inject_after(&self, path_contains: &str, skip: u32, fault: Fault, times: u32) {
+        lock(&self.faults).inject_after(path_contains, skip, fault, times);
+    }
+
+    pub fn requests(&self) -> u64 {
+        lock(&self.faults).requests
+    }
+
+    /// Serves until the process is stopped.
+    pub fn wait(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A small deterministic generator: the same seed makes the same world.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// In `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The query parameters of a request, repeated keys kept in order.
+pub(crate) type Query = Vec<(String, String)>;
+
+pub(crate) fn param<'a>(query: &'a Query, key: &str) -> Option<&'a str> {
+    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+pub(crate) fn params<'a>(query: &'a Query, key: &str) -> Vec<&'a str> {
+    query
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}

@@ -1,0 +1,148 @@
+//! Sources: the stream model and the extractors of the services observes reads.
+//!
+//! A source reads an API through the shared HTTP toolkit ([`observes_http`]) and emits
+//! Singer messages into a [`stream::Sink`]: `SCHEMA` before a stream's first record,
+//! `RECORD`s, and a `STATE` after each page or partition, holding every bookmark. A run
+//! resumes from the last state its consumer committed. The same code runs inside a
+//! pipeline and stand-alone as a Singer tap (`observes tap gitlab --config gitlab.toml`).
+
+pub mod checkly;
+pub mod gitlab;
+pub mod schemas;
+pub mod stream;
+pub mod window;
+
+use std::time::Duration;
+
+use observes_http::{HttpClient, HttpConfig, HttpError, RetryPolicy};
+use serde::Deserialize;
+
+pub use stream::{Emitter, Sink, StreamDef};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("stream {stream}: {source}")]
+    Http {
+        stream: String,
+        #[source]
+        source: HttpError,
+    },
+    #[error("stream {stream}: {message}")]
+    Data { stream: String, message: String },
+    #[error("{0}")]
+    Config(String),
+    /// The consumer of the messages went away (a load failed); not a source failure.
+    #[error("the consumer of the messages stopped")]
+    Stopped,
+}
+
+impl SourceError {
+    pub(crate) fn http(stream: &str) -> impl FnOnce(HttpError) -> SourceError + '_ {
+        move |source| SourceError::Http {
+            stream: stream.to_string(),
+            source,
+        }
+    }
+}
+
+/// How a source talks HTTP; the `[http]` table of its config.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Seconds for one whole request.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: f64,
+    /// Tries per request, the first included.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// The first backoff in milliseconds (doubling, with jitter, up to `max_backoff_ms`).
+    #[serde(default = "default_backoff")]
+    pub backoff_ms: u64,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_ms: u64,
+    /// Spacing of requests; the API's documented limit by default.
+    pub requests_per_second: Option<f64>,
+}
+
+fn default_timeout() -> f64 {
+    60.0
+}
+fn default_attempts() -> u32 {
+    8
+}
+fn default_backoff() -> u64 {
+    500
+}
+fn default_max_backoff() -> u64 {
+    120_000
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout_seconds: default_timeout(),
+            max_attempts: default_attempts(),
+            backoff_ms: default_backoff(),
+            max_backoff_ms: default_max_backoff(),
+            requests_per_second: None,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// A client with these settings; `default_rate` applies unless the config sets one.
+    pub fn client(&self, default_rate: f64) -> Result<HttpClient, SourceError> {
+        let client = HttpClient::new(HttpConfig {
+            timeout: Duration::from_secs_f64(self.timeout_seconds.max(0.001)),
+            retry: RetryPolicy {
+                max_attempts: self.max_attempts.max(1),
+                base: Duration::from_millis(self.backoff_ms),
+                max: Duration::from_millis(self.max_backoff_ms.max(self.backoff_ms)),
+            },
+            ..HttpConfig::default()
+        })
+        .map_err(|e| SourceError::Config(e.to_string()))?;
+        let rate = self.requests_per_second.unwrap_or(default_rate);
+        Ok(client.with_rate_limit(observes_http::RateLimiter::per_second(rate)))
+    }
+}
+
+/// A secret given literally in the config or, better, named by an environment variable.
+pub(crate) fn secret(
+    literal: &Option<String>,
+    env: &Option<String>,
+    default_env: &str,
+    what: &str,
+) -> Result<String, SourceError> {
+    if let Some(value) = literal {
+        return Ok(value.clone());
+    }
+    let name = env.as_deref().unwrap_or(default_env);
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Ok(value),
+        _ => Err(SourceError::Config(format!(
+            "{what}: set the environment variable {name} (or give it in the config)"
+        ))),
+    }
+}
+
+/// The start of `text`, cut at a character boundary.
+pub(crate) fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// A config file of a source, read and checked; errors name the file and position.
+pub fn read_config<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, SourceError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SourceError::Config(format!("reading {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        SourceError::Config(format!("{}: {}", path.display(), e.message()))
+    })
+}
