@@ -379,20 +379,18 @@ fn checkly_expected(fake: &FakeCheckly) -> Vec<(&'static str, i64)> {
 
 #[test]
 fn checkly_loads_every_stream_all_results_and_only_new_ones_later() {
-    // The fake's history ends three hours ago, so its checks can run on without getting
-    // ahead of the real clock the source reads up to.
-    let fake = FakeCheckly::start(ChecklyOptions {
-        now: chrono::Utc::now() - chrono::Duration::hours(3),
-        ..ChecklyOptions::default()
-    })
-    .unwrap();
-    let start = fake.world().clock - chrono::Duration::days(3);
-    let setup = setup(
-        "checkly",
-        "checkly",
-        "checkly",
-        &checkly_settings(&fake, "checkly", &format!("start_date = \"{}\"", start.to_rfc3339())),
-    );
+    let fake = FakeCheckly::start(ChecklyOptions::default()).unwrap();
+    let clock = fake.world().clock;
+    let start = clock - chrono::Duration::days(3);
+    // The source reads up to `end_date`: the fake's clock stands in for the real one.
+    let settings = |end: chrono::DateTime<chrono::Utc>| {
+        checkly_settings(
+            &fake,
+            "checkly",
+            &format!("start_date = \"{}\"\nend_date = \"{}\"", start.to_rfc3339(), end.to_rfc3339()),
+        )
+    };
+    let mut setup = setup("checkly", "checkly", "checkly", &settings(clock));
     let expected = checkly_expected(&fake);
     // 5 checks every 30 minutes for 2 days.
     assert_eq!(expected[8], ("checkly.check_results", 480));
@@ -400,7 +398,8 @@ fn checkly_loads_every_stream_all_results_and_only_new_ones_later() {
     let counts: Vec<_> = expected.iter().map(|(t, _)| (*t, count(&setup.warehouse, t))).collect();
     assert_eq!(counts, expected);
     // Reporting: one row per check per finished day since the start date.
-    assert_eq!(count(&setup.warehouse, "checkly.reporting"), 5 * 3);
+    let days = (clock.date_naive() - start.date_naive()).num_days();
+    assert_eq!(count(&setup.warehouse, "checkly.reporting"), 5 * days);
     // Secret variables' values are never stored; the others are.
     let hidden = query(
         &setup.warehouse,
@@ -410,9 +409,10 @@ fn checkly_loads_every_stream_all_results_and_only_new_ones_later() {
     assert_eq!(hidden[0][1].as_i64(), Some(2));
     let leaked = query(
         &setup.warehouse,
-        "SELECT COUNT(*) FROM checkly.checks__environment_variables WHERE value LIKE 'hunter%'",
+        "SELECT COUNT(*) FILTER (WHERE value LIKE 'hunter%'), COUNT(*) FILTER (WHERE value = 'bot') FROM checkly.checks__environment_variables",
     );
     assert_eq!(leaked[0][0].as_i64(), Some(0), "secret check variables are nulled");
+    assert_eq!(leaked[0][1].as_i64(), Some(5), "the others are kept");
 
     // Nothing new.
     run_pipeline(&setup.config, "checkly").unwrap();
@@ -420,17 +420,18 @@ fn checkly_loads_every_stream_all_results_and_only_new_ones_later() {
     assert_eq!(counts, expected);
 
     // Two more hours of runs: exactly those results are added.
-    {
-        let mut w = fake.world();
-        let until = w.clock + chrono::Duration::hours(2);
-        w.run_until(until);
-    }
+    let later = clock + chrono::Duration::hours(2);
+    fake.world().run_until(later);
     let expected = checkly_expected(&fake);
     assert_eq!(expected[8], ("checkly.check_results", 500));
-    run_pipeline(&setup.config, "checkly").unwrap();
+    std::fs::write(&setup.config.path, std::fs::read_to_string(&setup.config.path).unwrap().replace(&clock.to_rfc3339(), &later.to_rfc3339())).unwrap();
+    setup.config = Config::load(&setup.config.path).unwrap();
+    let summary = run_pipeline(&setup.config, "checkly").unwrap();
     let counts: Vec<_> = expected.iter().map(|(t, _)| (*t, count(&setup.warehouse, t))).collect();
     assert_eq!(counts, expected);
     assert_eq!(distinct_ids(&setup.warehouse, "checkly.check_results"), 500);
+    let results_read = summary.load.streams.get("check_results").map_or(0, |c| c.rows);
+    assert!(results_read < 60, "only the new windows were read ({results_read})");
 }
 
 #[test]

@@ -52,6 +52,8 @@ pub struct ChecklyConfig {
     pub streams: Option<Vec<String>>,
     /// The earliest result, alert and reporting day extracted (default: 30 days ago).
     pub start_date: Option<String>,
+    /// The end of the extracted time range (default: now); for bounded backfills.
+    pub end_date: Option<String>,
     #[serde(default = "default_lookback")]
     pub lookback_seconds: i64,
     /// Pages per run across all streams; where it stops is kept in the bookmarks.
@@ -88,6 +90,7 @@ impl ChecklyConfig {
             api_key_env: None,
             streams: None,
             start_date: None,
+            end_date: None,
             lookback_seconds: default_lookback(),
             max_pages: None,
             results_requests_per_second: 50.0,
@@ -205,7 +208,12 @@ pub async fn run(
     let results_client = auth(config.http.client(config.results_requests_per_second)?);
     let base = Url::parse(&config.api_url)
         .map_err(|e| SourceError::Config(format!("Checkly api_url {:?}: {e}", config.api_url)))?;
-    let now = Utc::now();
+    let now = match &config.end_date {
+        Some(text) => parse_time(text).ok_or_else(|| {
+            SourceError::Config(format!("Checkly end_date {text:?} is not an RFC 3339 timestamp"))
+        })?,
+        None => Utc::now(),
+    };
     let start = match &config.start_date {
         Some(text) => parse_time(text).ok_or_else(|| {
             SourceError::Config(format!("Checkly start_date {text:?} is not an RFC 3339 timestamp"))
