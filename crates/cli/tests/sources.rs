@@ -1,0 +1,222 @@
+//! `observes job cancel-ci-jobs` and `observes tap gitlab|checkly` against the fakes.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, Utc};
+use common::{observes, stderr, stdout};
+use observes_fakes::checkly::{ChecklyOptions, FakeCheckly};
+use observes_fakes::gitlab::{FakeGitlab, GitlabOptions};
+use observes_fakes::Fault;
+use serde_json::Value;
+
+fn gitlab_toml(dir: &std::path::Path, fake: &FakeGitlab) -> std::path::PathBuf {
+    let path = dir.join("gitlab.toml");
+    let projects: Vec<String> = fake.project_paths().iter().map(|p| format!("{p:?}")).collect();
+    std::fs::write(
+        &path,
+        format!(
+            "api_url = \"{}\"\nprojects = [{}]\ntoken_env = \"TEST_GITLAB_TOKEN\"\n[http]\nbackoff_ms = 5\nmax_backoff_ms = 20\nrequests_per_second = 1000\n",
+            fake.api_url(),
+            projects.join(", ")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Queued jobs (created, pending, running) created before `cutoff`, per the fake.
+fn stuck_jobs(fake: &FakeGitlab, cutoff: DateTime<Utc>) -> BTreeSet<i64> {
+    fake.world()
+        .jobs
+        .iter()
+        .filter(|j| ["created", "pending", "running"].contains(&j["status"].as_str().unwrap()))
+        .filter(|j| {
+            DateTime::parse_from_rfc3339(j["created_at"].as_str().unwrap()).unwrap() < cutoff
+        })
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect()
+}
+
+fn statuses(fake: &FakeGitlab) -> Vec<(i64, String)> {
+    fake.world()
+        .jobs
+        .iter()
+        .map(|j| (j["id"].as_i64().unwrap(), j["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn cancel_ci_jobs_cancels_exactly_the_old_queued_jobs_and_dry_run_changes_nothing() {
+    // Queued work spans the last three days: some of it is older than 36 hours.
+    let fake = FakeGitlab::start(GitlabOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = gitlab_toml(dir.path(), &fake);
+    let stuck = stuck_jobs(&fake, Utc::now() - Duration::hours(36));
+    let all_queued = stuck_jobs(&fake, Utc::now() + Duration::hours(1));
+    assert!(!stuck.is_empty() && stuck.len() < all_queued.len(), "{stuck:?} of {all_queued:?}");
+
+    let before = statuses(&fake);
+    let out = observes()
+        .env("TEST_GITLAB_TOKEN", &fake.token)
+        .args(["job", "cancel-ci-jobs", "--config"])
+        .arg(&config)
+        .args(["--older-than", "36h", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let listed: BTreeSet<i64> = report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, stuck);
+    assert_eq!(report["would_cancel"], stuck.len());
+    assert_eq!(statuses(&fake), before, "a dry run changes nothing");
+
+    // One cancel fails for good; the rest go on.
+    let first = *stuck.iter().next().unwrap();
+    fake.server
+        .inject(&format!("/jobs/{first}/cancel"), Fault::status(403), 1);
+    let out = observes()
+        .env("TEST_GITLAB_TOKEN", &fake.token)
+        .args(["job", "cancel-ci-jobs", "--config"])
+        .arg(&config)
+        .args(["--older-than", "36h"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.ends_with(&format!("{} cancelled, 0 already finished, 1 failed\n", stuck.len() - 1)),
+        "{text}"
+    );
+    assert!(text.contains(&format!("job {first} ")) && text.contains("FAILED: POST"), "{text}");
+    assert!(
+        stderr(&out).contains(&format!("1 of {} jobs could not be cancelled", stuck.len())),
+        "{}",
+        stderr(&out)
+    );
+    let after = statuses(&fake);
+    for ((id, old), (_, new)) in before.iter().zip(&after) {
+        let expected = if stuck.contains(id) && *id != first { "canceled" } else { old.as_str() };
+        assert_eq!(new, expected, "job {id}");
+    }
+}
+
+#[test]
+fn tap_gitlab_writes_singer_messages_and_resumes_from_a_state_file() {
+    let fake = FakeGitlab::start(GitlabOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = gitlab_toml(dir.path(), &fake);
+    let out = observes()
+        .env("TEST_GITLAB_TOKEN", &fake.token)
+        .args(["tap", "gitlab", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let messages: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let records = |stream: &str| {
+        messages
+            .iter()
+            .filter(|m| m["type"] == "RECORD" && m["stream"] == stream)
+            .count()
+    };
+    assert_eq!(records("jobs"), 240);
+    assert_eq!(records("merge_requests"), 90);
+    let schema = messages
+        .iter()
+        .find(|m| m["type"] == "SCHEMA" && m["stream"] == "jobs")
+        .unwrap();
+    assert_eq!(schema["key_properties"], serde_json::json!(["id"]));
+    let state = messages.iter().rev().find(|m| m["type"] == "STATE").unwrap();
+    assert!(!stdout(&out).contains(&fake.token));
+
+    // From the final state, only what changed comes out.
+    let state_path = dir.path().join("state.json");
+    std::fs::write(&state_path, state["value"].to_string()).unwrap();
+    {
+        let mut world = fake.world();
+        let project = world.project_ids()[0];
+        world.add_issue(project);
+    }
+    let out = observes()
+        .env("TEST_GITLAB_TOKEN", &fake.token)
+        .args(["tap", "gitlab", "--config"])
+        .arg(&config)
+        .arg("--state")
+        .arg(&state_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let issues: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|m| m["type"] == "RECORD" && m["stream"] == "issues")
+        .collect();
+    // The new issue, plus each project's newest known one (the walk restarts at its
+    // bookmark's timestamp, inclusive).
+    assert_eq!(issues.len(), 3);
+    assert_eq!(
+        issues.last().unwrap()["record"]["id"],
+        fake.world().issues.last().unwrap()["id"]
+    );
+}
+
+#[test]
+fn tap_reports_a_missing_token_by_its_variable_name() {
+    let fake = FakeGitlab::start(GitlabOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = gitlab_toml(dir.path(), &fake);
+    let out = observes()
+        .env_remove("TEST_GITLAB_TOKEN")
+        .args(["tap", "gitlab", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("GitLab token: set the environment variable TEST_GITLAB_TOKEN (or give it in the config)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fake.server.requests(), 0);
+}
+
+#[test]
+fn tap_checkly_emits_every_stream() {
+    let fake = FakeCheckly::start(ChecklyOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkly.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "api_url = \"{}\"\naccount_id = \"{}\"\napi_key_env = \"TEST_CHECKLY_KEY\"\nresults_requests_per_second = 1000\n[http]\nrequests_per_second = 1000\n",
+            fake.api_url(),
+            fake.account_id
+        ),
+    )
+    .unwrap();
+    let out = observes()
+        .env("TEST_CHECKLY_KEY", &fake.api_key)
+        .args(["tap", "checkly", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let streams: BTreeSet<String> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|m| m["type"] == "SCHEMA")
+        .map(|m| m["stream"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(streams.len(), 11, "{streams:?}");
+    assert!(!stdout(&out).contains(&fake.api_key));
+}
