@@ -164,10 +164,8 @@ fn tap_gitlab_writes_singer_messages_and_resumes_from_a_state_file() {
     // The new issue, plus each project's newest known one (the walk restarts at its
     // bookmark's timestamp, inclusive).
     assert_eq!(issues.len(), 3);
-    assert_eq!(
-        issues.last().unwrap()["record"]["id"],
-        fake.world().issues.last().unwrap()["id"]
-    );
+    let newest = fake.world().issues.last().unwrap()["id"].clone();
+    assert!(issues.iter().any(|m| m["record"]["id"] == newest));
 }
 
 #[test]
