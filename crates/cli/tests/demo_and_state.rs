@@ -32,6 +32,9 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
         "{text}"
     );
     assert!(demo.join("observes.toml").exists() && demo.join("state/ci_jobs/state.json").exists());
+    // The API sources against their fakes.
+    assert!(text.contains("  gitlab_api.jobs                               240 rows"), "{text}");
+    assert!(text.contains("  checkly.check_results                         480 rows"), "{text}");
 
     let db = demo.join("warehouse.duckdb");
     let counts = |db: &std::path::Path| {
@@ -49,14 +52,24 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let line = stdout(&out).lines().next().unwrap().to_string();
-    let summary: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(summary["pipeline"], "ci_jobs");
+    let summaries: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = summaries.iter().find(|s| s["pipeline"] == "ci_jobs").unwrap();
     assert_eq!(
         summary["streams"]["jobs"]["rows"], 0,
         "resumed from its bookmark: nothing new"
     );
     assert_eq!(counts(&db), first, "merge by key: a re-run adds nothing");
+    let api_counts = |db: &std::path::Path| {
+        query(
+            db,
+            "SELECT (SELECT COUNT(*) FROM gitlab_api.jobs), (SELECT COUNT(*) FROM gitlab_api.merge_requests), \
+             (SELECT COUNT(*) FROM checkly.check_results), (SELECT COUNT(*) FROM checkly.checks)",
+        )
+    };
+    assert_eq!(api_counts(&db), rows(&[&["240", "90", "480", "5"]]));
 }
 
 #[test]

@@ -1,8 +1,12 @@
 //! `observes run demo`: a self-contained folder with its own `observes.toml`, a DuckDB
-//! warehouse and a state folder, loaded by every demo pipeline.
+//! warehouse and a state folder, loaded by every demo pipeline. The GitLab and Checkly
+//! pipelines read in-process fakes of those APIs, started for the run; their settings
+//! files (`data/gitlab.toml`, `data/checkly.toml`) are rewritten with the fakes' addresses.
 
 use std::path::{Path, PathBuf};
 
+use observes_fakes::checkly::{ChecklyOptions, FakeCheckly};
+use observes_fakes::gitlab::{FakeGitlab, GitlabOptions};
 use observes_warehouse::SqlValue;
 
 use crate::config::Config;
@@ -20,6 +24,20 @@ state = "state"
 source = "singer-file"
 path = "data/gitlab.singer"
 schema = "gitlab"
+write = "merge"
+
+# The GitLab source against a fake GitLab started for the run (settings in data/gitlab.toml).
+[pipelines.gitlab_api]
+source = "gitlab"
+config = "data/gitlab.toml"
+schema = "gitlab_api"
+write = "merge"
+
+# The Checkly source against a fake Checkly (settings in data/checkly.toml).
+[pipelines.checkly]
+source = "checkly"
+config = "data/checkly.toml"
+schema = "checkly"
 write = "merge"
 
 # CI jobs from the built-in generator (nested objects, arrays, nulls, timestamps).
@@ -60,6 +78,28 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
         std::fs::write(&config_path, DEMO_CONFIG).map_err(io)?;
     }
     std::fs::write(dir.join("data/gitlab.singer"), GITLAB_SAMPLE).map_err(io)?;
+    // The fakes live as long as the demo runs.
+    let gitlab = FakeGitlab::start(GitlabOptions::default()).map_err(io)?;
+    let checkly = FakeCheckly::start(ChecklyOptions::default()).map_err(io)?;
+    let projects: Vec<String> = gitlab.project_paths().iter().map(|p| format!("{p:?}")).collect();
+    let gitlab_settings = format!(
+        "# Written by `observes run demo` for its fake GitLab; a real one needs its own URL and\n\
+         # token_env = \"GITLAB_TOKEN\" instead of a token here.\n\
+         api_url = \"{}\"\nprojects = [{}]\ntoken = \"{}\"\n",
+        gitlab.api_url(),
+        projects.join(", "),
+        gitlab.token
+    );
+    std::fs::write(dir.join("data/gitlab.toml"), gitlab_settings).map_err(io)?;
+    let checkly_settings = format!(
+        "# Written by `observes run demo` for its fake Checkly; a real account needs\n\
+         # account_id_env and api_key_env instead.\n\
+         api_url = \"{}\"\naccount_id = \"{}\"\napi_key = \"{}\"\nresults_requests_per_second = 100\n",
+        checkly.api_url(),
+        checkly.account_id,
+        checkly.api_key
+    );
+    std::fs::write(dir.join("data/checkly.toml"), checkly_settings).map_err(io)?;
     let config = Config::load(&config_path)?;
     let mut runs = Vec::new();
     for name in config.pipelines.keys() {
