@@ -379,19 +379,18 @@ type TapFuture<'s> = std::pin::Pin<
 
 /// Runs an API source as a Singer tap: messages to stdout, flushed at every STATE so a
 /// consumer can commit as it goes.
-fn run_api_tap(run: impl for<'s> FnOnce(&'s mut dyn observes_sources::Sink) -> TapFuture<'s>) -> Result<()> {
+fn run_api_tap(
+    run: impl for<'s> FnOnce(&'s mut dyn observes_sources::Sink) -> TapFuture<'s>,
+) -> Result<()> {
     let stdout = std::io::stdout().lock();
     let mut writer = MessageWriter::new(std::io::BufWriter::with_capacity(1 << 16, stdout));
     let mut write_error = None;
     let mut sink = |message: Message| {
         let is_state = matches!(message, Message::State(_));
-        let written = writer.write(&message).and_then(|()| {
-            if is_state {
-                writer.flush()
-            } else {
-                Ok(())
-            }
-        });
+        let written =
+            writer
+                .write(&message)
+                .and_then(|()| if is_state { writer.flush() } else { Ok(()) });
         match written {
             Ok(()) => true,
             Err(e) => {
@@ -431,7 +430,10 @@ fn fake_api(api: FakeApiKind, port: u16, seed: u64) -> Result<()> {
                 "try: curl -H 'PRIVATE-TOKEN: {}' '{}/projects/{}/jobs?per_page=5' -i",
                 fake.token,
                 fake.api_url(),
-                fake.project_paths().first().map(|p| p.replace('/', "%2F")).unwrap_or_default()
+                fake.project_paths()
+                    .first()
+                    .map(|p| p.replace('/', "%2F"))
+                    .unwrap_or_default()
             );
             fake.server.wait();
         }
@@ -468,7 +470,10 @@ fn cancel_ci_jobs(
         projects
     };
     if projects.is_empty() {
-        bail!("no project given (--project) and none in {}", config.display());
+        bail!(
+            "no project given (--project) and none in {}",
+            config.display()
+        );
     }
     let options = CancelOptions {
         projects,
@@ -507,7 +512,11 @@ fn cancel_ci_jobs(
             )?;
         }
         if dry_run {
-            writeln!(out, "dry run: {} jobs would be cancelled", report.would_cancel())?;
+            writeln!(
+                out,
+                "dry run: {} jobs would be cancelled",
+                report.would_cancel()
+            )?;
         } else {
             writeln!(
                 out,
@@ -519,7 +528,11 @@ fn cancel_ci_jobs(
         }
     }
     if report.failed() > 0 {
-        bail!("{} of {} jobs could not be cancelled", report.failed(), report.jobs.len());
+        bail!(
+            "{} of {} jobs could not be cancelled",
+            report.failed(),
+            report.jobs.len()
+        );
     }
     Ok(())
 }

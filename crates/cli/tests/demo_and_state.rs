@@ -33,8 +33,14 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
     );
     assert!(demo.join("observes.toml").exists() && demo.join("state/ci_jobs/state.json").exists());
     // The API sources against their fakes.
-    assert!(text.contains("  gitlab_api.jobs                               240 rows"), "{text}");
-    assert!(text.contains("  checkly.check_results                         480 rows"), "{text}");
+    assert!(
+        text.contains("  gitlab_api.jobs                               240 rows"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  checkly.check_results                         480 rows"),
+        "{text}"
+    );
 
     let db = demo.join("warehouse.duckdb");
     let counts = |db: &std::path::Path| {
@@ -56,7 +62,10 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let summary = summaries.iter().find(|s| s["pipeline"] == "ci_jobs").unwrap();
+    let summary = summaries
+        .iter()
+        .find(|s| s["pipeline"] == "ci_jobs")
+        .unwrap();
     assert_eq!(
         summary["streams"]["jobs"]["rows"], 0,
         "resumed from its bookmark: nothing new"

@@ -13,7 +13,11 @@ use serde_json::Value;
 
 fn gitlab_toml(dir: &std::path::Path, fake: &FakeGitlab) -> std::path::PathBuf {
     let path = dir.join("gitlab.toml");
-    let projects: Vec<String> = fake.project_paths().iter().map(|p| format!("{p:?}")).collect();
+    let projects: Vec<String> = fake
+        .project_paths()
+        .iter()
+        .map(|p| format!("{p:?}"))
+        .collect();
     std::fs::write(
         &path,
         format!(
@@ -43,7 +47,12 @@ fn statuses(fake: &FakeGitlab) -> Vec<(i64, String)> {
     fake.world()
         .jobs
         .iter()
-        .map(|j| (j["id"].as_i64().unwrap(), j["status"].as_str().unwrap().to_string()))
+        .map(|j| {
+            (
+                j["id"].as_i64().unwrap(),
+                j["status"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -55,7 +64,10 @@ fn cancel_ci_jobs_cancels_exactly_the_old_queued_jobs_and_dry_run_changes_nothin
     let config = gitlab_toml(dir.path(), &fake);
     let stuck = stuck_jobs(&fake, Utc::now() - Duration::hours(36));
     let all_queued = stuck_jobs(&fake, Utc::now() + Duration::hours(1));
-    assert!(!stuck.is_empty() && stuck.len() < all_queued.len(), "{stuck:?} of {all_queued:?}");
+    assert!(
+        !stuck.is_empty() && stuck.len() < all_queued.len(),
+        "{stuck:?} of {all_queued:?}"
+    );
 
     let before = statuses(&fake);
     let out = observes()
@@ -91,10 +103,16 @@ fn cancel_ci_jobs_cancels_exactly_the_old_queued_jobs_and_dry_run_changes_nothin
     assert!(!out.status.success());
     let text = stdout(&out);
     assert!(
-        text.ends_with(&format!("{} cancelled, 0 already finished, 1 failed\n", stuck.len() - 1)),
+        text.ends_with(&format!(
+            "{} cancelled, 0 already finished, 1 failed\n",
+            stuck.len() - 1
+        )),
         "{text}"
     );
-    assert!(text.contains(&format!("job {first} ")) && text.contains("FAILED: POST"), "{text}");
+    assert!(
+        text.contains(&format!("job {first} ")) && text.contains("FAILED: POST"),
+        "{text}"
+    );
     assert!(
         stderr(&out).contains(&format!("1 of {} jobs could not be cancelled", stuck.len())),
         "{}",
@@ -102,7 +120,11 @@ fn cancel_ci_jobs_cancels_exactly_the_old_queued_jobs_and_dry_run_changes_nothin
     );
     let after = statuses(&fake);
     for ((id, old), (_, new)) in before.iter().zip(&after) {
-        let expected = if stuck.contains(id) && *id != first { "canceled" } else { old.as_str() };
+        let expected = if stuck.contains(id) && *id != first {
+            "canceled"
+        } else {
+            old.as_str()
+        };
         assert_eq!(new, expected, "job {id}");
     }
 }
@@ -136,7 +158,11 @@ fn tap_gitlab_writes_singer_messages_and_resumes_from_a_state_file() {
         .find(|m| m["type"] == "SCHEMA" && m["stream"] == "jobs")
         .unwrap();
     assert_eq!(schema["key_properties"], serde_json::json!(["id"]));
-    let state = messages.iter().rev().find(|m| m["type"] == "STATE").unwrap();
+    let state = messages
+        .iter()
+        .rev()
+        .find(|m| m["type"] == "STATE")
+        .unwrap();
     assert!(!stdout(&out).contains(&fake.token));
 
     // From the final state, only what changed comes out.

@@ -117,7 +117,10 @@ impl ChecklyWorld {
             }));
         }
         for c in 0..o.checks {
-            let id = format!("5d6e2d1c-8f3a-4b1e-9c61-{:012x}", rng.next_u64() & 0xffff_ffff_ffff);
+            let id = format!(
+                "5d6e2d1c-8f3a-4b1e-9c61-{:012x}",
+                rng.next_u64() & 0xffff_ffff_ffff
+            );
             let api = c % 3 != 2;
             world.checks.push(json!({
                 "id": id, "name": format!("{} check {}", if api { "API" } else { "Browser" }, c + 1),
@@ -188,7 +191,11 @@ impl ChecklyWorld {
             for c in 0..self.checks.len() {
                 self.serial += 1;
                 let check = &self.checks[c];
-                let (check_id, name, kind) = (check["id"].clone(), check["name"].clone(), check["checkType"].clone());
+                let (check_id, name, kind) = (
+                    check["id"].clone(),
+                    check["name"].clone(),
+                    check["checkType"].clone(),
+                );
                 let failed = self.rng.chance(8);
                 let location = LOCATIONS[(self.serial % 2) as usize];
                 let response_time = 150 + self.rng.below(900);
@@ -224,7 +231,8 @@ impl ChecklyWorld {
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        header("authorization").and_then(|v| v.strip_prefix("Bearer ")) == Some(self.api_key.as_str())
+        header("authorization").and_then(|v| v.strip_prefix("Bearer "))
+            == Some(self.api_key.as_str())
             && header("x-checkly-account") == Some(self.account_id.as_str())
     }
 
@@ -289,14 +297,38 @@ fn error(code: StatusCode, message: &str) -> Response {
 
 fn router(world: Shared) -> Router {
     Router::new()
-        .route("/v1/checks", get(|s, h, q| list(s, h, q, |w| w.checks.clone())))
-        .route("/v1/check-groups", get(|s, h, q| list(s, h, q, |w| w.groups.clone())))
-        .route("/v1/alert-channels", get(|s, h, q| list(s, h, q, |w| w.alert_channels.clone())))
-        .route("/v1/dashboards", get(|s, h, q| list(s, h, q, |w| w.dashboards.clone())))
-        .route("/v1/variables", get(|s, h, q| list(s, h, q, |w| w.variables.clone())))
-        .route("/v1/maintenance-windows", get(|s, h, q| list(s, h, q, |w| w.maintenance_windows.clone())))
-        .route("/v1/snippets", get(|s, h, q| list(s, h, q, |w| w.snippets.clone())))
-        .route("/v1/check-statuses", get(|s, h, q| list(s, h, q, ChecklyWorld::statuses)))
+        .route(
+            "/v1/checks",
+            get(|s, h, q| list(s, h, q, |w| w.checks.clone())),
+        )
+        .route(
+            "/v1/check-groups",
+            get(|s, h, q| list(s, h, q, |w| w.groups.clone())),
+        )
+        .route(
+            "/v1/alert-channels",
+            get(|s, h, q| list(s, h, q, |w| w.alert_channels.clone())),
+        )
+        .route(
+            "/v1/dashboards",
+            get(|s, h, q| list(s, h, q, |w| w.dashboards.clone())),
+        )
+        .route(
+            "/v1/variables",
+            get(|s, h, q| list(s, h, q, |w| w.variables.clone())),
+        )
+        .route(
+            "/v1/maintenance-windows",
+            get(|s, h, q| list(s, h, q, |w| w.maintenance_windows.clone())),
+        )
+        .route(
+            "/v1/snippets",
+            get(|s, h, q| list(s, h, q, |w| w.snippets.clone())),
+        )
+        .route(
+            "/v1/check-statuses",
+            get(|s, h, q| list(s, h, q, ChecklyWorld::statuses)),
+        )
         .route("/v1/check-results/{check}", get(check_results))
         .route("/v1/check-alerts", get(check_alerts))
         .route("/v1/reporting", get(reporting))
@@ -312,14 +344,28 @@ fn paged(list: Vec<Value>, query: &Query) -> Response {
     let limit = match param(query, "limit").map(str::parse::<usize>) {
         None => 10,
         Some(Ok(n)) if (1..=100).contains(&n) => n,
-        Some(_) => return error(StatusCode::BAD_REQUEST, "\"limit\" must be less than or equal to 100"),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "\"limit\" must be less than or equal to 100",
+            )
+        }
     };
     let page = match param(query, "page").map(str::parse::<usize>) {
         None => 1,
         Some(Ok(n)) if n >= 1 => n,
-        Some(_) => return error(StatusCode::BAD_REQUEST, "\"page\" must be larger than or equal to 1"),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "\"page\" must be larger than or equal to 1",
+            )
+        }
     };
-    let items: Vec<Value> = list.into_iter().skip((page - 1) * limit).take(limit).collect();
+    let items: Vec<Value> = list
+        .into_iter()
+        .skip((page - 1) * limit)
+        .take(limit)
+        .collect();
     Json(items).into_response()
 }
 
@@ -337,7 +383,11 @@ async fn list(
 }
 
 /// The `from`/`to` window of a request (UNIX seconds), with the API's defaults and cap.
-fn window(query: &Query, now: DateTime<Utc>, max: Duration) -> Result<(DateTime<Utc>, DateTime<Utc>), Response> {
+fn window(
+    query: &Query,
+    now: DateTime<Utc>,
+    max: Duration,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), Response> {
     let read = |k: &str| -> Result<Option<DateTime<Utc>>, Response> {
         match param(query, k) {
             None => Ok(None),
@@ -346,7 +396,12 @@ fn window(query: &Query, now: DateTime<Utc>, max: Duration) -> Result<(DateTime<
                 .ok()
                 .and_then(|s| Utc.timestamp_opt(s, 0).single())
                 .map(Some)
-                .ok_or_else(|| error(StatusCode::BAD_REQUEST, &format!("\"{k}\" must be a number"))),
+                .ok_or_else(|| {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("\"{k}\" must be a number"),
+                    )
+                }),
         }
     };
     let (from, to) = match (read("from")?, read("to")?) {
@@ -356,7 +411,10 @@ fn window(query: &Query, now: DateTime<Utc>, max: Duration) -> Result<(DateTime<
         (None, None) => (now - max, now),
     };
     if to - from > max {
-        return Err(error(StatusCode::BAD_REQUEST, "the time window between \"from\" and \"to\" is too large"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "the time window between \"from\" and \"to\" is too large",
+        ));
     }
     Ok((from, to))
 }
@@ -368,7 +426,12 @@ fn within(item: &Value, field: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> 
         .is_some_and(|t| t >= from && t <= to)
 }
 
-async fn check_results(State(world): State<Shared>, Path(check): Path<String>, headers: HeaderMap, QueryParams(query): QueryParams<Query>) -> Response {
+async fn check_results(
+    State(world): State<Shared>,
+    Path(check): Path<String>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+) -> Response {
     let world = lock(&world);
     if !world.authorized(&headers) {
         return error(StatusCode::UNAUTHORIZED, "Bad Token");
@@ -391,7 +454,11 @@ async fn check_results(State(world): State<Shared>, Path(check): Path<String>, h
     paged(list, &with_default_paging(&query))
 }
 
-async fn check_alerts(State(world): State<Shared>, headers: HeaderMap, QueryParams(query): QueryParams<Query>) -> Response {
+async fn check_alerts(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+) -> Response {
     let world = lock(&world);
     if !world.authorized(&headers) {
         return error(StatusCode::UNAUTHORIZED, "Bad Token");
@@ -400,7 +467,13 @@ async fn check_alerts(State(world): State<Shared>, headers: HeaderMap, QueryPara
         Ok(w) => w,
         Err(r) => return r,
     };
-    let list: Vec<Value> = world.alerts.iter().rev().filter(|a| within(a, "created_at", from, to)).cloned().collect();
+    let list: Vec<Value> = world
+        .alerts
+        .iter()
+        .rev()
+        .filter(|a| within(a, "created_at", from, to))
+        .cloned()
+        .collect();
     paged(list, &with_default_paging(&query))
 }
 
@@ -413,7 +486,11 @@ fn with_default_paging(query: &Query) -> Query {
     q
 }
 
-async fn reporting(State(world): State<Shared>, headers: HeaderMap, QueryParams(query): QueryParams<Query>) -> Response {
+async fn reporting(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+) -> Response {
     let world = lock(&world);
     if !world.authorized(&headers) {
         return error(StatusCode::UNAUTHORIZED, "Bad Token");

@@ -126,14 +126,17 @@ impl GitlabWorld {
             issues: Vec::new(),
             clock: options.now,
             token: options.token.clone(),
-            oauth: options.oauth.clone().map(|(client_id, client_secret, refresh_token)| OAuthState {
-                client_id,
-                client_secret,
-                refresh_token,
-                access_tokens: Vec::new(),
-                uses: options.oauth_token_uses.unwrap_or(u32::MAX),
-                issued: 0,
-            }),
+            oauth: options
+                .oauth
+                .clone()
+                .map(|(client_id, client_secret, refresh_token)| OAuthState {
+                    client_id,
+                    client_secret,
+                    refresh_token,
+                    access_tokens: Vec::new(),
+                    uses: options.oauth_token_uses.unwrap_or(u32::MAX),
+                    issued: 0,
+                }),
             rng: Rng::new(options.seed),
             next_id: 5_000_000,
         };
@@ -165,7 +168,10 @@ impl GitlabWorld {
                 world.members.push((id, member));
             }
             for k in 0..options.pipelines_per_project {
-                let at = start + Duration::minutes((k as i64) * 30 * 24 * 60 / options.pipelines_per_project.max(1) as i64);
+                let at = start
+                    + Duration::minutes(
+                        (k as i64) * 30 * 24 * 60 / options.pipelines_per_project.max(1) as i64,
+                    );
                 // The last pipelines are still in the queue.
                 let open = k + 3 >= options.pipelines_per_project;
                 world.add_pipeline_at(id, at, options.jobs_per_pipeline, open);
@@ -173,7 +179,11 @@ impl GitlabWorld {
             let mut previous = start;
             for k in 0..options.merge_requests_per_project {
                 // Every seventh shares its timestamp with the one before (ties are real).
-                let updated = if k % 7 == 6 { previous } else { start + Duration::minutes(k as i64 * 577 + 13) };
+                let updated = if k % 7 == 6 {
+                    previous
+                } else {
+                    start + Duration::minutes(k as i64 * 577 + 13)
+                };
                 previous = updated;
                 let mr = world.merge_request(id, &path, k as i64 + 1, updated);
                 world.merge_requests.push(mr);
@@ -207,10 +217,21 @@ impl GitlabWorld {
             .to_string()
     }
 
-    fn add_pipeline_at(&mut self, project_id: i64, at: DateTime<Utc>, jobs: usize, open: bool) -> i64 {
+    fn add_pipeline_at(
+        &mut self,
+        project_id: i64,
+        at: DateTime<Utc>,
+        jobs: usize,
+        open: bool,
+    ) -> i64 {
         let path = self.project_path(project_id);
         let id = self.id();
-        let iid = self.pipelines.iter().filter(|p| p["project_id"] == project_id).count() as i64 + 1;
+        let iid = self
+            .pipelines
+            .iter()
+            .filter(|p| p["project_id"] == project_id)
+            .count() as i64
+            + 1;
         let sha = format!("{:040x}", self.rng.next_u64() as u128 * 7919);
         let mut statuses = Vec::new();
         for j in 0..jobs {
@@ -219,11 +240,19 @@ impl GitlabWorld {
             } else if self.rng.chance(15) {
                 "failed"
             } else {
-                *self.rng.pick(&["success", "success", "success", "canceled", "skipped", "manual"])
+                *self.rng.pick(&[
+                    "success", "success", "success", "canceled", "skipped", "manual",
+                ])
             };
             statuses.push(status);
         }
-        let pipeline_status = if open { "running" } else if statuses.contains(&"failed") { "failed" } else { "success" };
+        let pipeline_status = if open {
+            "running"
+        } else if statuses.contains(&"failed") {
+            "failed"
+        } else {
+            "success"
+        };
         let updated = at + Duration::minutes(20);
         let pipeline = json!({
             "id": id, "iid": iid, "project_id": project_id, "sha": sha, "ref": "trunk",
@@ -234,8 +263,13 @@ impl GitlabWorld {
             let job_id = self.id();
             let (name, stage) = JOB_NAMES[j % JOB_NAMES.len()];
             let created = at + Duration::seconds(j as i64);
-            let started = (!matches!(status, "created" | "pending" | "manual" | "skipped")).then(|| created + Duration::seconds(30));
-            let finished = (!matches!(status, "created" | "pending" | "running" | "manual" | "skipped")).then(|| created + Duration::minutes(6));
+            let started = (!matches!(status, "created" | "pending" | "manual" | "skipped"))
+                .then(|| created + Duration::seconds(30));
+            let finished = (!matches!(
+                status,
+                "created" | "pending" | "running" | "manual" | "skipped"
+            ))
+            .then(|| created + Duration::minutes(6));
             let duration = match (started, finished) {
                 (Some(s), Some(f)) => json!((f - s).num_milliseconds() as f64 / 1000.0),
                 _ => Value::Null,
@@ -262,7 +296,13 @@ impl GitlabWorld {
         id
     }
 
-    fn merge_request(&mut self, project_id: i64, path: &str, iid: i64, updated: DateTime<Utc>) -> Value {
+    fn merge_request(
+        &mut self,
+        project_id: i64,
+        path: &str,
+        iid: i64,
+        updated: DateTime<Utc>,
+    ) -> Value {
         let id = self.id();
         let k = iid as usize;
         let state = ["merged", "opened", "closed", "merged"][k % 4];
@@ -309,7 +349,10 @@ impl GitlabWorld {
 
     /// Project ids in order.
     pub fn project_ids(&self) -> Vec<i64> {
-        self.projects.iter().filter_map(|p| p["id"].as_i64()).collect()
+        self.projects
+            .iter()
+            .filter_map(|p| p["id"].as_i64())
+            .collect()
     }
 
     /// Marks the `n`-th merge request of a project as updated now.
@@ -329,7 +372,12 @@ impl GitlabWorld {
     /// Adds a merge request updated now.
     pub fn add_merge_request(&mut self, project_id: i64) -> i64 {
         let path = self.project_path(project_id);
-        let iid = self.merge_requests.iter().filter(|m| m["project_id"] == project_id).count() as i64 + 1;
+        let iid = self
+            .merge_requests
+            .iter()
+            .filter(|m| m["project_id"] == project_id)
+            .count() as i64
+            + 1;
         let now = self.tick();
         let mr = self.merge_request(project_id, &path, iid, now);
         let id = mr["id"].as_i64().unwrap_or(0);
@@ -340,7 +388,12 @@ impl GitlabWorld {
     /// Adds an issue updated now.
     pub fn add_issue(&mut self, project_id: i64) -> i64 {
         let path = self.project_path(project_id);
-        let iid = self.issues.iter().filter(|m| m["project_id"] == project_id).count() as i64 + 1;
+        let iid = self
+            .issues
+            .iter()
+            .filter(|m| m["project_id"] == project_id)
+            .count() as i64
+            + 1;
         let now = self.tick();
         let issue = self.issue(project_id, &path, iid, now);
         let id = issue["id"].as_i64().unwrap_or(0);
@@ -365,7 +418,11 @@ impl GitlabWorld {
             }
             pipeline_id = job["pipeline"]["id"].as_i64();
         }
-        if let Some(p) = self.pipelines.iter_mut().find(|p| Some(p["id"].as_i64().unwrap_or(-1)) == pipeline_id) {
+        if let Some(p) = self
+            .pipelines
+            .iter_mut()
+            .find(|p| Some(p["id"].as_i64().unwrap_or(-1)) == pipeline_id)
+        {
             p["updated_at"] = json!(now);
         }
     }
@@ -389,7 +446,9 @@ impl GitlabWorld {
 
     fn authorized(&mut self, headers: &HeaderMap, query: &Query) -> bool {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        if header("private-token") == Some(self.token.as_str()) || param(query, "private_token") == Some(self.token.as_str()) {
+        if header("private-token") == Some(self.token.as_str())
+            || param(query, "private_token") == Some(self.token.as_str())
+        {
             return true;
         }
         match header("authorization").and_then(|v| v.strip_prefix("Bearer ")) {
@@ -411,7 +470,10 @@ impl GitlabWorld {
     fn find_project(&self, id: &str) -> Option<i64> {
         self.projects
             .iter()
-            .find(|p| p["id"].to_string() == id || p["path_with_namespace"] == id)
+            .find(|p| {
+                p["id"].as_i64().is_some_and(|n| n.to_string() == id)
+                    || p["path_with_namespace"] == id
+            })
             .and_then(|p| p["id"].as_i64())
     }
 }
@@ -476,7 +538,12 @@ fn router(world: Shared) -> Router {
         .route("/api/v4/projects/{id}/merge_requests", get(merge_requests))
         .route("/api/v4/projects/{id}/issues", get(issues))
         .route("/oauth/token", post(oauth_token))
-        .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "404 Not Found"}))) })
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "404 Not Found"})),
+            )
+        })
         .with_state(world)
 }
 
@@ -485,7 +552,12 @@ fn message(code: StatusCode, text: &str) -> Response {
 }
 
 /// Checks the token and finds the project, or answers as GitLab does.
-fn guard(world: &mut GitlabWorld, headers: &HeaderMap, query: &Query, id: &str) -> Result<i64, Response> {
+fn guard(
+    world: &mut GitlabWorld,
+    headers: &HeaderMap,
+    query: &Query,
+    id: &str,
+) -> Result<i64, Response> {
     if !world.authorized(headers, query) {
         return Err(message(StatusCode::UNAUTHORIZED, "401 Unauthorized"));
     }
@@ -494,7 +566,11 @@ fn guard(world: &mut GitlabWorld, headers: &HeaderMap, query: &Query, id: &str) 
         .ok_or_else(|| message(StatusCode::NOT_FOUND, "404 Project Not Found"))
 }
 
-async fn list_projects(State(world): State<Shared>, headers: HeaderMap, QueryParams(query): QueryParams<Query>) -> Response {
+async fn list_projects(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+) -> Response {
     let mut world = lock(&world);
     if !world.authorized(&headers, &query) {
         return message(StatusCode::UNAUTHORIZED, "401 Unauthorized");
@@ -502,7 +578,12 @@ async fn list_projects(State(world): State<Shared>, headers: HeaderMap, QueryPar
     offset_page(world.projects.clone(), &query, &headers, "/api/v4/projects")
 }
 
-async fn one_project(State(world): State<Shared>, Path(id): Path<String>, headers: HeaderMap, QueryParams(query): QueryParams<Query>) -> Response {
+async fn one_project(
+    State(world): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+) -> Response {
     let mut world = lock(&world);
     match guard(&mut world, &headers, &query, &id) {
         Err(r) => r,
@@ -510,31 +591,56 @@ async fn one_project(State(world): State<Shared>, Path(id): Path<String>, header
     }
 }
 
-async fn members(State(world): State<Shared>, Path(id): Path<String>, headers: HeaderMap, QueryParams(query): QueryParams<Query>, uri: axum::http::Uri) -> Response {
+async fn members(
+    State(world): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+    uri: axum::http::Uri,
+) -> Response {
     let mut world = lock(&world);
     let pid = match guard(&mut world, &headers, &query, &id) {
         Err(r) => return r,
         Ok(pid) => pid,
     };
-    let list: Vec<Value> = world.members.iter().filter(|(p, _)| *p == pid).map(|(_, m)| m.clone()).collect();
+    let list: Vec<Value> = world
+        .members
+        .iter()
+        .filter(|(p, _)| *p == pid)
+        .map(|(_, m)| m.clone())
+        .collect();
     offset_page(list, &query, &headers, uri.path())
 }
 
 /// Filters by `updated_after` (strictly after, or at-or-after with `inclusive`), then
 /// sorts by `order_by` (`id` by default) in `sort` order (`desc` by default).
-fn filter_sort(mut list: Vec<Value>, query: &Query, inclusive: bool) -> Result<Vec<Value>, Response> {
+fn filter_sort(
+    mut list: Vec<Value>,
+    query: &Query,
+    inclusive: bool,
+) -> Result<Vec<Value>, Response> {
     if let Some(after) = param(query, "updated_after") {
         let Ok(after) = DateTime::parse_from_rfc3339(after) else {
-            return Err((StatusCode::BAD_REQUEST, Json(json!({"error": "updated_after is invalid"}))).into_response());
+            return Err((
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "updated_after is invalid"})),
+            )
+                .into_response());
         };
         list.retain(|item| {
-            let at = item["updated_at"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+            let at = item["updated_at"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
             at.is_some_and(|at| if inclusive { at >= after } else { at > after })
         });
     }
     let order = param(query, "order_by").unwrap_or("id");
     if !["id", "updated_at", "created_at"].contains(&order) {
-        return Err((StatusCode::BAD_REQUEST, Json(json!({"error": "order_by does not have a valid value"}))).into_response());
+        return Err((
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "order_by does not have a valid value"})),
+        )
+            .into_response());
     }
     // Equal timestamps are ordered by id, as the database's index would.
     list.sort_by(|a, b| {
@@ -550,20 +656,37 @@ fn filter_sort(mut list: Vec<Value>, query: &Query, inclusive: bool) -> Result<V
     Ok(list)
 }
 
-async fn pipelines(State(world): State<Shared>, Path(id): Path<String>, headers: HeaderMap, QueryParams(query): QueryParams<Query>, uri: axum::http::Uri) -> Response {
+async fn pipelines(
+    State(world): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+    uri: axum::http::Uri,
+) -> Response {
     let mut world = lock(&world);
     let pid = match guard(&mut world, &headers, &query, &id) {
         Err(r) => return r,
         Ok(pid) => pid,
     };
-    let list: Vec<Value> = world.pipelines.iter().filter(|p| p["project_id"] == pid).cloned().collect();
+    let list: Vec<Value> = world
+        .pipelines
+        .iter()
+        .filter(|p| p["project_id"] == pid)
+        .cloned()
+        .collect();
     match filter_sort(list, &query, false) {
         Ok(list) => offset_page(list, &query, &headers, uri.path()),
         Err(r) => r,
     }
 }
 
-async fn merge_requests(State(world): State<Shared>, Path(id): Path<String>, headers: HeaderMap, QueryParams(query): QueryParams<Query>, uri: axum::http::Uri) -> Response {
+async fn merge_requests(
+    State(world): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+    uri: axum::http::Uri,
+) -> Response {
     let mut world = lock(&world);
     let pid = match guard(&mut world, &headers, &query, &id) {
         Err(r) => return r,
@@ -582,7 +705,13 @@ async fn merge_requests(State(world): State<Shared>, Path(id): Path<String>, hea
     }
 }
 
-async fn issues(State(world): State<Shared>, Path(id): Path<String>, headers: HeaderMap, QueryParams(query): QueryParams<Query>, uri: axum::http::Uri) -> Response {
+async fn issues(
+    State(world): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+    uri: axum::http::Uri,
+) -> Response {
     let mut world = lock(&world);
     let pid = match guard(&mut world, &headers, &query, &id) {
         Err(r) => return r,
@@ -602,10 +731,24 @@ async fn issues(State(world): State<Shared>, Path(id): Path<String>, headers: He
 }
 
 const JOB_SCOPES: [&str; 9] = [
-    "created", "pending", "running", "failed", "success", "canceled", "skipped", "waiting_for_resource", "manual",
+    "created",
+    "pending",
+    "running",
+    "failed",
+    "success",
+    "canceled",
+    "skipped",
+    "waiting_for_resource",
+    "manual",
 ];
 
-async fn jobs(State(world): State<Shared>, Path(id): Path<String>, headers: HeaderMap, QueryParams(query): QueryParams<Query>, uri: axum::http::Uri) -> Response {
+async fn jobs(
+    State(world): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+    uri: axum::http::Uri,
+) -> Response {
     let mut world = lock(&world);
     let pid = match guard(&mut world, &headers, &query, &id) {
         Err(r) => return r,
@@ -614,7 +757,11 @@ async fn jobs(State(world): State<Shared>, Path(id): Path<String>, headers: Head
     let mut scopes = params(&query, "scope[]");
     scopes.extend(params(&query, "scope"));
     if scopes.iter().any(|s| !JOB_SCOPES.contains(s)) {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "scope does not have a valid value"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "scope does not have a valid value"})),
+        )
+            .into_response();
     }
     let mut list: Vec<Value> = world
         .jobs
@@ -625,7 +772,9 @@ async fn jobs(State(world): State<Shared>, Path(id): Path<String>, headers: Head
         .collect();
     list.sort_by_key(|j| std::cmp::Reverse(j["id"].as_i64()));
     if param(&query, "pagination") == Some("keyset") {
-        if param(&query, "order_by").unwrap_or("id") != "id" || param(&query, "sort").unwrap_or("desc") != "desc" {
+        if param(&query, "order_by").unwrap_or("id") != "id"
+            || param(&query, "sort").unwrap_or("desc") != "desc"
+        {
             return (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"error": "Keyset pagination is not yet available for this type of request"}))).into_response();
         }
         return keyset_page(list, &query, &headers, uri.path());
@@ -633,7 +782,12 @@ async fn jobs(State(world): State<Shared>, Path(id): Path<String>, headers: Head
     offset_page(list, &query, &headers, uri.path())
 }
 
-async fn cancel_job(State(world): State<Shared>, Path((id, job)): Path<(String, i64)>, headers: HeaderMap, QueryParams(query): QueryParams<Query>) -> Response {
+async fn cancel_job(
+    State(world): State<Shared>,
+    Path((id, job)): Path<(String, i64)>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+) -> Response {
     let mut world = lock(&world);
     let pid = match guard(&mut world, &headers, &query, &id) {
         Err(r) => return r,
@@ -647,18 +801,32 @@ async fn cancel_job(State(world): State<Shared>, Path((id, job)): Path<(String, 
     let Some(status) = status else {
         return message(StatusCode::NOT_FOUND, "404 Job Not Found");
     };
-    if matches!(status.as_str(), "created" | "pending" | "running" | "waiting_for_resource" | "preparing" | "scheduled") {
+    if matches!(
+        status.as_str(),
+        "created" | "pending" | "running" | "waiting_for_resource" | "preparing" | "scheduled"
+    ) {
         world.set_job_status(job, "canceled");
     }
     let after = world.jobs.iter().find(|j| j["id"] == job).cloned();
     (StatusCode::CREATED, Json(after)).into_response()
 }
 
-async fn oauth_token(State(world): State<Shared>, Form(form): Form<Vec<(String, String)>>) -> Response {
+async fn oauth_token(
+    State(world): State<Shared>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
     let mut world = lock(&world);
-    let field = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let field = |k: &str| {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     let Some(oauth) = world.oauth.as_mut() else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "unsupported_grant_type"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "unsupported_grant_type"})),
+        )
+            .into_response();
     };
     let valid = field("grant_type") == Some("refresh_token")
         && field("client_id") == Some(oauth.client_id.as_str())
@@ -685,13 +853,19 @@ async fn oauth_token(State(world): State<Shared>, Form(form): Form<Vec<(String, 
 
 /// `http://host/path?query` with `changes` applied to the query.
 fn absolute(headers: &HeaderMap, path: &str, query: &Query, changes: &[(&str, String)]) -> String {
-    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
     let mut url = url::Url::parse(&format!("http://{host}{path}")).unwrap_or_else(|_| {
         url::Url::parse("http://127.0.0.1/").unwrap_or_else(|e| unreachable!("{e}"))
     });
     {
         let mut pairs = url.query_pairs_mut();
-        for (k, v) in query.iter().filter(|(k, _)| !changes.iter().any(|(c, _)| c == k)) {
+        for (k, v) in query
+            .iter()
+            .filter(|(k, _)| !changes.iter().any(|(c, _)| c == k))
+        {
             pairs.append_pair(k, v);
         }
         for (k, v) in changes {
@@ -703,13 +877,31 @@ fn absolute(headers: &HeaderMap, path: &str, query: &Query, changes: &[(&str, St
 
 /// GitLab's offset pagination: a page of `list` with its headers.
 fn offset_page(list: Vec<Value>, query: &Query, headers: &HeaderMap, path: &str) -> Response {
-    let per_page = param(query, "per_page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(20).clamp(1, 100);
-    let page = param(query, "page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let per_page = param(query, "per_page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(20)
+        .clamp(1, 100);
+    let page = param(query, "page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
     let total = list.len();
     let pages = total.div_ceil(per_page).max(1);
-    let items: Vec<Value> = list.into_iter().skip((page - 1) * per_page).take(per_page).collect();
-    let next = (page < pages).then(|| (page + 1).to_string()).unwrap_or_default();
-    let prev = (page > 1).then(|| (page - 1).to_string()).unwrap_or_default();
+    let items: Vec<Value> = list
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let next = if page < pages {
+        (page + 1).to_string()
+    } else {
+        String::new()
+    };
+    let prev = if page > 1 {
+        (page - 1).to_string()
+    } else {
+        String::new()
+    };
     let mut response = Json(items).into_response();
     let h = response.headers_mut();
     let set = |h: &mut HeaderMap, k: &'static str, v: String| {
@@ -721,7 +913,14 @@ fn offset_page(list: Vec<Value>, query: &Query, headers: &HeaderMap, path: &str)
     set(h, "x-per-page", per_page.to_string());
     set(h, "x-next-page", next.clone());
     set(h, "x-prev-page", prev.clone());
-    let link_to = |p: usize| absolute(headers, path, query, &[("page", p.to_string()), ("per_page", per_page.to_string())]);
+    let link_to = |p: usize| {
+        absolute(
+            headers,
+            path,
+            query,
+            &[("page", p.to_string()), ("per_page", per_page.to_string())],
+        )
+    };
     let mut links = Vec::new();
     if page > 1 {
         links.push(format!("<{}>; rel=\"prev\"", link_to(page - 1)));
@@ -743,7 +942,10 @@ fn offset_page(list: Vec<Value>, query: &Query, headers: &HeaderMap, path: &str)
 /// GitLab's keyset pagination (jobs by id, newest first): only a `Link: rel="next"`,
 /// carrying an opaque `cursor`.
 fn keyset_page(list: Vec<Value>, query: &Query, headers: &HeaderMap, path: &str) -> Response {
-    let per_page = param(query, "per_page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(20).clamp(1, 100);
+    let per_page = param(query, "per_page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(20)
+        .clamp(1, 100);
     let before = param(query, "cursor")
         .and_then(|c| c.strip_prefix("eyJpZCI6"))
         .and_then(|c| i64::from_str_radix(c, 16).ok());
@@ -757,7 +959,12 @@ fn keyset_page(list: Vec<Value>, query: &Query, headers: &HeaderMap, path: &str)
     let mut response = Json(&items).into_response();
     if more {
         if let Some(last) = items.last().and_then(|j| j["id"].as_i64()) {
-            let next = absolute(headers, path, query, &[("cursor", format!("eyJpZCI6{last:x}"))]);
+            let next = absolute(
+                headers,
+                path,
+                query,
+                &[("cursor", format!("eyJpZCI6{last:x}"))],
+            );
             if let Ok(v) = format!("<{next}>; rel=\"next\"").parse() {
                 response.headers_mut().insert("link", v);
             }

@@ -5,6 +5,9 @@
 //! bodies. Faults are injected per request path: an HTTP status with or without
 //! `Retry-After`, a connection reset mid-body, a truncated JSON body.
 
+// Handlers return early with the API's error response; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
 pub mod checkly;
 pub mod gitlab;
 
@@ -113,7 +116,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Serves a fault where one is due, else the real handler.
-async fn faults_layer(State(faults): State<SharedFaults>, request: Request, next: Next) -> Response {
+async fn faults_layer(
+    State(faults): State<SharedFaults>,
+    request: Request,
+    next: Next,
+) -> Response {
     let target = request
         .uri()
         .path_and_query()
@@ -140,20 +147,28 @@ async fn faults_layer(State(faults): State<SharedFaults>, request: Request, next
         Some(Fault::ResetMidBody) => {
             let real = next.run(request).await;
             let (parts, body) = real.into_parts();
-            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
             let half = bytes.slice(..bytes.len() / 2);
             let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
                 Ok(half),
-                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fault: reset")),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "fault: reset",
+                )),
             ];
-            let mut response = Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)));
+            let mut response =
+                Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)));
             response.headers_mut().remove("content-length");
             response
         }
         Some(Fault::TruncatedBody) => {
             let real = next.run(request).await;
             let (mut parts, body) = real.into_parts();
-            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
             let cut = bytes.slice(..bytes.len().saturating_sub(1) / 2);
             parts.headers.remove("content-length");
             Response::from_parts(parts, Body::from(cut))
@@ -177,12 +192,18 @@ impl Server {
         let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let app = app.layer(axum::middleware::from_fn_with_state(faults.clone(), faults_layer));
+        let app = app.layer(axum::middleware::from_fn_with_state(
+            faults.clone(),
+            faults_layer,
+        ));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("fake-api-{port}"))
             .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
                     return;
                 };
                 rt.block_on(async move {
@@ -278,7 +299,10 @@ impl Rng {
 pub(crate) type Query = Vec<(String, String)>;
 
 pub(crate) fn param<'a>(query: &'a Query, key: &str) -> Option<&'a str> {
-    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    query
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 pub(crate) fn params<'a>(query: &'a Query, key: &str) -> Vec<&'a str> {

@@ -196,13 +196,13 @@ impl HttpClient {
         ))
         .await
         .map_err(|e| HttpError::Refresh(Box::new(e)))?;
-        tokens
-            .take_answer(&mut current, answer)
-            .map_err(|message| HttpError::Refresh(Box::new(HttpError::Request {
+        tokens.take_answer(&mut current, answer).map_err(|message| {
+            HttpError::Refresh(Box::new(HttpError::Request {
                 method: "POST".into(),
                 url: settings.token_url.clone(),
                 message,
-            })))
+            }))
+        })
     }
 
     /// Sends the request `build` makes, again for each retry; returns a successful
@@ -236,13 +236,11 @@ impl HttpClient {
             if let Auth::OAuth2(tokens) = &self.auth {
                 builder = builder.bearer_auth(self.access_token(tokens).await?);
             }
-            let request = builder
-                    .build()
-                    .map_err(|e| HttpError::Request {
-                        method: String::new(),
-                        url: String::new(),
-                        message: self.redact(&e.to_string()),
-                    })?;
+            let request = builder.build().map_err(|e| HttpError::Request {
+                method: String::new(),
+                url: String::new(),
+                message: self.redact(&e.to_string()),
+            })?;
             let method = request.method().to_string();
             let url = self.redact(&redact_query(request.url()));
             // Each arm returns, or gives the retryable failure and any Retry-After.

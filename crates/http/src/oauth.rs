@@ -104,7 +104,10 @@ impl OAuth2Tokens {
             if rotated != current.refresh_token {
                 if let Some(path) = &self.settings.rotated_token_file {
                     save_secret(path, &rotated).map_err(|e| {
-                        format!("saving the rotated refresh token to {}: {e}", path.display())
+                        format!(
+                            "saving the rotated refresh token to {}: {e}",
+                            path.display()
+                        )
                     })?;
                 }
                 current.refresh_token = rotated;

@@ -156,7 +156,10 @@ impl Pager {
                 PagePosition::Offset(n),
             ) => set(
                 &mut url,
-                &[(limit_param, limit.to_string()), (offset_param, n.to_string())],
+                &[
+                    (limit_param, limit.to_string()),
+                    (offset_param, n.to_string()),
+                ],
             ),
             (PageStyle::LinkHeader, PagePosition::Url(next)) => {
                 url = Url::parse(next).map_err(|e| format!("bad next-page URL: {e}"))?
@@ -180,11 +183,13 @@ impl Pager {
         let Some(position) = self.next.clone() else {
             return Ok(None);
         };
-        let url = self.request_url(&position).map_err(|message| HttpError::Shape {
-            method: "GET".into(),
-            url: client.redact(self.url.as_str()),
-            message,
-        })?;
+        let url = self
+            .request_url(&position)
+            .map_err(|message| HttpError::Shape {
+                method: "GET".into(),
+                url: client.redact(self.url.as_str()),
+                message,
+            })?;
         if !self.budget.take() {
             return Ok(None);
         }
@@ -230,9 +235,9 @@ impl Pager {
             (PageStyle::PageNumbers { limit, .. }, PagePosition::Page(n)) => {
                 (items.len() as u64 >= *limit).then_some(PagePosition::Page(n + 1))
             }
-            (PageStyle::Offset { limit, .. }, PagePosition::Offset(n)) => {
-                (items.len() as u64 >= *limit).then_some(PagePosition::Offset(n + items.len() as u64))
-            }
+            (PageStyle::Offset { limit, .. }, PagePosition::Offset(n)) => (items.len() as u64
+                >= *limit)
+                .then_some(PagePosition::Offset(n + items.len() as u64)),
             (PageStyle::BodyCursor { .. }, _) => cursor.map(PagePosition::Cursor),
             _ => None,
         };

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use observes_http::{HttpClient, HttpConfig, PageBudget, PagePosition, PageStyle, Pager, RetryPolicy};
+use observes_http::{
+    HttpClient, HttpConfig, PageBudget, PagePosition, PageStyle, Pager, RetryPolicy,
+};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -13,27 +15,61 @@ const ITEMS: u64 = 23;
 /// Answers `GET /items?…` in the style the query asks for.
 fn answer(target: &str) -> (String, Value) {
     let url = Url::parse(&format!("http://x{target}")).unwrap();
-    let q = |k: &str| url.query_pairs().find(|(key, _)| key == k).map(|(_, v)| v.into_owned());
+    let q = |k: &str| {
+        url.query_pairs()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.into_owned())
+    };
     let num = |k: &str, d: u64| q(k).and_then(|v| v.parse().ok()).unwrap_or(d);
-    let slice = |from: u64, n: u64| -> Vec<Value> { (from..(from + n).min(ITEMS)).map(|i| json!({"id": i})).collect() };
+    let slice = |from: u64, n: u64| -> Vec<Value> {
+        (from..(from + n).min(ITEMS))
+            .map(|i| json!({"id": i}))
+            .collect()
+    };
     match q("style").as_deref() {
-        Some("offset") => (String::new(), json!(slice(num("offset", 0), num("limit", 10)))),
+        Some("offset") => (
+            String::new(),
+            json!(slice(num("offset", 0), num("limit", 10))),
+        ),
         Some("cursor") => {
             let from = q("nextId").map_or(0, |c| c.trim_start_matches('c').parse().unwrap());
-            let next = if from + 10 < ITEMS { json!(format!("c{}", from + 10)) } else { Value::Null };
-            (String::new(), json!({"entries": slice(from, 10), "nextId": next}))
+            let next = if from + 10 < ITEMS {
+                json!(format!("c{}", from + 10))
+            } else {
+                Value::Null
+            };
+            (
+                String::new(),
+                json!({"entries": slice(from, 10), "nextId": next}),
+            )
         }
-        Some("pages") => (String::new(), json!(slice((num("page", 1) - 1) * num("limit", 10), num("limit", 10)))),
+        Some("pages") => (
+            String::new(),
+            json!(slice(
+                (num("page", 1) - 1) * num("limit", 10),
+                num("limit", 10)
+            )),
+        ),
         Some("header") => {
             let page = num("page", 1);
-            let next = if page * 10 < ITEMS { (page + 1).to_string() } else { String::new() };
-            (format!("x-next-page: {next}\r\n"), json!(slice((page - 1) * 10, 10)))
+            let next = if page * 10 < ITEMS {
+                (page + 1).to_string()
+            } else {
+                String::new()
+            };
+            (
+                format!("x-next-page: {next}\r\n"),
+                json!(slice((page - 1) * 10, 10)),
+            )
         }
         Some("link") => {
             let from = num("after", 0);
             let link = if from + 10 < ITEMS {
                 let host = q("host").unwrap_or_default();
-                format!("link: <http://{host}/items?style=link&host={host}&after={}>; rel=\"next\"\r\n", from + 10)
+                format!(
+                    "link: <http://{host}/items?style=link&host={host}&after={}>; rel=\"next\"\r\n",
+                    from + 10
+                )
             } else {
                 String::new()
             };
@@ -75,7 +111,11 @@ async fn serve() -> String {
 fn client() -> HttpClient {
     HttpClient::new(HttpConfig {
         timeout: Duration::from_secs(5),
-        retry: RetryPolicy { max_attempts: 2, base: Duration::from_millis(5), max: Duration::from_millis(10) },
+        retry: RetryPolicy {
+            max_attempts: 2,
+            base: Duration::from_millis(5),
+            max: Duration::from_millis(10),
+        },
         ..HttpConfig::default()
     })
     .unwrap()
@@ -94,14 +134,33 @@ async fn drain(mut pager: Pager) -> (Vec<u64>, usize) {
 }
 
 fn styles(addr: &str) -> Vec<(PageStyle, Url)> {
-    let url = |style: &str| Url::parse(&format!("http://{addr}/items?style={style}&host={addr}")).unwrap();
+    let url = |style: &str| {
+        Url::parse(&format!("http://{addr}/items?style={style}&host={addr}")).unwrap()
+    };
     vec![
         (PageStyle::NextPageHeader, url("header")),
         (PageStyle::LinkHeader, url("link")),
-        (PageStyle::PageNumbers { limit_param: "limit".into(), limit: 10 }, url("pages")),
-        (PageStyle::Offset { offset_param: "offset".into(), limit_param: "limit".into(), limit: 10 }, url("offset")),
         (
-            PageStyle::BodyCursor { items: "entries".into(), cursor_field: "nextId".into(), cursor_param: "nextId".into() },
+            PageStyle::PageNumbers {
+                limit_param: "limit".into(),
+                limit: 10,
+            },
+            url("pages"),
+        ),
+        (
+            PageStyle::Offset {
+                offset_param: "offset".into(),
+                limit_param: "limit".into(),
+                limit: 10,
+            },
+            url("offset"),
+        ),
+        (
+            PageStyle::BodyCursor {
+                items: "entries".into(),
+                cursor_field: "nextId".into(),
+                cursor_param: "nextId".into(),
+            },
             url("cursor"),
         ),
     ]
@@ -133,7 +192,13 @@ async fn a_capped_pager_resumes_from_its_position_without_gaps() {
         // The position survives a round trip through a bookmark.
         let saved = serde_json::to_value(pager.position().unwrap()).unwrap();
         let position: PagePosition = serde_json::from_value(saved).unwrap();
-        let (rest, _) = drain(Pager::resume(style.clone(), url, position, PageBudget::unlimited())).await;
+        let (rest, _) = drain(Pager::resume(
+            style.clone(),
+            url,
+            position,
+            PageBudget::unlimited(),
+        ))
+        .await;
         ids.extend(rest);
         assert_eq!(ids, (0..ITEMS).collect::<Vec<_>>(), "{style:?}");
     }

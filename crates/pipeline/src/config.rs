@@ -153,8 +153,9 @@ fn api_settings<T: serde::de::DeserializeOwned>(p: &RawPipeline, base: &Path) ->
             let path = base.join(path);
             observes_sources::read_config(&path).map_err(|e| e.to_string())
         }
-        (None, Some(table)) => T::deserialize(table.clone())
-            .map_err(|e| format!("settings: {}", e.message())),
+        (None, Some(table)) => {
+            T::deserialize(table.clone()).map_err(|e| format!("settings: {}", e.message()))
+        }
         (None, None) => Err(format!(
             "source {:?} needs \"config\" (a settings file) or a \"settings\" table",
             p.source

@@ -81,7 +81,11 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
     // The fakes live as long as the demo runs.
     let gitlab = FakeGitlab::start(GitlabOptions::default()).map_err(io)?;
     let checkly = FakeCheckly::start(ChecklyOptions::default()).map_err(io)?;
-    let projects: Vec<String> = gitlab.project_paths().iter().map(|p| format!("{p:?}")).collect();
+    let projects: Vec<String> = gitlab
+        .project_paths()
+        .iter()
+        .map(|p| format!("{p:?}"))
+        .collect();
     let gitlab_settings = format!(
         "# Written by `observes run demo` for its fake GitLab; a real one needs its own URL and\n\
          # token_env = \"GITLAB_TOKEN\" instead of a token here.\n\

@@ -35,7 +35,11 @@ fn setup(source: &str, name: &str, schema: &str, settings: &str) -> Setup {
 }
 
 fn gitlab_settings(fake: &FakeGitlab, extra: &str) -> String {
-    let projects: Vec<String> = fake.project_paths().iter().map(|p| format!("{p:?}")).collect();
+    let projects: Vec<String> = fake
+        .project_paths()
+        .iter()
+        .map(|p| format!("{p:?}"))
+        .collect();
     format!(
         "api_url = \"{}\"\nprojects = [{}]\ntoken = \"{}\"\n{extra}\n[pipelines.gitlab.settings.http]\nbackoff_ms = 5\nmax_backoff_ms = 50\nrequests_per_second = 1000\n",
         fake.api_url(),
@@ -56,7 +60,10 @@ fn count(warehouse: &str, table: &str) -> i64 {
 }
 
 fn distinct_ids(warehouse: &str, table: &str) -> i64 {
-    query(warehouse, &format!("SELECT COUNT(DISTINCT id) FROM {table}"))[0][0]
+    query(
+        warehouse,
+        &format!("SELECT COUNT(DISTINCT id) FROM {table}"),
+    )[0][0]
         .as_i64()
         .unwrap()
 }
@@ -95,7 +102,9 @@ fn state_file(setup: &Setup, pipeline: &str) -> Value {
             // The store's file layout is its own; find the pipeline's file.
             let found = walk(Path::new(&setup.config.state))
                 .into_iter()
-                .find(|p| p.to_string_lossy().contains(pipeline) && !p.to_string_lossy().contains("lock"))
+                .find(|p| {
+                    p.to_string_lossy().contains(pipeline) && !p.to_string_lossy().contains("lock")
+                })
                 .expect("a state file");
             std::fs::read_to_string(found)
         })
@@ -167,7 +176,10 @@ fn gitlab_loads_every_stream_then_only_the_changes() {
     };
     let summary = run_pipeline(&setup.config, "gitlab").unwrap();
     let expected_after = gitlab_expected(&fake);
-    assert_eq!(gitlab_counts(&setup.warehouse, &expected_after), expected_after);
+    assert_eq!(
+        gitlab_counts(&setup.warehouse, &expected_after),
+        expected_after
+    );
     assert_eq!(
         expected_after
             .iter()
@@ -187,7 +199,11 @@ fn gitlab_loads_every_stream_then_only_the_changes() {
     );
     assert_eq!(status[0][0].as_str(), Some("success"));
     // Incremental: the third run did not re-read all 90 merge requests.
-    let mrs_read = summary.load.streams.get("merge_requests").map_or(0, |c| c.rows);
+    let mrs_read = summary
+        .load
+        .streams
+        .get("merge_requests")
+        .map_or(0, |c| c.rows);
     assert!(mrs_read < 20, "re-read {mrs_read} merge requests");
 
     // Per-project bookmarks in the state.
@@ -201,9 +217,16 @@ fn gitlab_loads_every_stream_then_only_the_changes() {
 #[test]
 fn gitlab_recovers_from_faults_without_loss() {
     let fake = FakeGitlab::start(GitlabOptions::default()).unwrap();
-    let setup = setup("gitlab", "gitlab", "gitlab", &gitlab_settings(&fake, "per_page = 20"));
-    fake.server.inject("/jobs", Fault::too_many_requests("0"), 2);
-    fake.server.inject("/merge_requests", Fault::too_many_requests("1"), 1);
+    let setup = setup(
+        "gitlab",
+        "gitlab",
+        "gitlab",
+        &gitlab_settings(&fake, "per_page = 20"),
+    );
+    fake.server
+        .inject("/jobs", Fault::too_many_requests("0"), 2);
+    fake.server
+        .inject("/merge_requests", Fault::too_many_requests("1"), 1);
     fake.server.inject("/pipelines", Fault::status(500), 1);
     fake.server.inject("/pipelines", Fault::status(502), 1);
     fake.server.inject("/pipelines", Fault::status(503), 1);
@@ -212,9 +235,17 @@ fn gitlab_recovers_from_faults_without_loss() {
     run_pipeline(&setup.config, "gitlab").unwrap();
     let expected = gitlab_expected(&fake);
     assert_eq!(gitlab_counts(&setup.warehouse, &expected), expected);
-    assert_eq!(fake.server.faults.lock().unwrap().pending(), 0, "every fault was served");
+    assert_eq!(
+        fake.server.faults.lock().unwrap().pending(),
+        0,
+        "every fault was served"
+    );
     for (table, rows) in &expected[2..] {
-        assert_eq!(distinct_ids(&setup.warehouse, table), *rows, "{table}: no duplicates");
+        assert_eq!(
+            distinct_ids(&setup.warehouse, table),
+            *rows,
+            "{table}: no duplicates"
+        );
     }
 }
 
@@ -307,7 +338,10 @@ fn gitlab_page_cap_leaves_a_bookmark_and_later_runs_finish_without_gaps() {
         }
     }
     let expected = gitlab_expected(&fake);
-    assert!(runs > 5, "the cap split the work over several runs ({runs})");
+    assert!(
+        runs > 5,
+        "the cap split the work over several runs ({runs})"
+    );
     // One more run picks up anything added after the walk passed it.
     run_pipeline(&setup.config, "gitlab").unwrap();
     assert_eq!(gitlab_counts(&setup.warehouse, &expected), expected);
@@ -328,7 +362,11 @@ fn gitlab_oauth_refreshes_an_expired_token_and_saves_the_rotated_refresh_token()
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("refresh-token");
     std::fs::write(&token_file, "refresh-0").unwrap();
-    let projects: Vec<String> = fake.project_paths().iter().map(|p| format!("{p:?}")).collect();
+    let projects: Vec<String> = fake
+        .project_paths()
+        .iter()
+        .map(|p| format!("{p:?}"))
+        .collect();
     let settings = format!(
         "api_url = \"{}\"\nprojects = [{}]\nstreams = [\"projects\", \"merge_requests\"]\nper_page = 10\n\
          [pipelines.gl.settings.oauth]\ntoken_url = \"{}\"\nclient_id = \"app-id\"\nclient_secret_env = \"OBSERVES_TEST_GL_SECRET\"\nrefresh_token_file = {:?}\n",
@@ -345,7 +383,11 @@ fn gitlab_oauth_refreshes_an_expired_token_and_saves_the_rotated_refresh_token()
     let issued = fake.world().tokens_issued();
     assert!(issued >= 3, "tokens were renewed mid-run ({issued})");
     let rotated = std::fs::read_to_string(&token_file).unwrap();
-    assert_eq!(Some(rotated), fake.world().refresh_token(), "the rotated token was saved");
+    assert_eq!(
+        Some(rotated),
+        fake.world().refresh_token(),
+        "the rotated token was saved"
+    );
     // Tokens expire between runs too: the next run refreshes with the saved token.
     fake.world().expire_access_tokens();
     run_pipeline(&setup.config, "gl").unwrap();
@@ -370,7 +412,10 @@ fn checkly_expected(fake: &FakeCheckly) -> Vec<(&'static str, i64)> {
         ("checkly.alert_channels", w.alert_channels.len() as i64),
         ("checkly.dashboards", w.dashboards.len() as i64),
         ("checkly.variables", w.variables.len() as i64),
-        ("checkly.maintenance_windows", w.maintenance_windows.len() as i64),
+        (
+            "checkly.maintenance_windows",
+            w.maintenance_windows.len() as i64,
+        ),
         ("checkly.snippets", w.snippets.len() as i64),
         ("checkly.check_results", w.results.len() as i64),
         ("checkly.check_alerts", w.alerts.len() as i64),
@@ -387,7 +432,11 @@ fn checkly_loads_every_stream_all_results_and_only_new_ones_later() {
         checkly_settings(
             &fake,
             "checkly",
-            &format!("start_date = \"{}\"\nend_date = \"{}\"", start.to_rfc3339(), end.to_rfc3339()),
+            &format!(
+                "start_date = \"{}\"\nend_date = \"{}\"",
+                start.to_rfc3339(),
+                end.to_rfc3339()
+            ),
         )
     };
     let mut setup = setup("checkly", "checkly", "checkly", &settings(clock));
@@ -395,7 +444,10 @@ fn checkly_loads_every_stream_all_results_and_only_new_ones_later() {
     // 5 checks every 30 minutes for 2 days.
     assert_eq!(expected[8], ("checkly.check_results", 480));
     run_pipeline(&setup.config, "checkly").unwrap();
-    let counts: Vec<_> = expected.iter().map(|(t, _)| (*t, count(&setup.warehouse, t))).collect();
+    let counts: Vec<_> = expected
+        .iter()
+        .map(|(t, _)| (*t, count(&setup.warehouse, t)))
+        .collect();
     assert_eq!(counts, expected);
     // Reporting: one row per check per finished day since the start date.
     let days = (clock.date_naive() - start.date_naive()).num_days();
@@ -411,12 +463,19 @@ fn checkly_loads_every_stream_all_results_and_only_new_ones_later() {
         &setup.warehouse,
         "SELECT COUNT(*) FILTER (WHERE value LIKE 'hunter%'), COUNT(*) FILTER (WHERE value = 'bot') FROM checkly.checks__environment_variables",
     );
-    assert_eq!(leaked[0][0].as_i64(), Some(0), "secret check variables are nulled");
+    assert_eq!(
+        leaked[0][0].as_i64(),
+        Some(0),
+        "secret check variables are nulled"
+    );
     assert_eq!(leaked[0][1].as_i64(), Some(5), "the others are kept");
 
     // Nothing new.
     run_pipeline(&setup.config, "checkly").unwrap();
-    let counts: Vec<_> = expected.iter().map(|(t, _)| (*t, count(&setup.warehouse, t))).collect();
+    let counts: Vec<_> = expected
+        .iter()
+        .map(|(t, _)| (*t, count(&setup.warehouse, t)))
+        .collect();
     assert_eq!(counts, expected);
 
     // Two more hours of runs: exactly those results are added.
@@ -424,14 +483,30 @@ fn checkly_loads_every_stream_all_results_and_only_new_ones_later() {
     fake.world().run_until(later);
     let expected = checkly_expected(&fake);
     assert_eq!(expected[8], ("checkly.check_results", 500));
-    std::fs::write(&setup.config.path, std::fs::read_to_string(&setup.config.path).unwrap().replace(&clock.to_rfc3339(), &later.to_rfc3339())).unwrap();
+    std::fs::write(
+        &setup.config.path,
+        std::fs::read_to_string(&setup.config.path)
+            .unwrap()
+            .replace(&clock.to_rfc3339(), &later.to_rfc3339()),
+    )
+    .unwrap();
     setup.config = Config::load(&setup.config.path).unwrap();
     let summary = run_pipeline(&setup.config, "checkly").unwrap();
-    let counts: Vec<_> = expected.iter().map(|(t, _)| (*t, count(&setup.warehouse, t))).collect();
+    let counts: Vec<_> = expected
+        .iter()
+        .map(|(t, _)| (*t, count(&setup.warehouse, t)))
+        .collect();
     assert_eq!(counts, expected);
     assert_eq!(distinct_ids(&setup.warehouse, "checkly.check_results"), 500);
-    let results_read = summary.load.streams.get("check_results").map_or(0, |c| c.rows);
-    assert!(results_read < 60, "only the new windows were read ({results_read})");
+    let results_read = summary
+        .load
+        .streams
+        .get("check_results")
+        .map_or(0, |c| c.rows);
+    assert!(
+        results_read < 60,
+        "only the new windows were read ({results_read})"
+    );
 }
 
 #[test]
@@ -448,22 +523,30 @@ fn checkly_faults_and_page_caps_lose_nothing() {
             &format!("start_date = \"{}\"\nmax_pages = 25", start.to_rfc3339()),
         ),
     );
-    fake.server.inject("/v1/check-results/", Fault::too_many_requests("0"), 3);
-    fake.server.inject("/v1/check-results/", Fault::status(503), 2);
+    fake.server
+        .inject("/v1/check-results/", Fault::too_many_requests("0"), 3);
+    fake.server
+        .inject("/v1/check-results/", Fault::status(503), 2);
     fake.server.inject("/v1/checks", Fault::ResetMidBody, 1);
-    fake.server.inject("/v1/check-alerts", Fault::TruncatedBody, 1);
+    fake.server
+        .inject("/v1/check-alerts", Fault::TruncatedBody, 1);
     let expected = checkly_expected(&fake);
     let mut runs = 0;
     while runs < 40 {
         runs += 1;
         run_pipeline(&setup.config, "ck").unwrap();
         let results = count(&setup.warehouse, "checkly.check_results");
-        if results == expected[8].1 && count(&setup.warehouse, "checkly.check_alerts") == expected[9].1 {
+        if results == expected[8].1
+            && count(&setup.warehouse, "checkly.check_alerts") == expected[9].1
+        {
             break;
         }
     }
     assert!(runs > 1, "the cap split the work");
-    let counts: Vec<_> = expected.iter().map(|(t, _)| (*t, count(&setup.warehouse, t))).collect();
+    let counts: Vec<_> = expected
+        .iter()
+        .map(|(t, _)| (*t, count(&setup.warehouse, t)))
+        .collect();
     assert_eq!(counts, expected);
     assert_eq!(distinct_ids(&setup.warehouse, "checkly.check_results"), 480);
 }

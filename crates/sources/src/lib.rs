@@ -139,10 +139,11 @@ pub(crate) fn truncate(text: &str, max: usize) -> &str {
 }
 
 /// A config file of a source, read and checked; errors name the file and position.
-pub fn read_config<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, SourceError> {
+pub fn read_config<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> Result<T, SourceError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| SourceError::Config(format!("reading {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| {
-        SourceError::Config(format!("{}: {}", path.display(), e.message()))
-    })
+    toml::from_str(&text)
+        .map_err(|e| SourceError::Config(format!("{}: {}", path.display(), e.message())))
 }

@@ -26,7 +26,10 @@ pub fn checkly(component: &str) -> Value {
         .unwrap_or_else(|e| unreachable!("bundled OpenAPI document: {e}"));
     let components = &document["components"]["schemas"];
     let schema = &components[component];
-    assert!(schema.is_object(), "no component {component:?} in the Checkly OpenAPI document");
+    assert!(
+        schema.is_object(),
+        "no component {component:?} in the Checkly OpenAPI document"
+    );
     let mut out = resolve(schema, components, 0);
     if let Value::Object(map) = &mut out {
         // The top level is the record itself, never null.

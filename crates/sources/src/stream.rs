@@ -79,7 +79,11 @@ impl<'a> Emitter<'a> {
         self.send(Message::Schema(SchemaMessage {
             stream: stream.name.to_string(),
             schema: stream.schema.clone(),
-            key_properties: stream.key_properties.iter().map(|k| k.to_string()).collect(),
+            key_properties: stream
+                .key_properties
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
             bookmark_properties: stream
                 .replication_key
                 .iter()
@@ -88,7 +92,11 @@ impl<'a> Emitter<'a> {
         }))
     }
 
-    pub fn record(&mut self, stream: &StreamDef, record: Map<String, Value>) -> Result<(), SourceError> {
+    pub fn record(
+        &mut self,
+        stream: &StreamDef,
+        record: Map<String, Value>,
+    ) -> Result<(), SourceError> {
         self.describe(stream)?;
         self.records += 1;
         let time_extracted = Some(self.extracted_at.clone());
@@ -158,14 +166,17 @@ impl<'a> Emitter<'a> {
             .and_then(Value::as_str)
             .and_then(|at| units.iter().position(|u| u == at))
             .unwrap_or(0);
-        (0..units.len()).map(|i| (start + i) % units.len().max(1)).collect()
+        (0..units.len())
+            .map(|i| (start + i) % units.len().max(1))
+            .collect()
     }
 
     /// Records the unit a capped run stopped at (`None`: a full cycle finished).
     pub fn set_resume_at(&mut self, unit: Option<&str>) {
         match unit {
             Some(u) => {
-                self.state.insert("resume_at".into(), Value::String(u.to_string()));
+                self.state
+                    .insert("resume_at".into(), Value::String(u.to_string()));
             }
             None => {
                 self.state.remove("resume_at");
@@ -184,7 +195,10 @@ pub fn object(stream: &str, value: Value) -> Result<Map<String, Value>, SourceEr
         Value::Object(map) => Ok(map),
         other => Err(SourceError::Data {
             stream: stream.to_string(),
-            message: format!("expected an object, got {}", crate::truncate(&other.to_string(), 200)),
+            message: format!(
+                "expected an object, got {}",
+                crate::truncate(&other.to_string(), 200)
+            ),
         }),
     }
 }
@@ -202,7 +216,10 @@ mod tests {
         };
         let start = json!({"bookmarks": {"jobs": {"a/b": {"floor": 7}}}});
         let mut emitter = Emitter::new(&mut sink, Some(&start));
-        assert_eq!(emitter.bookmark("jobs", Some("a/b")), Some(&json!({"floor": 7})));
+        assert_eq!(
+            emitter.bookmark("jobs", Some("a/b")),
+            Some(&json!({"floor": 7}))
+        );
         assert_eq!(emitter.bookmark("jobs", Some("c/d")), None);
         emitter.set_bookmark("jobs", Some("c/d"), json!({"floor": 9}));
         emitter.set_bookmark("checks", None, json!({"page": 2}));

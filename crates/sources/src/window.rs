@@ -61,7 +61,12 @@ mod tests {
 
     #[test]
     fn windows_cover_the_range_exactly() {
-        let w: Vec<_> = windows(t("2024-03-05T00:00:00Z"), t("2024-03-05T13:00:00Z"), Duration::hours(6)).collect();
+        let w: Vec<_> = windows(
+            t("2024-03-05T00:00:00Z"),
+            t("2024-03-05T13:00:00Z"),
+            Duration::hours(6),
+        )
+        .collect();
         assert_eq!(
             w,
             vec![
@@ -70,23 +75,50 @@ mod tests {
                 (t("2024-03-05T12:00:00Z"), t("2024-03-05T13:00:00Z")),
             ]
         );
-        assert_eq!(windows(t("2024-03-05T00:00:00Z"), t("2024-03-05T00:00:00Z"), Duration::hours(6)).count(), 0);
+        assert_eq!(
+            windows(
+                t("2024-03-05T00:00:00Z"),
+                t("2024-03-05T00:00:00Z"),
+                Duration::hours(6)
+            )
+            .count(),
+            0
+        );
     }
 
     #[test]
     fn resume_applies_lookback_but_not_before_start_date() {
         let default = t("2020-01-01T00:00:00Z");
         let start = Some(t("2024-03-01T00:00:00Z"));
-        assert_eq!(resume_from(None, Duration::minutes(5), start, default), t("2024-03-01T00:00:00Z"));
-        assert_eq!(resume_from(None, Duration::minutes(5), None, default), default);
         assert_eq!(
-            resume_from(Some(t("2024-03-05T10:00:00Z")), Duration::minutes(5), start, default),
+            resume_from(None, Duration::minutes(5), start, default),
+            t("2024-03-01T00:00:00Z")
+        );
+        assert_eq!(
+            resume_from(None, Duration::minutes(5), None, default),
+            default
+        );
+        assert_eq!(
+            resume_from(
+                Some(t("2024-03-05T10:00:00Z")),
+                Duration::minutes(5),
+                start,
+                default
+            ),
             t("2024-03-05T09:55:00Z")
         );
         assert_eq!(
-            resume_from(Some(t("2024-03-01T00:01:00Z")), Duration::minutes(5), start, default),
+            resume_from(
+                Some(t("2024-03-01T00:01:00Z")),
+                Duration::minutes(5),
+                start,
+                default
+            ),
             t("2024-03-01T00:00:00Z")
         );
-        assert_eq!(format_time(t("2024-03-05T09:55:00+02:00")), "2024-03-05T07:55:00.000Z");
+        assert_eq!(
+            format_time(t("2024-03-05T09:55:00+02:00")),
+            "2024-03-05T07:55:00.000Z"
+        );
     }
 }

@@ -61,7 +61,7 @@ pub enum SourceError {
     #[error("source {source_name}: {error}")]
     Api {
         source_name: &'static str,
-        error: observes_sources::SourceError,
+        error: Box<observes_sources::SourceError>,
     },
 }
 
@@ -145,7 +145,10 @@ impl MessageStream {
         F: for<'s> FnOnce(
                 &'s mut dyn observes_sources::Sink,
             ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<(), observes_sources::SourceError>> + 's>,
+                Box<
+                    dyn std::future::Future<Output = Result<(), observes_sources::SourceError>>
+                        + 's,
+                >,
             > + Send
             + 'static,
     {
@@ -160,13 +163,18 @@ impl MessageStream {
             let result = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| observes_sources::SourceError::Config(format!("starting a runtime: {e}")))
+                .map_err(|e| {
+                    observes_sources::SourceError::Config(format!("starting a runtime: {e}"))
+                })
                 .and_then(|rt| rt.block_on(run(&mut sink)));
             match result {
                 Ok(()) | Err(observes_sources::SourceError::Stopped) => {}
                 Err(error) => {
                     if let Ok(mut slot) = slot.lock() {
-                        *slot = Some(SourceError::Api { source_name, error });
+                        *slot = Some(SourceError::Api {
+                            source_name,
+                            error: Box::new(error),
+                        });
                     }
                 }
             }

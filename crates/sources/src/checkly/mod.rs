@@ -116,36 +116,124 @@ impl ChecklyConfig {
     }
 }
 
-/// (stream, OpenAPI component, key, replication key, path, paged)
-const TABLE: [(&str, &str, &[&str], Option<&str>, &str, bool); 11] = [
-    ("checks", "Check", &["id"], None, "/v1/checks", true),
-    ("check_groups", "CheckGroup", &["id"], None, "/v1/check-groups", true),
-    ("check_statuses", "CheckStatus", &["checkId"], None, "/v1/check-statuses", false),
-    ("alert_channels", "AlertChannel", &["id"], None, "/v1/alert-channels", true),
-    ("dashboards", "Dashboard", &["dashboardId"], None, "/v1/dashboards", true),
-    ("variables", "EnvironmentVariable", &["key"], None, "/v1/variables", false),
-    ("maintenance_windows", "MaintenanceWindow", &["id"], None, "/v1/maintenance-windows", true),
-    ("snippets", "Snippet", &["id"], None, "/v1/snippets", true),
-    ("reporting", "Reporting", &["checkId", "from"], Some("from"), "/v1/reporting", false),
-    ("check_results", "CheckResult", &["id"], Some("created_at"), "/v1/check-results", true),
-    ("check_alerts", "CheckAlert", &["id"], Some("created_at"), "/v1/check-alerts", true),
+/// Where each stream comes from.
+struct Endpoint {
+    stream: &'static str,
+    /// The OpenAPI component describing its records.
+    component: &'static str,
+    key: &'static [&'static str],
+    replication_key: Option<&'static str>,
+    path: &'static str,
+    /// Takes `limit`/`page`.
+    paged: bool,
+}
+
+const ENDPOINTS: [Endpoint; 11] = [
+    Endpoint {
+        stream: "checks",
+        component: "Check",
+        key: &["id"],
+        replication_key: None,
+        path: "/v1/checks",
+        paged: true,
+    },
+    Endpoint {
+        stream: "check_groups",
+        component: "CheckGroup",
+        key: &["id"],
+        replication_key: None,
+        path: "/v1/check-groups",
+        paged: true,
+    },
+    Endpoint {
+        stream: "check_statuses",
+        component: "CheckStatus",
+        key: &["checkId"],
+        replication_key: None,
+        path: "/v1/check-statuses",
+        paged: false,
+    },
+    Endpoint {
+        stream: "alert_channels",
+        component: "AlertChannel",
+        key: &["id"],
+        replication_key: None,
+        path: "/v1/alert-channels",
+        paged: true,
+    },
+    Endpoint {
+        stream: "dashboards",
+        component: "Dashboard",
+        key: &["dashboardId"],
+        replication_key: None,
+        path: "/v1/dashboards",
+        paged: true,
+    },
+    Endpoint {
+        stream: "variables",
+        component: "EnvironmentVariable",
+        key: &["key"],
+        replication_key: None,
+        path: "/v1/variables",
+        paged: false,
+    },
+    Endpoint {
+        stream: "maintenance_windows",
+        component: "MaintenanceWindow",
+        key: &["id"],
+        replication_key: None,
+        path: "/v1/maintenance-windows",
+        paged: true,
+    },
+    Endpoint {
+        stream: "snippets",
+        component: "Snippet",
+        key: &["id"],
+        replication_key: None,
+        path: "/v1/snippets",
+        paged: true,
+    },
+    Endpoint {
+        stream: "reporting",
+        component: "Reporting",
+        key: &["checkId", "from"],
+        replication_key: Some("from"),
+        path: "/v1/reporting",
+        paged: false,
+    },
+    Endpoint {
+        stream: "check_results",
+        component: "CheckResult",
+        key: &["id"],
+        replication_key: Some("created_at"),
+        path: "/v1/check-results",
+        paged: true,
+    },
+    Endpoint {
+        stream: "check_alerts",
+        component: "CheckAlert",
+        key: &["id"],
+        replication_key: Some("created_at"),
+        path: "/v1/check-alerts",
+        paged: true,
+    },
 ];
 
 /// Every Checkly stream.
 pub static STREAMS: LazyLock<Vec<StreamDef>> = LazyLock::new(|| {
-    TABLE
+    ENDPOINTS
         .iter()
-        .map(|(name, component, key, replication_key, _, _)| {
-            let mut schema = crate::schemas::checkly(component);
-            if *name == "reporting" {
+        .map(|e| {
+            let mut schema = crate::schemas::checkly(e.component);
+            if e.stream == "reporting" {
                 // The day a rollup covers is part of its key.
                 schema["properties"]["from"] = json!({"type": "string", "format": "date-time"});
                 schema["properties"]["to"] = json!({"type": "string", "format": "date-time"});
             }
             StreamDef {
-                name,
-                key_properties: key,
-                replication_key: *replication_key,
+                name: e.stream,
+                key_properties: e.key,
+                replication_key: e.replication_key,
                 schema,
             }
         })
@@ -160,10 +248,10 @@ fn stream_def(name: &str) -> &'static StreamDef {
 }
 
 fn path_of(name: &str) -> &'static str {
-    TABLE
+    ENDPOINTS
         .iter()
-        .find(|t| t.0 == name)
-        .map(|t| t.4)
+        .find(|e| e.stream == name)
+        .map(|e| e.path)
         .unwrap_or_else(|| unreachable!("stream {name} is defined"))
 }
 
@@ -197,7 +285,12 @@ pub async fn run(
         "CHECKLY_ACCOUNT_ID",
         "Checkly account id",
     )?;
-    let key = crate::secret(&config.api_key, &config.api_key_env, "CHECKLY_API_KEY", "Checkly API key")?;
+    let key = crate::secret(
+        &config.api_key,
+        &config.api_key_env,
+        "CHECKLY_API_KEY",
+        "Checkly API key",
+    )?;
     let auth = |client: HttpClient| {
         client
             .with_auth(Auth::Bearer(key.clone()))
@@ -210,13 +303,17 @@ pub async fn run(
         .map_err(|e| SourceError::Config(format!("Checkly api_url {:?}: {e}", config.api_url)))?;
     let now = match &config.end_date {
         Some(text) => parse_time(text).ok_or_else(|| {
-            SourceError::Config(format!("Checkly end_date {text:?} is not an RFC 3339 timestamp"))
+            SourceError::Config(format!(
+                "Checkly end_date {text:?} is not an RFC 3339 timestamp"
+            ))
         })?,
         None => Utc::now(),
     };
     let start = match &config.start_date {
         Some(text) => parse_time(text).ok_or_else(|| {
-            SourceError::Config(format!("Checkly start_date {text:?} is not an RFC 3339 timestamp"))
+            SourceError::Config(format!(
+                "Checkly start_date {text:?} is not an RFC 3339 timestamp"
+            ))
         })?,
         None => now - Duration::days(30),
     };
@@ -225,7 +322,9 @@ pub async fn run(
         client,
         results_client,
         base,
-        budget: config.max_pages.map_or_else(PageBudget::unlimited, PageBudget::new),
+        budget: config
+            .max_pages
+            .map_or_else(PageBudget::unlimited, PageBudget::new),
         now,
         start,
     };
@@ -291,7 +390,7 @@ impl Checkly<'_> {
     /// A stream read whole every run (merge by key); paged ones resume a capped walk.
     async fn whole(&self, em: &mut Emitter<'_>, stream: &'static str) -> Result<bool, SourceError> {
         let url = self.url(path_of(stream));
-        let paged = TABLE.iter().any(|t| t.0 == stream && t.5);
+        let paged = ENDPOINTS.iter().any(|e| e.stream == stream && e.paged);
         if !paged {
             if !self.budget.take() {
                 return Ok(true);
@@ -320,7 +419,11 @@ impl Checkly<'_> {
             .and_then(|b| b.get("resume"))
             .and_then(|p| serde_json::from_value(p.clone()).ok());
         let mut pager = self.pager(url, position);
-        while let Some(page) = pager.next_page(&self.client).await.map_err(SourceError::http(stream))? {
+        while let Some(page) = pager
+            .next_page(&self.client)
+            .await
+            .map_err(SourceError::http(stream))?
+        {
             for item in page.items {
                 self.emit(em, stream, item)?;
             }
@@ -351,7 +454,11 @@ impl Checkly<'_> {
     async fn check_ids(&self) -> Result<Vec<String>, SourceError> {
         let mut pager = self.pager(self.url(path_of("checks")), None);
         let mut ids = Vec::new();
-        while let Some(page) = pager.next_page(&self.client).await.map_err(SourceError::http("checks"))? {
+        while let Some(page) = pager
+            .next_page(&self.client)
+            .await
+            .map_err(SourceError::http("checks"))?
+        {
             ids.extend(
                 page.items
                     .iter()
@@ -372,13 +479,21 @@ impl Checkly<'_> {
         url: Url,
     ) -> Result<bool, SourceError> {
         let mark = em.bookmark(stream, partition).cloned().unwrap_or(json!({}));
-        let done = mark.get("done_until").and_then(Value::as_str).and_then(parse_time);
+        let done = mark
+            .get("done_until")
+            .and_then(Value::as_str)
+            .and_then(parse_time);
         let page = mark
             .get("page")
             .and_then(|p| serde_json::from_value::<PagePosition>(p.clone()).ok());
         let from = match (done, &page) {
             (Some(t), Some(_)) => t,
-            _ => resume_from(done, Duration::seconds(self.config.lookback_seconds), Some(self.start), self.start),
+            _ => resume_from(
+                done,
+                Duration::seconds(self.config.lookback_seconds),
+                Some(self.start),
+                self.start,
+            ),
         };
         let mut resume = page;
         for (window_start, window_end) in windows(from, self.now, Duration::hours(WINDOW_HOURS)) {
@@ -388,8 +503,16 @@ impl Checkly<'_> {
                 .append_pair("from", &window_start.timestamp().to_string())
                 .append_pair("to", &window_end.timestamp().to_string());
             let mut pager = self.pager(window_url, resume.take());
-            let client = if stream == "check_results" { &self.results_client } else { &self.client };
-            while let Some(page) = pager.next_page(client).await.map_err(SourceError::http(stream))? {
+            let client = if stream == "check_results" {
+                &self.results_client
+            } else {
+                &self.client
+            };
+            while let Some(page) = pager
+                .next_page(client)
+                .await
+                .map_err(SourceError::http(stream))?
+            {
                 for item in page.items {
                     self.emit(em, stream, item)?;
                 }
@@ -405,7 +528,11 @@ impl Checkly<'_> {
             if pager.capped() {
                 return Ok(true);
             }
-            em.set_bookmark(stream, partition, json!({ "done_until": format_time(window_end) }));
+            em.set_bookmark(
+                stream,
+                partition,
+                json!({ "done_until": format_time(window_end) }),
+            );
             em.checkpoint()?;
         }
         Ok(false)

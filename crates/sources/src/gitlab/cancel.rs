@@ -24,12 +24,18 @@ pub struct CancelOptions {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum CancelOutcome {
     /// GitLab answered with the job canceled (or canceling).
-    Cancelled { status: String },
+    Cancelled {
+        status: String,
+    },
     /// Dry run: it would have been cancelled.
     WouldCancel,
     /// The job finished before the cancel arrived; GitLab left it as it was.
-    AlreadyFinished { status: String },
-    Failed { error: String },
+    AlreadyFinished {
+        status: String,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -107,7 +113,10 @@ pub async fn cancel_ci_jobs(
             let outcome = if options.dry_run {
                 CancelOutcome::WouldCancel
             } else {
-                let url = api.url(&["projects", project, "jobs", &id.to_string(), "cancel"], &[]);
+                let url = api.url(
+                    &["projects", project, "jobs", &id.to_string(), "cancel"],
+                    &[],
+                );
                 match api.post(&url).await {
                     Ok(after) => {
                         let status = after

@@ -30,10 +30,20 @@ fn def(
 pub static STREAMS: LazyLock<Vec<StreamDef>> = LazyLock::new(|| {
     vec![
         def("projects", "projects", &["id"], None),
-        def("project_members", "project_members", &["project_id", "id"], None),
+        def(
+            "project_members",
+            "project_members",
+            &["project_id", "id"],
+            None,
+        ),
         def("pipelines", "pipelines", &["id"], Some("updated_at")),
         def("jobs", "jobs", &["id"], Some("id")),
-        def("merge_requests", "merge_requests", &["id"], Some("updated_at")),
+        def(
+            "merge_requests",
+            "merge_requests",
+            &["id"],
+            Some("updated_at"),
+        ),
         def("issues", "issues", &["id"], Some("updated_at")),
     ]
 });
@@ -98,7 +108,10 @@ impl Extractor<'_> {
         }
     }
 
-    fn http<'s>(&self, stream: &'s str) -> impl FnOnce(observes_http::HttpError) -> SourceError + 's {
+    fn http<'s>(
+        &self,
+        stream: &'s str,
+    ) -> impl FnOnce(observes_http::HttpError) -> SourceError + 's {
         SourceError::http(stream)
     }
 
@@ -108,10 +121,13 @@ impl Extractor<'_> {
             return Ok(id);
         }
         let body = self.fetch_project(project).await?;
-        let id = body.get("id").and_then(Value::as_i64).ok_or_else(|| SourceError::Data {
-            stream: "projects".into(),
-            message: format!("project {project:?} has no numeric \"id\""),
-        })?;
+        let id = body
+            .get("id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| SourceError::Data {
+                stream: "projects".into(),
+                message: format!("project {project:?} has no numeric \"id\""),
+            })?;
         self.remember_id(project, id);
         Ok(id)
     }
@@ -163,7 +179,11 @@ impl Extractor<'_> {
             Some(p) => Pager::resume(PageStyle::NextPageHeader, url, p, self.budget.clone()),
             None => Pager::new(PageStyle::NextPageHeader, url, self.budget.clone()),
         };
-        while let Some(page) = pager.next_page(&self.api.client).await.map_err(self.http(STREAM))? {
+        while let Some(page) = pager
+            .next_page(&self.api.client)
+            .await
+            .map_err(self.http(STREAM))?
+        {
             for item in page.items {
                 let mut record = object(STREAM, item)?;
                 record.insert("project_id".into(), json!(project_id));
@@ -308,7 +328,10 @@ impl Extractor<'_> {
         const STREAM: &str = "jobs";
         let def = stream_def(STREAM);
         let project_id = self.project_id(project).await?;
-        let bookmark = em.bookmark(STREAM, Some(project)).cloned().unwrap_or(json!({}));
+        let bookmark = em
+            .bookmark(STREAM, Some(project))
+            .cloned()
+            .unwrap_or(json!({}));
         let floor = bookmark.get("floor").and_then(Value::as_i64).unwrap_or(0);
         let walk = bookmark.get("walk");
         let mut top = walk.and_then(|w| w.get("top")).and_then(Value::as_i64);
@@ -335,15 +358,21 @@ impl Extractor<'_> {
             None => Pager::new(PageStyle::LinkHeader, first, self.budget.clone()),
         };
         let mut below_floor = false;
-        while let Some(page) = pager.next_page(&self.api.client).await.map_err(self.http(STREAM))? {
+        while let Some(page) = pager
+            .next_page(&self.api.client)
+            .await
+            .map_err(self.http(STREAM))?
+        {
             for item in page.items {
                 let mut record = object(STREAM, item)?;
-                let id = record.get("id").and_then(Value::as_i64).ok_or_else(|| {
-                    SourceError::Data {
-                        stream: STREAM.into(),
-                        message: "a job has no numeric \"id\"".into(),
-                    }
-                })?;
+                let id =
+                    record
+                        .get("id")
+                        .and_then(Value::as_i64)
+                        .ok_or_else(|| SourceError::Data {
+                            stream: STREAM.into(),
+                            message: "a job has no numeric \"id\"".into(),
+                        })?;
                 let created = record
                     .get("created_at")
                     .and_then(Value::as_str)
