@@ -426,6 +426,27 @@ fn within(item: &Value, field: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> 
         .is_some_and(|t| t >= from && t <= to)
 }
 
+/// Items created in the request's window (at most six hours), newest first as the API
+/// lists them, paged.
+fn windowed(
+    world: &ChecklyWorld,
+    items: &[Value],
+    query: &Query,
+    keep: impl Fn(&Value) -> bool,
+) -> Response {
+    let (from, to) = match window(query, world.clock, Duration::hours(6)) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let list: Vec<Value> = items
+        .iter()
+        .rev()
+        .filter(|item| keep(item) && within(item, "created_at", from, to))
+        .cloned()
+        .collect();
+    paged(list, &with_default_paging(query))
+}
+
 async fn check_results(
     State(world): State<Shared>,
     Path(check): Path<String>,
@@ -439,19 +460,7 @@ async fn check_results(
     if !world.checks.iter().any(|c| c["id"] == check) {
         return error(StatusCode::NOT_FOUND, "Not Found");
     }
-    let (from, to) = match window(&query, world.clock, Duration::hours(6)) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    // Newest first, as the API lists them.
-    let list: Vec<Value> = world
-        .results
-        .iter()
-        .rev()
-        .filter(|r| r["checkId"] == check && within(r, "created_at", from, to))
-        .cloned()
-        .collect();
-    paged(list, &with_default_paging(&query))
+    windowed(&world, &world.results, &query, |r| r["checkId"] == check)
 }
 
 async fn check_alerts(
@@ -463,18 +472,7 @@ async fn check_alerts(
     if !world.authorized(&headers) {
         return error(StatusCode::UNAUTHORIZED, "Bad Token");
     }
-    let (from, to) = match window(&query, world.clock, Duration::hours(6)) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let list: Vec<Value> = world
-        .alerts
-        .iter()
-        .rev()
-        .filter(|a| within(a, "created_at", from, to))
-        .cloned()
-        .collect();
-    paged(list, &with_default_paging(&query))
+    windowed(&world, &world.alerts, &query, |_| true)
 }
 
 /// Paginated routes page even when the client sends no `limit` (default 10).

@@ -96,21 +96,27 @@ pub struct Pager {
 impl Pager {
     /// A pager at the first page of `url` (which carries the listing's own parameters).
     pub fn new(style: PageStyle, url: Url, budget: PageBudget) -> Pager {
-        let first = match &style {
+        Pager::resume(style, url, None, budget)
+    }
+
+    /// A pager continuing at a saved position (`None`: the first page).
+    pub fn resume(
+        style: PageStyle,
+        url: Url,
+        position: Option<PagePosition>,
+        budget: PageBudget,
+    ) -> Pager {
+        let first = || match &style {
             PageStyle::NextPageHeader | PageStyle::PageNumbers { .. } => PagePosition::Page(1),
             PageStyle::Offset { .. } => PagePosition::Offset(0),
             PageStyle::LinkHeader => PagePosition::Url(url.to_string()),
             PageStyle::BodyCursor { .. } => PagePosition::Cursor(String::new()),
         };
-        Pager::resume(style, url, first, budget)
-    }
-
-    /// A pager continuing at a saved position.
-    pub fn resume(style: PageStyle, url: Url, position: PagePosition, budget: PageBudget) -> Pager {
+        let next = Some(position.unwrap_or_else(first));
         Pager {
             style,
             url,
-            next: Some(position),
+            next,
             budget,
         }
     }

@@ -195,7 +195,7 @@ async fn a_capped_pager_resumes_from_its_position_without_gaps() {
         let (rest, _) = drain(Pager::resume(
             style.clone(),
             url,
-            position,
+            Some(position),
             PageBudget::unlimited(),
         ))
         .await;

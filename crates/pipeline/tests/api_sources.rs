@@ -82,7 +82,7 @@ fn gitlab_expected(fake: &FakeGitlab) -> Vec<(&'static str, i64)> {
 }
 
 /// Rows per table; a table not created yet has none.
-fn gitlab_counts(warehouse: &str, expected: &[(&'static str, i64)]) -> Vec<(&'static str, i64)> {
+fn table_counts(warehouse: &str, expected: &[(&'static str, i64)]) -> Vec<(&'static str, i64)> {
     let mut wh = observes_warehouse::connect(warehouse).unwrap();
     expected
         .iter()
@@ -144,7 +144,7 @@ fn gitlab_loads_every_stream_then_only_the_changes() {
     );
 
     run_pipeline(&setup.config, "gitlab").unwrap();
-    assert_eq!(gitlab_counts(&setup.warehouse, &expected), expected);
+    assert_eq!(table_counts(&setup.warehouse, &expected), expected);
     // Flattened ids and list rewrites, as the reference schemas describe them.
     let mr = query(
         &setup.warehouse,
@@ -155,7 +155,7 @@ fn gitlab_loads_every_stream_then_only_the_changes() {
 
     // Nothing new: the same rows.
     run_pipeline(&setup.config, "gitlab").unwrap();
-    assert_eq!(gitlab_counts(&setup.warehouse, &expected), expected);
+    assert_eq!(table_counts(&setup.warehouse, &expected), expected);
 
     // New and changed items arrive; exactly those changes are merged.
     let (edited, open_job) = {
@@ -177,7 +177,7 @@ fn gitlab_loads_every_stream_then_only_the_changes() {
     let summary = run_pipeline(&setup.config, "gitlab").unwrap();
     let expected_after = gitlab_expected(&fake);
     assert_eq!(
-        gitlab_counts(&setup.warehouse, &expected_after),
+        table_counts(&setup.warehouse, &expected_after),
         expected_after
     );
     assert_eq!(
@@ -234,7 +234,7 @@ fn gitlab_recovers_from_faults_without_loss() {
     fake.server.inject("/members", Fault::TruncatedBody, 1);
     run_pipeline(&setup.config, "gitlab").unwrap();
     let expected = gitlab_expected(&fake);
-    assert_eq!(gitlab_counts(&setup.warehouse, &expected), expected);
+    assert_eq!(table_counts(&setup.warehouse, &expected), expected);
     assert_eq!(
         fake.server.faults.lock().unwrap().pending(),
         0,
@@ -277,7 +277,7 @@ fn gitlab_fails_clearly_and_the_next_run_resumes_from_the_last_bookmark() {
     // The API recovers; the next run picks up where the committed bookmark says.
     run_pipeline(&setup.config, "gitlab").unwrap();
     let expected = gitlab_expected(&fake);
-    assert_eq!(gitlab_counts(&setup.warehouse, &expected), expected);
+    assert_eq!(table_counts(&setup.warehouse, &expected), expected);
     assert_eq!(distinct_ids(&setup.warehouse, "gitlab.issues"), 70);
 }
 
@@ -325,7 +325,7 @@ fn gitlab_page_cap_leaves_a_bookmark_and_later_runs_finish_without_gaps() {
         runs += 1;
         run_pipeline(&setup.config, "gitlab").unwrap();
         let expected = gitlab_expected(&fake);
-        let counts = gitlab_counts(&setup.warehouse, &expected);
+        let counts = table_counts(&setup.warehouse, &expected);
         if counts == expected || runs > 60 {
             break;
         }
@@ -344,7 +344,7 @@ fn gitlab_page_cap_leaves_a_bookmark_and_later_runs_finish_without_gaps() {
     );
     // One more run picks up anything added after the walk passed it.
     run_pipeline(&setup.config, "gitlab").unwrap();
-    assert_eq!(gitlab_counts(&setup.warehouse, &expected), expected);
+    assert_eq!(table_counts(&setup.warehouse, &expected), expected);
     for (table, rows) in &expected[2..] {
         assert_eq!(distinct_ids(&setup.warehouse, table), *rows, "{table}");
     }
@@ -444,10 +444,7 @@ fn checkly_loads_every_stream_all_results_and_only_new_ones_later() {
     // 5 checks every 30 minutes for 2 days.
     assert_eq!(expected[8], ("checkly.check_results", 480));
     run_pipeline(&setup.config, "checkly").unwrap();
-    let counts: Vec<_> = expected
-        .iter()
-        .map(|(t, _)| (*t, count(&setup.warehouse, t)))
-        .collect();
+    let counts = table_counts(&setup.warehouse, &expected);
     assert_eq!(counts, expected);
     // Reporting: one row per check per finished day since the start date.
     let days = (clock.date_naive() - start.date_naive()).num_days();
@@ -472,10 +469,7 @@ fn checkly_loads_every_stream_all_results_and_only_new_ones_later() {
 
     // Nothing new.
     run_pipeline(&setup.config, "checkly").unwrap();
-    let counts: Vec<_> = expected
-        .iter()
-        .map(|(t, _)| (*t, count(&setup.warehouse, t)))
-        .collect();
+    let counts = table_counts(&setup.warehouse, &expected);
     assert_eq!(counts, expected);
 
     // Two more hours of runs: exactly those results are added.
@@ -492,10 +486,7 @@ fn checkly_loads_every_stream_all_results_and_only_new_ones_later() {
     .unwrap();
     setup.config = Config::load(&setup.config.path).unwrap();
     let summary = run_pipeline(&setup.config, "checkly").unwrap();
-    let counts: Vec<_> = expected
-        .iter()
-        .map(|(t, _)| (*t, count(&setup.warehouse, t)))
-        .collect();
+    let counts = table_counts(&setup.warehouse, &expected);
     assert_eq!(counts, expected);
     assert_eq!(distinct_ids(&setup.warehouse, "checkly.check_results"), 500);
     let results_read = summary
@@ -543,10 +534,7 @@ fn checkly_faults_and_page_caps_lose_nothing() {
         }
     }
     assert!(runs > 1, "the cap split the work");
-    let counts: Vec<_> = expected
-        .iter()
-        .map(|(t, _)| (*t, count(&setup.warehouse, t)))
-        .collect();
+    let counts = table_counts(&setup.warehouse, &expected);
     assert_eq!(counts, expected);
     assert_eq!(distinct_ids(&setup.warehouse, "checkly.check_results"), 480);
 }

@@ -126,6 +126,28 @@ pub(crate) fn secret(
     }
 }
 
+/// The streams a config chose (all of `known` when it chose none), in `known`'s order.
+pub(crate) fn select_streams(
+    chosen: Option<&[String]>,
+    known: &[&'static str],
+    source: &str,
+) -> Result<Vec<&'static str>, SourceError> {
+    let Some(chosen) = chosen else {
+        return Ok(known.to_vec());
+    };
+    if let Some(unknown) = chosen.iter().find(|s| !known.contains(&s.as_str())) {
+        return Err(SourceError::Config(format!(
+            "unknown {source} stream {unknown:?} (known: {})",
+            known.join(", ")
+        )));
+    }
+    Ok(known
+        .iter()
+        .copied()
+        .filter(|s| chosen.iter().any(|c| c == s))
+        .collect())
+}
+
 /// The start of `text`, cut at a character boundary.
 pub(crate) fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {

@@ -99,20 +99,7 @@ impl ChecklyConfig {
     }
 
     fn selected(&self) -> Result<Vec<&'static str>, SourceError> {
-        let Some(chosen) = &self.streams else {
-            return Ok(STREAM_NAMES.to_vec());
-        };
-        if let Some(unknown) = chosen.iter().find(|s| !STREAM_NAMES.contains(&s.as_str())) {
-            return Err(SourceError::Config(format!(
-                "unknown Checkly stream {unknown:?} (known: {})",
-                STREAM_NAMES.join(", ")
-            )));
-        }
-        Ok(STREAM_NAMES
-            .iter()
-            .copied()
-            .filter(|s| chosen.iter().any(|c| c == s))
-            .collect())
+        crate::select_streams(self.streams.as_deref(), &STREAM_NAMES, "Checkly")
     }
 }
 
@@ -375,10 +362,7 @@ impl Checkly<'_> {
             limit_param: "limit".into(),
             limit: LIMIT,
         };
-        match position {
-            Some(p) => Pager::resume(style, url, p, self.budget.clone()),
-            None => Pager::new(style, url, self.budget.clone()),
-        }
+        Pager::resume(style, url, position, self.budget.clone())
     }
 
     fn emit(&self, em: &mut Emitter<'_>, stream: &str, item: Value) -> Result<(), SourceError> {

@@ -127,20 +127,7 @@ impl GitlabConfig {
     }
 
     fn selected(&self) -> Result<Vec<&'static str>, SourceError> {
-        let Some(chosen) = &self.streams else {
-            return Ok(STREAM_NAMES.to_vec());
-        };
-        if let Some(unknown) = chosen.iter().find(|s| !STREAM_NAMES.contains(&s.as_str())) {
-            return Err(SourceError::Config(format!(
-                "unknown GitLab stream {unknown:?} (known: {})",
-                STREAM_NAMES.join(", ")
-            )));
-        }
-        Ok(STREAM_NAMES
-            .iter()
-            .copied()
-            .filter(|s| chosen.iter().any(|c| c == s))
-            .collect())
+        crate::select_streams(self.streams.as_deref(), &STREAM_NAMES, "GitLab")
     }
 
     fn auth(&self) -> Result<Auth, SourceError> {

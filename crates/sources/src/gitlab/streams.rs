@@ -175,10 +175,12 @@ impl Extractor<'_> {
             .bookmark(STREAM, Some(project))
             .and_then(|b| b.get("resume"))
             .and_then(|p| serde_json::from_value::<PagePosition>(p.clone()).ok());
-        let mut pager = match position {
-            Some(p) => Pager::resume(PageStyle::NextPageHeader, url, p, self.budget.clone()),
-            None => Pager::new(PageStyle::NextPageHeader, url, self.budget.clone()),
-        };
+        let mut pager = Pager::resume(
+            PageStyle::NextPageHeader,
+            url,
+            position,
+            self.budget.clone(),
+        );
         while let Some(page) = pager
             .next_page(&self.api.client)
             .await
@@ -348,15 +350,11 @@ impl Extractor<'_> {
                 ("per_page", self.config.page_size().to_string()),
             ],
         );
-        let mut pager = match walk.and_then(|w| w.get("next")).and_then(Value::as_str) {
-            Some(next) => Pager::resume(
-                PageStyle::LinkHeader,
-                first,
-                PagePosition::Url(next.to_string()),
-                self.budget.clone(),
-            ),
-            None => Pager::new(PageStyle::LinkHeader, first, self.budget.clone()),
-        };
+        let next = walk
+            .and_then(|w| w.get("next"))
+            .and_then(Value::as_str)
+            .map(|next| PagePosition::Url(next.to_string()));
+        let mut pager = Pager::resume(PageStyle::LinkHeader, first, next, self.budget.clone());
         let mut below_floor = false;
         while let Some(page) = pager
             .next_page(&self.api.client)
