@@ -92,6 +92,8 @@ fn user(i: usize) -> Value {
 pub struct GitlabWorld {
     pub projects: Vec<Value>,
     pub members: Vec<(i64, Value)>,
+    /// Commits by project, newest last (one per pipeline).
+    pub commits: Vec<(i64, Value)>,
     pub pipelines: Vec<Value>,
     pub jobs: Vec<Value>,
     pub merge_requests: Vec<Value>,
@@ -120,6 +122,7 @@ impl GitlabWorld {
         let mut world = GitlabWorld {
             projects: Vec::new(),
             members: Vec::new(),
+            commits: Vec::new(),
             pipelines: Vec::new(),
             jobs: Vec::new(),
             merge_requests: Vec::new(),
@@ -156,6 +159,7 @@ impl GitlabWorld {
                 "namespace": {"id": 4630300, "name": "Acme", "path": "acme", "kind": "group", "full_path": "acme"},
                 "topics": ["generated"], "tag_list": ["generated"], "forks_count": p, "star_count": 3 * p,
                 "open_issues_count": 0, "creator_id": USERS[0].0,
+                "permissions": {"project_access": null, "group_access": {"access_level": 50, "notification_level": 3}},
             }));
             for m in 0..options.members_per_project {
                 let mut member = user(m);
@@ -292,6 +296,18 @@ impl GitlabWorld {
                 "project": {"ci_job_token_scope_enabled": false},
             }));
         }
+        let author = USERS[(iid as usize) % USERS.len()];
+        let email = format!("{}@example.com", author.1);
+        self.commits.push((
+            project_id,
+            json!({
+                "id": sha, "short_id": &sha[..8], "title": "feat: generated", "message": "feat: generated\n",
+                "author_name": author.2, "author_email": email, "authored_date": ts(at),
+                "committer_name": author.2, "committer_email": email, "committed_date": ts(at),
+                "created_at": ts(at), "parent_ids": [],
+                "web_url": format!("https://gitlab.example.com/{path}/-/commit/{sha}"),
+            }),
+        ));
         self.pipelines.push(pipeline);
         id
     }
@@ -532,11 +548,25 @@ fn router(world: Shared) -> Router {
         .route("/api/v4/projects/{id}", get(one_project))
         .route("/api/v4/projects/{id}/members/all", get(members))
         .route("/api/v4/projects/{id}/members", get(members))
-        .route("/api/v4/projects/{id}/pipelines", get(pipelines))
+        .route(
+            "/api/v4/projects/{id}/pipelines",
+            get(|s, p, h, q, u| updated_list(s, p, h, q, u, PIPELINES)),
+        )
         .route("/api/v4/projects/{id}/jobs", get(jobs))
         .route("/api/v4/projects/{id}/jobs/{job}/cancel", post(cancel_job))
-        .route("/api/v4/projects/{id}/merge_requests", get(merge_requests))
-        .route("/api/v4/projects/{id}/issues", get(issues))
+        .route(
+            "/api/v4/projects/{id}/merge_requests",
+            get(|s, p, h, q, u| updated_list(s, p, h, q, u, MERGE_REQUESTS)),
+        )
+        .route(
+            "/api/v4/projects/{id}/issues",
+            get(|s, p, h, q, u| updated_list(s, p, h, q, u, ISSUES)),
+        )
+        .route("/api/v4/projects/{id}/repository/commits", get(commits))
+        .route("/api/v4/projects/{id}/repository/branches", get(branches))
+        .route("/api/v4/projects/{id}/milestones", get(milestones))
+        .route("/api/v4/projects/{id}/users", get(users))
+        .route("/api/v4/user", get(current_user))
         .route("/oauth/token", post(oauth_token))
         .fallback(|| async {
             (
@@ -656,31 +686,59 @@ fn filter_sort(
     Ok(list)
 }
 
-async fn pipelines(
+/// A project's pipelines, merge requests or issues: filtered by `filter_field` (the
+/// `status`/`state` parameter) and `updated_after`, sorted and paged as GitLab does.
+async fn updated_list(
     State(world): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
     QueryParams(query): QueryParams<Query>,
     uri: axum::http::Uri,
+    listing: Listing,
 ) -> Response {
     let mut world = lock(&world);
     let pid = match guard(&mut world, &headers, &query, &id) {
         Err(r) => return r,
         Ok(pid) => pid,
     };
-    let list: Vec<Value> = world
-        .pipelines
+    let wanted = param(&query, listing.filter_field).unwrap_or("all");
+    let list: Vec<Value> = (listing.items)(&world)
         .iter()
-        .filter(|p| p["project_id"] == pid)
+        .filter(|m| m["project_id"] == pid)
+        .filter(|m| wanted == "all" || m[listing.filter_field] == wanted)
         .cloned()
         .collect();
-    match filter_sort(list, &query, false) {
+    match filter_sort(list, &query, listing.inclusive) {
         Ok(list) => offset_page(list, &query, &headers, uri.path()),
         Err(r) => r,
     }
 }
 
-async fn merge_requests(
+#[derive(Clone, Copy)]
+struct Listing {
+    items: fn(&GitlabWorld) -> &Vec<Value>,
+    filter_field: &'static str,
+    /// `updated_after` means at-or-after (merge requests, issues), else strictly after.
+    inclusive: bool,
+}
+
+const PIPELINES: Listing = Listing {
+    items: |w| &w.pipelines,
+    filter_field: "status",
+    inclusive: false,
+};
+const MERGE_REQUESTS: Listing = Listing {
+    items: |w| &w.merge_requests,
+    filter_field: "state",
+    inclusive: true,
+};
+const ISSUES: Listing = Listing {
+    items: |w| &w.issues,
+    filter_field: "state",
+    inclusive: true,
+};
+
+async fn commits(
     State(world): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -692,20 +750,62 @@ async fn merge_requests(
         Err(r) => return r,
         Ok(pid) => pid,
     };
-    let state = param(&query, "state").unwrap_or("all");
+    // Newest first, as `git log` and the API list them.
     let list: Vec<Value> = world
+        .commits
+        .iter()
+        .rev()
+        .filter(|(p, _)| *p == pid)
+        .map(|(_, c)| c.clone())
+        .collect();
+    offset_page(list, &query, &headers, uri.path())
+}
+
+/// The default branch at the newest commit, and a branch per open merge request.
+async fn branches(
+    State(world): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+    uri: axum::http::Uri,
+) -> Response {
+    let mut world = lock(&world);
+    let pid = match guard(&mut world, &headers, &query, &id) {
+        Err(r) => return r,
+        Ok(pid) => pid,
+    };
+    let head = world
+        .commits
+        .iter()
+        .rev()
+        .find(|(p, _)| *p == pid)
+        .map(|(_, c)| c.clone());
+    let branch = |name: &str, default: bool, commit: Value| {
+        json!({"name": name, "merged": false, "protected": default, "default": default,
+               "developers_can_push": false, "developers_can_merge": false, "can_push": true,
+               "web_url": format!("https://gitlab.example.com/-/tree/{name}"), "commit": commit})
+    };
+    let mut list = vec![branch("trunk", true, head.clone().unwrap_or(Value::Null))];
+    for mr in world
         .merge_requests
         .iter()
-        .filter(|m| m["project_id"] == pid && (state == "all" || m["state"] == state))
-        .cloned()
-        .collect();
-    match filter_sort(list, &query, true) {
-        Ok(list) => offset_page(list, &query, &headers, uri.path()),
-        Err(r) => r,
+        .filter(|m| m["project_id"] == pid && m["state"] == "opened")
+    {
+        let mut commit = head.clone().unwrap_or(Value::Null);
+        if let Some(sha) = mr["sha"].as_str() {
+            commit["id"] = json!(sha);
+            commit["short_id"] = json!(&sha[..8.min(sha.len())]);
+        }
+        list.push(branch(
+            mr["source_branch"].as_str().unwrap_or("branch"),
+            false,
+            commit,
+        ));
     }
+    offset_page(list, &query, &headers, uri.path())
 }
 
-async fn issues(
+async fn milestones(
     State(world): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -717,17 +817,52 @@ async fn issues(
         Err(r) => return r,
         Ok(pid) => pid,
     };
-    let state = param(&query, "state").unwrap_or("all");
+    let created = ts(world.clock - Duration::days(60));
+    let list = vec![json!({
+        "id": 3301, "iid": 12, "project_id": pid, "title": "Q1", "description": "The quarter's work",
+        "state": "active", "due_date": "2024-03-31", "start_date": "2024-01-01", "expired": false,
+        "created_at": created, "updated_at": created,
+        "web_url": "https://gitlab.example.com/-/milestones/12",
+    })];
+    offset_page(list, &query, &headers, uri.path())
+}
+
+/// The project's users: its members, without the membership fields.
+async fn users(
+    State(world): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+    uri: axum::http::Uri,
+) -> Response {
+    let mut world = lock(&world);
+    let pid = match guard(&mut world, &headers, &query, &id) {
+        Err(r) => return r,
+        Ok(pid) => pid,
+    };
     let list: Vec<Value> = world
-        .issues
+        .members
         .iter()
-        .filter(|m| m["project_id"] == pid && (state == "all" || m["state"] == state))
-        .cloned()
+        .filter(|(p, _)| *p == pid)
+        .map(|(_, m)| {
+            json!({"id": m["id"], "username": m["username"], "name": m["name"], "state": m["state"],
+                   "avatar_url": m["avatar_url"], "web_url": m["web_url"]})
+        })
         .collect();
-    match filter_sort(list, &query, true) {
-        Ok(list) => offset_page(list, &query, &headers, uri.path()),
-        Err(r) => r,
+    offset_page(list, &query, &headers, uri.path())
+}
+
+/// The token's owner (clients call it to check their credentials).
+async fn current_user(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<Query>,
+) -> Response {
+    let mut world = lock(&world);
+    if !world.authorized(&headers, &query) {
+        return message(StatusCode::UNAUTHORIZED, "401 Unauthorized");
     }
+    Json(user(0)).into_response()
 }
 
 const JOB_SCOPES: [&str; 9] = [
