@@ -426,7 +426,12 @@ fn fake_api(api: FakeApiKind, port: u16, seed: u64) -> Result<()> {
             println!("fake GitLab at {}", fake.api_url());
             println!("token: {} (header PRIVATE-TOKEN)", fake.token);
             println!("projects: {}", fake.project_paths().join(", "));
-            let ids: Vec<String> = fake.world().project_ids().iter().map(i64::to_string).collect();
+            let ids: Vec<String> = fake
+                .world()
+                .project_ids()
+                .iter()
+                .map(i64::to_string)
+                .collect();
             println!("project ids: {}", ids.join(" "));
             println!(
                 "try: curl -H 'PRIVATE-TOKEN: {}' '{}/projects/{}/jobs?per_page=5' -i",

@@ -34,6 +34,8 @@ pub enum Fault {
     ResetMidBody,
     /// A 200 whose JSON body is cut short (its length header matches the cut body).
     TruncatedBody,
+    /// A 200 with this body instead of the real one (malformed records, wrong shapes).
+    Body(String),
 }
 
 impl Fault {
@@ -161,6 +163,13 @@ async fn faults_layer(
             let mut response =
                 Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)));
             response.headers_mut().remove("content-length");
+            response
+        }
+        Some(Fault::Body(body)) => {
+            let mut response = body.into_response();
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
             response
         }
         Some(Fault::TruncatedBody) => {

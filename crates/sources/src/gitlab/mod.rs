@@ -237,6 +237,14 @@ pub async fn run(
     if config.projects.is_empty() {
         return Err(SourceError::Config("GitLab: no projects configured".into()));
     }
+    let start_date = match &config.start_date {
+        None => None,
+        Some(text) => Some(crate::window::parse_time(text).ok_or_else(|| {
+            SourceError::Config(format!(
+                "GitLab start_date {text:?} is not an RFC 3339 timestamp"
+            ))
+        })?),
+    };
     let api = GitlabApi::connect(config)?;
     let budget = config
         .max_pages
@@ -247,6 +255,7 @@ pub async fn run(
         config,
         budget: budget.clone(),
         project_ids: Default::default(),
+        start_date,
     };
     let units: Vec<(&str, &str)> = config
         .projects

@@ -72,6 +72,8 @@ pub(super) struct Extractor<'a> {
     pub budget: PageBudget,
     /// Numeric project ids by configured name (which may be a path).
     pub project_ids: Mutex<HashMap<String, i64>>,
+    /// `start_date`, checked before the first request.
+    pub start_date: Option<Time>,
 }
 
 impl Extractor<'_> {
@@ -226,7 +228,7 @@ impl Extractor<'_> {
             .as_ref()
             .and_then(|b| b.get("page"))
             .and_then(Value::as_u64);
-        let start_date = self.start_date()?;
+        let start_date = self.start_date;
         // Mid-walk resumes exactly where it was; a finished walk backs off by the lookback.
         let mut cursor: Option<Time> = match (saved, saved_page) {
             (Some(t), Some(_)) => Some(t),
@@ -310,17 +312,6 @@ impl Extractor<'_> {
         }
     }
 
-    fn start_date(&self) -> Result<Option<Time>, SourceError> {
-        match &self.config.start_date {
-            None => Ok(None),
-            Some(text) => parse_time(text).map(Some).ok_or_else(|| {
-                SourceError::Config(format!(
-                    "GitLab start_date {text:?} is not an RFC 3339 timestamp"
-                ))
-            }),
-        }
-    }
-
     /// Jobs newest-first (keyset on id) down to the floor: the oldest job that was still
     /// unfinished at the last walk. A capped walk keeps its next page and resumes there.
     ///
@@ -340,7 +331,7 @@ impl Extractor<'_> {
         let mut lowest_open = walk
             .and_then(|w| w.get("lowest_open"))
             .and_then(Value::as_i64);
-        let start_date = self.start_date()?;
+        let start_date = self.start_date;
         let first = self.api.url(
             &["projects", project, "jobs"],
             &[
