@@ -11,7 +11,11 @@ fn every_stream_schema_compiles_on_every_identifier_limit() {
     let mut count = 0;
     for stream in streams {
         count += 1;
-        let keys: Vec<String> = stream.key_properties.iter().map(|k| k.to_string()).collect();
+        let keys: Vec<String> = stream
+            .key_properties
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
         for max_ident in [63, 127, 255] {
             let layout = Layout::compile(stream.name, &stream.schema, &keys, max_ident)
                 .unwrap_or_else(|e| panic!("{} at {max_ident}: {e}", stream.name));
