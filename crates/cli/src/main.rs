@@ -191,6 +191,15 @@ enum Tap {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Code: the commits (no merges, after .mailmap) and changed files of git repositories.
+    Code {
+        /// Settings (TOML): root (a folder of groups of repositories), groups, ignore.
+        #[arg(long, default_value = "code.toml")]
+        config: PathBuf,
+        /// A Singer state file to resume from.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -324,6 +333,19 @@ fn dispatch(command: Command) -> Result<()> {
                     observes_sources::checkly::run(&config, state.as_ref(), sink)
                         .await
                         .map(|_| ())
+                })
+            })
+        }
+        Command::Tap {
+            tap: Tap::Code { config, state },
+        } => {
+            let settings: observes_sources::code::CodeConfig =
+                observes_sources::read_config(&config)?;
+            let settings = settings.resolve(config.parent().unwrap_or(std::path::Path::new(".")));
+            let state = read_state(state)?;
+            run_api_tap(|sink| {
+                Box::pin(async move {
+                    observes_sources::code::run(&settings, state.as_ref(), sink).map(|_| ())
                 })
             })
         }

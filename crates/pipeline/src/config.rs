@@ -14,7 +14,7 @@
 //! on_schema_change = "fail"                 # fail | variant (new type, new column)
 //!
 //! [pipelines.gitlab_api]
-//! source = "gitlab"                         # or "checkly"
+//! source = "gitlab"                         # or "checkly", "code"
 //! config = "gitlab.toml"                    # the source's settings, as `observes tap` reads
 //! schema = "gitlab"
 //! write = "merge"
@@ -213,8 +213,18 @@ fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
             stray(&["config", "settings"])?;
             Ok(SourceConfig::Checkly(Box::new(api_settings(p, base)?)))
         }
+        "code" => {
+            stray(&["config", "settings"])?;
+            let settings: observes_sources::code::CodeConfig = api_settings(p, base)?;
+            // Paths in a settings file are relative to that file, inline ones to this one.
+            let from = match &p.config {
+                Some(file) => base.join(file).parent().unwrap_or(base).to_path_buf(),
+                None => base.to_path_buf(),
+            };
+            Ok(SourceConfig::Code(Box::new(settings.resolve(&from))))
+        }
         other => Err(format!(
-            "unknown source {other:?} (expected singer-file, command, synthetic, gitlab or checkly)"
+            "unknown source {other:?} (expected singer-file, command, synthetic, gitlab, checkly or code)"
         )),
     }
 }

@@ -7,6 +7,7 @@
 //! pipeline and stand-alone as a Singer tap (`observes tap gitlab --config gitlab.toml`).
 
 pub mod checkly;
+pub mod code;
 pub mod gitlab;
 pub mod schemas;
 pub mod stream;

@@ -5,6 +5,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); `./scripts/test` sets it, starting a
 //! throwaway cluster when no server runs on 127.0.0.1:5432.
 
+pub mod git;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use postgres::{Client, NoTls};

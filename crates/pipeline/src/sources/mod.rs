@@ -4,6 +4,8 @@
 //! - `command`: any Singer tap, run as a child process; the committed state is handed to
 //!   it as `--state FILE`, as Singer taps expect.
 //! - `synthetic`: the built-in generator of CI-job-like records ([`synthetic`]).
+//! - `code`: the commits of git repositories ([`observes_sources::code`]), run like the
+//!   API sources.
 //! - `gitlab`, `checkly`: the built-in API sources ([`observes_sources`]), run on their
 //!   own thread and runtime, resuming from the committed state.
 
@@ -25,6 +27,7 @@ pub enum SourceConfig {
     Synthetic(synthetic::SyntheticConfig),
     Gitlab(Box<observes_sources::gitlab::GitlabConfig>),
     Checkly(Box<observes_sources::checkly::ChecklyConfig>),
+    Code(Box<observes_sources::code::CodeConfig>),
 }
 
 impl SourceConfig {
@@ -263,6 +266,15 @@ impl MessageStream {
                         observes_sources::checkly::run(&config, state.as_ref(), sink)
                             .await
                             .map(|_| ())
+                    })
+                }))
+            }
+            SourceConfig::Code(config) => {
+                let config = config.clone();
+                let state = state.cloned();
+                Ok(MessageStream::from_api("code", move |sink| {
+                    Box::pin(async move {
+                        observes_sources::code::run(&config, state.as_ref(), sink).map(|_| ())
                     })
                 }))
             }
