@@ -4,11 +4,15 @@
 //! and follows the real API's documented behaviour: pagination headers, auth, error
 //! bodies. Faults are injected per request path: an HTTP status with or without
 //! `Retry-After`, a connection reset mid-body, a truncated JSON body.
+//!
+//! [`git`] is not a fake but real `git http-backend` behind the same server, with Basic
+//! authentication, for the repository mirror's tests.
 
 // Handlers return early with the API's error response; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
 pub mod checkly;
+pub mod git;
 pub mod gitlab;
 
 use std::net::SocketAddr;

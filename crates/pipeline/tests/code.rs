@@ -60,7 +60,10 @@ fn handmade_repository_gives_exact_rows_and_survives_a_force_push() {
         &[
             ("README.md", b"# Web\nhello\n"),
             ("logo.png", png),
-            (".mailmap", b"Ana Silva <ana@example.com> <ana@old.example.com>\n"),
+            (
+                ".mailmap",
+                b"Ana Silva <ana@example.com> <ana@old.example.com>\n",
+            ),
         ],
     );
     let ana = who(b"Ana Silva", "ana@example.com", "2026-10-01T08:00:00Z");
@@ -93,7 +96,8 @@ fn handmade_repository_gives_exact_rows_and_survives_a_force_push() {
     );
     let first = run_pipeline(&config, "code").unwrap();
     assert_eq!(commits_walked(&first), 6);
-    let commits = "SELECT namespace, repository, author_name, author_email, CAST(authored_at AS VARCHAR), \
+    let commits =
+        "SELECT namespace, repository, author_name, author_email, CAST(authored_at AS VARCHAR), \
                    summary, insertions, deletions, files_changed, billable \
                    FROM code.commits ORDER BY authored_at";
     let expected = vec![
@@ -130,7 +134,10 @@ fn handmade_repository_gives_exact_rows_and_survives_a_force_push() {
         ]
     );
     // Hashes are git's; the merge commit is not there; messages are whole.
-    let hashes = texts(query(&config, "SELECT hash FROM code.commits ORDER BY hash"));
+    let hashes = texts(query(
+        &config,
+        "SELECT hash FROM code.commits ORDER BY hash",
+    ));
     let mut git_hashes: Vec<String> = repo
         .git(["rev-list", "--no-merges", "--all"])
         .lines()
@@ -220,7 +227,10 @@ fn a_sample_history_matches_git_log_and_shortlog() {
     let config = config(dir.path(), "root = \"repos\"\n");
     let summary = run_pipeline(&config, "code").unwrap();
 
-    let git_count = repo.git(["log", "--no-merges", "--format=%H"]).lines().count();
+    let git_count = repo
+        .git(["log", "--no-merges", "--format=%H"])
+        .lines()
+        .count();
     assert!(git_count > 2900, "{git_count}");
     assert_eq!(commits_walked(&summary), git_count as u64);
     assert_eq!(
@@ -270,7 +280,10 @@ fn a_sample_history_matches_git_log_and_shortlog() {
 fn bad_settings_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("plain")).unwrap();
-    let config = config(dir.path(), "[pipelines.code.settings.groups]\nacme = [\"plain\"]\n");
+    let config = config(
+        dir.path(),
+        "[pipelines.code.settings.groups]\nacme = [\"plain\"]\n",
+    );
     let err = run_pipeline(&config, "code").unwrap_err().to_string();
     assert_eq!(
         err,

@@ -57,7 +57,8 @@ pub enum StateError {
 
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
 
-/// A state store rooted at a URL.
+/// A state store rooted at a URL; also the object storage jobs publish to (bills,
+/// mirrored repositories), with the same keys: `<folder…>/<name>`.
 #[derive(Clone)]
 pub struct StateStore {
     store: Arc<dyn ObjectStore>,
@@ -214,6 +215,75 @@ impl StateStore {
             .await
             .map_err(|e| self.store_err(&key, e))?;
         Ok(())
+    }
+
+    /// Uploads a file of any size in parts (never whole in memory), atomically: the object
+    /// appears complete or not at all.
+    pub async fn put_file(
+        &self,
+        pipeline: &str,
+        name: &str,
+        file: &std::path::Path,
+    ) -> Result<u64> {
+        use tokio::io::AsyncReadExt;
+        const PART: usize = 8 << 20;
+        let key = self.key(pipeline, name);
+        let io_err = |e: std::io::Error| {
+            self.store_err(
+                &key,
+                object_store::Error::Generic {
+                    store: "file",
+                    source: Box::new(e),
+                },
+            )
+        };
+        let mut input = tokio::fs::File::open(file).await.map_err(io_err)?;
+        let upload = self
+            .store
+            .put_multipart(&key)
+            .await
+            .map_err(|e| self.store_err(&key, e))?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = match input.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    writer.abort().await.ok();
+                    return Err(io_err(e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            writer
+                .wait_for_capacity(4)
+                .await
+                .map_err(|e| self.store_err(&key, e))?;
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await.map_err(|e| self.store_err(&key, e))?;
+        Ok(total)
+    }
+
+    /// The names of the objects directly under `pipeline/`, sorted.
+    pub async fn list(&self, pipeline: &str) -> Result<Vec<String>> {
+        let prefix = self.key(pipeline, "");
+        let prefix = Path::from_iter(prefix.parts());
+        let listing = match self.store.list_with_delimiter(Some(&prefix)).await {
+            Ok(listing) => listing,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(self.store_err(&prefix, e)),
+        };
+        let mut names: Vec<String> = listing
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     pub async fn delete(&self, pipeline: &str, name: &str) -> Result<()> {

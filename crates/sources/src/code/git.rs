@@ -103,7 +103,8 @@ pub fn present(repo: &Path, hashes: &[String]) -> Result<Vec<String>, String> {
 }
 
 /// The header of `git log` for one commit; the fields of [`LogEntry`] in order.
-const FORMAT: &str = "--format=%x1e%H%x1f%an%x1f%ae%x1f%aN%x1f%aE%x1f%at%x1f%cN%x1f%cE%x1f%ct%x1f%B";
+const FORMAT: &str =
+    "--format=%x1e%H%x1f%an%x1f%ae%x1f%aN%x1f%aE%x1f%at%x1f%cN%x1f%cE%x1f%ct%x1f%B";
 const FIELDS: usize = 10;
 
 /// One commit as `git log` shows it.
@@ -387,7 +388,9 @@ mod tests {
     const H2: &str = "2222222222222222222222222222222222222222";
 
     fn header(hash: &str, message: &str) -> String {
-        format!("\x1e{hash}\x1fAl\x1fal@x\x1fAl B\x1fal@y\x1f100\x1fCo\x1fco@x\x1f200\x1f{message}\0")
+        format!(
+            "\x1e{hash}\x1fAl\x1fal@x\x1fAl B\x1fal@y\x1f100\x1fCo\x1fco@x\x1f200\x1f{message}\0"
+        )
     }
 
     fn read_all(input: &[u8]) -> Result<Vec<LogEntry>, LogError> {

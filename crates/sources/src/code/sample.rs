@@ -130,7 +130,11 @@ pub fn build(path: &Path, spec: &SampleRepo) -> Result<(), String> {
                     for _ in 0..1 + rng.below(3) {
                         let f = rng.below(FILES);
                         // Grow a file, or start it over once it is long.
-                        lines[f] = if lines[f] >= 24 { 1 } else { lines[f] + 1 + rng.below(3) };
+                        lines[f] = if lines[f] >= 24 {
+                            1
+                        } else {
+                            lines[f] + 1 + rng.below(3)
+                        };
                         let mut content = String::new();
                         for l in 0..lines[f] {
                             content.push_str(&format!("line {l} of {f} at {i}\n"));
@@ -154,7 +158,9 @@ pub fn build(path: &Path, spec: &SampleRepo) -> Result<(), String> {
     let out = child
         .wait_with_output()
         .map_err(|e| format!("git fast-import: {e}"))?;
-    let written = writer.join().map_err(|_| "git fast-import: writer panicked")?;
+    let written = writer
+        .join()
+        .map_err(|_| "git fast-import: writer panicked")?;
     if !out.status.success() {
         return Err(super::git::stderr_message(&out.stderr, out.status));
     }

@@ -1,0 +1,303 @@
+//! `compute-bills`: who was active in each group in a month, from the code ETL's commits.
+//!
+//! An author (name and email after `.mailmap`) counts for a group in a month when one of
+//! their billable commits in the group's repositories was first seen that month — first
+//! seen by content hash, across all groups, so the same commit pushed to a second group
+//! or a fork later does not count again. One CSV per group goes to
+//! `bills/YYYY/MM/<group>.csv` in object storage: `actor`, `commit` (one contributing
+//! hash), `groups` (every group of the actor's organization where they were active that
+//! month) and `repository`.
+//!
+//! ```toml
+//! [bills]
+//! schema = "code"          # where the code ETL loads code.commits
+//! [bills.groups]           # group = organization
+//! web = "acme"
+//! api = "acme"
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use observes_state::StateStore;
+use observes_warehouse::sql::qualified;
+use observes_warehouse::{SqlValue, Warehouse};
+use serde::{Deserialize, Serialize};
+
+use crate::JobError;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillsConfig {
+    /// The schema of the code ETL's tables.
+    #[serde(default = "default_schema")]
+    pub schema: String,
+    /// Group → organization.
+    #[serde(default)]
+    pub groups: BTreeMap<String, String>,
+}
+
+fn default_schema() -> String {
+    "code".into()
+}
+
+impl Default for BillsConfig {
+    fn default() -> Self {
+        BillsConfig {
+            schema: default_schema(),
+            groups: BTreeMap::new(),
+        }
+    }
+}
+
+/// A calendar month, `YYYY-MM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Month {
+    pub year: i32,
+    pub month: u32,
+}
+
+impl std::str::FromStr for Month {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a month like 2026-10");
+        let (y, m) = s.split_once('-').ok_or_else(bad)?;
+        let (year, month) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if y.len() != 4 || m.len() != 2 || !(1..=12).contains(&month) {
+            return Err(bad());
+        }
+        Ok(Month { year, month })
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+impl Month {
+    /// The current month, UTC.
+    pub fn now() -> Month {
+        let today = Utc::now();
+        Month {
+            year: today.year(),
+            month: today.month(),
+        }
+    }
+
+    /// Its first instant and the next month's, in microseconds since the epoch (UTC).
+    fn bounds(&self) -> (i64, i64) {
+        let start = |y: i32, m: u32| {
+            NaiveDate::from_ymd_opt(y, m, 1)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| Utc.from_utc_datetime(&t).timestamp_micros())
+                .unwrap_or_default()
+        };
+        let (ny, nm) = if self.month == 12 {
+            (self.year + 1, 1)
+        } else {
+            (self.year, self.month + 1)
+        };
+        (start(self.year, self.month), start(ny, nm))
+    }
+
+    /// `bills/YYYY/MM`
+    pub fn folder(&self) -> String {
+        format!("bills/{:04}/{:02}", self.year, self.month)
+    }
+}
+
+/// One group's file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupBill {
+    pub group: String,
+    /// Its key in object storage.
+    pub key: String,
+    pub actors: usize,
+    /// `None` when the configuration maps the group to no organization.
+    pub organization: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BillsReport {
+    pub month: String,
+    pub groups: Vec<GroupBill>,
+    /// Groups with commits but no organization in the configuration: billed alone.
+    pub unmapped_groups: Vec<String>,
+    /// Files of an earlier computation of the month for groups that have none now.
+    pub removed: Vec<String>,
+}
+
+/// One row of a group's bill.
+#[derive(Debug, Clone)]
+struct Contribution {
+    hash: String,
+    repository: String,
+}
+
+/// A CSV field, quoted when it must be.
+fn csv_field(out: &mut String, text: &str) {
+    if text.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(text);
+    }
+}
+
+/// Computes the month's bills from the warehouse and writes them to `storage`.
+pub async fn compute_bills(
+    warehouse: &mut dyn Warehouse,
+    storage: &StateStore,
+    config: &BillsConfig,
+    month: Month,
+) -> Result<BillsReport, JobError> {
+    let commits = qualified(&config.schema, "commits");
+    let (start, end) = month.bounds();
+    // Each billable commit whose content was first seen this month, with the first one
+    // per (group, actor) coming first.
+    let sql = format!(
+        "SELECT c.namespace, c.author_name, c.author_email, c.repository, c.hash \
+         FROM {commits} c \
+         JOIN (SELECT content_hash, MIN(seen_at) AS first_seen FROM {commits} GROUP BY content_hash) f \
+           ON c.content_hash = f.content_hash \
+         WHERE c.billable AND f.first_seen >= $1 AND f.first_seen < $2 \
+         ORDER BY c.namespace, c.author_name, c.author_email, f.first_seen, c.repository, c.hash"
+    );
+    let rows = warehouse
+        .query(
+            &sql,
+            &[SqlValue::Timestamp(start), SqlValue::Timestamp(end)],
+        )
+        .map_err(|e| JobError::Warehouse(e.to_string()))?;
+    let text = |v: &SqlValue| v.as_str().unwrap_or_default().to_string();
+    // group → actor → the first contributing commit
+    let mut active: BTreeMap<String, BTreeMap<String, Contribution>> = BTreeMap::new();
+    for row in &rows {
+        let [group, name, email, repository, hash] = &row[..] else {
+            continue;
+        };
+        let actor = format!("{} <{}>", text(name), text(email));
+        active
+            .entry(text(group))
+            .or_default()
+            .entry(actor)
+            .or_insert_with(|| Contribution {
+                hash: text(hash),
+                repository: text(repository),
+            });
+    }
+    // organization → actor → groups
+    let mut by_org: BTreeMap<&str, BTreeMap<&str, BTreeSet<&str>>> = BTreeMap::new();
+    for (group, actors) in &active {
+        if let Some(org) = config.groups.get(group) {
+            for actor in actors.keys() {
+                by_org
+                    .entry(org)
+                    .or_default()
+                    .entry(actor)
+                    .or_default()
+                    .insert(group);
+            }
+        }
+    }
+    let unmapped_groups: Vec<String> = active
+        .keys()
+        .filter(|g| !config.groups.contains_key(*g))
+        .cloned()
+        .collect();
+    for group in &unmapped_groups {
+        tracing::warn!(%group, %month, "compute-bills: the group has no organization in [bills.groups]; billed alone");
+    }
+    let empty = BTreeMap::new();
+    let all_groups: BTreeSet<&String> = active.keys().chain(config.groups.keys()).collect();
+    let folder = month.folder();
+    let mut report = BillsReport {
+        month: month.to_string(),
+        groups: Vec::new(),
+        unmapped_groups,
+        removed: Vec::new(),
+    };
+    for group in all_groups {
+        let actors = active.get(group).unwrap_or(&empty);
+        let organization = config.groups.get(group);
+        let mut csv = String::from("actor,commit,groups,repository\n");
+        for (actor, c) in actors {
+            let groups = match organization.and_then(|org| by_org.get(org.as_str())) {
+                Some(actors) => actors
+                    .get(actor.as_str())
+                    .map(|g| g.iter().copied().collect::<Vec<_>>().join(","))
+                    .unwrap_or_else(|| group.clone()),
+                None => group.clone(),
+            };
+            for (i, field) in [actor.as_str(), &c.hash, &groups, &c.repository]
+                .into_iter()
+                .enumerate()
+            {
+                if i > 0 {
+                    csv.push(',');
+                }
+                csv_field(&mut csv, field);
+            }
+            csv.push('\n');
+        }
+        let name = format!("{group}.csv");
+        storage.put_bytes(&folder, &name, Bytes::from(csv)).await?;
+        report.groups.push(GroupBill {
+            group: group.clone(),
+            key: format!("{folder}/{name}"),
+            actors: actors.len(),
+            organization: organization.cloned(),
+        });
+    }
+    // A group billed by an earlier computation of this month and not now: its file goes.
+    for name in storage.list(&folder).await? {
+        let written = report
+            .groups
+            .iter()
+            .any(|g| g.key.ends_with(&format!("/{name}")));
+        if name.ends_with(".csv") && !written {
+            storage.delete(&folder, &name).await?;
+            report.removed.push(format!("{folder}/{name}"));
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_parse_strictly() {
+        assert_eq!(
+            "2026-10".parse::<Month>(),
+            Ok(Month {
+                year: 2026,
+                month: 10
+            })
+        );
+        for bad in ["2026-13", "2026-1", "26-10", "2026/10", "oct"] {
+            assert_eq!(
+                bad.parse::<Month>().unwrap_err(),
+                format!("{bad:?} is not a month like 2026-10")
+            );
+        }
+        let m: Month = "2026-12".parse().unwrap();
+        assert_eq!(m.folder(), "bills/2026/12");
+        let (start, end) = m.bounds();
+        assert_eq!(end - start, 31 * 86_400 * 1_000_000);
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        let mut out = String::new();
+        csv_field(&mut out, "plain");
+        out.push(',');
+        csv_field(&mut out, "O\"Neil, Jo");
+        assert_eq!(out, "plain,\"O\"\"Neil, Jo\"");
+    }
+}

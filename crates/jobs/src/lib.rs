@@ -1,0 +1,20 @@
+//! Jobs that are not ETLs: they read the warehouse or outside systems and publish to
+//! object storage.
+//!
+//! - [`bills`]: `compute-bills`, the authors active per group in a month, from the code
+//!   ETL's commits, as one CSV per group.
+//! - [`mirror`]: the repository mirror, each configured repository cloned or fetched and
+//!   published as a git bundle that plain git restores.
+
+pub mod bills;
+pub mod mirror;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Storage(#[from] observes_state::StateError),
+    #[error("warehouse: {0}")]
+    Warehouse(String),
+    #[error("{0}")]
+    Config(String),
+}

@@ -1,0 +1,274 @@
+//! compute-bills on a hand-computed fixture: authors across months, years, groups and
+//! organizations, the same commit pushed to two groups, an ignored commit, a group with
+//! no organization, and a CSV value that needs quoting.
+
+use std::path::Path;
+
+use observes_jobs::bills::{compute_bills, BillsConfig, Month};
+use observes_state::StateStore;
+use serde_json::json;
+
+/// (group, repository, hash, author, email, content hash, seen at, billable)
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+);
+
+const FIXTURE: &[Row] = &[
+    (
+        "web",
+        "site",
+        "h01",
+        "Ana",
+        "ana@x.com",
+        "c1",
+        "2026-10-03T00:00:00Z",
+        true,
+    ),
+    (
+        "api",
+        "core",
+        "h02",
+        "Ana",
+        "ana@x.com",
+        "c2",
+        "2026-10-10T00:00:00Z",
+        true,
+    ),
+    (
+        "api",
+        "core",
+        "h03",
+        "Bob",
+        "bob@x.com",
+        "c3",
+        "2026-09-28T23:59:59Z",
+        true,
+    ),
+    (
+        "web",
+        "site",
+        "h04",
+        "Bob",
+        "bob@x.com",
+        "c4",
+        "2025-10-05T00:00:00Z",
+        true,
+    ),
+    // h03's content, pushed to another group later: first seen in September.
+    (
+        "tools",
+        "cli",
+        "h05",
+        "Bob",
+        "bob@x.com",
+        "c3",
+        "2026-10-02T00:00:00Z",
+        true,
+    ),
+    // One commit pushed to two groups in October: it counts for both.
+    (
+        "web",
+        "site",
+        "h06",
+        "Cy",
+        "cy@x.com",
+        "c6",
+        "2026-10-20T00:00:00Z",
+        true,
+    ),
+    (
+        "tools",
+        "cli",
+        "h06",
+        "Cy",
+        "cy@x.com",
+        "c6",
+        "2026-10-21T00:00:00Z",
+        true,
+    ),
+    // Only ignored paths: not billed.
+    (
+        "web",
+        "site",
+        "h07",
+        "Dee",
+        "dee@x.com",
+        "c7",
+        "2026-10-05T00:00:00Z",
+        false,
+    ),
+    (
+        "orphan",
+        "x",
+        "h08",
+        "Eve",
+        "eve@x.com",
+        "c8",
+        "2026-10-15T00:00:00Z",
+        true,
+    ),
+    (
+        "api",
+        "core",
+        "h09",
+        "Ana",
+        "ana@x.com",
+        "c9",
+        "2026-10-25T00:00:00Z",
+        true,
+    ),
+    (
+        "web",
+        "site",
+        "h10",
+        "O\"Neil, Fay",
+        "fay@x.com",
+        "c10",
+        "2026-10-31T23:59:59Z",
+        true,
+    ),
+    (
+        "web",
+        "site",
+        "h11",
+        "Gus",
+        "gus@x.com",
+        "c11",
+        "2026-11-01T00:00:00Z",
+        true,
+    ),
+];
+
+fn load_fixture(dir: &Path) -> String {
+    let [commits, _] = observes_sources::code::streams();
+    let mut lines = vec![json!({
+        "type": "SCHEMA", "stream": "commits", "schema": commits.schema,
+        "key_properties": ["namespace", "repository", "hash"],
+    })
+    .to_string()];
+    for (group, repo, hash, name, email, content, seen, billable) in FIXTURE {
+        lines.push(
+            json!({"type": "RECORD", "stream": "commits", "record": {
+                "namespace": group, "repository": repo, "hash": hash,
+                "author_name": name, "author_email": email, "authored_at": seen,
+                "committer_name": name, "committer_email": email, "committed_at": seen,
+                "summary": "s", "message": "s", "insertions": 1, "deletions": 0, "files_changed": 1,
+                "billable": billable, "content_hash": content, "seen_at": seen,
+            }})
+            .to_string(),
+        );
+    }
+    std::fs::write(dir.join("commits.singer"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(
+        dir.join("observes.toml"),
+        "warehouse = \"duckdb://wh.duckdb\"\n[pipelines.fixture]\nsource = \"singer-file\"\npath = \"commits.singer\"\nschema = \"code\"\nwrite = \"merge\"\n",
+    )
+    .unwrap();
+    let config = observes_pipeline::Config::load(&dir.join("observes.toml")).unwrap();
+    observes_pipeline::run_pipeline(&config, "fixture").unwrap();
+    config.warehouse
+}
+
+fn read(storage: &Path, key: &str) -> String {
+    std::fs::read_to_string(storage.join(key)).unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+#[test]
+fn a_hand_computed_fixture_gives_exactly_the_expected_csvs() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = load_fixture(dir.path());
+    let storage_dir = dir.path().join("storage");
+    let storage = StateStore::open(storage_dir.to_str().unwrap()).unwrap();
+    let config = BillsConfig {
+        schema: "code".into(),
+        groups: [("web", "acme"), ("api", "acme"), ("tools", "beta")]
+            .into_iter()
+            .map(|(g, o)| (g.to_string(), o.to_string()))
+            .collect(),
+    };
+    // A file left by an earlier computation for a group that has none now.
+    std::fs::create_dir_all(storage_dir.join("bills/2026/10")).unwrap();
+    std::fs::write(storage_dir.join("bills/2026/10/gone.csv"), "old").unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut wh = observes_warehouse::connect(&warehouse).unwrap();
+    let october: Month = "2026-10".parse().unwrap();
+    let report = rt
+        .block_on(compute_bills(wh.as_mut(), &storage, &config, october))
+        .unwrap();
+
+    assert_eq!(
+        read(&storage_dir, "bills/2026/10/web.csv"),
+        "actor,commit,groups,repository\n\
+         Ana <ana@x.com>,h01,\"api,web\",site\n\
+         Cy <cy@x.com>,h06,web,site\n\
+         \"O\"\"Neil, Fay <fay@x.com>\",h10,web,site\n"
+    );
+    assert_eq!(
+        read(&storage_dir, "bills/2026/10/api.csv"),
+        "actor,commit,groups,repository\nAna <ana@x.com>,h02,\"api,web\",core\n"
+    );
+    assert_eq!(
+        read(&storage_dir, "bills/2026/10/tools.csv"),
+        "actor,commit,groups,repository\nCy <cy@x.com>,h06,tools,cli\n"
+    );
+    assert_eq!(
+        read(&storage_dir, "bills/2026/10/orphan.csv"),
+        "actor,commit,groups,repository\nEve <eve@x.com>,h08,orphan,x\n"
+    );
+    assert_eq!(report.unmapped_groups, vec!["orphan".to_string()]);
+    assert_eq!(report.removed, vec!["bills/2026/10/gone.csv".to_string()]);
+    assert!(!storage_dir.join("bills/2026/10/gone.csv").exists());
+    let actors: Vec<(String, usize)> = report
+        .groups
+        .iter()
+        .map(|g| (g.group.clone(), g.actors))
+        .collect();
+    assert_eq!(
+        actors,
+        vec![
+            ("api".to_string(), 1),
+            ("orphan".to_string(), 1),
+            ("tools".to_string(), 1),
+            ("web".to_string(), 3)
+        ]
+    );
+
+    // September: Bob's commit counts where its content was first seen, and again in the
+    // other group it was pushed to (the same content, first seen in September).
+    let september: Month = "2026-09".parse().unwrap();
+    rt.block_on(compute_bills(wh.as_mut(), &storage, &config, september))
+        .unwrap();
+    assert_eq!(
+        read(&storage_dir, "bills/2026/09/api.csv"),
+        "actor,commit,groups,repository\nBob <bob@x.com>,h03,api,core\n"
+    );
+    assert_eq!(
+        read(&storage_dir, "bills/2026/09/tools.csv"),
+        "actor,commit,groups,repository\nBob <bob@x.com>,h05,tools,cli\n"
+    );
+    // Configured groups without activity get a file with the header alone.
+    assert_eq!(
+        read(&storage_dir, "bills/2026/09/web.csv"),
+        "actor,commit,groups,repository\n"
+    );
+    // October of the year before is its own month.
+    rt.block_on(compute_bills(
+        wh.as_mut(),
+        &storage,
+        &config,
+        "2025-10".parse().unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(
+        read(&storage_dir, "bills/2025/10/web.csv"),
+        "actor,commit,groups,repository\nBob <bob@x.com>,h04,web,site\n"
+    );
+}
