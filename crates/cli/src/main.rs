@@ -142,6 +142,37 @@ enum Job {
         #[arg(long)]
         json: bool,
     },
+    /// Compute a month's bills from the code ETL's commits: one CSV per group of the
+    /// authors active that month, to <storage>/bills/YYYY/MM/<group>.csv.
+    ComputeBills {
+        /// The month, YYYY-MM (default: the current month, UTC).
+        #[arg(long, value_parser = parse_month)]
+        month: Option<observes_jobs::bills::Month>,
+        /// The config file (warehouse, storage and [bills]).
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mirror the repositories of [mirror] in observes.toml: clone or fetch each (skipped
+    /// when its remote is unchanged) and publish a git bundle to <storage>/mirror/. The
+    /// exit status is non-zero if any repository failed; the others still run.
+    Mirror {
+        /// Only this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// The config file (storage and [mirror]).
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_month(s: &str) -> Result<observes_jobs::bills::Month, String> {
+    s.parse()
 }
 
 fn parse_age(s: &str) -> Result<chrono::Duration, String> {
@@ -360,6 +391,26 @@ fn dispatch(command: Command) -> Result<()> {
                     json,
                 },
         } => cancel_ci_jobs(&config, projects, older_than, dry_run, json),
+        Command::Job {
+            job:
+                Job::ComputeBills {
+                    month,
+                    config,
+                    json,
+                },
+        } => compute_bills(
+            &config,
+            month.unwrap_or_else(observes_jobs::bills::Month::now),
+            json,
+        ),
+        Command::Job {
+            job:
+                Job::Mirror {
+                    group,
+                    config,
+                    json,
+                },
+        } => mirror(&config, group.as_deref(), json),
         Command::Tap {
             tap:
                 Tap::Synthetic {
@@ -480,6 +531,79 @@ fn fake_api(api: FakeApiKind, port: u16, seed: u64) -> Result<()> {
             println!("api key: {} (Authorization: Bearer)", fake.api_key);
             fake.server.wait();
         }
+    }
+    Ok(())
+}
+
+fn compute_bills(
+    config: &std::path::Path,
+    month: observes_jobs::bills::Month,
+    as_json: bool,
+) -> Result<()> {
+    let config = Config::load(config)?;
+    let storage = StateStore::open(&config.storage)?;
+    let mut warehouse = observes_warehouse::connect(&config.warehouse)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = rt.block_on(observes_jobs::bills::compute_bills(
+        warehouse.as_mut(),
+        &storage,
+        &config.bills,
+        month,
+    ))?;
+    if as_json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let mut out = std::io::stdout().lock();
+        for g in &report.groups {
+            writeln!(out, "{}: {} active authors -> {}", g.group, g.actors, g.key)?;
+        }
+        for group in &report.unmapped_groups {
+            writeln!(
+                out,
+                "warning: group {group:?} has no organization in [bills.groups]; billed alone"
+            )?;
+        }
+        for key in &report.removed {
+            writeln!(out, "removed {key} (no activity now)")?;
+        }
+    }
+    Ok(())
+}
+
+fn mirror(config: &std::path::Path, group: Option<&str>, as_json: bool) -> Result<()> {
+    use observes_jobs::mirror::Outcome;
+    let path = config;
+    let config = Config::load(path)?;
+    let Some(settings) = &config.mirror else {
+        bail!("{} has no [mirror] table", path.display());
+    };
+    let storage = StateStore::open(&config.storage)?;
+    let report = observes_jobs::mirror::mirror(settings, &storage, group)?;
+    if as_json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let mut out = std::io::stdout().lock();
+        for r in &report.repositories {
+            let what = match (&r.outcome, &r.error) {
+                (Outcome::Published, _) => format!("published ({} bytes)", r.bytes),
+                (Outcome::Unchanged, _) => "unchanged".to_string(),
+                (Outcome::Failed, e) => format!("FAILED: {}", e.as_deref().unwrap_or("")),
+            };
+            writeln!(out, "{}/{}: {what}", r.group, r.repository)?;
+        }
+        writeln!(
+            out,
+            "{} published, {} unchanged, {} failed",
+            report.count(Outcome::Published),
+            report.count(Outcome::Unchanged),
+            report.count(Outcome::Failed)
+        )?;
+    }
+    if report.count(Outcome::Failed) > 0 {
+        bail!("{} repositories failed", report.count(Outcome::Failed));
     }
     Ok(())
 }
@@ -619,8 +743,29 @@ fn run_demo(dir: &std::path::Path, as_json: bool) -> Result<()> {
             .iter()
             .map(|t| json!({"schema": t.schema, "table": t.table, "rows": t.rows}))
             .collect();
-        writeln!(out, "{}", json!({"tables": tables}))?;
+        writeln!(
+            out,
+            "{}",
+            json!({"tables": tables, "mirror": summary.mirror, "bills": summary.bills})
+        )?;
         return Ok(());
+    }
+    if let Some(mirror) = &summary.mirror {
+        use observes_jobs::mirror::Outcome;
+        writeln!(
+            out,
+            "\nMirror: {} published, {} unchanged, {} failed (in {})",
+            mirror.count(Outcome::Published),
+            mirror.count(Outcome::Unchanged),
+            mirror.count(Outcome::Failed),
+            summary.dir.join("storage/mirror").display()
+        )?;
+    }
+    if let Some(bills) = &summary.bills {
+        writeln!(out, "Bills for {}:", bills.month)?;
+        for g in &bills.groups {
+            writeln!(out, "  {:<40} {:>3} active authors", g.key, g.actors)?;
+        }
     }
     writeln!(
         out,

@@ -42,6 +42,26 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
         "{text}"
     );
 
+    // Git: the sample repositories mirrored, their commits loaded, this month billed.
+    assert!(
+        text.contains("Mirror: 3 published, 0 unchanged, 0 failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  code.commits                                  420 rows"),
+        "{text}"
+    );
+    let month = chrono::Utc::now().format("%Y/%m").to_string();
+    assert!(
+        text.contains(&format!(
+            "  {:<40} {:>3} active authors",
+            format!("bills/{month}/acme.csv"),
+            4
+        )),
+        "{text}"
+    );
+    assert!(demo.join("storage/mirror/beta/tools/repo.bundle").exists());
+
     let db = demo.join("warehouse.duckdb");
     let counts = |db: &std::path::Path| {
         query(
@@ -79,6 +99,63 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
         )
     };
     assert_eq!(api_counts(&db), rows(&[&["240", "90", "480", "5"]]));
+    let code = summaries.iter().find(|s| s["pipeline"] == "code").unwrap();
+    assert_eq!(code["streams"]["commits"]["rows"], 0, "no new commits");
+    let last = summaries.last().unwrap();
+    let outcomes: Vec<&str> = last["mirror"]["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, vec!["unchanged"; 3]);
+
+    // The jobs on their own, from the demo's config.
+    let config = demo.join("observes.toml");
+    let out = observes()
+        .args(["job", "mirror", "--group", "beta", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "beta/tools: unchanged\n0 published, 1 unchanged, 0 failed\n"
+    );
+    let out = observes()
+        .args([
+            "job",
+            "compute-bills",
+            "--month",
+            "2026-01",
+            "--json",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["month"], "2026-01");
+    assert_eq!(
+        report["groups"][0]["actors"], 0,
+        "nothing was first seen then"
+    );
+    assert_eq!(
+        std::fs::read_to_string(demo.join("storage/bills/2026/01/acme.csv")).unwrap(),
+        "actor,commit,groups,repository\n"
+    );
+    let out = observes()
+        .args(["job", "compute-bills", "--month", "2026-13", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("\"2026-13\" is not a month like 2026-10"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

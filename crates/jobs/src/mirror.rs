@@ -121,8 +121,17 @@ impl SecretRef {
 
 impl MirrorConfig {
     /// Relative paths taken from `base` (the folder of the configuration file).
+    /// A repository URL that is a relative path (no scheme, no `host:`) is taken from
+    /// `base` too.
     pub fn resolve(mut self, base: &Path) -> MirrorConfig {
         self.work_dir = base.join(&self.work_dir);
+        for repos in self.groups.values_mut() {
+            for remote in repos.values_mut() {
+                if !remote.url.contains(':') && Path::new(&remote.url).is_relative() {
+                    remote.url = base.join(&remote.url).display().to_string();
+                }
+            }
+        }
         for c in self.credentials.values_mut() {
             for s in [&mut c.token, &mut c.password, &mut c.ssh_key]
                 .into_iter()

@@ -3,6 +3,7 @@
 //! ```toml
 //! warehouse = "duckdb://warehouse.duckdb"   # relative paths are relative to this file
 //! state = "state"                           # a folder, or s3://bucket/prefix
+//! storage = "storage"                       # what jobs publish: a folder, or s3://bucket/prefix
 //!
 //! [pipelines.gitlab]
 //! source = "singer-file"                    # or "command", "synthetic"
@@ -19,6 +20,21 @@
 //! schema = "gitlab"
 //! write = "merge"
 //! # or inline: [pipelines.gitlab_api.settings] with the same keys as gitlab.toml
+//!
+//! [pipelines.code]
+//! source = "code"                           # git repositories; settings: root, groups, ignore
+//! config = "code.toml"
+//! schema = "code"
+//! write = "merge"
+//!
+//! [bills]                                   # observes job compute-bills
+//! [bills.groups]                            # group = organization
+//! web = "acme"
+//!
+//! [mirror]                                  # observes job mirror
+//! work_dir = "mirror"
+//! [mirror.groups.acme]
+//! web = { url = "https://gitlab.com/acme/web.git", credential = "acme" }
 //! ```
 
 use std::collections::BTreeMap;
@@ -53,8 +69,17 @@ struct RawConfig {
     warehouse: String,
     #[serde(default = "default_state")]
     state: String,
+    #[serde(default = "default_storage")]
+    storage: String,
     #[serde(default)]
     pipelines: BTreeMap<String, RawPipeline>,
+    #[serde(default)]
+    bills: observes_jobs::bills::BillsConfig,
+    mirror: Option<observes_jobs::mirror::MirrorConfig>,
+}
+
+fn default_storage() -> String {
+    "storage".into()
 }
 
 fn default_state() -> String {
@@ -115,7 +140,14 @@ pub struct Config {
     pub path: PathBuf,
     pub warehouse: String,
     pub state: String,
+    /// Object storage for what jobs publish (bills, mirrored repositories): a folder or
+    /// `s3://bucket/prefix`.
+    pub storage: String,
     pub pipelines: BTreeMap<String, PipelineConfig>,
+    /// `[bills]`: compute-bills' settings.
+    pub bills: observes_jobs::bills::BillsConfig,
+    /// `[mirror]`: the repositories to mirror.
+    pub mirror: Option<observes_jobs::mirror::MirrorConfig>,
 }
 
 /// `duckdb://relative.duckdb` and plain state folders are relative to the config file.
@@ -277,7 +309,10 @@ impl Config {
             path: path.to_path_buf(),
             warehouse: resolve_url(&base, &raw.warehouse),
             state: resolve_url(&base, &raw.state),
+            storage: resolve_url(&base, &raw.storage),
             pipelines,
+            bills: raw.bills,
+            mirror: raw.mirror.map(|m| m.resolve(&base)),
         })
     }
 

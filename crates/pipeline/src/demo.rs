@@ -2,6 +2,11 @@
 //! warehouse and a state folder, loaded by every demo pipeline. The GitLab and Checkly
 //! pipelines read in-process fakes of those APIs, started for the run; their settings
 //! files (`data/gitlab.toml`, `data/checkly.toml`) are rewritten with the fakes' addresses.
+//!
+//! Git: three sample repositories are built once under `git/` (two groups); the mirror job
+//! publishes them to `storage/mirror/` with local clones in `mirror/`, the `code`
+//! pipeline reads those clones, and compute-bills writes this month's bills to
+//! `storage/bills/`.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +45,16 @@ config = "data/checkly.toml"
 schema = "checkly"
 write = "merge"
 
+# The commits of the repositories the mirror job keeps in mirror/ (one folder per group).
+[pipelines.code]
+source = "code"
+schema = "code"
+write = "merge"
+[pipelines.code.settings]
+root = "mirror"
+[pipelines.code.settings.ignore]
+"acme/web" = ["src/m7/**"]
+
 # CI jobs from the built-in generator (nested objects, arrays, nulls, timestamps).
 [pipelines.ci_jobs]
 source = "synthetic"
@@ -47,7 +62,29 @@ records = 5000
 checkpoint_every = 1000
 schema = "ci"
 write = "merge"
+
+# `observes job mirror`: clone or fetch, then publish a git bundle per repository to
+# storage/mirror/<group>/<repository>/. Real remotes take a URL and a credential.
+[mirror]
+work_dir = "mirror"
+[mirror.groups.acme]
+web = { url = "git/acme/web" }
+api = { url = "git/acme/api" }
+[mirror.groups.beta]
+tools = { url = "git/beta/tools" }
+
+# `observes job compute-bills --month YYYY-MM`: group = organization.
+[bills.groups]
+acme = "Acme Corp"
+beta = "Beta Labs"
 "#;
+
+/// The demo's sample repositories: (group, name, commits, seed).
+const SAMPLE_REPOSITORIES: [(&str, &str, usize, u64); 3] = [
+    ("acme", "web", 240, 1),
+    ("acme", "api", 120, 2),
+    ("beta", "tools", 60, 3),
+];
 
 #[derive(Debug)]
 pub struct TableCount {
@@ -62,6 +99,8 @@ pub struct DemoSummary {
     pub config: PathBuf,
     pub runs: Vec<RunSummary>,
     pub tables: Vec<TableCount>,
+    pub mirror: Option<observes_jobs::mirror::MirrorReport>,
+    pub bills: Option<observes_jobs::bills::BillsReport>,
 }
 
 /// Creates (or reuses) the demo folder and runs every pipeline of its config.
@@ -104,17 +143,56 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
         checkly.api_key
     );
     std::fs::write(dir.join("data/checkly.toml"), checkly_settings).map_err(io)?;
+    for (group, name, commits, seed) in SAMPLE_REPOSITORIES {
+        let path = dir.join("git").join(group).join(name);
+        if !path.exists() {
+            let spec = observes_sources::code::sample::SampleRepo {
+                commits,
+                seed,
+                ..Default::default()
+            };
+            observes_sources::code::sample::build(&path, &spec)
+                .map_err(|e| io(std::io::Error::other(format!("{}: {e}", path.display()))))?;
+        }
+    }
     let config = Config::load(&config_path)?;
+    let storage = observes_state::StateStore::open(&config.storage)?;
+    // The mirror first: the code pipeline reads its clones.
+    let mirror = match &config.mirror {
+        Some(settings) => Some(observes_jobs::mirror::mirror(settings, &storage, None)?),
+        None => None,
+    };
     let mut runs = Vec::new();
     for name in config.pipelines.keys() {
         runs.push(run_pipeline(&config, name)?);
     }
+    let bills = if config
+        .pipelines
+        .values()
+        .any(|p| matches!(p.source, crate::sources::SourceConfig::Code(_)))
+    {
+        let mut wh = observes_warehouse::connect(&config.warehouse)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(RunError::Runtime)?;
+        Some(rt.block_on(observes_jobs::bills::compute_bills(
+            wh.as_mut(),
+            &storage,
+            &config.bills,
+            observes_jobs::bills::Month::now(),
+        ))?)
+    } else {
+        None
+    };
     let tables = table_counts(&config)?;
     Ok(DemoSummary {
         dir: dir.to_path_buf(),
         config: config_path,
         runs,
         tables,
+        mirror,
+        bills,
     })
 }
 

@@ -26,6 +26,8 @@ pub enum RunError {
     Source(#[from] SourceError),
     #[error("{0}")]
     Read(#[from] ReadError),
+    #[error(transparent)]
+    Job(#[from] observes_jobs::JobError),
     #[error("starting the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }
