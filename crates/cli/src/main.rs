@@ -107,6 +107,19 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Build a deterministic sample git repository (authors, a .mailmap, merges) with
+    /// git fast-import: for trying the code ETL and for benchmarks.
+    SampleRepo {
+        /// Where to create it (must not exist).
+        path: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        commits: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// A side branch is merged every this many commits (0: never).
+        #[arg(long, default_value_t = 10)]
+        merge_every: usize,
+    },
     /// Operational jobs.
     Job {
         #[command(subcommand)]
@@ -381,6 +394,26 @@ fn dispatch(command: Command) -> Result<()> {
             })
         }
         Command::FakeApi { api, port, seed } => fake_api(api, port, seed),
+        Command::SampleRepo {
+            path,
+            commits,
+            seed,
+            merge_every,
+        } => {
+            if path.exists() {
+                bail!("{} exists already", path.display());
+            }
+            let spec = observes_sources::code::sample::SampleRepo {
+                commits,
+                seed,
+                merge_every,
+                ..Default::default()
+            };
+            observes_sources::code::sample::build(&path, &spec)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            println!("{}: {commits} commits", path.display());
+            Ok(())
+        }
         Command::Job {
             job:
                 Job::CancelCiJobs {
@@ -543,16 +576,8 @@ fn compute_bills(
     let config = Config::load(config)?;
     let storage = StateStore::open(&config.storage)?;
     let mut warehouse = observes_warehouse::connect(&config.warehouse)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let report = rt.block_on(observes_jobs::bills::compute_bills(
-        warehouse.as_mut(),
-        &storage,
-        &config.bills,
-        month,
-    ))?;
+    let report =
+        observes_jobs::bills::compute_bills(warehouse.as_mut(), &storage, &config.bills, month)?;
     if as_json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -148,8 +148,9 @@ fn csv_field(out: &mut String, text: &str) {
     }
 }
 
-/// Computes the month's bills from the warehouse and writes them to `storage`.
-pub async fn compute_bills(
+/// Computes the month's bills from the warehouse and writes them to `storage`. (Not
+/// async: warehouse clients block, so this runs outside any async runtime.)
+pub fn compute_bills(
     warehouse: &mut dyn Warehouse,
     storage: &StateStore,
     config: &BillsConfig,
@@ -215,6 +216,10 @@ pub async fn compute_bills(
     let empty = BTreeMap::new();
     let all_groups: BTreeSet<&String> = active.keys().chain(config.groups.keys()).collect();
     let folder = month.folder();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| JobError::Config(format!("starting the async runtime: {e}")))?;
     let mut report = BillsReport {
         month: month.to_string(),
         groups: Vec::new(),
@@ -245,7 +250,7 @@ pub async fn compute_bills(
             csv.push('\n');
         }
         let name = format!("{group}.csv");
-        storage.put_bytes(&folder, &name, Bytes::from(csv)).await?;
+        rt.block_on(storage.put_bytes(&folder, &name, Bytes::from(csv)))?;
         report.groups.push(GroupBill {
             group: group.clone(),
             key: format!("{folder}/{name}"),
@@ -254,13 +259,13 @@ pub async fn compute_bills(
         });
     }
     // A group billed by an earlier computation of this month and not now: its file goes.
-    for name in storage.list(&folder).await? {
+    for name in rt.block_on(storage.list(&folder))? {
         let written = report
             .groups
             .iter()
             .any(|g| g.key.ends_with(&format!("/{name}")));
         if name.ends_with(".csv") && !written {
-            storage.delete(&folder, &name).await?;
+            rt.block_on(storage.delete(&folder, &name))?;
             report.removed.push(format!("{folder}/{name}"));
         }
     }

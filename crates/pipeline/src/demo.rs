@@ -172,16 +172,12 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
         .any(|p| matches!(p.source, crate::sources::SourceConfig::Code(_)))
     {
         let mut wh = observes_warehouse::connect(&config.warehouse)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(RunError::Runtime)?;
-        Some(rt.block_on(observes_jobs::bills::compute_bills(
+        Some(observes_jobs::bills::compute_bills(
             wh.as_mut(),
             &storage,
             &config.bills,
             observes_jobs::bills::Month::now(),
-        ))?)
+        )?)
     } else {
         None
     };

@@ -27,9 +27,15 @@ pub enum RunError {
     #[error("{0}")]
     Read(#[from] ReadError),
     #[error(transparent)]
-    Job(#[from] observes_jobs::JobError),
+    Job(Box<observes_jobs::JobError>),
     #[error("starting the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+}
+
+impl From<observes_jobs::JobError> for RunError {
+    fn from(e: observes_jobs::JobError) -> Self {
+        RunError::Job(Box::new(e))
+    }
 }
 
 /// How long a run's lock lasts if the run dies without releasing it.

@@ -100,7 +100,7 @@ fn handmade_repository_gives_exact_rows_and_survives_a_force_push() {
         "SELECT namespace, repository, author_name, author_email, CAST(authored_at AS VARCHAR), \
                    summary, insertions, deletions, files_changed, billable \
                    FROM code.commits ORDER BY authored_at";
-    let expected = vec![
+    let expected = [
         "acme | web | Ana Silva | ana@example.com | 2026-09-30 23:30:00+00 | Start | 3 | 0 | 3 | true",
         "acme | web | Ana Silva | ana@example.com | 2026-10-01 08:00:00+00 | Move the readme | 0 | 0 | 1 | true",
         "acme | web | Ana Silva | ana@example.com | 2026-10-01 08:00:00+00 | Nothing changed | 0 | 0 | 0 | true",
@@ -152,7 +152,6 @@ fn handmade_repository_gives_exact_rows_and_survives_a_force_push() {
         )),
         vec!["Start\n\nWith a logo.\n"]
     );
-    // The same content under two hashes (a cherry-pick elsewhere) shares a content hash.
     assert_eq!(
         query(
             &config,
@@ -208,6 +207,26 @@ fn handmade_repository_gives_exact_rows_and_survives_a_force_push() {
         query(&config, "SELECT COUNT(*) FROM code.files")[0][0],
         SqlValue::Int(9)
     );
+
+    // A fork in another group with the feature commit cherry-picked onto another base:
+    // another hash, the same content hash.
+    let fork = TestRepo::init(&dir.path().join("repos/forks/web-fork"));
+    fork.git(["pull", "-q", repo.path.to_str().unwrap(), "main"]);
+    fork.git(["reset", "-q", "--hard", "HEAD~5"]);
+    let feature = repo.git(["rev-parse", "feature"]).trim().to_string();
+    fork.git(["fetch", "-q", repo.path.to_str().unwrap(), "feature"]);
+    let mut cmd = std::process::Command::new("git");
+    cmd.arg("-C")
+        .arg(&fork.path)
+        .args(["cherry-pick", &feature]);
+    cmd.env("GIT_COMMITTER_DATE", "2026-11-01T00:00:00Z");
+    observes_testkit::git::run(cmd);
+    run_pipeline(&config, "code").unwrap();
+    let hashes = texts(query(
+        &config,
+        "SELECT COUNT(DISTINCT hash), COUNT(DISTINCT content_hash) FROM code.commits WHERE summary = 'Feature'",
+    ));
+    assert_eq!(hashes, vec!["2 | 1"]);
 }
 
 #[test]
