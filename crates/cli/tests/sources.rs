@@ -244,3 +244,64 @@ fn tap_checkly_emits_every_stream() {
     assert_eq!(streams.len(), 11, "{streams:?}");
     assert!(!stdout(&out).contains(&fake.api_key));
 }
+
+#[test]
+fn sample_repo_and_tap_code_emit_every_commit_then_nothing_from_the_final_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repos/acme/web");
+    let out = observes()
+        .args(["sample-repo", "--commits", "50", "--merge-every", "5"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again = observes()
+        .args(["sample-repo"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("exists already"),
+        "{}",
+        stderr(&again)
+    );
+    std::fs::write(dir.path().join("code.toml"), "root = \"repos\"\n").unwrap();
+    let tap = |state: Option<&std::path::Path>| {
+        let mut cmd = observes();
+        cmd.args(["tap", "code", "--config"])
+            .arg(dir.path().join("code.toml"));
+        if let Some(s) = state {
+            cmd.arg("--state").arg(s);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let messages = tap(None);
+    let commits = messages
+        .iter()
+        .filter(|m| m["type"] == "RECORD" && m["stream"] == "commits")
+        .count();
+    assert_eq!(commits, 50, "merges are left out");
+    let state = messages
+        .iter()
+        .rev()
+        .find(|m| m["type"] == "STATE")
+        .unwrap()["value"]
+        .clone();
+    let tips = state["bookmarks"]["commits"]["acme/web"]["tips"]
+        .as_array()
+        .unwrap();
+    assert_eq!(tips.len(), 2, "main and side");
+    let state_file = dir.path().join("state.json");
+    std::fs::write(&state_file, state.to_string()).unwrap();
+    let records = tap(Some(&state_file))
+        .iter()
+        .filter(|m| m["type"] == "RECORD")
+        .count();
+    assert_eq!(records, 0);
+}
