@@ -125,7 +125,8 @@ pub struct Lock {
 }
 
 impl StateStore {
-    /// Opens a store: `s3://bucket/prefix`, `file:///abs/path` or a plain folder path.
+    /// Opens a store: `s3://bucket/prefix`, `file:///abs/path`, a plain folder path, or
+    /// `memory://` (in this process only, for tests).
     /// S3 settings come from the standard `AWS_*` environment variables (including
     /// `AWS_ENDPOINT_URL` and `AWS_ALLOW_HTTP` for S3-compatible servers).
     pub fn open(url: &str) -> Result<Self> {
@@ -148,6 +149,14 @@ impl StateStore {
             return Ok(StateStore {
                 store: Arc::new(store),
                 prefix: Path::from(prefix),
+                url: url.to_string(),
+            });
+        }
+        if url == "memory://" {
+            // For tests and simulations: gone when the last clone is dropped.
+            return Ok(StateStore {
+                store: Arc::new(object_store::memory::InMemory::new()),
+                prefix: Path::default(),
                 url: url.to_string(),
             });
         }

@@ -1,0 +1,278 @@
+//! The job catalogue: every runnable thing by name, with what it runs, how often it may
+//! try, how long it may take, its size, queue, environment, tags and schedule.
+//!
+//! ```toml
+//! [scheduler]
+//! timezone = "America/Bogota"          # IANA name; schedules are read in it (default UTC)
+//!
+//! [jobs."/observes/etl/checkly"]
+//! command = ["observes", "run", "checkly"]
+//! schedule = "cron(0 * * * ? *)"       # AWS form, or the classic five fields
+//! catch_up = "latest"                  # after missed ticks: latest | all
+//! attempts = 3
+//! timeout = "1h"                       # s, m, h or d
+//! size = "nano"                        # nano | small | medium | large, or one of [sizes]
+//! queue = "soon"
+//! environment = { OBSERVES_LOG = "info" }
+//! secrets = { CHECKLY_API_KEY = "env:CHECKLY_API_KEY" }   # references, never values
+//! tags = { team = "data" }
+//! ```
+
+use std::collections::BTreeMap;
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::cron::Cron;
+
+/// vCPUs and memory of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Size {
+    pub vcpus: u32,
+    pub memory_mb: u32,
+}
+
+/// The named sizes every catalogue knows.
+pub fn builtin_sizes() -> BTreeMap<String, Size> {
+    [
+        ("nano", 1, 1900),
+        ("small", 2, 3800),
+        ("medium", 4, 7600),
+        ("large", 8, 15200),
+    ]
+    .into_iter()
+    .map(|(n, vcpus, memory_mb)| (n.to_string(), Size { vcpus, memory_mb }))
+    .collect()
+}
+
+/// What to do with runs missed while no tick came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Submit only the most recent missed run.
+    #[default]
+    Latest,
+    /// Submit every missed run.
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJob {
+    pub command: Vec<String>,
+    pub schedule: Option<String>,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+    #[serde(default = "one")]
+    pub attempts: u32,
+    #[serde(default = "an_hour")]
+    pub timeout: String,
+    #[serde(default = "small")]
+    pub size: String,
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn one() -> u32 {
+    1
+}
+fn an_hour() -> String {
+    "1h".into()
+}
+fn small() -> String {
+    "small".into()
+}
+fn default_queue() -> String {
+    "default".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    pub timezone: Option<String>,
+}
+
+/// A job as the catalogue holds it, checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    pub name: String,
+    pub command: Vec<String>,
+    #[serde(serialize_with = "as_text")]
+    pub schedule: Option<Cron>,
+    pub catch_up: CatchUp,
+    pub attempts: u32,
+    pub timeout_seconds: u64,
+    pub size_name: String,
+    pub size: Size,
+    pub queue: String,
+    pub environment: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+fn as_text<S: serde::Serializer>(cron: &Option<Cron>, s: S) -> Result<S::Ok, S::Error> {
+    match cron {
+        Some(c) => s.serialize_str(&c.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catalogue {
+    pub timezone: Tz,
+    pub jobs: BTreeMap<String, Job>,
+}
+
+/// `90`, `90s`, `15m`, `8h`, `2d` as seconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 15m, 8h or 2d"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    Ok(n * scale)
+}
+
+impl Catalogue {
+    /// Checks the raw tables; errors name the job and the field.
+    pub fn build(
+        settings: &SchedulerSettings,
+        sizes: &BTreeMap<String, Size>,
+        raw: &BTreeMap<String, RawJob>,
+    ) -> Result<Catalogue, String> {
+        let timezone: Tz = match &settings.timezone {
+            None => Tz::UTC,
+            Some(name) => name
+                .parse()
+                .map_err(|_| format!("[scheduler] timezone {name:?} is not an IANA time zone"))?,
+        };
+        let mut all_sizes = builtin_sizes();
+        all_sizes.extend(sizes.iter().map(|(k, v)| (k.clone(), *v)));
+        let mut jobs = BTreeMap::new();
+        for (name, r) in raw {
+            let bad = |m: String| format!("job {name:?}: {m}");
+            if !name.starts_with('/') {
+                return Err(bad(
+                    "a job's name is a path like /observes/etl/checkly".into()
+                ));
+            }
+            if r.command.is_empty() {
+                return Err(bad("command is empty".into()));
+            }
+            if !(1..=10).contains(&r.attempts) {
+                return Err(bad(format!(
+                    "attempts {} is not between 1 and 10",
+                    r.attempts
+                )));
+            }
+            let size = *all_sizes.get(&r.size).ok_or_else(|| {
+                bad(format!(
+                    "unknown size {:?} (known: {})",
+                    r.size,
+                    all_sizes.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let schedule = match &r.schedule {
+                None => None,
+                Some(s) => Some(Cron::parse(s).map_err(|e| bad(e.to_string()))?),
+            };
+            let timeout_seconds =
+                parse_duration(&r.timeout).map_err(|e| bad(format!("timeout {e}")))?;
+            jobs.insert(
+                name.clone(),
+                Job {
+                    name: name.clone(),
+                    command: r.command.clone(),
+                    schedule,
+                    catch_up: r.catch_up,
+                    attempts: r.attempts,
+                    timeout_seconds,
+                    size_name: r.size.clone(),
+                    size,
+                    queue: r.queue.clone(),
+                    environment: r.environment.clone(),
+                    secrets: r.secrets.clone(),
+                    tags: r.tags.clone(),
+                },
+            );
+        }
+        Ok(Catalogue { timezone, jobs })
+    }
+
+    pub fn job(&self, name: &str) -> Result<&Job, String> {
+        self.jobs.get(name).ok_or_else(|| {
+            format!(
+                "no job named {name:?} (known: {})",
+                self.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(toml_text: &str) -> BTreeMap<String, RawJob> {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn builds_and_names_mistakes() {
+        let jobs = raw(
+            "[\"/observes/etl/checkly\"]\ncommand = [\"observes\", \"run\", \"checkly\"]\nschedule = \"cron(0 * * * ? *)\"\nsize = \"nano\"\ntimeout = \"15m\"\n",
+        );
+        let c = Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &jobs).unwrap();
+        let job = c.job("/observes/etl/checkly").unwrap();
+        assert_eq!(
+            job.size,
+            Size {
+                vcpus: 1,
+                memory_mb: 1900
+            }
+        );
+        assert_eq!(job.timeout_seconds, 900);
+        assert_eq!(job.attempts, 1);
+        assert_eq!(
+            c.job("/nope").unwrap_err(),
+            "no job named \"/nope\" (known: /observes/etl/checkly)"
+        );
+        let cases = [
+            ("[\"/a\"]\ncommand = [\"x\"]\nsize = \"huge\"\n", "job \"/a\": unknown size \"huge\" (known: large, medium, nano, small)"),
+            ("[\"/a\"]\ncommand = []\n", "job \"/a\": command is empty"),
+            ("[\"/a\"]\ncommand = [\"x\"]\nattempts = 11\n", "job \"/a\": attempts 11 is not between 1 and 10"),
+            ("[\"/a\"]\ncommand = [\"x\"]\ntimeout = \"soon\"\n", "job \"/a\": timeout \"soon\" is not a duration like 90s, 15m, 8h or 2d"),
+            ("[\"/a\"]\ncommand = [\"x\"]\nschedule = \"cron(0 10 * * * *)\"\n", "job \"/a\": schedule \"cron(0 10 * * * *)\": one of day-of-month and day-of-week must be ? (and not both)"),
+            ("[\"a\"]\ncommand = [\"x\"]\n", "job \"a\": a job's name is a path like /observes/etl/checkly"),
+        ];
+        for (text, message) in cases {
+            assert_eq!(
+                Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &raw(text))
+                    .unwrap_err(),
+                message
+            );
+        }
+        let tz = SchedulerSettings {
+            timezone: Some("Mars/Olympus".into()),
+        };
+        assert_eq!(
+            Catalogue::build(&tz, &BTreeMap::new(), &BTreeMap::new()).unwrap_err(),
+            "[scheduler] timezone \"Mars/Olympus\" is not an IANA time zone"
+        );
+    }
+}

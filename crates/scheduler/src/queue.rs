@@ -1,0 +1,495 @@
+//! The local job queue: runs as JSON files in a folder, a worker pool with a concurrency
+//! limit, a timeout per attempt that kills the whole process tree, retries up to the job's
+//! attempts, a log file per attempt, and the history that `observes queue` shows.
+//!
+//! Layout: `<dir>/runs/<id>.json` (the run, rewritten atomically at each change),
+//! `<dir>/logs/<id>/attempt-<n>.log`, `<dir>/runs/<id>.claim` (the worker that took it)
+//! and `<dir>/runs/<id>.cancel` (a cancel request).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::Job;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("no run {0:?} in the queue")]
+    NoRun(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn finished(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: u32,
+    pub started_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub log: PathBuf,
+}
+
+/// A run: what to execute and what happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: String,
+    /// `<job>@<scheduled time>`: the same scheduled run always has the same key.
+    pub key: String,
+    pub job: String,
+    pub command: Vec<String>,
+    pub cwd: PathBuf,
+    pub attempts_allowed: u32,
+    pub timeout_seconds: u64,
+    pub environment: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+    pub status_reason: Option<String>,
+    pub attempts: Vec<Attempt>,
+    /// Written to the warehouse's `_observes_job_runs`.
+    #[serde(default)]
+    pub recorded: bool,
+}
+
+impl Run {
+    /// A run of `job`, queued now.
+    pub fn new(job: &Job, cwd: &Path, scheduled_for: Option<DateTime<Utc>>) -> Run {
+        let now = Utc::now();
+        let at = scheduled_for.unwrap_or(now);
+        let key = run_key(&job.name, at);
+        Run {
+            id: run_id(&key),
+            key,
+            job: job.name.clone(),
+            command: job.command.clone(),
+            cwd: cwd.to_path_buf(),
+            attempts_allowed: job.attempts,
+            timeout_seconds: job.timeout_seconds,
+            environment: job.environment.clone(),
+            secrets: job.secrets.clone(),
+            tags: job.tags.clone(),
+            scheduled_for,
+            created_at: now,
+            started_at: None,
+            stopped_at: None,
+            status: RunStatus::Queued,
+            status_reason: None,
+            attempts: Vec::new(),
+            recorded: false,
+        }
+    }
+
+    pub fn exit_code(&self) -> Option<i32> {
+        self.attempts.last().and_then(|a| a.exit_code)
+    }
+}
+
+/// The key of a job's run for an instant.
+pub fn run_key(job: &str, at: DateTime<Utc>) -> String {
+    format!(
+        "{job}@{}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+/// A file-name-safe id of a run key: `observes-etl-checkly-20260305T140000Z`.
+pub fn run_id(key: &str) -> String {
+    let mut id = String::new();
+    for c in key.trim_start_matches('/').chars() {
+        match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' => id.push(c),
+            '/' | '@' | '_' => id.push('-'),
+            _ => {}
+        }
+    }
+    id
+}
+
+/// The local queue in a folder.
+#[derive(Debug, Clone)]
+pub struct LocalQueue {
+    dir: PathBuf,
+}
+
+impl LocalQueue {
+    pub fn open(dir: &Path) -> Result<LocalQueue, QueueError> {
+        for sub in ["runs", "logs"] {
+            let p = dir.join(sub);
+            std::fs::create_dir_all(&p).map_err(|e| QueueError::Io {
+                path: p.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        Ok(LocalQueue {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> QueueError + '_ {
+        let path = path.to_path_buf();
+        move |e| QueueError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn run_path(&self, id: &str) -> PathBuf {
+        self.dir.join("runs").join(format!("{id}.json"))
+    }
+
+    pub fn exists(&self, key: &str) -> bool {
+        self.run_path(&run_id(key)).exists()
+    }
+
+    /// Adds a run; a run with the same key is never added twice (`false` then).
+    pub fn submit(&self, run: &Run) -> Result<bool, QueueError> {
+        let path = self.run_path(&run.id);
+        let json = serde_json::to_vec_pretty(run).unwrap_or_default();
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                std::io::Write::write_all(&mut f, &json).map_err(self.io(&path))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(self.io(&path)(e)),
+        }
+    }
+
+    pub fn save(&self, run: &Run) -> Result<(), QueueError> {
+        let path = self.run_path(&run.id);
+        let tmp = path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(run).unwrap_or_default();
+        std::fs::write(&tmp, json).map_err(self.io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(self.io(&path))
+    }
+
+    pub fn get(&self, id: &str) -> Result<Run, QueueError> {
+        let path = self.run_path(id);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(QueueError::NoRun(id.to_string()))
+            }
+            Err(e) => return Err(self.io(&path)(e)),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| QueueError::Io {
+            path,
+            message: format!("not a run: {e}"),
+        })
+    }
+
+    /// Every run, oldest first.
+    pub fn list(&self) -> Result<Vec<Run>, QueueError> {
+        let runs_dir = self.dir.join("runs");
+        let mut runs = Vec::new();
+        for entry in std::fs::read_dir(&runs_dir).map_err(self.io(&runs_dir))? {
+            let path = entry.map_err(self.io(&runs_dir))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let Some(id) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            runs.push(self.get(id)?);
+        }
+        runs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(runs)
+    }
+
+    /// Cancels a queued run at once; a running one is killed by its worker.
+    pub fn cancel(&self, id: &str) -> Result<Run, QueueError> {
+        let mut run = self.get(id)?;
+        if run.status == RunStatus::Queued && self.claim(&run.id) {
+            run.status = RunStatus::Cancelled;
+            run.status_reason = Some("cancelled before it started".into());
+            self.save(&run)?;
+        } else if !run.status.finished() {
+            let marker = self.dir.join("runs").join(format!("{id}.cancel"));
+            std::fs::write(&marker, b"").map_err(self.io(&marker))?;
+        }
+        Ok(run)
+    }
+
+    fn cancel_requested(&self, id: &str) -> bool {
+        self.dir.join("runs").join(format!("{id}.cancel")).exists()
+    }
+
+    /// Takes a run for this worker (only one worker ever gets it).
+    fn claim(&self, id: &str) -> bool {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.dir.join("runs").join(format!("{id}.claim")))
+            .is_ok()
+    }
+
+    pub fn log_path(&self, id: &str, attempt: u32) -> PathBuf {
+        self.dir
+            .join("logs")
+            .join(id)
+            .join(format!("attempt-{attempt}.log"))
+    }
+
+    /// Works through the queued runs, `concurrency` at a time, until none is left;
+    /// `finished` is called with each run that ends.
+    pub fn work(
+        &self,
+        concurrency: usize,
+        finished: &(dyn Fn(&Run) + Sync),
+    ) -> Result<usize, QueueError> {
+        let done = AtomicUsize::new(0);
+        let queued: Vec<Run> = self
+            .list()?
+            .into_iter()
+            .filter(|r| r.status == RunStatus::Queued)
+            .collect();
+        let next = AtomicUsize::new(0);
+        let failure = std::sync::Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..concurrency.max(1) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(run) = queued.get(i) else { return };
+                    if !self.claim(&run.id) {
+                        continue;
+                    }
+                    match self.execute(run.clone()) {
+                        Ok(run) => {
+                            done.fetch_add(1, Ordering::SeqCst);
+                            finished(&run);
+                        }
+                        Err(e) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = failure.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        Ok(done.into_inner())
+    }
+
+    /// Runs a claimed run's attempts to the end.
+    fn execute(&self, mut run: Run) -> Result<Run, QueueError> {
+        run.status = RunStatus::Running;
+        self.save(&run)?;
+        let id = run.id.clone();
+        run_attempts(
+            &mut run,
+            &|n| Some(self.log_path(&id, n)),
+            &|| self.cancel_requested(&id),
+            &mut |r| self.save(r),
+        )?;
+        Ok(run)
+    }
+}
+
+/// Runs a run's attempts until one succeeds, it is cancelled, or none is left. Output goes
+/// to `log_for(attempt)` (this process's own stdout and stderr when `None`); `save` sees
+/// each change.
+fn run_attempts(
+    run: &mut Run,
+    log_for: &dyn Fn(u32) -> Option<PathBuf>,
+    cancelled: &dyn Fn() -> bool,
+    save: &mut dyn FnMut(&Run) -> Result<(), QueueError>,
+) -> Result<(), QueueError> {
+    for number in 1..=run.attempts_allowed.max(1) {
+        let log = log_for(number);
+        let started_at = Utc::now();
+        let outcome = run_attempt(run, log.as_deref(), cancelled);
+        let stopped_at = Utc::now();
+        run.stopped_at = Some(stopped_at);
+        match outcome {
+            AttemptOutcome::NotStarted(reason) => {
+                // Nothing ran: the run stops without having started.
+                run.status = RunStatus::Failed;
+                run.status_reason = Some(reason);
+                return save(run);
+            }
+            AttemptOutcome::Finished {
+                exit_code,
+                timed_out,
+                cancelled,
+            } => {
+                run.started_at.get_or_insert(started_at);
+                run.attempts.push(Attempt {
+                    number,
+                    started_at,
+                    stopped_at: Some(stopped_at),
+                    exit_code,
+                    timed_out,
+                    log: log.unwrap_or_default(),
+                });
+                if cancelled {
+                    run.status = RunStatus::Cancelled;
+                    run.status_reason = Some("cancelled while running".into());
+                    return save(run);
+                }
+                if exit_code == Some(0) && !timed_out {
+                    run.status = RunStatus::Succeeded;
+                    run.status_reason = None;
+                    return save(run);
+                }
+                run.status_reason = Some(if timed_out {
+                    format!(
+                        "attempt {number} exceeded its timeout of {}s",
+                        run.timeout_seconds
+                    )
+                } else {
+                    match exit_code {
+                        Some(code) => format!("attempt {number} exited with {code}"),
+                        None => format!("attempt {number} was killed by a signal"),
+                    }
+                });
+                save(run)?;
+            }
+        }
+    }
+    run.status = RunStatus::Failed;
+    save(run)
+}
+
+enum AttemptOutcome {
+    NotStarted(String),
+    Finished {
+        exit_code: Option<i32>,
+        timed_out: bool,
+        cancelled: bool,
+    },
+}
+
+/// The program to run: `observes` means this very binary.
+fn program(name: &str) -> PathBuf {
+    if name == "observes" {
+        if let Ok(exe) = std::env::current_exe() {
+            return exe;
+        }
+    }
+    PathBuf::from(name)
+}
+
+/// The command of a run with its environment; secrets are read now, from references.
+pub fn command(run: &Run) -> Result<Command, String> {
+    let (first, rest) = run
+        .command
+        .split_first()
+        .ok_or_else(|| "the command is empty".to_string())?;
+    let mut cmd = Command::new(program(first));
+    cmd.args(rest).current_dir(&run.cwd).stdin(Stdio::null());
+    cmd.envs(&run.environment);
+    cmd.env("OBSERVES_RUN_ID", &run.key);
+    for (name, reference) in &run.secrets {
+        let var = reference.strip_prefix("env:").unwrap_or(reference);
+        let value = std::env::var(var)
+            .map_err(|_| format!("secret {name}: the environment variable {var} is not set"))?;
+        cmd.env(name, value);
+    }
+    Ok(cmd)
+}
+
+fn run_attempt(run: &Run, log: Option<&Path>, cancelled: &dyn Fn() -> bool) -> AttemptOutcome {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = match command(run) {
+        Ok(c) => c,
+        Err(reason) => return AttemptOutcome::NotStarted(reason),
+    };
+    if let Some(log) = log {
+        let files = log
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::File::create(log))
+            .and_then(|f| Ok((f.try_clone()?, f)));
+        match files {
+            Ok((out, err)) => {
+                cmd.stdout(out).stderr(err);
+            }
+            Err(e) => return AttemptOutcome::NotStarted(format!("{}: {e}", log.display())),
+        }
+    }
+    // Its own process group, so a timeout kills everything it started.
+    cmd.process_group(0);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return AttemptOutcome::NotStarted(format!("starting {:?}: {e}", run.command[0])),
+    };
+    let deadline = Instant::now() + Duration::from_secs(run.timeout_seconds.max(1));
+    let group = child.id() as i32;
+    let kill_group = || {
+        // SAFETY: kill(2) with a negative pid signals the process group this run created.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
+    };
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                kill_group(); // anything it left behind
+                return AttemptOutcome::Finished {
+                    exit_code: status.code(),
+                    timed_out: false,
+                    cancelled: false,
+                };
+            }
+            Ok(None) => {}
+            Err(_) => {}
+        }
+        let timed_out = Instant::now() >= deadline;
+        let cancel = cancelled();
+        if timed_out || cancel {
+            kill_group();
+            let status = child.wait().ok();
+            return AttemptOutcome::Finished {
+                exit_code: status.and_then(|s| s.code()),
+                timed_out,
+                cancelled: cancel,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs a job here and now (no queue), its output on this terminal: attempts, timeout and
+/// all. The run is returned for the record.
+pub fn run_here(job: &Job, cwd: &Path) -> Run {
+    let mut run = Run::new(job, cwd, None);
+    run.status = RunStatus::Running;
+    let _ = run_attempts(&mut run, &|_| None, &|| false, &mut |_| Ok(()));
+    run
+}

@@ -1,0 +1,200 @@
+//! The local queue with real processes: a hanging job is killed at its timeout (its whole
+//! process tree) and retried up to its attempts, each attempt's log is kept, a concurrency
+//! limit of 2 never runs 3, a cancelled run never starts, a missing secret stops a run
+//! before it starts — and batch-stability classifies exactly those failures.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use observes_scheduler::catalogue::{Catalogue, RawJob, SchedulerSettings};
+use observes_scheduler::queue::{LocalQueue, Run, RunStatus};
+use observes_scheduler::stability::{self, Failure};
+
+fn catalogue(dir: &Path) -> Catalogue {
+    let d = dir.display();
+    let text = format!(
+        r#"
+["/hangs"]
+command = ["sh", "-c", "echo started $OBSERVES_RUN_ID; sleep 300 & echo $! >> {d}/children; wait"]
+timeout = "1s"
+attempts = 2
+["/flaky"]
+command = ["sh", "-c", "if [ -f {d}/flaky ]; then echo second try; else touch {d}/flaky; echo first try >&2; exit 3; fi"]
+attempts = 3
+["/fails"]
+command = ["sh", "-c", "exit 7"]
+attempts = 2
+["/slow"]
+command = ["sh", "-c", "echo start $(date +%s%N) >> {d}/spans; sleep 0.4; echo end $(date +%s%N) >> {d}/spans"]
+["/secret"]
+command = ["sh", "-c", "echo $TOKEN"]
+secrets = {{ TOKEN = "env:OBSERVES_TEST_NO_SUCH_SECRET" }}
+["/waits"]
+command = ["true"]
+"#
+    );
+    let raw: BTreeMap<String, RawJob> = toml::from_str(&text).unwrap();
+    Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &raw).unwrap()
+}
+
+fn submit(queue: &LocalQueue, catalogue: &Catalogue, job: &str, dir: &Path, n: i64) -> Run {
+    let at = chrono::Utc::now() + chrono::Duration::seconds(n);
+    let run = Run::new(catalogue.job(job).unwrap(), dir, Some(at));
+    assert!(queue.submit(&run).unwrap());
+    assert!(!queue.submit(&run).unwrap(), "a key is queued once");
+    run
+}
+
+#[test]
+fn timeouts_retries_logs_concurrency_cancel_and_stability() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let catalogue = catalogue(root);
+    let queue = LocalQueue::open(&root.join("queue")).unwrap();
+    let since = chrono::Utc::now() - chrono::Duration::seconds(1);
+
+    let hangs = submit(&queue, &catalogue, "/hangs", root, 0);
+    let flaky = submit(&queue, &catalogue, "/flaky", root, 0);
+    let fails = submit(&queue, &catalogue, "/fails", root, 0);
+    let secret = submit(&queue, &catalogue, "/secret", root, 0);
+    let waits = submit(&queue, &catalogue, "/waits", root, 0);
+    // Slow runs in a queue of their own, so that two workers are free for them.
+    let slow_queue = LocalQueue::open(&root.join("slow-queue")).unwrap();
+    let slow: Vec<Run> = (1..=5)
+        .map(|i| submit(&slow_queue, &catalogue, "/slow", root, i))
+        .collect();
+    assert_eq!(
+        queue.cancel(&waits.id).unwrap().status,
+        RunStatus::Cancelled
+    );
+
+    let finished = std::sync::Mutex::new(Vec::new());
+    let count = queue
+        .work(2, &|run: &Run| {
+            finished.lock().unwrap().push(run.id.clone())
+        })
+        .unwrap();
+    assert_eq!(count, 4, "the cancelled run is not run");
+    assert_eq!(finished.lock().unwrap().len(), 4);
+    assert_eq!(slow_queue.work(2, &|_| {}).unwrap(), 5);
+
+    // The hanging job: killed at 1 s, twice, with its child; a log per attempt.
+    let run = queue.get(&hangs.id).unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.attempts.len(), 2, "{run:?}");
+    assert!(run.attempts.iter().all(|a| a.timed_out));
+    assert_eq!(
+        run.status_reason.as_deref(),
+        Some("attempt 2 exceeded its timeout of 1s")
+    );
+    for attempt in &run.attempts {
+        assert_eq!(
+            std::fs::read_to_string(&attempt.log).unwrap(),
+            format!("started {}\n", run.key)
+        );
+    }
+    for pid in std::fs::read_to_string(root.join("children"))
+        .unwrap()
+        .lines()
+    {
+        // Gone, or a zombie waiting to be reaped by init (killed all the same).
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                !stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        let mut tries = 0;
+        while alive() && tries < 50 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            tries += 1;
+        }
+        assert!(!alive(), "the hanging job's child {pid} survived");
+    }
+
+    // Retried until it worked; both attempts' logs kept.
+    let run = queue.get(&flaky.id).unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let codes: Vec<Option<i32>> = run.attempts.iter().map(|a| a.exit_code).collect();
+    assert_eq!(codes, vec![Some(3), Some(0)]);
+    assert_eq!(
+        std::fs::read_to_string(queue.log_path(&run.id, 1)).unwrap(),
+        "first try\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(queue.log_path(&run.id, 2)).unwrap(),
+        "second try\n"
+    );
+
+    let run = queue.get(&fails.id).unwrap();
+    assert_eq!(
+        (run.status, run.attempts.len(), run.exit_code()),
+        (RunStatus::Failed, 2, Some(7))
+    );
+    let run = queue.get(&secret.id).unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.started_at.is_none() && run.attempts.is_empty());
+    assert_eq!(
+        run.status_reason.as_deref(),
+        Some("secret TOKEN: the environment variable OBSERVES_TEST_NO_SUCH_SECRET is not set")
+    );
+    let run = queue.get(&waits.id).unwrap();
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert!(run.started_at.is_none() && run.stopped_at.is_none());
+
+    // Concurrency 2: at most two slow jobs at any time (and two at some time).
+    let mut events: Vec<(u128, i32)> = std::fs::read_to_string(root.join("spans"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (kind, ns) = l.split_once(' ').unwrap();
+            (ns.parse().unwrap(), if kind == "start" { 1 } else { -1 })
+        })
+        .collect();
+    events.sort();
+    let (mut running, mut most) = (0, 0);
+    for (_, delta) in events {
+        running += delta;
+        most = most.max(running);
+    }
+    assert_eq!(most, 2);
+    assert!(slow
+        .iter()
+        .all(|r| slow_queue.get(&r.id).unwrap().status == RunStatus::Succeeded));
+
+    // batch-stability over the same runs.
+    let report = stability::report(&queue.list().unwrap(), since);
+    assert_eq!((report.runs, report.succeeded, report.failed()), (5, 1, 4));
+    let kinds: Vec<(String, Failure)> = report
+        .failures
+        .iter()
+        .flat_map(|(job, runs)| runs.iter().map(move |r| (job.clone(), r.failure.clone())))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("/fails".to_string(), Failure::Failed { exit_code: Some(7) }),
+            ("/hangs".to_string(), Failure::TimedOut),
+            (
+                "/secret".to_string(),
+                Failure::Unstarted {
+                    reason: Some(
+                        "secret TOKEN: the environment variable OBSERVES_TEST_NO_SUCH_SECRET is not set"
+                            .into()
+                    )
+                }
+            ),
+            ("/waits".to_string(), Failure::Cancelled),
+        ]
+    );
+    let text = stability::render(&report);
+    assert!(text.starts_with("5 runs since "), "{text}");
+    assert!(text.ends_with(&format!(
+        "/fails: 1 failed\n  {} failed with exit code 7\n/hangs: 1 failed\n  {} timed out\n/secret: 1 failed\n  {} unstarted: secret TOKEN: the environment variable OBSERVES_TEST_NO_SUCH_SECRET is not set\n/waits: 1 failed\n  {} cancelled (never started)\n",
+        fails.id, hangs.id, secret.id, waits.id
+    )), "{text}");
+}
