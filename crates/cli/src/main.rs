@@ -1,6 +1,8 @@
 //! `observes`: the command line. It parses arguments, sets up logging and calls into the
 //! crates; no loading logic lives here.
 
+mod scheduling;
+
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -120,10 +122,103 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         merge_every: usize,
     },
-    /// Operational jobs.
+    /// The job catalogue, and jobs that are not pipelines.
     Job {
         #[command(subcommand)]
         job: Job,
+    },
+    /// Schedules of the catalogue's jobs.
+    Schedule {
+        #[command(subcommand)]
+        action: ScheduleAction,
+    },
+    /// The scheduler: submit the runs that fell due, exactly once.
+    Scheduler {
+        #[command(subcommand)]
+        action: SchedulerAction,
+    },
+    /// The local job queue: runs, their attempts and logs.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScheduleAction {
+    /// Print the next fire times of a job (of every scheduled job without NAME).
+    Next {
+        name: Option<String>,
+        #[arg(short = 'n', long, default_value_t = 5)]
+        count: usize,
+        /// Start from this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        after: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchedulerAction {
+    /// Submit every run due since the last tick (overlapping or repeated ticks never
+    /// submit twice; missed runs follow each job's catch_up).
+    Tick {
+        /// Show what would be submitted; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Tick as of this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+    },
+    /// Tick, work the local queue, sleep; forever (the daemon form).
+    Run {
+        /// Seconds between ticks.
+        #[arg(long, default_value_t = 60)]
+        interval: u64,
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueAction {
+    /// Every run in the queue, oldest first.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+    },
+    /// One run, with its attempts.
+    Show {
+        id: String,
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+    },
+    /// The logs of a run's attempts.
+    Logs {
+        id: String,
+        /// Only this attempt.
+        #[arg(long)]
+        attempt: Option<u32>,
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+    },
+    /// Cancel a queued run (a running one is stopped by its worker).
+    Cancel {
+        id: String,
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+    },
+    /// Run what is queued until nothing is left, [queue] concurrency at a time.
+    Work {
+        #[arg(long)]
+        concurrency: Option<usize>,
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
     },
 }
 
@@ -135,6 +230,40 @@ enum FakeApiKind {
 
 #[derive(Subcommand)]
 enum Job {
+    /// The catalogue: one line per job (name, schedule, size, queue, command).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+    },
+    /// One job of the catalogue, in full.
+    Show {
+        name: String,
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+    },
+    /// Run a job of the catalogue here and now (attempts and timeout apply), and record
+    /// the run in the warehouse's observes._observes_job_runs.
+    Run {
+        name: String,
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+    },
+    /// Report the failed runs of the last hours in the queue, classified (cancelled,
+    /// unstarted, failed with its exit code, timed out) and grouped by job; exit non-zero
+    /// when any failed.
+    BatchStability {
+        #[arg(long, default_value_t = 1.0)]
+        hours: f64,
+        #[arg(long)]
+        json: bool,
+        /// POST the JSON report here (from the environment: a webhook URL is a secret).
+        #[arg(long, env = "OBSERVES_STABILITY_WEBHOOK", hide_env_values = true)]
+        webhook: Option<String>,
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+    },
     /// Cancel GitLab CI jobs stuck in created, pending or running for longer than a
     /// threshold. One failure does not stop the rest; the exit status is non-zero if any
     /// cancel failed.
@@ -158,7 +287,7 @@ enum Job {
     /// Compute a month's bills from the code ETL's commits: one CSV per group of the
     /// authors active that month, to <storage>/bills/YYYY/MM/<group>.csv.
     ComputeBills {
-        /// The month, YYYY-MM (default: the current month, UTC).
+        /// The month: YYYY-MM, current or previous (default: current, UTC).
         #[arg(long, value_parser = parse_month)]
         month: Option<observes_jobs::bills::Month>,
         /// The config file (warehouse, storage and [bills]).
@@ -468,6 +597,58 @@ fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::State { action } => state(action),
+        Command::Job {
+            job: Job::List { json, config },
+        } => scheduling::job_list(&config, json),
+        Command::Job {
+            job: Job::Show { name, config },
+        } => scheduling::job_show(&config, &name),
+        Command::Job {
+            job: Job::Run { name, config },
+        } => scheduling::job_run(&config, &name),
+        Command::Job {
+            job:
+                Job::BatchStability {
+                    hours,
+                    json,
+                    webhook,
+                    config,
+                },
+        } => scheduling::batch_stability(&config, hours, json, webhook.as_deref()),
+        Command::Schedule {
+            action:
+                ScheduleAction::Next {
+                    name,
+                    count,
+                    after,
+                    config,
+                },
+        } => scheduling::schedule_next(&config, name.as_deref(), count, after),
+        Command::Scheduler {
+            action:
+                SchedulerAction::Tick {
+                    dry_run,
+                    now,
+                    config,
+                },
+        } => scheduling::scheduler_tick(&config, dry_run, now),
+        Command::Scheduler {
+            action: SchedulerAction::Run { interval, config },
+        } => scheduling::scheduler_run(&config, std::time::Duration::from_secs(interval.max(1))),
+        Command::Queue { action } => match action {
+            QueueAction::List { json, config } => scheduling::queue_list(&config, json),
+            QueueAction::Show { id, config } => scheduling::queue_show(&config, &id),
+            QueueAction::Logs {
+                id,
+                attempt,
+                config,
+            } => scheduling::queue_logs(&config, &id, attempt),
+            QueueAction::Cancel { id, config } => scheduling::queue_cancel(&config, &id),
+            QueueAction::Work {
+                concurrency,
+                config,
+            } => scheduling::queue_work(&config, concurrency),
+        },
     }
 }
 

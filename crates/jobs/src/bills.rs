@@ -61,7 +61,12 @@ pub struct Month {
 impl std::str::FromStr for Month {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a month like 2026-10");
+        match s {
+            "current" => return Ok(Month::now()),
+            "previous" => return Ok(Month::now().previous()),
+            _ => {}
+        }
+        let bad = || format!("{s:?} is not a month like 2026-10 (or current, previous)");
         let (y, m) = s.split_once('-').ok_or_else(bad)?;
         let (year, month) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
         if y.len() != 4 || m.len() != 2 || !(1..=12).contains(&month) {
@@ -84,6 +89,20 @@ impl Month {
         Month {
             year: today.year(),
             month: today.month(),
+        }
+    }
+
+    pub fn previous(&self) -> Month {
+        if self.month == 1 {
+            Month {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month - 1,
+            }
         }
     }
 
@@ -288,9 +307,21 @@ mod tests {
         for bad in ["2026-13", "2026-1", "26-10", "2026/10", "oct"] {
             assert_eq!(
                 bad.parse::<Month>().unwrap_err(),
-                format!("{bad:?} is not a month like 2026-10")
+                format!("{bad:?} is not a month like 2026-10 (or current, previous)")
             );
         }
+        assert_eq!("previous".parse::<Month>(), Ok(Month::now().previous()));
+        assert_eq!(
+            Month {
+                year: 2026,
+                month: 1
+            }
+            .previous(),
+            Month {
+                year: 2025,
+                month: 12
+            }
+        );
         let m: Month = "2026-12".parse().unwrap();
         assert_eq!(m.folder(), "bills/2026/12");
         let (start, end) = m.bounds();

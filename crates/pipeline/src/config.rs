@@ -35,6 +35,17 @@
 //! work_dir = "mirror"
 //! [mirror.groups.acme]
 //! web = { url = "https://gitlab.com/acme/web.git", credential = "acme" }
+//!
+//! [scheduler]
+//! timezone = "America/Bogota"
+//! [queue]
+//! backend = "local"                         # the queue folder and worker pool
+//! dir = "queue"
+//! concurrency = 2
+//! [jobs."/observes/etl/checkly"]            # the job catalogue
+//! command = ["observes", "run", "checkly"]
+//! schedule = "cron(0 * * * ? *)"
+//! size = "nano"
 //! ```
 
 use std::collections::BTreeMap;
@@ -76,6 +87,14 @@ struct RawConfig {
     #[serde(default)]
     bills: observes_jobs::bills::BillsConfig,
     mirror: Option<observes_jobs::mirror::MirrorConfig>,
+    #[serde(default)]
+    scheduler: observes_scheduler::catalogue::SchedulerSettings,
+    #[serde(default)]
+    queue: observes_scheduler::QueueSettings,
+    #[serde(default)]
+    sizes: BTreeMap<String, observes_scheduler::catalogue::Size>,
+    #[serde(default)]
+    jobs: BTreeMap<String, observes_scheduler::catalogue::RawJob>,
 }
 
 fn default_storage() -> String {
@@ -148,6 +167,21 @@ pub struct Config {
     pub bills: observes_jobs::bills::BillsConfig,
     /// `[mirror]`: the repositories to mirror.
     pub mirror: Option<observes_jobs::mirror::MirrorConfig>,
+    /// `[jobs."/name"]`, `[sizes]` and `[scheduler]`: the job catalogue.
+    pub catalogue: observes_scheduler::Catalogue,
+    /// `[queue]`, with its folder resolved.
+    pub queue: observes_scheduler::QueueSettings,
+}
+
+impl Config {
+    /// The folder of this file: where jobs run and relative paths start.
+    pub fn base(&self) -> PathBuf {
+        self.path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    }
 }
 
 /// `duckdb://relative.duckdb` and plain state folders are relative to the config file.
@@ -313,6 +347,12 @@ impl Config {
             pipelines,
             bills: raw.bills,
             mirror: raw.mirror.map(|m| m.resolve(&base)),
+            catalogue: observes_scheduler::Catalogue::build(&raw.scheduler, &raw.sizes, &raw.jobs)
+                .map_err(invalid)?,
+            queue: observes_scheduler::QueueSettings {
+                dir: base.join(&raw.queue.dir),
+                ..raw.queue
+            },
         })
     }
 

@@ -77,6 +77,71 @@ tools = { url = "git/beta/tools" }
 [bills.groups]
 acme = "Acme Corp"
 beta = "Beta Labs"
+
+# The job catalogue: `observes job list`, `observes schedule next`, `observes scheduler
+# tick` (submits what fell due to the queue), `observes queue work` (runs it).
+[scheduler]
+timezone = "America/Bogota"
+
+[queue]
+backend = "local"
+dir = "queue"
+concurrency = 2
+
+[jobs."/observes/etl/gitlab/product"]
+command = ["observes", "run", "gitlab_api"]
+schedule = "cron(0 0/2 * * ? *)"
+size = "small"
+attempts = 3
+timeout = "2h"
+tags = { source = "gitlab" }
+
+[jobs."/observes/etl/gitlab/sample"]
+command = ["observes", "run", "gitlab_sample"]
+schedule = "cron(30 4 ? * MON *)"
+size = "nano"
+
+[jobs."/observes/etl/checkly"]
+command = ["observes", "run", "checkly"]
+schedule = "cron(15 * * * ? *)"
+size = "nano"
+attempts = 2
+timeout = "30m"
+tags = { source = "checkly" }
+
+[jobs."/observes/etl/ci-jobs"]
+command = ["observes", "run", "ci_jobs"]
+schedule = "*/30 * * * *"                 # the classic five fields work too
+size = "nano"
+
+[jobs."/observes/etl/code"]
+command = ["observes", "run", "code"]
+schedule = "cron(0 3 * * ? *)"
+size = "medium"
+timeout = "6h"
+
+[jobs."/observes/etl/code/compute-bills"]
+command = ["observes", "job", "compute-bills", "--month", "previous"]
+schedule = "cron(0 6 1 * ? *)"
+size = "small"
+attempts = 2
+
+[jobs."/observes/etl/code/mirror"]
+command = ["observes", "job", "mirror"]
+schedule = "cron(0 1 * * ? *)"
+size = "small"
+timeout = "4h"
+
+[jobs."/observes/job/cancel-ci-jobs"]
+command = ["observes", "job", "cancel-ci-jobs", "--config", "data/gitlab.toml", "--older-than", "8h"]
+schedule = "cron(0/30 * * * ? *)"
+size = "nano"
+
+[jobs."/observes/job/batch-stability"]
+command = ["observes", "job", "batch-stability", "--hours", "1"]
+schedule = "cron(5 * * * ? *)"
+catch_up = "latest"
+size = "nano"
 "#;
 
 /// The demo's sample repositories: (group, name, commits, seed).
