@@ -149,11 +149,17 @@ pub fn scheduler_tick(config: &Path, dry_run: bool, now: Option<DateTime<Utc>>) 
         }
         return Ok(());
     }
-    let mut queue = local_queue(&config)?;
+    let mut queue: Box<dyn tick::Submit> = match config.queue.backend.as_str() {
+        "aws-batch" => Box::new(
+            observes_scheduler::batch::BatchQueue::connect(config.queue.batch())
+                .map_err(anyhow::Error::msg)?,
+        ),
+        _ => Box::new(local_queue(&config)?),
+    };
     match rt.block_on(tick::tick(
         &config.catalogue,
         &store,
-        &mut queue,
+        queue.as_mut(),
         &config.base(),
         now,
     ))? {
@@ -165,14 +171,26 @@ pub fn scheduler_tick(config: &Path, dry_run: bool, now: Option<DateTime<Utc>>) 
             writeln!(out, "{} runs submitted", submitted.len())?;
         }
     }
+    drop(queue);
+    if config.queue.backend == "aws-batch" {
+        // Batch runs the jobs; their outcomes reach _observes_job_runs from here.
+        let batch = observes_scheduler::batch::BatchQueue::connect(config.queue.batch())
+            .map_err(anyhow::Error::msg)?;
+        let mut recent = batch
+            .recent(now - chrono::Duration::days(1))
+            .map_err(anyhow::Error::msg)?;
+        record_runs(&config, &mut recent, &|_| Ok(()));
+    }
     Ok(())
 }
 
-/// The daemon: tick, run what is queued, sleep, again.
+/// The daemon: tick, run what is queued (AWS Batch runs its own), sleep, again.
 pub fn scheduler_run(config_path: &Path, interval: std::time::Duration) -> Result<()> {
     loop {
         scheduler_tick(config_path, false, None)?;
-        queue_work(config_path, None)?;
+        if Config::load(config_path)?.queue.backend == "local" {
+            queue_work(config_path, None)?;
+        }
         std::thread::sleep(interval);
     }
 }
@@ -260,7 +278,12 @@ pub fn batch_stability(
 ) -> Result<()> {
     let config = Config::load(config)?;
     let since = Utc::now() - chrono::Duration::milliseconds((hours * 3_600_000.0) as i64);
-    let runs = local_queue(&config)?.list()?;
+    let runs = match config.queue.backend.as_str() {
+        "aws-batch" => observes_scheduler::batch::BatchQueue::connect(config.queue.batch())
+            .and_then(|q| q.recent(since))
+            .map_err(anyhow::Error::msg)?,
+        _ => local_queue(&config)?.list()?,
+    };
     let report = stability::report(&runs, since);
     let json = serde_json::to_string(&report)?;
     if as_json {

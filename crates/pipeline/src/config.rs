@@ -39,7 +39,7 @@
 //! [scheduler]
 //! timezone = "America/Bogota"
 //! [queue]
-//! backend = "local"                         # the queue folder and worker pool
+//! backend = "local"                         # or "aws-batch" (job_queue, job_definition, region, endpoint)
 //! dir = "queue"
 //! concurrency = 2
 //! [jobs."/observes/etl/checkly"]            # the job catalogue
@@ -349,9 +349,16 @@ impl Config {
             mirror: raw.mirror.map(|m| m.resolve(&base)),
             catalogue: observes_scheduler::Catalogue::build(&raw.scheduler, &raw.sizes, &raw.jobs)
                 .map_err(invalid)?,
-            queue: observes_scheduler::QueueSettings {
-                dir: base.join(&raw.queue.dir),
-                ..raw.queue
+            queue: match raw.queue.backend.as_str() {
+                "local" | "aws-batch" => observes_scheduler::QueueSettings {
+                    dir: base.join(&raw.queue.dir),
+                    ..raw.queue
+                },
+                other => {
+                    return Err(invalid(format!(
+                        "[queue] backend {other:?} is unknown (expected local or aws-batch)"
+                    )))
+                }
             },
         })
     }

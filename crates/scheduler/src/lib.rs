@@ -2,6 +2,7 @@
 //! submits each due run exactly once, the local queue that runs them, the record of runs
 //! in the warehouse, and `batch-stability`, which watches the queue.
 
+pub mod batch;
 pub mod catalogue;
 pub mod cron;
 pub mod queue;
@@ -24,6 +25,27 @@ pub struct QueueSettings {
     /// Runs at a time in a local worker.
     #[serde(default = "two")]
     pub concurrency: usize,
+    /// aws-batch: the job queue (a job's `queue` other than `default` overrides it).
+    #[serde(default)]
+    pub job_queue: String,
+    /// aws-batch: `name`, `name:revision` or an ARN.
+    #[serde(default)]
+    pub job_definition: String,
+    /// aws-batch: else the AWS chain's region.
+    pub region: Option<String>,
+    /// aws-batch: an AWS-compatible endpoint instead of AWS's.
+    pub endpoint: Option<String>,
+}
+
+impl QueueSettings {
+    pub fn batch(&self) -> batch::BatchSettings {
+        batch::BatchSettings {
+            job_queue: self.job_queue.clone(),
+            job_definition: self.job_definition.clone(),
+            region: self.region.clone(),
+            endpoint: self.endpoint.clone(),
+        }
+    }
 }
 
 fn local() -> String {
@@ -42,6 +64,10 @@ impl Default for QueueSettings {
             backend: local(),
             dir: queue_dir(),
             concurrency: two(),
+            job_queue: String::new(),
+            job_definition: String::new(),
+            region: None,
+            endpoint: None,
         }
     }
 }

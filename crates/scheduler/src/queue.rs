@@ -78,6 +78,11 @@ pub struct Run {
     /// Written to the warehouse's `_observes_job_runs`.
     #[serde(default)]
     pub recorded: bool,
+    /// The catalogue's queue name (Batch: a job queue; `default` is the configured one).
+    #[serde(default)]
+    pub queue: String,
+    #[serde(default)]
+    pub size: Option<crate::catalogue::Size>,
 }
 
 impl Run {
@@ -105,6 +110,8 @@ impl Run {
             status_reason: None,
             attempts: Vec::new(),
             recorded: false,
+            queue: job.queue.clone(),
+            size: Some(job.size),
         }
     }
 

@@ -1,0 +1,382 @@
+//! The AWS Batch queue against an AWS-compatible endpoint (moto's server, started by
+//! ./scripts/test): submitted jobs carry the queue, definition, overrides, retry strategy,
+//! timeout and tags; the scheduler's tick submits to it exactly once; batch-stability
+//! reads its jobs back — failed ones (no Docker: moto fails them) and, with moto told not
+//! to use Docker, succeeded ones.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_batch::types::{
+    CeState, CeType, ComputeEnvironmentOrder, ContainerProperties, JobDefinitionType, JobStatus,
+};
+use observes_scheduler::batch::{BatchQueue, BatchSettings};
+use observes_scheduler::catalogue::{Catalogue, RawJob, SchedulerSettings};
+use observes_scheduler::queue::Run;
+use observes_scheduler::stability::{self, Failure};
+use observes_scheduler::tick::Submit;
+
+fn catalogue() -> Catalogue {
+    let raw: BTreeMap<String, RawJob> = toml::from_str(
+        r#"
+["/observes/etl/checkly"]
+command = ["observes", "run", "checkly"]
+attempts = 3
+timeout = "1h"
+size = "nano"
+tags = { team = "data" }
+environment = { OBSERVES_LOG = "info" }
+"#,
+    )
+    .unwrap();
+    Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &raw).unwrap()
+}
+
+/// Sets moto's Batch to run jobs without Docker (they succeed) or with it (they fail here).
+fn moto_use_docker(endpoint: &str, use_docker: bool) {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let body = format!("{{\"batch\": {{\"use_docker\": {use_docker}}}}}");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "POST /moto-api/config HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 20"), "{response}");
+}
+
+/// Creates an IAM role on moto (Batch wants a service role that exists) and returns its ARN.
+fn moto_role(endpoint: &str, name: &str) -> String {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let policy = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D";
+    let body = format!(
+        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument={policy}"
+    );
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    // moto routes by the signature's service; it does not check the signature itself.
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=observes-test/20261125/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let start = response.find("<Arn>").unwrap() + 5;
+    let end = response[start..].find("</Arn>").unwrap() + start;
+    response[start..end].to_string()
+}
+
+#[test]
+fn submits_with_every_setting_and_reads_jobs_back_for_stability() {
+    let endpoint = observes_testkit::s3_endpoint();
+    let name = format!("observes-test-{}", std::process::id());
+    let mut queue = BatchQueue::connect(BatchSettings {
+        job_queue: name.clone(),
+        job_definition: "observes-test".into(),
+        region: Some("us-east-1".into()),
+        endpoint: Some(endpoint.clone()),
+    })
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = queue.client().clone();
+    let role = moto_role(&endpoint, &name);
+    rt.block_on(async {
+        let env = client
+            .create_compute_environment()
+            .compute_environment_name(&name)
+            .service_role(&role)
+            .r#type(CeType::Unmanaged)
+            .state(CeState::Enabled)
+            .send()
+            .await
+            .unwrap();
+        client
+            .create_job_queue()
+            .job_queue_name(&name)
+            .state(aws_sdk_batch::types::JqState::Enabled)
+            .priority(1)
+            .compute_environment_order(
+                ComputeEnvironmentOrder::builder()
+                    .order(1)
+                    .compute_environment(env.compute_environment_arn().unwrap())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        client
+            .register_job_definition()
+            .job_definition_name("observes-test")
+            .r#type(JobDefinitionType::Container)
+            .container_properties(
+                ContainerProperties::builder()
+                    .image("ghcr.io/example/observes:latest")
+                    .resource_requirements(
+                        aws_sdk_batch::types::ResourceRequirement::builder()
+                            .r#type(aws_sdk_batch::types::ResourceType::Vcpu)
+                            .value("1")
+                            .build(),
+                    )
+                    .resource_requirements(
+                        aws_sdk_batch::types::ResourceRequirement::builder()
+                            .r#type(aws_sdk_batch::types::ResourceType::Memory)
+                            .value("512")
+                            .build(),
+                    )
+                    .command("true")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let catalogue = catalogue();
+    let job = catalogue.job("/observes/etl/checkly").unwrap();
+    let since = chrono::Utc::now() - chrono::Duration::seconds(5);
+
+    moto_use_docker(&endpoint, true);
+    let failing = Run::new(
+        job,
+        std::path::Path::new("."),
+        Some("2026-11-25T10:00:00Z".parse().unwrap()),
+    );
+    assert!(!queue.exists(&failing.key).unwrap());
+    queue.submit(&failing).unwrap();
+    assert!(
+        queue.exists(&failing.key).unwrap(),
+        "found again by its key"
+    );
+
+    let described = rt.block_on(async {
+        let page = client
+            .list_jobs()
+            .job_queue(&name)
+            .job_status(JobStatus::Submitted)
+            .send()
+            .await
+            .unwrap();
+        let mut ids: Vec<String> = page
+            .job_summary_list()
+            .iter()
+            .filter_map(|j| j.job_id().map(str::to_string))
+            .collect();
+        if ids.is_empty() {
+            let all = client
+                .list_jobs()
+                .job_queue(&name)
+                .filters(
+                    aws_sdk_batch::types::KeyValuesPair::builder()
+                        .name("JOB_NAME")
+                        .values("observes-etl-checkly-20261125T100000Z")
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            ids = all
+                .job_summary_list()
+                .iter()
+                .filter_map(|j| j.job_id().map(str::to_string))
+                .collect();
+        }
+        client
+            .describe_jobs()
+            .set_jobs(Some(ids))
+            .send()
+            .await
+            .unwrap()
+    });
+    let detail = &described.jobs()[0];
+    assert_eq!(
+        detail.job_name(),
+        Some("observes-etl-checkly-20261125T100000Z")
+    );
+    assert!(
+        detail
+            .job_queue()
+            .unwrap()
+            .ends_with(&format!("job-queue/{name}")),
+        "{:?}",
+        detail.job_queue()
+    );
+    assert!(
+        detail
+            .job_definition()
+            .unwrap()
+            .contains("job-definition/observes-test"),
+        "{:?}",
+        detail.job_definition()
+    );
+    // moto keeps the timeout, tags and command overrides (retry strategy and resource
+    // overrides it drops: the wire test below checks those as sent).
+    assert_eq!(
+        detail.timeout().and_then(|t| t.attempt_duration_seconds()),
+        Some(3600)
+    );
+    let tags = detail.tags().unwrap();
+    assert_eq!(tags.get("team").map(String::as_str), Some("data"));
+    assert_eq!(
+        tags.get("observes:job").map(String::as_str),
+        Some("/observes/etl/checkly")
+    );
+    assert_eq!(
+        tags.get("observes:run_key").map(String::as_str),
+        Some("/observes/etl/checkly@2026-11-25T10:00:00Z")
+    );
+    let container = detail.container().unwrap();
+    assert_eq!(container.command(), ["observes", "run", "checkly"]);
+    let env: Vec<(String, String)> = container
+        .environment()
+        .iter()
+        .map(|e| {
+            (
+                e.name().unwrap().to_string(),
+                e.value().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        env.contains(&("OBSERVES_LOG".to_string(), "info".to_string())),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&("OBSERVES_RUN_ID".to_string(), failing.key.clone())),
+        "{env:?}"
+    );
+
+    // Without Docker the job fails; then moto runs jobs without it and they succeed.
+    let wait_for = |queue: &BatchQueue, key: &str| {
+        for _ in 0..300 {
+            let runs = queue.recent(since).unwrap();
+            if let Some(r) = runs.iter().find(|r| r.key == key) {
+                if r.status.finished() {
+                    return r.clone();
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("{key} did not finish");
+    };
+    let failed = wait_for(&queue, &failing.key);
+    assert_eq!(
+        failed.status,
+        observes_scheduler::RunStatus::Failed,
+        "{failed:?}"
+    );
+    moto_use_docker(&endpoint, false);
+    let ok = Run::new(
+        job,
+        std::path::Path::new("."),
+        Some("2026-11-25T11:00:00Z".parse().unwrap()),
+    );
+    queue.submit(&ok).unwrap();
+    let succeeded = wait_for(&queue, &ok.key);
+    assert_eq!(
+        succeeded.status,
+        observes_scheduler::RunStatus::Succeeded,
+        "{succeeded:?}"
+    );
+
+    let report = stability::report(&queue.recent(since).unwrap(), since);
+    assert_eq!((report.runs, report.succeeded, report.failed()), (2, 1, 1));
+    // moto without Docker starts the job and stops it with no exit code.
+    let failures = &report.failures["/observes/etl/checkly"];
+    assert_eq!(failures[0].failure, Failure::Failed { exit_code: None });
+    assert_eq!(failures[0].id, failed.id);
+}
+
+/// SubmitJob as it goes on the wire, read by a one-request HTTP listener.
+#[test]
+fn submit_job_sends_overrides_retry_strategy_timeout_and_tags() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line).unwrap();
+        let mut length = 0;
+        let mut authorized = false;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            authorized |= lower.starts_with("authorization: aws4-hmac-sha256");
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let reply =
+            r#"{"jobArn":"arn:aws:batch:us-east-1:123456789012:job/1","jobName":"x","jobId":"1"}"#;
+        write!(
+            reader.get_mut(),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+            reply.len()
+        )
+        .unwrap();
+        (
+            request_line,
+            authorized,
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        )
+    });
+    observes_testkit::s3_endpoint(); // the AWS_* credentials the chain reads
+    let mut queue = BatchQueue::connect(BatchSettings {
+        job_queue: "observes_soon".into(),
+        job_definition: "observes:12".into(),
+        region: Some("us-east-1".into()),
+        endpoint: Some(endpoint),
+    })
+    .unwrap();
+    let catalogue = catalogue();
+    let run = Run::new(
+        catalogue.job("/observes/etl/checkly").unwrap(),
+        std::path::Path::new("."),
+        Some("2026-11-25T10:00:00Z".parse().unwrap()),
+    );
+    queue.submit(&run).unwrap();
+    let (request_line, authorized, body) = server.join().unwrap();
+    assert_eq!(request_line, "POST /v1/submitjob HTTP/1.1\r\n");
+    assert!(authorized, "signed with SigV4");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "jobName": "observes-etl-checkly-20261125T100000Z",
+            "jobQueue": "observes_soon",
+            "jobDefinition": "observes:12",
+            "containerOverrides": {
+                "command": ["observes", "run", "checkly"],
+                "environment": [
+                    {"name": "OBSERVES_LOG", "value": "info"},
+                    {"name": "OBSERVES_RUN_ID", "value": "/observes/etl/checkly@2026-11-25T10:00:00Z"}
+                ],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "1"},
+                    {"type": "MEMORY", "value": "1900"}
+                ]
+            },
+            "retryStrategy": {"attempts": 3},
+            "timeout": {"attemptDurationSeconds": 3600},
+            "tags": {
+                "team": "data",
+                "observes:job": "/observes/etl/checkly",
+                "observes:run_key": "/observes/etl/checkly@2026-11-25T10:00:00Z"
+            },
+            "propagateTags": true
+        })
+    );
+}
