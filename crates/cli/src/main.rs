@@ -1,6 +1,7 @@
 //! `observes`: the command line. It parses arguments, sets up logging and calls into the
 //! crates; no loading logic lives here.
 
+mod dashboards;
 mod scheduling;
 
 use std::io::{BufReader, Write};
@@ -142,6 +143,69 @@ enum Command {
         #[command(subcommand)]
         action: QueueAction,
     },
+    /// Dashboards: files of panels in a folder (default: dashboards/ beside the config).
+    Dashboard {
+        #[command(subcommand)]
+        action: DashboardAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DashboardAction {
+    /// Serve the dashboards as web pages (charts drawn as SVG, a CSV per panel).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        addr: std::net::SocketAddr,
+        /// Seconds a panel's query may take before its panel says so.
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+        #[command(flatten)]
+        place: DashboardPlace,
+    },
+    /// One line per dashboard: its name, then its title.
+    List {
+        #[command(flatten)]
+        place: DashboardPlace,
+    },
+    /// Run every panel of every dashboard (or of NAME) and report the first problem.
+    Check {
+        name: Option<String>,
+        #[command(flatten)]
+        place: DashboardPlace,
+    },
+    /// Write a dashboard as one HTML file or one SVG per chart, for reports.
+    Export {
+        name: String,
+        #[arg(long, default_value = "html", value_parser = parse_export_format)]
+        format: observes_dashboards::export::Format,
+        #[arg(long)]
+        out: PathBuf,
+        /// First day (default: the dashboard's range ending today).
+        #[arg(long)]
+        start: Option<chrono::NaiveDate>,
+        /// Last day, included.
+        #[arg(long)]
+        end: Option<chrono::NaiveDate>,
+        #[arg(long, default_value = "")]
+        group: String,
+        #[command(flatten)]
+        place: DashboardPlace,
+    },
+}
+
+fn parse_export_format(s: &str) -> Result<observes_dashboards::export::Format, String> {
+    s.parse()
+}
+
+/// Where the dashboards and the warehouse are.
+#[derive(clap::Args)]
+struct DashboardPlace {
+    /// The config file (its warehouse).
+    #[arg(long, default_value = "observes.toml")]
+    config: PathBuf,
+    /// The folder of dashboard files (default: dashboards/ beside the config).
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -635,6 +699,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Scheduler {
             action: SchedulerAction::Run { interval, config },
         } => scheduling::scheduler_run(&config, std::time::Duration::from_secs(interval.max(1))),
+        Command::Dashboard { action } => dashboards::run(action),
         Command::Queue { action } => match action {
             QueueAction::List { json, config } => scheduling::queue_list(&config, json),
             QueueAction::Show { id, config } => scheduling::queue_show(&config, &id),

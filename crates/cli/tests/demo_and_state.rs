@@ -110,6 +110,56 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
         .collect();
     assert_eq!(outcomes, vec!["unchanged"; 3]);
 
+    // The shipped dashboards on the demo's data: every panel runs; charts are not empty.
+    let out = observes()
+        .args(["dashboard", "check", "--config"])
+        .arg(demo.join("observes.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "billing: 3 panels ok\nci_health: 6 panels ok\nengineering: 5 panels ok\nfreshness: 4 panels ok\nuptime: 4 panels ok\n"
+    );
+    let out = observes()
+        .args(["dashboard", "list", "--config"])
+        .arg(demo.join("observes.toml"))
+        .output()
+        .unwrap();
+    assert!(stdout(&out).starts_with("billing\tBilling\nci_health\tCI health\n"));
+    let exported = dir.path().join("exported");
+    for name in ["billing", "ci_health", "engineering", "freshness", "uptime"] {
+        let out = observes()
+            .args(["dashboard", "export", name, "--format", "svg", "--out"])
+            .arg(&exported)
+            .arg("--config")
+            .arg(demo.join("observes.toml"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        for file in stdout(&out).lines() {
+            let svg = std::fs::read_to_string(file).unwrap();
+            assert!(
+                svg.contains("class=\"bar\"") || svg.contains("class=\"series\""),
+                "{file} has no marks"
+            );
+        }
+        let out = observes()
+            .args(["dashboard", "export", name, "--format", "html", "--out"])
+            .arg(&exported)
+            .arg("--config")
+            .arg(demo.join("observes.toml"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+    }
+    let html = std::fs::read_to_string(exported.join("ci_health.html")).unwrap();
+    let svg = std::fs::read_to_string(exported.join("ci_health-2.svg")).unwrap();
+    assert!(
+        html.contains(&svg),
+        "the export's page holds the same chart as its SVG"
+    );
+
     // The jobs on their own, from the demo's config.
     let config = demo.join("observes.toml");
     let out = observes()

@@ -246,6 +246,36 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
     } else {
         None
     };
+    // The shipped dashboards, for `observes dashboard serve` (kept when edited).
+    let dashboards = dir.join("dashboards");
+    std::fs::create_dir_all(&dashboards).map_err(io)?;
+    for (name, text) in observes_dashboards::SHIPPED {
+        let path = dashboards.join(format!("{name}.toml"));
+        if !path.exists() {
+            std::fs::write(&path, text).map_err(io)?;
+        }
+    }
+    // The pipelines the catalogue runs as jobs: their runs, for the freshness dashboard.
+    let mut wh = observes_warehouse::connect(&config.warehouse)?;
+    for run in &runs {
+        let command = ["observes", "run", run.pipeline.as_str()];
+        let Some(job) = config
+            .catalogue
+            .jobs
+            .values()
+            .find(|j| j.command == command)
+        else {
+            continue;
+        };
+        let mut record = observes_scheduler::Run::new(job, dir, None);
+        let stopped = chrono::Utc::now();
+        record.started_at =
+            Some(stopped - chrono::Duration::from_std(run.elapsed).unwrap_or_default());
+        record.stopped_at = Some(stopped);
+        record.status = observes_scheduler::RunStatus::Succeeded;
+        observes_scheduler::runs::record(wh.as_mut(), &record)?;
+    }
+    drop(wh);
     let tables = table_counts(&config)?;
     Ok(DemoSummary {
         dir: dir.to_path_buf(),

@@ -174,13 +174,13 @@ impl Warehouse for Recording {
         self.sql.push(sql.to_string());
         self.inner.execute(sql, params)
     }
-    fn query(
+    fn query_with_columns(
         &mut self,
         sql: &str,
         params: &[SqlValue],
-    ) -> observes_warehouse::Result<Vec<Vec<SqlValue>>> {
+    ) -> observes_warehouse::Result<(Vec<String>, Vec<Vec<SqlValue>>)> {
         self.sql.push(sql.to_string());
-        self.inner.query(sql, params)
+        self.inner.query_with_columns(sql, params)
     }
     fn begin(&mut self) -> observes_warehouse::Result<()> {
         self.inner.begin()

@@ -198,3 +198,38 @@ fn timeouts_retries_logs_concurrency_cancel_and_stability() {
         fails.id, hangs.id, secret.id, waits.id
     )), "{text}");
 }
+
+#[test]
+fn a_running_run_is_cancelled_by_its_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let raw: BTreeMap<String, RawJob> =
+        toml::from_str("[\"/long\"]\ncommand = [\"sleep\", \"30\"]\nattempts = 3\n").unwrap();
+    let catalogue =
+        Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &raw).unwrap();
+    let queue = LocalQueue::open(&root.join("queue")).unwrap();
+    let run = submit(&queue, &catalogue, "/long", root, 0);
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| queue.work(1, &|_| {}).unwrap());
+        while queue.get(&run.id).unwrap().status != RunStatus::Running {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        queue.cancel(&run.id).unwrap();
+    });
+    let done = queue.get(&run.id).unwrap();
+    assert_eq!(done.status, RunStatus::Cancelled);
+    assert_eq!(done.attempts.len(), 1, "a cancelled run is not retried");
+    assert_eq!(
+        done.status_reason.as_deref(),
+        Some("cancelled while running")
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let report = stability::report(&[done], chrono::Utc::now() - chrono::Duration::hours(1));
+    assert_eq!(
+        report.failures["/long"][0].failure,
+        Failure::Failed { exit_code: None },
+        "it ran, then was killed"
+    );
+}

@@ -132,7 +132,16 @@ pub trait Warehouse: Send {
     fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64>;
 
     /// Runs a query and returns all its rows (for small results: metadata, state).
-    fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>>;
+    fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
+        Ok(self.query_with_columns(sql, params)?.1)
+    }
+
+    /// Runs a query and returns its column names and all its rows.
+    fn query_with_columns(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<(Vec<String>, Vec<Vec<SqlValue>>)>;
 
     fn begin(&mut self) -> Result<()>;
     fn commit(&mut self) -> Result<()>;

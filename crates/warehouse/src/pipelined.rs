@@ -97,9 +97,13 @@ impl Warehouse for Pipelined {
         self.call(move |wh| wh.execute(&sql, &params))
     }
 
-    fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
+    fn query_with_columns(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<(Vec<String>, Vec<Vec<SqlValue>>)> {
         let (sql, params) = (sql.to_string(), params.to_vec());
-        self.call(move |wh| wh.query(&sql, &params))
+        self.call(move |wh| wh.query_with_columns(&sql, &params))
     }
 
     fn begin(&mut self) -> Result<()> {

@@ -167,7 +167,11 @@ impl Warehouse for DuckDbWarehouse {
         Ok(n as u64)
     }
 
-    fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
+    fn query_with_columns(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<(Vec<String>, Vec<Vec<SqlValue>>)> {
         let mut stmt = self.conn.prepare(sql).map_err(|e| Self::sql_err(sql, e))?;
         let mut rows = stmt
             .query(params_from_iter(params.iter().map(Param)))
@@ -182,7 +186,8 @@ impl Warehouse for DuckDbWarehouse {
             }
             out.push(values);
         }
-        Ok(out)
+        drop(rows);
+        Ok((stmt.column_names(), out))
     }
 
     fn begin(&mut self) -> Result<()> {

@@ -179,6 +179,12 @@ fn from_row(row: &postgres::Row, i: usize) -> std::result::Result<SqlValue, post
                     })
                 })
         }
+        Type::DATE => row
+            .try_get::<_, Option<PgDate>>(i)?
+            .map_or(SqlValue::Null, |d| SqlValue::Date(d.0)),
+        Type::NUMERIC => row
+            .try_get::<_, Option<Numeric>>(i)?
+            .map_or(SqlValue::Null, |n| SqlValue::Float(n.0)),
         ref t if is_jsonb(t) || *t == Type::JSON => row
             .try_get::<_, Option<Json>>(i)?
             .map_or(SqlValue::Null, |j| SqlValue::Text(j.0)),
@@ -186,6 +192,55 @@ fn from_row(row: &postgres::Row, i: usize) -> std::result::Result<SqlValue, post
             .try_get::<_, Option<String>>(i)?
             .map_or(SqlValue::Null, SqlValue::Text),
     })
+}
+
+/// A `DATE` as days since the Unix epoch (PostgreSQL counts from 2000-01-01).
+struct PgDate(i32);
+
+impl<'a> postgres::types::FromSql<'a> for PgDate {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let bytes: [u8; 4] = raw.try_into().map_err(|_| "a DATE is 4 bytes")?;
+        Ok(PgDate(i32::from_be_bytes(bytes).saturating_add(10_957)))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::DATE
+    }
+}
+
+/// A `NUMERIC` read as a float (what aggregates like `ROUND(AVG(x), 1)` return).
+struct Numeric(f64);
+
+impl<'a> postgres::types::FromSql<'a> for Numeric {
+    /// The binary form: digit count, weight (of the first digit, base 10,000), sign,
+    /// display scale, then the base-10,000 digits, all big-endian 16-bit.
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let word = |i: usize| -> std::result::Result<u16, String> {
+            raw.get(i * 2..i * 2 + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .ok_or_else(|| "a short NUMERIC".to_string())
+        };
+        let (count, weight, sign) = (word(0)? as usize, word(1)? as i16, word(2)?);
+        if sign == 0xC000 {
+            return Ok(Numeric(f64::NAN));
+        }
+        let mut value = 0.0;
+        for d in 0..count {
+            let digit = word(4 + d)? as f64;
+            value += digit * 10_000f64.powi(weight as i32 - d as i32);
+        }
+        Ok(Numeric(if sign == 0x4000 { -value } else { value }))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
 }
 
 /// JSON read as its text.
@@ -338,20 +393,35 @@ impl Warehouse for PostgresWarehouse {
             .map_err(|e| Self::sql_err(sql, &e))
     }
 
-    fn query(&mut self, sql: &str, values: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
+    fn query_with_columns(
+        &mut self,
+        sql: &str,
+        values: &[SqlValue],
+    ) -> Result<(Vec<String>, Vec<Vec<SqlValue>>)> {
         let p = params(values);
+        let stmt = self
+            .client
+            .prepare(sql)
+            .map_err(|e| Self::sql_err(sql, &e))?;
+        let columns = stmt
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
         let rows = self
             .client
-            .query(sql, &refs(&p))
+            .query(&stmt, &refs(&p))
             .map_err(|e| Self::sql_err(sql, &e))?;
-        rows.iter()
+        let rows = rows
+            .iter()
             .map(|row| {
                 (0..row.len())
                     .map(|i| from_row(row, i))
                     .collect::<std::result::Result<Vec<_>, _>>()
             })
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Self::sql_err(sql, &e))
+            .map_err(|e| Self::sql_err(sql, &e))?;
+        Ok((columns, rows))
     }
 
     fn begin(&mut self) -> Result<()> {

@@ -537,8 +537,12 @@ impl Warehouse for RedshiftWarehouse {
         self.pg.execute(sql, params)
     }
 
-    fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
-        self.pg.query(sql, params)
+    fn query_with_columns(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<(Vec<String>, Vec<Vec<SqlValue>>)> {
+        self.pg.query_with_columns(sql, params)
     }
 
     fn begin(&mut self) -> Result<()> {

@@ -1,0 +1,107 @@
+//! `observes dashboard serve|list|check|export`, wired.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use observes_dashboards::data::Params;
+use observes_pipeline::Config;
+
+use crate::{DashboardAction, DashboardPlace};
+
+fn place(p: &DashboardPlace) -> Result<(Config, PathBuf)> {
+    let config = Config::load(&p.config)?;
+    let dir = p
+        .dir
+        .clone()
+        .unwrap_or_else(|| config.base().join("dashboards"));
+    Ok((config, dir))
+}
+
+pub fn run(action: DashboardAction) -> Result<()> {
+    match action {
+        DashboardAction::List { place: p } => {
+            let (_, dir) = place(&p)?;
+            for (name, d) in observes_dashboards::load_dir(&dir)? {
+                println!("{name}\t{}", d.title);
+            }
+            Ok(())
+        }
+        DashboardAction::Check { name, place: p } => {
+            let (config, dir) = place(&p)?;
+            let all = observes_dashboards::load_dir(&dir)?;
+            let mut wh = observes_warehouse::connect(&config.warehouse)?;
+            let today = chrono::Utc::now().date_naive();
+            for (n, d) in &all {
+                if name.as_deref().is_some_and(|only| only != n) {
+                    continue;
+                }
+                observes_dashboards::data::validate(
+                    wh.as_mut(),
+                    d,
+                    &Params::default_for(d, today),
+                )?;
+                println!("{n}: {} panels ok", d.panels.len());
+            }
+            Ok(())
+        }
+        DashboardAction::Export {
+            name,
+            format,
+            out,
+            start,
+            end,
+            group,
+            place: p,
+        } => {
+            let (config, dir) = place(&p)?;
+            let mut all = observes_dashboards::load_dir(&dir)?;
+            let known = all.keys().cloned().collect::<Vec<_>>().join(", ");
+            let Some(d) = all.remove(&name) else {
+                bail!(
+                    "no dashboard named {name:?} in {} (known: {known})",
+                    dir.display()
+                );
+            };
+            let mut params = Params::default_for(&d, chrono::Utc::now().date_naive());
+            if let Some(s) = start {
+                params.start = s;
+            }
+            if let Some(e) = end {
+                params.end = e;
+            }
+            params.group = group;
+            let mut wh = observes_warehouse::connect(&config.warehouse)?;
+            let files = observes_dashboards::export::export(wh.as_mut(), &d, &params, format, &out)
+                .map_err(anyhow::Error::msg)?;
+            for f in files {
+                println!("{}", f.display());
+            }
+            Ok(())
+        }
+        DashboardAction::Serve {
+            addr,
+            timeout,
+            place: p,
+        } => {
+            let (config, dir) = place(&p)?;
+            observes_dashboards::load_dir(&dir)?;
+            let app =
+                observes_dashboards::server::router(observes_dashboards::server::ServeConfig {
+                    dashboards: dir,
+                    warehouse: config.warehouse.clone(),
+                    query_timeout: std::time::Duration::from_secs_f64(timeout.max(0.1)),
+                });
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening on {addr}"))?;
+                eprintln!("dashboards at http://{}", listener.local_addr()?);
+                axum::serve(listener, app).await.context("serving")
+            })
+        }
+    }
+}

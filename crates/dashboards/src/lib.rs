@@ -1,0 +1,36 @@
+//! Dashboards: files of panels (a SQL query and a chart kind), served as web pages with
+//! server-drawn SVG charts, and exported as HTML or SVG for reports.
+//!
+//! - [`spec`]: the dashboard files and their parameters (`$start`, `$end`, `$group`).
+//! - [`data`]: running a panel's query with bound parameters; checking its mapping.
+//! - [`chart`]: SVG line, bar and stacked bar charts; tables; numbers with a comparison.
+//! - [`page`]: the HTML of the index and of a dashboard.
+//! - [`server`]: `observes dashboard serve`.
+//! - [`export`]: `observes dashboard export`.
+
+pub mod chart;
+pub mod data;
+pub mod export;
+pub mod page;
+pub mod server;
+pub mod spec;
+
+pub use spec::{load_dir, Dashboard};
+
+/// The dashboards Observes ships, by name: on the demo's sources and its jobs.
+pub const SHIPPED: [(&str, &str); 5] = [
+    (
+        "ci_health",
+        include_str!("../../../dashboards/ci_health.toml"),
+    ),
+    ("uptime", include_str!("../../../dashboards/uptime.toml")),
+    (
+        "engineering",
+        include_str!("../../../dashboards/engineering.toml"),
+    ),
+    ("billing", include_str!("../../../dashboards/billing.toml")),
+    (
+        "freshness",
+        include_str!("../../../dashboards/freshness.toml"),
+    ),
+];

@@ -1,0 +1,198 @@
+//! `observes dashboard serve`: the index, one page per dashboard, a CSV per panel.
+//!
+//! Dashboard files are read on every request (an edit shows on reload). Each panel's query
+//! runs on a blocking thread with a time limit: a slow query leaves a message on its
+//! panel, not a blank page. Parameters come from the URL (`?start=…&end=…&group=…`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::NaiveDate;
+
+use crate::data::{run_panel, run_query, PanelData, Params};
+use crate::spec::{load_dir, Dashboard};
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub dashboards: PathBuf,
+    pub warehouse: String,
+    /// Longest a panel's query may take.
+    pub query_timeout: Duration,
+}
+
+type Shared = Arc<ServeConfig>;
+
+pub fn router(config: ServeConfig) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/d/{name}", get(page))
+        .route("/d/{name}/panel/{file}", get(panel_csv))
+        .with_state(Arc::new(config))
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, message).into_response()
+}
+
+async fn index(State(config): State<Shared>) -> Response {
+    match load_dir(&config.dashboards) {
+        Ok(all) => Html(crate::page::index(&all.values().collect::<Vec<_>>())).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn find(config: &ServeConfig, name: &str) -> Result<Dashboard, Response> {
+    let mut all = load_dir(&config.dashboards)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    all.remove(name).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no dashboard named {name:?}"),
+        )
+    })
+}
+
+/// The parameters of a request, the dashboard's defaults where absent.
+pub fn params_from(
+    d: &Dashboard,
+    query: &HashMap<String, String>,
+    today: NaiveDate,
+) -> Result<Params, String> {
+    let mut p = Params::default_for(d, today);
+    for (key, slot) in [("start", &mut p.start), ("end", &mut p.end)] {
+        if let Some(v) = query.get(key).filter(|v| !v.is_empty()) {
+            *slot = v
+                .parse()
+                .map_err(|_| format!("{key}={v:?} is not a date like 2026-11-25"))?;
+        }
+    }
+    if p.start > p.end {
+        return Err(format!("start {} is after end {}", p.start, p.end));
+    }
+    if let Some(g) = query.get("group") {
+        p.group = g.clone();
+    }
+    Ok(p)
+}
+
+/// Runs a blocking warehouse job with the query time limit.
+async fn with_warehouse<T: Send + 'static>(
+    config: &ServeConfig,
+    job: impl FnOnce(&mut dyn observes_warehouse::Warehouse) -> T + Send + 'static,
+) -> Result<T, String> {
+    let url = config.warehouse.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut wh = observes_warehouse::connect(&url).map_err(|e| e.to_string())?;
+        Ok::<T, String>(job(wh.as_mut()))
+    });
+    match tokio::time::timeout(config.query_timeout, task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(format!("the query stopped: {e}")),
+        Err(_) => Err(format!(
+            "the query took longer than {} s and was given up",
+            config.query_timeout.as_secs_f64()
+        )),
+    }
+}
+
+async fn page(
+    State(config): State<Shared>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let d = match find(&config, &name) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let params = match params_from(&d, &query, chrono::Utc::now().date_naive()) {
+        Ok(p) => p,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let (groups, panels) = render_data(&config, &d, &params).await;
+    Html(crate::page::dashboard(&d, &params, &groups, &panels, true)).into_response()
+}
+
+/// The group choices and every panel's result (each with its own time limit).
+pub async fn render_data(
+    config: &ServeConfig,
+    d: &Dashboard,
+    params: &Params,
+) -> (Vec<String>, Vec<Result<PanelData, String>>) {
+    let groups = match &d.parameters.group {
+        None => Vec::new(),
+        Some(g) => {
+            let sql = g.sql.clone();
+            let p = params.clone();
+            with_warehouse(config, move |wh| run_query(wh, &sql, &p))
+                .await
+                .and_then(|r| r)
+                .map(|t| {
+                    t.rows
+                        .iter()
+                        .filter_map(|r| r.first().map(crate::data::text))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+    };
+    let mut panels = Vec::new();
+    for panel in &d.panels {
+        let (d2, panel, p) = (d.clone(), panel.clone(), params.clone());
+        panels.push(
+            with_warehouse(config, move |wh| run_panel(wh, &d2, &panel, &p))
+                .await
+                .and_then(|r| r),
+        );
+    }
+    (groups, panels)
+}
+
+async fn panel_csv(
+    State(config): State<Shared>,
+    Path((name, file)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let d = match find(&config, &name) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let Some(index) = file
+        .strip_suffix(".csv")
+        .and_then(|i| i.parse::<usize>().ok())
+        .filter(|i| *i < d.panels.len())
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no panel {file:?} in {name}"),
+        );
+    };
+    let params = match params_from(&d, &query, chrono::Utc::now().date_naive()) {
+        Ok(p) => p,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let panel = d.panels[index].clone();
+    let result = with_warehouse(&config, move |wh| run_query(wh, &panel.sql, &params))
+        .await
+        .and_then(|r| r);
+    match result {
+        Ok(table) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}-{index}.csv\""),
+                ),
+            ],
+            crate::data::csv(&table),
+        )
+            .into_response(),
+        Err(m) => error(StatusCode::INTERNAL_SERVER_ERROR, m),
+    }
+}

@@ -1,0 +1,278 @@
+//! Dashboard files: one TOML file per dashboard, its name the file's stem.
+//!
+//! ```toml
+//! title = "CI health"
+//! description = "GitLab pipelines and jobs."
+//! [parameters]
+//! days = 30                                  # the default date range: the last 30 days
+//! group = { label = "Project", sql = "SELECT DISTINCT name FROM gitlab_api.projects ORDER BY 1" }
+//!
+//! [[panels]]
+//! title = "Pipelines per day"
+//! kind = "stacked_bar"                       # line | bar | stacked_bar | table | number
+//! sql = """
+//! SELECT CAST(created_at AS DATE) AS day, status, COUNT(*) AS pipelines
+//! FROM gitlab_api.pipelines
+//! WHERE created_at >= $start AND created_at < $end AND ($group = '' OR status = $group)
+//! GROUP BY 1, 2 ORDER BY 1"""
+//! x = "day"
+//! y = ["pipelines"]
+//! series = "status"                          # one series per value (line, stacked_bar)
+//! ```
+//!
+//! Queries name their parameters `$start`, `$end` (timestamps) and `$group` (text, empty
+//! for all); they are bound, never pasted into the SQL. A `number` panel shows the first
+//! column of the first row, beside the same query over the period before.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Line,
+    Bar,
+    StackedBar,
+    Table,
+    Number,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Panel {
+    pub title: String,
+    pub kind: Kind,
+    pub sql: String,
+    /// The column along the x axis (charts).
+    pub x: Option<String>,
+    /// The value columns (charts).
+    #[serde(default)]
+    pub y: Vec<String>,
+    /// A column whose values split the rows into series (line, stacked bar).
+    pub series: Option<String>,
+    /// A short note under the title.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupParameter {
+    pub label: String,
+    /// The choices: the first column of each row.
+    pub sql: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parameters {
+    /// The default range: the last this many days.
+    #[serde(default = "thirty")]
+    pub days: i64,
+    pub group: Option<GroupParameter>,
+}
+
+fn thirty() -> i64 {
+    30
+}
+
+impl Default for Parameters {
+    fn default() -> Self {
+        Parameters {
+            days: thirty(),
+            group: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dashboard {
+    #[serde(skip)]
+    pub name: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub parameters: Parameters,
+    pub panels: Vec<Panel>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("dashboard {dashboard}, panel {panel:?}: {message}")]
+    Panel {
+        dashboard: String,
+        panel: String,
+        message: String,
+    },
+    #[error("no dashboard named {name:?} (known: {known})")]
+    Unknown { name: String, known: String },
+}
+
+impl Dashboard {
+    pub fn parse(name: &str, path: &Path, text: &str) -> Result<Dashboard, SpecError> {
+        let mut d: Dashboard = toml::from_str(text).map_err(|e| SpecError::File {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })?;
+        d.name = name.to_string();
+        for panel in &d.panels {
+            let bad = |message: String| SpecError::Panel {
+                dashboard: name.to_string(),
+                panel: panel.title.clone(),
+                message,
+            };
+            match panel.kind {
+                Kind::Line | Kind::Bar | Kind::StackedBar => {
+                    if panel.x.is_none() || panel.y.is_empty() {
+                        return Err(bad("a chart needs x and y".into()));
+                    }
+                    if panel.kind == Kind::StackedBar && panel.series.is_none() && panel.y.len() < 2
+                    {
+                        return Err(bad(
+                            "a stacked bar needs a series column or several y columns".into(),
+                        ));
+                    }
+                }
+                Kind::Table | Kind::Number => {}
+            }
+            if let Err(e) = bind(&panel.sql) {
+                return Err(bad(e));
+            }
+        }
+        Ok(d)
+    }
+}
+
+/// Every `*.toml` of a folder, by name.
+pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Dashboard>, SpecError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| SpecError::File {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mut out = BTreeMap::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let Some(name) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| SpecError::File {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        out.insert(name.clone(), Dashboard::parse(&name, &path, &text)?);
+    }
+    Ok(out)
+}
+
+/// The parameters a query may name.
+pub const PARAMETERS: [&str; 3] = ["start", "end", "group"];
+
+/// A query with its `$name` parameters numbered (`$1`, `$2`, … by first use), and the
+/// names in that order.
+pub fn bind(sql: &str) -> Result<(String, Vec<&'static str>), String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut order: Vec<&'static str> = Vec::new();
+    let mut chars = sql.char_indices().peekable();
+    let mut quote: Option<char> = None;
+    while let Some((i, c)) = chars.next() {
+        if let Some(q) = quote {
+            out.push(c);
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        if c == '\'' || c == '"' {
+            quote = Some(c);
+            out.push(c);
+            continue;
+        }
+        if c == '$' {
+            let rest = &sql[i + 1..];
+            let len = rest
+                .find(|ch: char| !(ch.is_ascii_lowercase() || ch == '_'))
+                .unwrap_or(rest.len());
+            if len > 0 {
+                let name = &rest[..len];
+                let Some(known) = PARAMETERS.iter().find(|p| **p == name) else {
+                    return Err(format!(
+                        "unknown parameter ${name} (known: $start, $end, $group)"
+                    ));
+                };
+                let index = match order.iter().position(|p| p == known) {
+                    Some(i) => i,
+                    None => {
+                        order.push(known);
+                        order.len() - 1
+                    }
+                };
+                out.push_str(&format!("${}", index + 1));
+                for _ in 0..len {
+                    chars.next();
+                }
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    Ok((out, order))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_numbered_not_pasted() {
+        let (sql, names) = bind("SELECT '$start', x FROM t WHERE a >= $start AND b < $end AND ($group = '' OR g = $group) AND a >= $start").unwrap();
+        assert_eq!(
+            sql,
+            "SELECT '$start', x FROM t WHERE a >= $1 AND b < $2 AND ($3 = '' OR g = $3) AND a >= $1"
+        );
+        assert_eq!(names, vec!["start", "end", "group"]);
+        assert_eq!(
+            bind("SELECT $when").unwrap_err(),
+            "unknown parameter $when (known: $start, $end, $group)"
+        );
+    }
+
+    #[test]
+    fn bad_files_are_named() {
+        let p = Path::new("d/ci.toml");
+        let err = Dashboard::parse("ci", p, "title = 1")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "d/ci.toml: invalid type: integer `1`, expected a string"
+        );
+        let err = Dashboard::parse(
+            "ci",
+            p,
+            "title = \"CI\"\n[[panels]]\ntitle = \"Jobs\"\nkind = \"line\"\nsql = \"SELECT 1\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "dashboard ci, panel \"Jobs\": a chart needs x and y");
+        let err = Dashboard::parse(
+            "ci",
+            p,
+            "title = \"CI\"\n[[panels]]\ntitle = \"Jobs\"\nkind = \"pie\"\nsql = \"SELECT 1\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("d/ci.toml: unknown variant `pie`"), "{err}");
+    }
+}

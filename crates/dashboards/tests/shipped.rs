@@ -1,0 +1,302 @@
+//! The shipped dashboards' queries on DuckDB and PostgreSQL: the same fixture (the
+//! columns the dashboards read, shaped as the sources load them) in both, every panel run
+//! with its mapping checked, every chart non-empty; the server's pages, CSV and a slow
+//! query's message; parameters that change what a page shows.
+
+use chrono::{Duration, Utc};
+use observes_dashboards::data::{run_panel, Params};
+use observes_dashboards::spec::{Dashboard, Kind};
+use observes_warehouse::{SqlValue, Warehouse};
+
+fn shipped() -> Vec<Dashboard> {
+    observes_dashboards::SHIPPED
+        .iter()
+        .map(|(name, text)| Dashboard::parse(name, std::path::Path::new(name), text).unwrap())
+        .collect()
+}
+
+fn ts(hours_ago: i64) -> SqlValue {
+    SqlValue::Timestamp((Utc::now() - Duration::hours(hours_ago)).timestamp_micros())
+}
+
+fn fixture(wh: &mut dyn Warehouse) {
+    let run = |wh: &mut dyn Warehouse, sql: &str, params: &[SqlValue]| {
+        wh.execute(sql, params)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    };
+    for schema in ["gitlab_api", "checkly", "code", "ci", "gitlab"] {
+        run(wh, &format!("CREATE SCHEMA {schema}"), &[]);
+        run(
+            wh,
+            &format!("CREATE TABLE {schema}._observes_loads (load_id BIGINT, pipeline TEXT, stream TEXT, \"rows\" BIGINT, rejected BIGINT, status TEXT, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, error TEXT)"),
+            &[],
+        );
+        run(
+            wh,
+            &format!("INSERT INTO {schema}._observes_loads VALUES (1, $1, 's', 10, 0, 'completed', $2, $2, NULL), (2, $1, 's', 0, 0, 'failed', $3, $3, 'boom')"),
+            &[SqlValue::Text(schema.into()), ts(5), ts(2)],
+        );
+    }
+    run(
+        wh,
+        "CREATE TABLE gitlab_api.projects (id BIGINT, path_with_namespace TEXT)",
+        &[],
+    );
+    run(
+        wh,
+        "INSERT INTO gitlab_api.projects VALUES (1, 'acme/web'), (2, 'acme/api')",
+        &[],
+    );
+    run(wh, "CREATE TABLE gitlab_api.pipelines (id BIGINT, project_id BIGINT, status TEXT, created_at TIMESTAMPTZ)", &[]);
+    run(wh, "CREATE TABLE gitlab_api.jobs (id BIGINT, project_id BIGINT, stage TEXT, status TEXT, created_at TIMESTAMPTZ, duration DOUBLE PRECISION, queued_duration DOUBLE PRECISION)", &[]);
+    for i in 0..40i64 {
+        let status = ["success", "failed", "canceled", "success"][(i % 4) as usize];
+        run(
+            wh,
+            "INSERT INTO gitlab_api.pipelines VALUES ($1, $2, $3, $4)",
+            &[
+                SqlValue::Int(i),
+                SqlValue::Int(1 + i % 2),
+                SqlValue::Text(status.into()),
+                ts(i * 13),
+            ],
+        );
+        run(
+            wh,
+            "INSERT INTO gitlab_api.jobs VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                SqlValue::Int(i),
+                SqlValue::Int(1 + i % 2),
+                SqlValue::Text(["build", "test", "deploy"][(i % 3) as usize].into()),
+                SqlValue::Text(status.into()),
+                ts(i * 13),
+                SqlValue::Float(30.0 + i as f64),
+                SqlValue::Float(2.5 * (i % 5) as f64),
+            ],
+        );
+    }
+    run(wh, "CREATE TABLE checkly.checks (id TEXT, name TEXT)", &[]);
+    run(
+        wh,
+        "INSERT INTO checkly.checks VALUES ('c1', 'Home page'), ('c2', 'API health')",
+        &[],
+    );
+    run(wh, "CREATE TABLE checkly.check_results (id TEXT, check_id TEXT, has_failures BOOLEAN, has_errors BOOLEAN, is_degraded BOOLEAN, run_location TEXT, started_at TIMESTAMPTZ, response_time BIGINT)", &[]);
+    for i in 0..60i64 {
+        run(
+            wh,
+            "INSERT INTO checkly.check_results VALUES ($1, $2, $3, false, $4, 'eu-west-1', $5, $6)",
+            &[
+                SqlValue::Text(format!("r{i}")),
+                SqlValue::Text(if i % 2 == 0 { "c1" } else { "c2" }.into()),
+                SqlValue::Bool(i % 7 == 0),
+                SqlValue::Bool(i % 5 == 0),
+                ts(i * 2),
+                SqlValue::Int(100 + i * 3),
+            ],
+        );
+    }
+    run(wh, "CREATE TABLE code.commits (namespace TEXT, repository TEXT, hash TEXT, author_name TEXT, author_email TEXT, authored_at TIMESTAMPTZ, insertions BIGINT, deletions BIGINT, billable BOOLEAN, content_hash TEXT, seen_at TIMESTAMPTZ)", &[]);
+    for i in 0..30i64 {
+        run(
+            wh,
+            "INSERT INTO code.commits VALUES ($1, 'repo', $2, $3, $4, $5, 10, 2, true, $2, $6)",
+            &[
+                SqlValue::Text(if i % 3 == 0 { "beta" } else { "acme" }.into()),
+                SqlValue::Text(format!("h{i}")),
+                SqlValue::Text(format!("Author {}", i % 4)),
+                SqlValue::Text(format!("a{}@x.com", i % 4)),
+                ts(i * 24 * 9),
+                ts(i),
+            ],
+        );
+    }
+    job_runs(wh);
+}
+
+/// `observes._observes_job_runs` as the scheduler writes it.
+fn job_runs(wh: &mut dyn Warehouse) {
+    wh.execute("CREATE SCHEMA observes", &[]).unwrap();
+    wh.execute("CREATE TABLE observes._observes_job_runs (run_id TEXT, job TEXT, status TEXT, scheduled_for TIMESTAMPTZ, started_at TIMESTAMPTZ, stopped_at TIMESTAMPTZ, attempts BIGINT, exit_code BIGINT, status_reason TEXT)", &[]).unwrap();
+    wh.execute(
+        "INSERT INTO observes._observes_job_runs VALUES ('r1', '/observes/etl/checkly', 'succeeded', NULL, $1, $1, 1, 0, NULL), ('r2', '/observes/etl/code', 'failed', NULL, $2, $2, 2, 1, 'exit 1')",
+        &[ts(3), ts(1)],
+    )
+    .unwrap();
+}
+
+fn every_panel_renders(wh: &mut dyn Warehouse) {
+    fixture(wh);
+    let today = Utc::now().date_naive();
+    for d in shipped() {
+        let params = Params::default_for(&d, today);
+        for panel in &d.panels {
+            let data = run_panel(wh, &d, panel, &params)
+                .unwrap_or_else(|e| panic!("{} / {}: {e}", d.name, panel.title));
+            assert!(
+                !data.table.rows.is_empty(),
+                "{} / {}: no rows",
+                d.name,
+                panel.title
+            );
+            if matches!(panel.kind, Kind::Line | Kind::Bar | Kind::StackedBar) {
+                let svg = observes_dashboards::chart::svg(panel, &data);
+                assert!(
+                    svg.contains("class=\"bar\"") || svg.contains("class=\"series\""),
+                    "{} / {}: an empty chart",
+                    d.name,
+                    panel.title
+                );
+                assert!(!svg.contains("no data in this range"));
+            }
+        }
+    }
+}
+
+#[test]
+fn shipped_dashboards_render_on_duckdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("duckdb://{}", dir.path().join("wh.duckdb").display());
+    let mut wh = observes_warehouse::connect(&url).unwrap();
+    every_panel_renders(wh.as_mut());
+}
+
+#[test]
+fn shipped_dashboards_render_on_postgres() {
+    let db = observes_testkit::TestDatabase::create();
+    let mut wh = observes_warehouse::connect(&db.url).unwrap();
+    every_panel_renders(wh.as_mut());
+}
+
+#[test]
+fn a_bad_mapping_or_query_names_the_panel() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("duckdb://{}", dir.path().join("wh.duckdb").display());
+    let mut wh = observes_warehouse::connect(&url).unwrap();
+    let d = Dashboard::parse(
+        "t",
+        std::path::Path::new("t.toml"),
+        "title = \"T\"\n[[panels]]\ntitle = \"Days\"\nkind = \"bar\"\nsql = \"SELECT 1 AS day, 2 AS n\"\nx = \"dayz\"\ny = [\"n\"]\n",
+    )
+    .unwrap();
+    let params = Params::default_for(&d, Utc::now().date_naive());
+    let err = observes_dashboards::data::validate(wh.as_mut(), &d, &params)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "dashboard t, panel \"Days\": no column \"dayz\" in the result (columns: day, n)"
+    );
+    let d = Dashboard::parse(
+        "t",
+        std::path::Path::new("t.toml"),
+        "title = \"T\"\n[[panels]]\ntitle = \"Broken\"\nkind = \"table\"\nsql = \"SELECT * FROM nowhere\"\n",
+    )
+    .unwrap();
+    let err = observes_dashboards::data::validate(wh.as_mut(), &d, &params)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(
+            "dashboard t, panel \"Broken\": Catalog Error: Table with name nowhere does not exist"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_server_serves_pages_csv_parameters_and_slow_panels() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("duckdb://{}", dir.path().join("wh.duckdb").display());
+    {
+        let mut wh = observes_warehouse::connect(&url).unwrap();
+        fixture(wh.as_mut());
+    }
+    let boards = dir.path().join("dashboards");
+    std::fs::create_dir_all(&boards).unwrap();
+    for (name, text) in observes_dashboards::SHIPPED {
+        std::fs::write(boards.join(format!("{name}.toml")), text).unwrap();
+    }
+    std::fs::write(
+        boards.join("slow.toml"),
+        "title = \"Slow\"\n[[panels]]\ntitle = \"Heavy\"\nkind = \"number\"\nsql = \"SELECT COUNT(*) FROM range(100000000000) a\"\n",
+    )
+    .unwrap();
+    let app = observes_dashboards::server::router(observes_dashboards::server::ServeConfig {
+        dashboards: boards,
+        warehouse: url,
+        query_timeout: std::time::Duration::from_millis(500),
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await });
+    let get = |path: &str| -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status = out[9..12].parse().unwrap();
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    };
+    let (status, index) = get("/");
+    assert_eq!(status, 200);
+    for (name, _) in observes_dashboards::SHIPPED {
+        assert!(index.contains(&format!("href=\"/d/{name}\"")), "{index}");
+    }
+    let (status, page) = get("/d/ci_health");
+    assert_eq!(status, 200);
+    assert!(page.contains("<meta name=\"viewport\""));
+    assert!(
+        page.contains("<option value=\"acme/api\">acme/api</option>"),
+        "the group choices"
+    );
+    assert!(page.contains("class=\"bar\""));
+    assert_eq!(page.matches("Download CSV").count(), 6);
+    // One project: fewer pipelines than all.
+    let count = |page: &str| -> i64 {
+        let at = page.find("<span class=\"value\">").unwrap() + 20;
+        page[at..at + 10]
+            .split('<')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (_, one) = get("/d/ci_health?group=acme%2Fweb");
+    assert!(one.contains("<option selected value=\"acme/web\">"));
+    assert!(
+        count(&one) < count(&page),
+        "{} vs {}",
+        count(&one),
+        count(&page)
+    );
+    assert!(count(&one) > 0);
+    let (status, csv) = get("/d/ci_health/panel/2.csv?group=acme%2Fweb");
+    assert_eq!(status, 200);
+    assert!(csv.starts_with("day,status,pipelines\n"), "{csv}");
+    let (status, message) = get("/d/ci_health?start=yesterday");
+    assert_eq!(
+        (status, message.as_str()),
+        (400, "start=\"yesterday\" is not a date like 2026-11-25")
+    );
+    let (status, _) = get("/d/nope");
+    assert_eq!(status, 404);
+    let (status, slow) = get("/d/slow");
+    assert_eq!(status, 200, "a slow panel is a message, not a failed page");
+    assert!(
+        slow.contains("the query took longer than 0.5 s and was given up"),
+        "{slow}"
+    );
+}
