@@ -109,7 +109,7 @@ async fn page(
 ) -> Response {
     let d = match find(&config, &name) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err((status, message)) => return error(status, message),
     };
     let params = match params_from(&d, &query, chrono::Utc::now().date_naive()) {
         Ok(p) => p,
@@ -161,7 +161,7 @@ async fn panel_csv(
 ) -> Response {
     let d = match find(&config, &name) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err((status, message)) => return error(status, message),
     };
     let Some(index) = file
         .strip_suffix(".csv")
