@@ -48,11 +48,11 @@ async fn index(State(config): State<Shared>) -> Response {
     }
 }
 
-fn find(config: &ServeConfig, name: &str) -> Result<Dashboard, Response> {
+fn find(config: &ServeConfig, name: &str) -> Result<Dashboard, (StatusCode, String)> {
     let mut all = load_dir(&config.dashboards)
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     all.remove(name).ok_or_else(|| {
-        error(
+        (
             StatusCode::NOT_FOUND,
             format!("no dashboard named {name:?}"),
         )
