@@ -173,7 +173,8 @@ enum DashboardAction {
         #[command(flatten)]
         place: DashboardPlace,
     },
-    /// Write a dashboard as one HTML file or one SVG per chart, for reports.
+    /// Write a dashboard as one HTML file, one SVG per chart, or a PNG of the page (needs
+    /// Chromium), for reports.
     Export {
         name: String,
         #[arg(long, default_value = "html", value_parser = parse_export_format)]

@@ -135,8 +135,15 @@ pub fn svg(panel: &Panel, data: &PanelData) -> String {
             tick_text(v)
         );
     }
-    // X labels: at most about 12, evenly picked.
-    let every = (s.labels.len() as f64 / 12.0).ceil().max(1.0) as usize;
+    // X labels: as many as fit side by side, evenly picked.
+    let widest = s
+        .labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(1) as f64;
+    let fit = (plot_w / (widest * 6.2 + 10.0)).floor().max(1.0);
+    let every = (s.labels.len() as f64 / fit).ceil().max(1.0) as usize;
     let slot = plot_w / n;
     for (i, label) in s.labels.iter().enumerate() {
         if i % every != 0 {

@@ -1,5 +1,7 @@
-//! `observes dashboard export NAME --format html|svg --out DIR`: the page as one HTML file,
-//! or each chart panel as its own SVG file, the same charts the served page draws.
+//! `observes dashboard export NAME --format html|svg|png --out DIR`: the page as one HTML
+//! file, each chart panel as its own SVG file (the same SVG the served page draws), or the
+//! page as a PNG, rendered by headless Chromium (`OBSERVES_CHROMIUM`, else `chromium` on
+//! the PATH).
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +12,7 @@ use crate::spec::{Dashboard, Kind};
 pub enum Format {
     Html,
     Svg,
+    Png,
 }
 
 impl std::str::FromStr for Format {
@@ -18,7 +21,10 @@ impl std::str::FromStr for Format {
         match s {
             "html" => Ok(Format::Html),
             "svg" => Ok(Format::Svg),
-            other => Err(format!("unknown format {other:?} (expected html or svg)")),
+            "png" => Ok(Format::Png),
+            other => Err(format!(
+                "unknown format {other:?} (expected html, svg or png)"
+            )),
         }
     }
 }
@@ -45,11 +51,18 @@ pub fn export(
             .map_err(|e| format!("{}: {e}", path.display()))
     };
     match format {
-        Format::Html => {
+        Format::Html | Format::Png => {
             let groups = Vec::new();
             let panels: Vec<_> = results.into_iter().map(Ok).collect();
             let html = crate::page::dashboard(d, params, &groups, &panels, false);
-            Ok(vec![write(out.join(format!("{}.html", d.name)), html)?])
+            let page = write(out.join(format!("{}.html", d.name)), html)?;
+            if format == Format::Html {
+                return Ok(vec![page]);
+            }
+            let png = out.join(format!("{}.png", d.name));
+            screenshot(&page, &png, (1280, 1600))?;
+            std::fs::remove_file(&page).map_err(|e| format!("{}: {e}", page.display()))?;
+            Ok(vec![png])
         }
         Format::Svg => {
             let mut files = Vec::new();
@@ -62,4 +75,71 @@ pub fn export(
             Ok(files)
         }
     }
+}
+
+/// The browser that renders PNGs.
+pub fn chromium() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("OBSERVES_CHROMIUM") {
+        return Ok(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        for name in ["chromium", "chromium-browser", "google-chrome"] {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err("a PNG export needs Chromium: install it (Debian: apt-get install chromium) or set OBSERVES_CHROMIUM".into())
+}
+
+/// Renders a page (a file or a URL) to a PNG of `size` with headless Chromium.
+pub fn screenshot(page: &Path, png: &Path, size: (u32, u32)) -> Result<(), String> {
+    let target = if page.to_string_lossy().contains("://") {
+        page.to_string_lossy().into_owned()
+    } else {
+        let absolute =
+            std::fs::canonicalize(page).map_err(|e| format!("{}: {e}", page.display()))?;
+        format!("file://{}", absolute.display())
+    };
+    let profile = tempfile_dir()?;
+    let out = std::process::Command::new(chromium()?)
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--window-size={},{}", size.0, size.1))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(&target)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("starting Chromium: {e}"))?;
+    let _ = std::fs::remove_dir_all(&profile);
+    if !out.status.success() || !png.is_file() {
+        return Err(format!(
+            "Chromium could not render {target}: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ));
+    }
+    Ok(())
+}
+
+/// A fresh folder for a browser profile.
+fn tempfile_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "observes-chromium-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
 }

@@ -300,3 +300,98 @@ fn the_server_serves_pages_csv_parameters_and_slow_panels() {
         "{slow}"
     );
 }
+
+/// Headless Chromium (Debian's `chromium`; `./scripts/test` installs it) loads the index
+/// and every shipped dashboard from the server: no console errors, no failed requests,
+/// a screenshot of each; a parameter changes the data the page shows.
+#[test]
+fn a_browser_loads_every_page_without_errors() {
+    let browser = observes_dashboards::export::chromium().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("duckdb://{}", dir.path().join("wh.duckdb").display());
+    {
+        let mut wh = observes_warehouse::connect(&url).unwrap();
+        fixture(wh.as_mut());
+    }
+    let boards = dir.path().join("dashboards");
+    std::fs::create_dir_all(&boards).unwrap();
+    for (name, text) in observes_dashboards::SHIPPED {
+        std::fs::write(boards.join(format!("{name}.toml")), text).unwrap();
+    }
+    let app = observes_dashboards::server::router(observes_dashboards::server::ServeConfig {
+        dashboards: boards,
+        warehouse: url,
+        query_timeout: std::time::Duration::from_secs(30),
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    rt.spawn(async move { axum::serve(listener, app).await });
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let load = |path: &str, screenshot: Option<&std::path::Path>| -> String {
+        let profile = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(&browser);
+        cmd.args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,1600",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()));
+        match screenshot {
+            Some(png) => cmd.arg(format!("--screenshot={}", png.display())),
+            None => cmd.arg("--dump-dom"),
+        };
+        let out = cmd.arg(format!("{base}{path}")).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = String::from_utf8_lossy(&out.stderr);
+        for line in log.lines() {
+            assert!(
+                !line.contains(":CONSOLE("),
+                "{path}: console output: {line}"
+            );
+            assert!(!line.contains("Failed to load resource"), "{path}: {line}");
+            assert!(!line.contains("net::ERR_"), "{path}: {line}");
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let index = load("/", None);
+    assert!(index.contains("href=\"/d/ci_health\""));
+    load("/", Some(&shots.join("index.png")));
+    for (name, _) in observes_dashboards::SHIPPED {
+        let dom = load(&format!("/d/{name}"), None);
+        assert!(
+            !dom.contains("class=\"error\""),
+            "{name}: a panel failed:\n{dom}"
+        );
+        let png = shots.join(format!("{name}.png"));
+        load(&format!("/d/{name}"), Some(&png));
+        assert!(
+            std::fs::metadata(&png).unwrap().len() > 10_000,
+            "{name}: an empty screenshot"
+        );
+    }
+    let value = |dom: &str| -> String {
+        let at = dom.find("<span class=\"value\">").unwrap() + 20;
+        dom[at..].split('<').next().unwrap().to_string()
+    };
+    let all = load("/d/ci_health", None);
+    let one = load("/d/ci_health?group=acme%2Fweb", None);
+    assert_ne!(
+        value(&all),
+        value(&one),
+        "the project filter changes the numbers"
+    );
+    let narrow = load("/d/ci_health?start=2000-01-01&end=2000-01-31", None);
+    assert_eq!(value(&narrow), "0");
+    rt.shutdown_background();
+}

@@ -98,6 +98,11 @@ fn from_duckdb(value: Value) -> SqlValue {
         }),
         Value::Text(s) => SqlValue::Text(s),
         Value::Date32(d) => SqlValue::Text(date_text(d)),
+        // DECIMAL (e.g. ROUND(CAST(x AS NUMERIC), 1)): its exact text read as a float.
+        Value::Decimal(d) => d
+            .to_string()
+            .parse()
+            .map_or_else(|_| SqlValue::Text(d.to_string()), SqlValue::Float),
         other => SqlValue::Text(format!("{other:?}")),
     }
 }
