@@ -153,6 +153,16 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
             .unwrap();
         assert!(out.status.success(), "{name}: {}", stderr(&out));
     }
+    let out = observes()
+        .args(["dashboard", "export", "uptime", "--format", "png", "--out"])
+        .arg(&exported)
+        .arg("--config")
+        .arg(demo.join("observes.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let png = std::fs::read(exported.join("uptime.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
     let html = std::fs::read_to_string(exported.join("ci_health.html")).unwrap();
     let svg = std::fs::read_to_string(exported.join("ci_health-2.svg")).unwrap();
     assert!(

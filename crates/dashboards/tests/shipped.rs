@@ -204,8 +204,12 @@ fn a_bad_mapping_or_query_names_the_panel() {
     );
 }
 
-#[test]
-fn the_server_serves_pages_csv_parameters_and_slow_panels() {
+/// A server on the fixture with the shipped dashboards (and `extra` files), on its own
+/// runtime: the runtime, the base URL, and the folder that holds it all.
+fn serve_fixture(
+    extra: &[(&str, &str)],
+    timeout: std::time::Duration,
+) -> (tokio::runtime::Runtime, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("duckdb://{}", dir.path().join("wh.duckdb").display());
     {
@@ -214,28 +218,31 @@ fn the_server_serves_pages_csv_parameters_and_slow_panels() {
     }
     let boards = dir.path().join("dashboards");
     std::fs::create_dir_all(&boards).unwrap();
-    for (name, text) in observes_dashboards::SHIPPED {
+    for (name, text) in observes_dashboards::SHIPPED.iter().chain(extra) {
         std::fs::write(boards.join(format!("{name}.toml")), text).unwrap();
     }
-    std::fs::write(
-        boards.join("slow.toml"),
-        "title = \"Slow\"\n[[panels]]\ntitle = \"Heavy\"\nkind = \"number\"\nsql = \"SELECT COUNT(*) FROM range(100000000000) a\"\n",
-    )
-    .unwrap();
     let app = observes_dashboards::server::router(observes_dashboards::server::ServeConfig {
         dashboards: boards,
         warehouse: url,
-        query_timeout: std::time::Duration::from_millis(500),
+        query_timeout: timeout,
     });
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
-    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
     rt.spawn(async move { axum::serve(listener, app).await });
+    (rt, base, dir)
+}
+
+#[test]
+fn the_server_serves_pages_csv_parameters_and_slow_panels() {
+    let slow = "title = \"Slow\"\n[[panels]]\ntitle = \"Heavy\"\nkind = \"number\"\nsql = \"SELECT COUNT(*) FROM range(100000000000) a\"\n";
+    let (rt, base, _dir) = serve_fixture(&[("slow", slow)], std::time::Duration::from_millis(500));
+    let addr = base.trim_start_matches("http://").to_string();
     let get = |path: &str| -> (u16, String) {
         use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
         write!(
             s,
             "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -299,6 +306,8 @@ fn the_server_serves_pages_csv_parameters_and_slow_panels() {
         slow.contains("the query took longer than 0.5 s and was given up"),
         "{slow}"
     );
+    // The given-up query still runs on its thread; do not wait for it.
+    rt.shutdown_background();
 }
 
 /// Headless Chromium (Debian's `chromium`; `./scripts/test` installs it) loads the index
@@ -307,28 +316,7 @@ fn the_server_serves_pages_csv_parameters_and_slow_panels() {
 #[test]
 fn a_browser_loads_every_page_without_errors() {
     let browser = observes_dashboards::export::chromium().unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("duckdb://{}", dir.path().join("wh.duckdb").display());
-    {
-        let mut wh = observes_warehouse::connect(&url).unwrap();
-        fixture(wh.as_mut());
-    }
-    let boards = dir.path().join("dashboards");
-    std::fs::create_dir_all(&boards).unwrap();
-    for (name, text) in observes_dashboards::SHIPPED {
-        std::fs::write(boards.join(format!("{name}.toml")), text).unwrap();
-    }
-    let app = observes_dashboards::server::router(observes_dashboards::server::ServeConfig {
-        dashboards: boards,
-        warehouse: url,
-        query_timeout: std::time::Duration::from_secs(30),
-    });
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(async move { axum::serve(listener, app).await });
+    let (rt, base, _dir) = serve_fixture(&[], std::time::Duration::from_secs(30));
     let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let load = |path: &str, screenshot: Option<&std::path::Path>| -> String {

@@ -105,26 +105,31 @@ impl BatchQueue {
         }
     }
 
+    /// A page of the queue's jobs matching one ListJobs filter (all statuses).
+    async fn list_page(
+        &self,
+        filter: &str,
+        value: &str,
+        token: Option<String>,
+    ) -> Result<aws_sdk_batch::operation::list_jobs::ListJobsOutput, String> {
+        self.client
+            .list_jobs()
+            .job_queue(&self.settings.job_queue)
+            .filters(KeyValuesPair::builder().name(filter).values(value).build())
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(error)
+    }
+
     /// Jobs created at or after `since` in the queue, as runs (for batch-stability).
     pub fn recent(&self, since: DateTime<Utc>) -> Result<Vec<Run>, String> {
         self.block_on(async {
             let mut ids = Vec::new();
             let mut token = None;
             loop {
-                let page = self
-                    .client
-                    .list_jobs()
-                    .job_queue(&self.settings.job_queue)
-                    .filters(
-                        KeyValuesPair::builder()
-                            .name("AFTER_CREATED_AT")
-                            .values((since.timestamp_millis() - 1).to_string())
-                            .build(),
-                    )
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .map_err(error)?;
+                let after = (since.timestamp_millis() - 1).to_string();
+                let page = self.list_page("AFTER_CREATED_AT", &after, token).await?;
                 ids.extend(
                     page.job_summary_list()
                         .iter()
@@ -236,19 +241,7 @@ impl Submit for BatchQueue {
     fn exists(&mut self, key: &str) -> Result<bool, String> {
         let name = job_name(key);
         self.block_on(async {
-            let page = self
-                .client
-                .list_jobs()
-                .job_queue(&self.settings.job_queue)
-                .filters(
-                    KeyValuesPair::builder()
-                        .name("JOB_NAME")
-                        .values(&name)
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(error)?;
+            let page = self.list_page("JOB_NAME", &name, None).await?;
             Ok(page
                 .job_summary_list()
                 .iter()
