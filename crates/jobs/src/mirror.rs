@@ -543,6 +543,99 @@ mod tests {
     use super::*;
 
     #[test]
+    fn credentials_reach_git_through_its_environment_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("id_ed25519"), "-----KEY-----").unwrap();
+        std::fs::write(dir.path().join("secrets.toml"), "web = \"tok3n\"\n").unwrap();
+        let config = MirrorConfig {
+            work_dir: dir.path().join("mirror"),
+            prefix: "mirror".into(),
+            parallel: 1,
+            groups: BTreeMap::new(),
+            credentials: BTreeMap::from([
+                (
+                    "ssh".to_string(),
+                    Credential {
+                        ssh_key: Some(SecretRef {
+                            env: None,
+                            file: Some("id_ed25519".into()),
+                            key: None,
+                        }),
+                        ..Credential::default()
+                    },
+                ),
+                (
+                    "token".to_string(),
+                    Credential {
+                        token: Some(SecretRef {
+                            env: None,
+                            file: Some("secrets.toml".into()),
+                            key: Some("web".into()),
+                        }),
+                        ..Credential::default()
+                    },
+                ),
+            ]),
+        }
+        .resolve(dir.path());
+        let helpers = Helpers::new().unwrap();
+        let target = |credential: &str| Target {
+            group: "acme".into(),
+            name: "web".into(),
+            remote: RemoteRepository {
+                url: "git@example.com:acme/web.git".into(),
+                credential: Some(credential.into()),
+            },
+        };
+        let env = |cmd: &Command| -> BTreeMap<String, String> {
+            cmd.get_envs()
+                .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
+                .collect()
+        };
+        let mut cmd = git(dir.path());
+        helpers.apply(&mut cmd, &config, &target("ssh")).unwrap();
+        let vars = env(&cmd);
+        let key = PathBuf::from(&vars["OBSERVES_GIT_SSH_KEY"]);
+        assert_eq!(std::fs::read_to_string(&key).unwrap(), "-----KEY-----\n");
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(vars["GIT_SSH_VARIANT"], "ssh");
+        assert_eq!(
+            std::fs::read_to_string(&vars["GIT_SSH"]).unwrap(),
+            SSH,
+            "a fixed wrapper: the key path comes from the environment"
+        );
+        assert_eq!(vars["GIT_CONFIG_KEY_0"], "credential.helper");
+        assert_eq!(vars["GIT_CONFIG_VALUE_0"], "");
+        let mut cmd = git(dir.path());
+        helpers.apply(&mut cmd, &config, &target("token")).unwrap();
+        let vars = env(&cmd);
+        assert_eq!(vars["OBSERVES_GIT_USERNAME"], "oauth2");
+        assert_eq!(vars["OBSERVES_GIT_PASSWORD"], "tok3n");
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(args.iter().all(|a| !a.contains("tok3n")), "{args:?}");
+        // The askpass script answers from that environment.
+        let out = Command::new(&vars["GIT_ASKPASS"])
+            .arg("Password for 'https://oauth2@example.com': ")
+            .env("OBSERVES_GIT_PASSWORD", "tok3n")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "tok3n\n");
+        let out = Command::new(&vars["GIT_ASKPASS"])
+            .arg("Username for 'https://example.com': ")
+            .env("OBSERVES_GIT_USERNAME", "oauth2")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "oauth2\n");
+    }
+
+    #[test]
     fn refs_skip_head_and_peeled_tags() {
         let refs = parse_refs(
             b"aaa\tHEAD\nbbb\trefs/heads/main\nccc\trefs/tags/v1\nddd\trefs/tags/v1^{}\n",
