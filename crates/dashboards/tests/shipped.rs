@@ -97,6 +97,7 @@ fn fixture(wh: &mut dyn Warehouse) {
         );
     }
     run(wh, "CREATE TABLE code.commits (namespace TEXT, repository TEXT, hash TEXT, author_name TEXT, author_email TEXT, authored_at TIMESTAMPTZ, insertions BIGINT, deletions BIGINT, billable BOOLEAN, content_hash TEXT, seen_at TIMESTAMPTZ)", &[]);
+    run(wh, "CREATE TABLE code.sightings (namespace TEXT, repository TEXT, hash TEXT, content_hash TEXT, seen_at TIMESTAMPTZ)", &[]);
     for i in 0..30i64 {
         run(
             wh,
@@ -111,6 +112,7 @@ fn fixture(wh: &mut dyn Warehouse) {
             ],
         );
     }
+    run(wh, "INSERT INTO code.sightings SELECT namespace, repository, hash, content_hash, seen_at FROM code.commits", &[]);
     job_runs(wh);
 }
 

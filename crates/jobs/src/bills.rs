@@ -2,7 +2,7 @@
 //!
 //! An author (name and email after `.mailmap`) counts for a group in a month when one of
 //! their billable commits in the group's repositories was first seen that month — first
-//! seen by content hash, across all groups, so the same commit pushed to a second group
+//! seen by content hash, across all groups (the earliest of `sightings`), so the same commit pushed to a second group
 //! or a fork later does not count again. One CSV per group goes to
 //! `bills/YYYY/MM/<group>.csv` in object storage: `actor`, `commit` (one contributing
 //! hash), `groups` (every group of the actor's organization where they were active that
@@ -176,13 +176,14 @@ pub fn compute_bills(
     month: Month,
 ) -> Result<BillsReport, JobError> {
     let commits = qualified(&config.schema, "commits");
+    let sightings = qualified(&config.schema, "sightings");
     let (start, end) = month.bounds();
     // Each billable commit whose content was first seen this month, with the first one
     // per (group, actor) coming first.
     let sql = format!(
         "SELECT c.namespace, c.author_name, c.author_email, c.repository, c.hash \
          FROM {commits} c \
-         JOIN (SELECT content_hash, MIN(seen_at) AS first_seen FROM {commits} GROUP BY content_hash) f \
+         JOIN (SELECT content_hash, MIN(seen_at) AS first_seen FROM {sightings} GROUP BY content_hash) f \
            ON c.content_hash = f.content_hash \
          WHERE c.billable AND f.first_seen >= $1 AND f.first_seen < $2 \
          ORDER BY c.namespace, c.author_name, c.author_email, f.first_seen, c.repository, c.hash"

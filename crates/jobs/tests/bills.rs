@@ -147,12 +147,19 @@ const FIXTURE: &[Row] = &[
 ];
 
 fn load_fixture(dir: &Path, warehouse: &str) -> String {
-    let [commits, _] = observes_sources::code::streams();
-    let mut lines = vec![json!({
-        "type": "SCHEMA", "stream": "commits", "schema": commits.schema,
-        "key_properties": ["namespace", "repository", "hash"],
-    })
-    .to_string()];
+    let [commits, _, sightings] = observes_sources::code::streams();
+    let mut lines = vec![
+        json!({
+            "type": "SCHEMA", "stream": "commits", "schema": commits.schema,
+            "key_properties": ["namespace", "repository", "hash"],
+        })
+        .to_string(),
+        json!({
+            "type": "SCHEMA", "stream": "sightings", "schema": sightings.schema,
+            "key_properties": ["namespace", "repository", "hash", "seen_at"],
+        })
+        .to_string(),
+    ];
     for (group, repo, hash, name, email, content, seen, billable) in FIXTURE {
         lines.push(
             json!({"type": "RECORD", "stream": "commits", "record": {
@@ -164,7 +171,34 @@ fn load_fixture(dir: &Path, warehouse: &str) -> String {
             }})
             .to_string(),
         );
+        lines.push(
+            json!({"type": "RECORD", "stream": "sightings", "record": {
+                "namespace": group, "repository": repo, "hash": hash,
+                "content_hash": content, "seen_at": seen,
+            }})
+            .to_string(),
+        );
     }
+    // h01 walked again a month later (its bookmark's tip collected): a second sighting,
+    // and its commit row re-extracted with the later time. First seen stays October.
+    let again = "2026-11-20T00:00:00Z";
+    lines.push(
+        json!({"type": "RECORD", "stream": "commits", "record": {
+            "namespace": "web", "repository": "site", "hash": "h01",
+            "author_name": "Ana", "author_email": "ana@x.com", "authored_at": "2026-10-03T00:00:00Z",
+            "committer_name": "Ana", "committer_email": "ana@x.com", "committed_at": "2026-10-03T00:00:00Z",
+            "summary": "s", "message": "s", "insertions": 1, "deletions": 0, "files_changed": 1,
+            "billable": true, "content_hash": "c1", "seen_at": again,
+        }})
+        .to_string(),
+    );
+    lines.push(
+        json!({"type": "RECORD", "stream": "sightings", "record": {
+            "namespace": "web", "repository": "site", "hash": "h01",
+            "content_hash": "c1", "seen_at": again,
+        }})
+        .to_string(),
+    );
     std::fs::write(dir.join("commits.singer"), lines.join("\n") + "\n").unwrap();
     std::fs::write(
         dir.join("observes.toml"),
@@ -264,6 +298,12 @@ fn hand_computed_fixture(warehouse: &str) {
     assert_eq!(
         read(&storage_dir, "bills/2026/09/web.csv"),
         "actor,commit,groups,repository\n"
+    );
+    // November: Ana's re-extracted commit is not billed again; Gus's first commit is.
+    compute_bills(wh.as_mut(), &storage, &config, "2026-11".parse().unwrap()).unwrap();
+    assert_eq!(
+        read(&storage_dir, "bills/2026/11/web.csv"),
+        "actor,commit,groups,repository\nGus <gus@x.com>,h11,web,site\n"
     );
     // October of the year before is its own month.
     compute_bills(wh.as_mut(), &storage, &config, "2025-10".parse().unwrap()).unwrap();

@@ -194,8 +194,23 @@ fn handmade_repository_gives_exact_rows_and_survives_a_force_push() {
     );
     repo.git(["reflog", "expire", "--expire=now", "--all"]);
     repo.git(["gc", "-q", "--prune=now"]);
+    let vendor = "(SELECT hash FROM code.commits WHERE summary = 'Vendor update')";
+    let first_seen = texts(query(
+        &config,
+        &format!("SELECT CAST(seen_at AS VARCHAR) FROM code.sightings WHERE hash = {vendor}"),
+    ));
+    assert_eq!(first_seen.len(), 1);
     let fourth = run_pipeline(&config, "code").unwrap();
     assert_eq!(commits_walked(&fourth), 2);
+    // Walked again, the vendor commit has a second sighting; its first one stays, so
+    // billing still counts it in the month it was first seen.
+    assert_eq!(
+        texts(query(
+            &config,
+            &format!("SELECT COUNT(*), CAST(MIN(seen_at) AS VARCHAR) FROM code.sightings WHERE hash = {vendor}"),
+        )),
+        vec![format!("2 | {}", first_seen[0])]
+    );
     assert_eq!(
         query(
             &config,

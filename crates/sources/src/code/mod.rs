@@ -8,8 +8,8 @@
 //! "acme/web" = ["vendor/**", "*.lock"]
 //! ```
 //!
-//! Streams: `commits` (no merges; after `.mailmap`) and `files` (each commit's changed
-//! paths). Each repository's bookmark is the set of commits its branches and tags pointed
+//! Streams: `commits` (no merges; after `.mailmap`), `files` (each commit's changed
+//! paths) and `sightings` (each extraction of a commit, for "first seen"). Each repository's bookmark is the set of commits its branches and tags pointed
 //! at when it was last read; a run walks only what is reachable from the current tips and
 //! not from those, so history rewritten by a force-push adds its new commits, keeps the
 //! old ones loaded, and duplicates nothing. When an old tip is gone from the repository
@@ -165,8 +165,13 @@ impl CodeConfig {
 
 pub const COMMITS: &str = "commits";
 pub const FILES: &str = "files";
+pub const SIGHTINGS: &str = "sightings";
 
-pub fn streams() -> [StreamDef; 2] {
+/// `commits`, `files` and `sightings`. A sighting is one run's extraction of a commit,
+/// keyed by its time, so a commit walked again (after its bookmark's tip was
+/// garbage-collected) adds a row instead of moving its first sighting: billing reads
+/// "first seen" as the earliest sighting of a content hash.
+pub fn streams() -> [StreamDef; 3] {
     let text = json!({"type": "string"});
     let opt_text = json!({"type": ["string", "null"]});
     let int = json!({"type": "integer"});
@@ -201,6 +206,18 @@ pub fn streams() -> [StreamDef; 2] {
                     "path": text, "old_path": opt_text,
                     "insertions": opt_int, "deletions": opt_int,
                     "binary": {"type": "boolean"},
+                }
+            }),
+        },
+        StreamDef {
+            name: SIGHTINGS,
+            key_properties: &["namespace", "repository", "hash", "seen_at"],
+            replication_key: None,
+            schema: json!({
+                "type": "object",
+                "properties": {
+                    "namespace": text, "repository": text, "hash": text,
+                    "content_hash": text, "seen_at": time,
                 }
             }),
         },
@@ -291,12 +308,13 @@ pub fn run(
     sink: &mut dyn Sink,
 ) -> Result<RunReport, SourceError> {
     let repositories = config.repositories()?;
-    let [commits_stream, files_stream] = streams();
+    let [commits_stream, files_stream, sightings_stream] = streams();
     let mut emitter = Emitter::new(sink, state);
-    let seen_at = time_text(chrono::Utc::now().timestamp());
+    let seen_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut report = RunReport::default();
     emitter.describe(&commits_stream)?;
     emitter.describe(&files_stream)?;
+    emitter.describe(&sightings_stream)?;
     for repo in &repositories {
         let key = repo.key();
         let fail = |message: String| SourceError::Data {
@@ -326,10 +344,15 @@ pub fn run(
             let mut walk = CommitWalk::start(&repo.path, &tips, &exclude).map_err(fail)?;
             while let Some(entry) = walk.reader.next_entry().map_err(|e| fail(e.to_string()))? {
                 let (commit, files) = records(repo, entry, &ignored, &seen_at);
+                let sighting = ["namespace", "repository", "hash", "content_hash", "seen_at"]
+                    .iter()
+                    .filter_map(|k| Some((k.to_string(), commit.get(*k)?.clone())))
+                    .collect();
                 emitter.record(&commits_stream, commit)?;
                 for file in files {
                     emitter.record(&files_stream, file)?;
                 }
+                emitter.record(&sightings_stream, sighting)?;
                 walked += 1;
             }
             walk.finish().map_err(fail)?;
