@@ -548,44 +548,26 @@ fn dispatch(command: Command) -> Result<()> {
         ),
         Command::Tap {
             tap: Tap::Gitlab { config, state },
-        } => {
-            let config: observes_sources::gitlab::GitlabConfig =
-                observes_sources::read_config(&config)?;
-            let state = read_state(state)?;
-            run_api_tap(|sink| {
-                Box::pin(async move {
-                    observes_sources::gitlab::run(&config, state.as_ref(), sink)
-                        .await
-                        .map(|_| ())
-                })
-            })
-        }
+        } => run_builtin_tap(
+            observes_sources::Builtin::Gitlab(observes_sources::read_config(&config)?),
+            state,
+        ),
         Command::Tap {
             tap: Tap::Checkly { config, state },
-        } => {
-            let config: observes_sources::checkly::ChecklyConfig =
-                observes_sources::read_config(&config)?;
-            let state = read_state(state)?;
-            run_api_tap(|sink| {
-                Box::pin(async move {
-                    observes_sources::checkly::run(&config, state.as_ref(), sink)
-                        .await
-                        .map(|_| ())
-                })
-            })
-        }
+        } => run_builtin_tap(
+            observes_sources::Builtin::Checkly(observes_sources::read_config(&config)?),
+            state,
+        ),
         Command::Tap {
             tap: Tap::Code { config, state },
         } => {
             let settings: observes_sources::code::CodeConfig =
                 observes_sources::read_config(&config)?;
-            let settings = settings.resolve(config.parent().unwrap_or(std::path::Path::new(".")));
-            let state = read_state(state)?;
-            run_api_tap(|sink| {
-                Box::pin(async move {
-                    observes_sources::code::run(&settings, state.as_ref(), sink).map(|_| ())
-                })
-            })
+            let base = config.parent().unwrap_or(std::path::Path::new("."));
+            run_builtin_tap(
+                observes_sources::Builtin::Code(Box::new(settings.resolve(base))),
+                state,
+            )
         }
         Command::FakeApi { api, port, seed } => fake_api(api, port, seed),
         Command::SampleRepo {
@@ -726,15 +708,10 @@ fn read_state(path: Option<PathBuf>) -> Result<Option<Value>> {
     Ok(Some(state))
 }
 
-type TapFuture<'s> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<(), observes_sources::SourceError>> + 's>,
->;
-
-/// Runs an API source as a Singer tap: messages to stdout, flushed at every STATE so a
-/// consumer can commit as it goes.
-fn run_api_tap(
-    run: impl for<'s> FnOnce(&'s mut dyn observes_sources::Sink) -> TapFuture<'s>,
-) -> Result<()> {
+/// Runs a built-in source as a Singer tap: messages to stdout, flushed at every STATE so
+/// a consumer can commit as it goes.
+fn run_builtin_tap(source: observes_sources::Builtin, state: Option<PathBuf>) -> Result<()> {
+    let state = read_state(state)?;
     let stdout = std::io::stdout().lock();
     let mut writer = MessageWriter::new(std::io::BufWriter::with_capacity(1 << 16, stdout));
     let mut write_error = None;
@@ -756,7 +733,7 @@ fn run_api_tap(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = rt.block_on(run(&mut sink));
+    let result = rt.block_on(source.run(state.as_ref(), &mut sink));
     if let Some(e) = write_error {
         return Err(e).context("writing to stdout");
     }

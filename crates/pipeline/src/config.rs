@@ -273,11 +273,15 @@ fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
         }
         "gitlab" => {
             stray(&["config", "settings"])?;
-            Ok(SourceConfig::Gitlab(Box::new(api_settings(p, base)?)))
+            Ok(SourceConfig::Builtin(observes_sources::Builtin::Gitlab(
+                Box::new(api_settings(p, base)?),
+            )))
         }
         "checkly" => {
             stray(&["config", "settings"])?;
-            Ok(SourceConfig::Checkly(Box::new(api_settings(p, base)?)))
+            Ok(SourceConfig::Builtin(observes_sources::Builtin::Checkly(
+                Box::new(api_settings(p, base)?),
+            )))
         }
         "code" => {
             stray(&["config", "settings"])?;
@@ -287,7 +291,9 @@ fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
                 Some(file) => base.join(file).parent().unwrap_or(base).to_path_buf(),
                 None => base.to_path_buf(),
             };
-            Ok(SourceConfig::Code(Box::new(settings.resolve(&from))))
+            Ok(SourceConfig::Builtin(observes_sources::Builtin::Code(
+                Box::new(settings.resolve(&from)),
+            )))
         }
         other => Err(format!(
             "unknown source {other:?} (expected singer-file, command, synthetic, gitlab, checkly or code)"

@@ -231,11 +231,12 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
     for name in config.pipelines.keys() {
         runs.push(run_pipeline(&config, name)?);
     }
-    let bills = if config
-        .pipelines
-        .values()
-        .any(|p| matches!(p.source, crate::sources::SourceConfig::Code(_)))
-    {
+    let bills = if config.pipelines.values().any(|p| {
+        matches!(
+            p.source,
+            crate::sources::SourceConfig::Builtin(observes_sources::Builtin::Code(_))
+        )
+    }) {
         let mut wh = observes_warehouse::connect(&config.warehouse)?;
         Some(observes_jobs::bills::compute_bills(
             wh.as_mut(),

@@ -20,6 +20,38 @@ use serde::Deserialize;
 
 pub use stream::{Emitter, Sink, StreamDef};
 
+/// A built-in source with its settings: what `observes tap NAME` and a pipeline's
+/// `source = "NAME"` run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Builtin {
+    Gitlab(Box<gitlab::GitlabConfig>),
+    Checkly(Box<checkly::ChecklyConfig>),
+    Code(Box<code::CodeConfig>),
+}
+
+impl Builtin {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Builtin::Gitlab(_) => "gitlab",
+            Builtin::Checkly(_) => "checkly",
+            Builtin::Code(_) => "code",
+        }
+    }
+
+    /// Extracts everything new since `state`, into `sink`.
+    pub async fn run(
+        &self,
+        state: Option<&serde_json::Value>,
+        sink: &mut dyn Sink,
+    ) -> Result<(), SourceError> {
+        match self {
+            Builtin::Gitlab(c) => gitlab::run(c, state, sink).await.map(|_| ()),
+            Builtin::Checkly(c) => checkly::run(c, state, sink).await.map(|_| ()),
+            Builtin::Code(c) => code::run(c, state, sink).map(|_| ()),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("stream {stream}: {source}")]

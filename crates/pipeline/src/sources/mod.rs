@@ -22,12 +22,15 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
-    SingerFile { path: PathBuf },
-    Command { command: Vec<String> },
+    SingerFile {
+        path: PathBuf,
+    },
+    Command {
+        command: Vec<String>,
+    },
     Synthetic(synthetic::SyntheticConfig),
-    Gitlab(Box<observes_sources::gitlab::GitlabConfig>),
-    Checkly(Box<observes_sources::checkly::ChecklyConfig>),
-    Code(Box<observes_sources::code::CodeConfig>),
+    /// `gitlab`, `checkly`, `code`.
+    Builtin(observes_sources::Builtin),
 }
 
 impl SourceConfig {
@@ -247,35 +250,11 @@ impl MessageStream {
             SourceConfig::Synthetic(config) => Ok(MessageStream::from_messages(
                 synthetic::messages(config, synthetic::position(state)),
             )),
-            SourceConfig::Gitlab(config) => {
-                let config = config.clone();
+            SourceConfig::Builtin(source) => {
+                let source = source.clone();
                 let state = state.cloned();
-                Ok(MessageStream::from_api("gitlab", move |sink| {
-                    Box::pin(async move {
-                        observes_sources::gitlab::run(&config, state.as_ref(), sink)
-                            .await
-                            .map(|_| ())
-                    })
-                }))
-            }
-            SourceConfig::Checkly(config) => {
-                let config = config.clone();
-                let state = state.cloned();
-                Ok(MessageStream::from_api("checkly", move |sink| {
-                    Box::pin(async move {
-                        observes_sources::checkly::run(&config, state.as_ref(), sink)
-                            .await
-                            .map(|_| ())
-                    })
-                }))
-            }
-            SourceConfig::Code(config) => {
-                let config = config.clone();
-                let state = state.cloned();
-                Ok(MessageStream::from_api("code", move |sink| {
-                    Box::pin(async move {
-                        observes_sources::code::run(&config, state.as_ref(), sink).map(|_| ())
-                    })
+                Ok(MessageStream::from_api(source.name(), move |sink| {
+                    Box::pin(async move { source.run(state.as_ref(), sink).await })
                 }))
             }
             SourceConfig::Command { command } => {
