@@ -29,7 +29,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Extract, load and watch a company's data: Singer in, relational tables out.",
     long_about = "Observes loads Singer streams into a warehouse (DuckDB by default; PostgreSQL and \
 Amazon Redshift too) as relational tables, commits each checkpoint's state with its data, and resumes where the last committed \
-state left off.\n\nStart with `observes run demo`."
+state left off. Around that it runs jobs (billing from git history, a repository mirror, cancelling stuck CI jobs) from a \
+catalogue, on schedules, through a local queue or AWS Batch, and serves dashboards.\n\nStart with `observes run demo`."
 )]
 struct Cli {
     /// Log format on stderr.

@@ -170,6 +170,74 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
         "the export's page holds the same chart as its SVG"
     );
 
+    // `observes dashboard serve` on the demo, in headless Chromium: every page loads with
+    // no console output and no failed request.
+    /// Stops the server however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Stop(
+        observes()
+            .args(["dashboard", "serve", "--addr", "127.0.0.1:0", "--config"])
+            .arg(demo.join("observes.toml"))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(server.0.stderr.take().unwrap()));
+    let base = loop {
+        let line = lines.next().expect("the server's address").unwrap();
+        if let Some(url) = line.strip_prefix("dashboards at ") {
+            break url.to_string();
+        }
+    };
+    let browser = observes_dashboards::export::chromium().unwrap_or_else(|e| panic!("{e}"));
+    for page in [
+        "/",
+        "/d/billing",
+        "/d/ci_health",
+        "/d/engineering",
+        "/d/freshness",
+        "/d/uptime",
+    ] {
+        let profile = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(&browser)
+            .args([
+                "--headless",
+                "--disable-gpu",
+                "--no-sandbox",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("{base}{page}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{page}");
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !log.contains(":CONSOLE(")
+                && !log.contains("Failed to load resource")
+                && !log.contains("net::ERR_"),
+            "{page}: {log}"
+        );
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(!dom.contains("class=\"error\""), "{page}: a panel failed");
+        if page != "/" {
+            assert!(
+                dom.contains("<svg") || dom.contains("<table>"),
+                "{page}: nothing drawn"
+            );
+        }
+    }
+    drop(server);
+
     // The jobs on their own, from the demo's config.
     let config = demo.join("observes.toml");
     let out = observes()
