@@ -312,6 +312,28 @@ fn the_server_serves_pages_csv_parameters_and_slow_panels() {
     rt.shutdown_background();
 }
 
+/// What Chromium's log says went wrong on a page: console output, failed loads.
+fn complaints(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            l.contains(":CONSOLE")
+                || l.contains("Failed to load resource")
+                || l.contains("net::ERR_")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+fn dir_for_bad_page() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.html"),
+        "<html><body><script>console.error('boom')</script></body></html>",
+    )
+    .unwrap();
+    dir
+}
+
 /// Headless Chromium (Debian's `chromium`; `./scripts/test` installs it) loads the index
 /// and every shipped dashboard from the server: no console errors, no failed requests,
 /// a screenshot of each; a parameter changes the data the page shows.
@@ -344,16 +366,35 @@ fn a_browser_loads_every_page_without_errors() {
             String::from_utf8_lossy(&out.stderr)
         );
         let log = String::from_utf8_lossy(&out.stderr);
-        for line in log.lines() {
+        let complaints = complaints(&log);
+        assert!(complaints.is_empty(), "{path}: {complaints:?}");
+        let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+        // Nothing else to fetch: no scripts, images, styles or fonts from anywhere.
+        for fetch in [" src=", "<link", "url(", "@import"] {
             assert!(
-                !line.contains(":CONSOLE("),
-                "{path}: console output: {line}"
+                !dom.contains(fetch),
+                "{path}: the page fetches something ({fetch})"
             );
-            assert!(!line.contains("Failed to load resource"), "{path}: {line}");
-            assert!(!line.contains("net::ERR_"), "{path}: {line}");
         }
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        dom
     };
+    // The detector itself: a page that logs an error is caught.
+    let bad = dir_for_bad_page();
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(&browser)
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", bad.path().join("bad.html").display()))
+        .output()
+        .unwrap();
+    assert_eq!(complaints(&String::from_utf8_lossy(&out.stderr)).len(), 1);
     let index = load("/", None);
     assert!(index.contains("href=\"/d/ci_health\""));
     load("/", Some(&shots.join("index.png")));
