@@ -82,23 +82,31 @@ pub fn params_from(
     Ok(p)
 }
 
-/// Runs a blocking warehouse job with the query time limit.
+/// Runs a blocking warehouse job with the query time limit; a job past it is
+/// interrupted on the warehouse (where the engine allows) and reported.
 async fn with_warehouse<T: Send + 'static>(
     config: &ServeConfig,
     job: impl FnOnce(&mut dyn observes_warehouse::Warehouse) -> T + Send + 'static,
 ) -> Result<T, String> {
     let url = config.warehouse.clone();
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let task = tokio::task::spawn_blocking(move || {
         let mut wh = observes_warehouse::connect(&url).map_err(|e| e.to_string())?;
+        let _ = handle_tx.send(wh.interrupt_handle());
         Ok::<T, String>(job(wh.as_mut()))
     });
     match tokio::time::timeout(config.query_timeout, task).await {
         Ok(Ok(result)) => result,
         Ok(Err(e)) => Err(format!("the query stopped: {e}")),
-        Err(_) => Err(format!(
-            "the query took longer than {} s and was given up",
-            config.query_timeout.as_secs_f64()
-        )),
+        Err(_) => {
+            if let Ok(Some(interrupt)) = handle_rx.try_recv() {
+                interrupt.interrupt();
+            }
+            Err(format!(
+                "the query took longer than {} s and was given up",
+                config.query_timeout.as_secs_f64()
+            ))
+        }
     }
 }
 

@@ -165,6 +165,25 @@ pub trait Warehouse: Send {
     /// Appends a batch to an existing table whose columns match the batch's, inside the
     /// open transaction, by the engine's bulk path.
     fn bulk_append(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()>;
+
+    /// A way to stop this connection's running statement from another thread (a query
+    /// given up by its caller), where the engine has one.
+    fn interrupt_handle(&self) -> Option<Interrupt> {
+        None
+    }
+}
+
+/// Stops a connection's running statement; the statement then fails.
+pub struct Interrupt(Box<dyn Fn() + Send + Sync>);
+
+impl Interrupt {
+    pub fn new(stop: impl Fn() + Send + Sync + 'static) -> Interrupt {
+        Interrupt(Box::new(stop))
+    }
+
+    pub fn interrupt(&self) {
+        (self.0)()
+    }
 }
 
 /// A commit that may still be running.

@@ -160,6 +160,11 @@ impl DuckDbWarehouse {
 }
 
 impl Warehouse for DuckDbWarehouse {
+    fn interrupt_handle(&self) -> Option<crate::Interrupt> {
+        let handle = self.conn.interrupt_handle();
+        Some(crate::Interrupt::new(move || handle.interrupt()))
+    }
+
     fn dialect(&self) -> Dialect {
         DIALECT
     }

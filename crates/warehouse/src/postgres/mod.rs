@@ -382,6 +382,15 @@ fn refs<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
 }
 
 impl Warehouse for PostgresWarehouse {
+    /// Best effort: the cancel request goes without TLS (PostgreSQL's own cancel
+    /// protocol carries no data, only the backend's key).
+    fn interrupt_handle(&self) -> Option<crate::Interrupt> {
+        let token = self.client.cancel_token();
+        Some(crate::Interrupt::new(move || {
+            let _ = token.cancel_query(postgres::NoTls);
+        }))
+    }
+
     fn dialect(&self) -> Dialect {
         DIALECT
     }
