@@ -196,7 +196,6 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
             break url.to_string();
         }
     };
-    let browser = observes_dashboards::export::chromium().unwrap_or_else(|e| panic!("{e}"));
     for page in [
         "/",
         "/d/billing",
@@ -205,29 +204,15 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
         "/d/freshness",
         "/d/uptime",
     ] {
-        let profile = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new(&browser)
-            .args([
-                "--headless",
-                "--disable-gpu",
-                "--no-sandbox",
-                "--enable-logging=stderr",
-                "--v=0",
-                "--dump-dom",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(format!("{base}{page}"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{page}");
-        let log = String::from_utf8_lossy(&out.stderr);
+        let loaded =
+            observes_dashboards::export::load_page(&format!("{base}{page}"), (1280, 1600), None)
+                .unwrap_or_else(|e| panic!("{page}: {e}"));
         assert!(
-            !log.contains(":CONSOLE")
-                && !log.contains("Failed to load resource")
-                && !log.contains("net::ERR_"),
-            "{page}: {log}"
+            loaded.complaints.is_empty(),
+            "{page}: {:?}",
+            loaded.complaints
         );
-        let dom = String::from_utf8_lossy(&out.stdout);
+        let dom = loaded.dom;
         assert!(!dom.contains("class=\"error\""), "{page}: a panel failed");
         for fetch in [" src=", "<link", "url(", "@import"] {
             assert!(

@@ -86,12 +86,11 @@ pub struct PanelData {
 
 pub fn run_panel(
     wh: &mut dyn Warehouse,
-    dashboard: &Dashboard,
     panel: &Panel,
     params: &Params,
 ) -> Result<PanelData, String> {
     let table = run_query(wh, &panel.sql, params)?;
-    check_mapping(dashboard, panel, &table)?;
+    check_mapping(panel, &table)?;
     let previous = match panel.kind {
         Kind::Number => Some(run_query(wh, &panel.sql, &params.previous())?),
         _ => None,
@@ -100,8 +99,7 @@ pub fn run_panel(
 }
 
 /// Every column a chart maps must be in the result.
-pub fn check_mapping(dashboard: &Dashboard, panel: &Panel, table: &Table) -> Result<(), String> {
-    let _ = dashboard;
+pub fn check_mapping(panel: &Panel, table: &Table) -> Result<(), String> {
     let mapped = panel
         .x
         .iter()
@@ -128,12 +126,10 @@ pub fn validate(
     params: &Params,
 ) -> Result<(), crate::spec::SpecError> {
     for panel in &dashboard.panels {
-        run_panel(wh, dashboard, panel, params).map_err(|message| {
-            crate::spec::SpecError::Panel {
-                dashboard: dashboard.name.clone(),
-                panel: panel.title.clone(),
-                message,
-            }
+        run_panel(wh, panel, params).map_err(|message| crate::spec::SpecError::Panel {
+            dashboard: dashboard.name.clone(),
+            panel: panel.title.clone(),
+            message,
         })?;
     }
     Ok(())

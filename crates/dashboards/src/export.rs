@@ -41,7 +41,7 @@ pub fn export(
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut results = Vec::new();
     for panel in &d.panels {
-        let data = run_panel(wh, d, panel, params)
+        let data = run_panel(wh, panel, params)
             .map_err(|m| format!("dashboard {}, panel {:?}: {m}", d.name, panel.title))?;
         results.push(data);
     }
@@ -103,32 +103,72 @@ pub fn screenshot(page: &Path, png: &Path, size: (u32, u32)) -> Result<(), Strin
             std::fs::canonicalize(page).map_err(|e| format!("{}: {e}", page.display()))?;
         format!("file://{}", absolute.display())
     };
-    let profile = tempfile_dir()?;
-    let out = std::process::Command::new(chromium()?)
-        .args([
-            "--headless",
-            "--disable-gpu",
-            "--no-sandbox",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--window-size={},{}", size.0, size.1))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(&target)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("starting Chromium: {e}"))?;
-    let _ = std::fs::remove_dir_all(&profile);
-    if !out.status.success() || !png.is_file() {
-        return Err(format!(
-            "Chromium could not render {target}: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        ));
+    load_page(&target, size, Some(png))?;
+    if !png.is_file() {
+        return Err(format!("Chromium wrote no screenshot of {target}"));
     }
     Ok(())
+}
+
+/// What headless Chromium made of a page.
+#[derive(Debug, Clone)]
+pub struct LoadedPage {
+    /// The DOM after loading (empty when a screenshot was taken instead).
+    pub dom: String,
+    /// What its log says went wrong: console output, failed loads, network errors.
+    pub complaints: Vec<String>,
+}
+
+/// Loads `target` (a URL) in headless Chromium with a throwaway profile, at `size`;
+/// dumps its DOM, or writes a screenshot to `screenshot`.
+pub fn load_page(
+    target: &str,
+    size: (u32, u32),
+    screenshot: Option<&Path>,
+) -> Result<LoadedPage, String> {
+    let profile = tempfile_dir()?;
+    let mut cmd = std::process::Command::new(chromium()?);
+    cmd.args([
+        "--headless",
+        "--disable-gpu",
+        "--no-sandbox",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .arg(format!("--window-size={},{}", size.0, size.1));
+    match screenshot {
+        Some(png) => cmd.arg(format!("--screenshot={}", png.display())),
+        None => cmd.arg("--dump-dom"),
+    };
+    let out = cmd
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("starting Chromium: {e}"));
+    let _ = std::fs::remove_dir_all(&profile);
+    let out = out?;
+    let log = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!(
+            "Chromium could not render {target}: {}",
+            log.lines().last().unwrap_or("")
+        ));
+    }
+    Ok(LoadedPage {
+        dom: String::from_utf8_lossy(&out.stdout).into_owned(),
+        complaints: log
+            .lines()
+            .filter(|l| {
+                // Chromium prints console messages as `INFO:CONSOLE:<line>] …`.
+                l.contains(":CONSOLE")
+                    || l.contains("Failed to load resource")
+                    || l.contains("net::ERR_")
+            })
+            .map(str::to_string)
+            .collect(),
+    })
 }
 
 /// A fresh folder for a browser profile.

@@ -152,9 +152,9 @@ pub async fn render_data(
     };
     let mut panels = Vec::new();
     for panel in &d.panels {
-        let (d2, panel, p) = (d.clone(), panel.clone(), params.clone());
+        let (panel, p) = (panel.clone(), params.clone());
         panels.push(
-            with_warehouse(config, move |wh| run_panel(wh, &d2, &panel, &p))
+            with_warehouse(config, move |wh| run_panel(wh, &panel, &p))
                 .await
                 .and_then(|r| r),
         );

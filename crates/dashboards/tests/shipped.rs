@@ -133,7 +133,7 @@ fn every_panel_renders(wh: &mut dyn Warehouse) {
     for d in shipped() {
         let params = Params::default_for(&d, today);
         for panel in &d.panels {
-            let data = run_panel(wh, &d, panel, &params)
+            let data = run_panel(wh, panel, &params)
                 .unwrap_or_else(|e| panic!("{} / {}: {e}", d.name, panel.title));
             assert!(
                 !data.table.rows.is_empty(),
@@ -323,18 +323,6 @@ fn the_server_serves_pages_csv_parameters_and_slow_panels() {
     );
 }
 
-/// What Chromium's log says went wrong on a page: console output, failed loads.
-fn complaints(log: &str) -> Vec<String> {
-    log.lines()
-        .filter(|l| {
-            l.contains(":CONSOLE")
-                || l.contains("Failed to load resource")
-                || l.contains("net::ERR_")
-        })
-        .map(str::to_string)
-        .collect()
-}
-
 fn dir_for_bad_page() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -350,62 +338,32 @@ fn dir_for_bad_page() -> tempfile::TempDir {
 /// a screenshot of each; a parameter changes the data the page shows.
 #[test]
 fn a_browser_loads_every_page_without_errors() {
-    let browser = observes_dashboards::export::chromium().unwrap_or_else(|e| panic!("{e}"));
+    use observes_dashboards::export::load_page;
     let (rt, base, _dir) = serve_fixture(&[], std::time::Duration::from_secs(30));
     let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let load = |path: &str, screenshot: Option<&std::path::Path>| -> String {
-        let profile = tempfile::tempdir().unwrap();
-        let mut cmd = std::process::Command::new(&browser);
-        cmd.args([
-            "--headless",
-            "--disable-gpu",
-            "--no-sandbox",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1280,1600",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()));
-        match screenshot {
-            Some(png) => cmd.arg(format!("--screenshot={}", png.display())),
-            None => cmd.arg("--dump-dom"),
-        };
-        let out = cmd.arg(format!("{base}{path}")).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{path}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let log = String::from_utf8_lossy(&out.stderr);
-        let complaints = complaints(&log);
-        assert!(complaints.is_empty(), "{path}: {complaints:?}");
-        let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+        let page = load_page(&format!("{base}{path}"), (1280, 1600), screenshot)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(page.complaints.is_empty(), "{path}: {:?}", page.complaints);
         // Nothing else to fetch: no scripts, images, styles or fonts from anywhere.
         for fetch in [" src=", "<link", "url(", "@import"] {
             assert!(
-                !dom.contains(fetch),
+                !page.dom.contains(fetch),
                 "{path}: the page fetches something ({fetch})"
             );
         }
-        dom
+        page.dom
     };
     // The detector itself: a page that logs an error is caught.
     let bad = dir_for_bad_page();
-    let profile = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(&browser)
-        .args([
-            "--headless",
-            "--disable-gpu",
-            "--no-sandbox",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("file://{}", bad.path().join("bad.html").display()))
-        .output()
-        .unwrap();
-    assert_eq!(complaints(&String::from_utf8_lossy(&out.stderr)).len(), 1);
+    let bad_page = load_page(
+        &format!("file://{}", bad.path().join("bad.html").display()),
+        (1280, 1600),
+        None,
+    )
+    .unwrap();
+    assert_eq!(bad_page.complaints.len(), 1);
     let index = load("/", None);
     assert!(index.contains("href=\"/d/ci_health\""));
     load("/", Some(&shots.join("index.png")));
