@@ -701,6 +701,14 @@ fn dispatch(command: Command) -> Result<()> {
     }
 }
 
+/// The runtime the CLI's async calls run on.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 fn read_state(path: Option<PathBuf>) -> Result<Option<Value>> {
     let Some(path) = path else { return Ok(None) };
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -730,10 +738,7 @@ fn run_builtin_tap(source: observes_sources::Builtin, state: Option<PathBuf>) ->
             }
         }
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = runtime()?;
     let result = rt.block_on(source.run(state.as_ref(), &mut sink));
     if let Some(e) = write_error {
         return Err(e).context("writing to stdout");
@@ -884,10 +889,7 @@ fn cancel_ci_jobs(
         dry_run,
         now: chrono::Utc::now(),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = runtime()?;
     let report = rt.block_on(gitlab::cancel_ci_jobs(&settings, &options))?;
     if as_json {
         let out = json!({
@@ -1092,9 +1094,7 @@ fn state(action: StateAction) -> Result<()> {
     };
     let cfg = Config::load(&config)?;
     let schema = cfg.pipeline(&pipeline)?.schema.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     let store = StateStore::open(&cfg.state)?;
     let mut wh = observes_warehouse::connect(&cfg.warehouse)?;
     match action {

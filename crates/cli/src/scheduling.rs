@@ -11,12 +11,7 @@ use observes_scheduler::queue::{LocalQueue, Run, RunStatus};
 use observes_scheduler::{runs, stability, tick};
 use observes_state::StateStore;
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
+use crate::runtime;
 
 fn local_queue(config: &Config) -> Result<LocalQueue> {
     if config.queue.backend != "local" {
