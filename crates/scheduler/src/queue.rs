@@ -256,11 +256,48 @@ impl LocalQueue {
 
     /// Takes a run for this worker (only one worker ever gets it).
     fn claim(&self, id: &str) -> bool {
-        std::fs::OpenOptions::new()
+        match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(self.dir.join("runs").join(format!("{id}.claim")))
-            .is_ok()
+        {
+            Ok(mut f) => {
+                // Who holds it: a claim whose process is gone is a dead worker's.
+                let _ =
+                    std::io::Write::write_all(&mut f, std::process::id().to_string().as_bytes());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Runs left `running` by a worker process that no longer exists (killed, or the
+    /// machine stopped) are marked failed with that reason, so they are reported and not
+    /// left running forever. Returns them.
+    pub fn reap_dead_workers(&self) -> Result<Vec<Run>, QueueError> {
+        let mut reaped = Vec::new();
+        for mut run in self.list()? {
+            if run.status != RunStatus::Running {
+                continue;
+            }
+            let claim = self.dir.join("runs").join(format!("{}.claim", run.id));
+            let Some(pid) = std::fs::read_to_string(&claim)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            run.status = RunStatus::Failed;
+            run.stopped_at = Some(Utc::now());
+            run.status_reason = Some(format!("its worker (process {pid}) stopped while it ran"));
+            self.save(&run)?;
+            tracing::warn!(run = %run.id, pid, "a dead worker's run is marked failed");
+            reaped.push(run);
+        }
+        Ok(reaped)
     }
 
     pub fn log_path(&self, id: &str, attempt: u32) -> PathBuf {
@@ -277,6 +314,7 @@ impl LocalQueue {
         concurrency: usize,
         finished: &(dyn Fn(&Run) + Sync),
     ) -> Result<usize, QueueError> {
+        self.reap_dead_workers()?;
         let done = AtomicUsize::new(0);
         let queued: Vec<Run> = self
             .list()?

@@ -233,3 +233,50 @@ fn a_running_run_is_cancelled_by_its_worker() {
         "it ran, then was killed"
     );
 }
+
+#[test]
+fn a_run_whose_worker_died_is_marked_failed_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let raw: BTreeMap<String, RawJob> =
+        toml::from_str("[\"/long\"]\ncommand = [\"sleep\", \"30\"]\n").unwrap();
+    let catalogue =
+        Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &raw).unwrap();
+    let queue = LocalQueue::open(&root.join("queue")).unwrap();
+    let mut run = submit(&queue, &catalogue, "/long", root, 0);
+    // A worker that claimed it, started it, and died: its process is gone.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(
+        root.join(format!("queue/runs/{}.claim", run.id)),
+        pid.to_string(),
+    )
+    .unwrap();
+    run.status = RunStatus::Running;
+    run.started_at = Some(chrono::Utc::now());
+    queue.save(&run).unwrap();
+
+    assert_eq!(queue.work(1, &|_| {}).unwrap(), 0);
+    let done = queue.get(&run.id).unwrap();
+    assert_eq!(done.status, RunStatus::Failed);
+    assert_eq!(
+        done.status_reason,
+        Some(format!("its worker (process {pid}) stopped while it ran"))
+    );
+    let report = stability::report(&[done], chrono::Utc::now() - chrono::Duration::hours(1));
+    assert_eq!(
+        report.failures["/long"][0].failure,
+        Failure::Failed { exit_code: None }
+    );
+    // A run whose worker is alive (this process) is left alone.
+    let mut live = submit(&queue, &catalogue, "/long", root, 5);
+    std::fs::write(
+        root.join(format!("queue/runs/{}.claim", live.id)),
+        std::process::id().to_string(),
+    )
+    .unwrap();
+    live.status = RunStatus::Running;
+    queue.save(&live).unwrap();
+    assert!(queue.reap_dead_workers().unwrap().is_empty());
+}
