@@ -89,6 +89,13 @@ enum Command {
         /// The name the state is kept under in _observes_state.
         #[arg(long, default_value = "target")]
         pipeline: String,
+        /// A STATE commits once this many records arrived since the last commit (0: every
+        /// STATE commits as it comes) ...
+        #[arg(long, default_value_t = observes_load::CommitPolicy::default().records)]
+        commit_records: u64,
+        /// ... or once this many seconds passed since it. The last STATE always commits.
+        #[arg(long, default_value_t = observes_load::CommitPolicy::default().interval.as_secs_f64())]
+        commit_seconds: f64,
     },
     /// Run a built-in tap and print its Singer messages to stdout.
     Tap {
@@ -539,13 +546,21 @@ fn dispatch(command: Command) -> Result<()> {
             on_invalid,
             on_schema_change,
             pipeline,
+            commit_records,
+            commit_seconds,
         } => target(
             &warehouse,
-            &schema,
-            write_mode,
-            on_invalid,
-            on_schema_change,
-            &pipeline,
+            LoadConfig {
+                write_mode,
+                on_invalid,
+                on_schema_change,
+                commit: observes_pipeline::config::commit_policy(
+                    Some(commit_records),
+                    Some(commit_seconds),
+                )
+                .map_err(anyhow::Error::msg)?,
+                ..LoadConfig::new(&pipeline, &schema)
+            },
         ),
         Command::Tap {
             tap: Tap::Gitlab { config, state },
@@ -1040,21 +1055,8 @@ fn run_demo(dir: &std::path::Path, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-fn target(
-    warehouse: &str,
-    schema: &str,
-    write_mode: WriteMode,
-    on_invalid: OnInvalid,
-    on_schema_change: observes_model::SchemaChangePolicy,
-    pipeline: &str,
-) -> Result<()> {
+fn target(warehouse: &str, config: LoadConfig) -> Result<()> {
     let mut wh = observes_warehouse::connect_pipelined(warehouse)?;
-    let config = LoadConfig {
-        write_mode,
-        on_invalid,
-        on_schema_change,
-        ..LoadConfig::new(pipeline, schema)
-    };
     let mut loader = Loader::begin(wh.as_mut(), config)?;
     let mut stream =
         MessageStream::from_reader(BufReader::with_capacity(1 << 20, std::io::stdin()));

@@ -17,11 +17,68 @@ fn load_with(bad: &str) -> (std::process::Output, Vec<Vec<String>>) {
     let after = r#"{"type":"RECORD","stream":"jobs","record":{"id":99,"status":"after"}}"#;
     let input = format!("{SCHEMA}\n{GOOD}\n{STATE}\n{bad}\n{after}\n");
     let out = run_with_input(
-        &["target", &url, "--schema", "raw", "--write", "merge"],
+        &[
+            "target",
+            &url,
+            "--schema",
+            "raw",
+            "--write",
+            "merge",
+            "--commit-records",
+            "0",
+        ],
         &input,
     );
     let ids = query(&db, "SELECT id, status FROM raw.jobs ORDER BY id");
     (out, ids)
+}
+
+/// By default checkpoints are batched: a STATE commits once enough records wait, and a
+/// failure keeps exactly what the last commit covered.
+#[test]
+fn batched_checkpoints_commit_together_and_a_failure_keeps_the_last_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wh.duckdb");
+    let url = format!("duckdb://{}", db.display());
+    let record = |id: u32| {
+        format!(r#"{{"type":"RECORD","stream":"jobs","record":{{"id":{id},"status":"ok"}}}}"#)
+    };
+    let state = |n: u32| format!(r#"{{"type":"STATE","value":{{"jobs":{n}}}}}"#);
+    let bad = r#"{"type":"RECORD","stream":"jobs","record":{"id":"x"}}"#;
+    let input = [
+        SCHEMA.to_string(),
+        record(1),
+        state(1), // one record waits: not committed yet
+        record(2),
+        state(2), // two: committed, with state 1's rows
+        record(3),
+        state(3), // one since the commit: waits
+        bad.to_string(),
+    ]
+    .join("\n");
+    let out = run_with_input(
+        &[
+            "target",
+            &url,
+            "--schema",
+            "raw",
+            "--commit-records",
+            "2",
+            "--commit-seconds",
+            "3600",
+        ],
+        &input,
+    );
+    assert!(!out.status.success());
+    assert_eq!(stdout(&out), format!("{}\n", state(2)));
+    assert_eq!(
+        query(&db, "SELECT id FROM raw.jobs ORDER BY id"),
+        rows(&[&["1"], &["2"]])
+    );
+    assert_eq!(
+        query(&db, "SELECT state FROM raw._observes_state"),
+        rows(&[&["{\"jobs\":2}"]])
+    );
 }
 
 fn last_line(s: &str) -> &str {
@@ -65,7 +122,16 @@ fn a_failed_load_is_recorded_with_its_error() {
     let url = format!("duckdb://{}", db.display());
     let input = format!("{SCHEMA}\n{GOOD}\n{STATE}\n{{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{{\"id\":\"x\"}}}}\n");
     let out = run_with_input(
-        &["target", &url, "--schema", "raw", "--pipeline", "p"],
+        &[
+            "target",
+            &url,
+            "--schema",
+            "raw",
+            "--pipeline",
+            "p",
+            "--commit-records",
+            "0",
+        ],
         &input,
     );
     assert!(!out.status.success());

@@ -48,7 +48,7 @@ impl Setup {
         };
         // Small batches: several sends (and so several kill points) per checkpoint.
         let config = format!(
-            "warehouse = \"{url}\"\nstate = \"state\"\n\n[pipelines.crash]\nsource = \"synthetic\"\nrecords = {records}\ncheckpoint_every = {CHECKPOINT_EVERY}\nschema = \"ci\"\nwrite = \"{mode}\"\nbatch_rows = 700\n"
+            "warehouse = \"{url}\"\nstate = \"state\"\n\n[pipelines.crash]\nsource = \"synthetic\"\nrecords = {records}\ncheckpoint_every = {CHECKPOINT_EVERY}\nschema = \"ci\"\nwrite = \"{mode}\"\nbatch_rows = 700\ncommit_records = 0\n"
         );
         std::fs::write(root.join("observes.toml"), config).unwrap();
         Setup {

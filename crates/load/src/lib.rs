@@ -78,6 +78,42 @@ pub struct LoadConfig {
     pub batch_rows: usize,
     /// What an incompatible type change does.
     pub on_schema_change: SchemaChangePolicy,
+    /// When a `STATE` commits; see [`CommitPolicy`].
+    pub commit: CommitPolicy,
+}
+
+/// When a checkpoint (a `STATE`) is committed: once at least `records` records arrived
+/// since the last commit, or `interval` has passed since it, whichever comes first; the
+/// last checkpoint always commits. Until then later states supersede earlier ones (the
+/// commit carries the latest), as Singer targets batch them. `records = 0` commits every
+/// checkpoint as it comes.
+///
+/// Commits are what make data visible and resumable; they also cost every warehouse a
+/// round of work (DuckDB writes its log, Redshift its blocks), so a tap that checkpoints
+/// every few hundred records would otherwise spend its time committing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CommitPolicy {
+    pub records: u64,
+    pub interval: std::time::Duration,
+}
+
+impl Default for CommitPolicy {
+    fn default() -> Self {
+        CommitPolicy {
+            records: 100_000,
+            interval: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+impl CommitPolicy {
+    /// Every checkpoint commits as it comes.
+    pub fn every_checkpoint() -> Self {
+        CommitPolicy {
+            records: 0,
+            interval: std::time::Duration::ZERO,
+        }
+    }
 }
 
 impl LoadConfig {
@@ -89,6 +125,7 @@ impl LoadConfig {
             on_invalid: OnInvalid::Fail,
             batch_rows: 50_000,
             on_schema_change: SchemaChangePolicy::Fail,
+            commit: CommitPolicy::default(),
         }
     }
 }
@@ -128,6 +165,10 @@ pub enum LoadError {
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
 }
+
+/// Bytes buffered per stream before they are sent to the warehouse, whatever the row count
+/// (wide or text-heavy records).
+const BATCH_BYTES: usize = 64 << 20;
 
 /// Per-stream counts of a load.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -193,6 +234,9 @@ pub struct Loader<'w> {
     started: Instant,
     last_progress: Instant,
     records_seen: u64,
+    /// `records_seen` at the last commit, and when it was sent.
+    records_committed: u64,
+    last_commit: Instant,
 }
 
 impl<'w> Loader<'w> {
@@ -227,6 +271,8 @@ impl<'w> Loader<'w> {
             started: Instant::now(),
             last_progress: Instant::now(),
             records_seen: 0,
+            records_committed: 0,
+            last_commit: Instant::now(),
         })
     }
 
@@ -277,7 +323,14 @@ impl<'w> Loader<'w> {
                     // A full reload commits its state with the swap, at the end.
                     return Ok(None);
                 }
-                self.checkpoint()
+                let policy = self.config.commit;
+                if self.records_seen - self.records_committed >= policy.records
+                    || self.last_commit.elapsed() >= policy.interval
+                {
+                    self.checkpoint()
+                } else {
+                    Ok(None)
+                }
             }
             Message::ActivateVersion(av) => {
                 match self.streams.get_mut(&av.stream) {
@@ -437,6 +490,44 @@ impl<'w> Loader<'w> {
         Ok(layout)
     }
 
+    /// Handles a `RECORD` line straight from its text, where it is the common case (see
+    /// [`observes_singer::scan_record_line`]): the line is scanned once and its record
+    /// normalized on the way. `None` when the line is not for this path: the caller parses
+    /// it and calls [`Loader::handle`], which then decides everything (errors included).
+    pub fn handle_record_line(&mut self, bytes: &[u8]) -> Result<Option<Option<Value>>, LoadError> {
+        let streams = &mut self.streams;
+        let ids = &mut self.ids;
+        let mut started: Option<(&str, observes_model::Mark)> = None;
+        let scanned = observes_singer::scan_record_line(bytes, |name, c| {
+            let stream = streams.get_mut(name).ok_or(observes_singer::json::Bail)?;
+            started = Some((name, stream.normalizer.mark(ids)));
+            stream.normalizer.push_json(c, ids)
+        });
+        match scanned {
+            Ok(line) => {
+                let name = line.stream;
+                if let Some(stream) = self.streams.get_mut(name) {
+                    stream.pending.rows += 1;
+                }
+                self.records_seen += 1;
+                self.after_record(name)?;
+                let state = self.poll()?;
+                if state.is_some() {
+                    self.reported_state = state.clone();
+                }
+                Ok(Some(state))
+            }
+            Err(_) => {
+                if let Some((name, mark)) = started {
+                    if let Some(stream) = self.streams.get_mut(name) {
+                        stream.normalizer.undo(mark, &mut self.ids);
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
     fn record(&mut self, line: u64, message: RecordMessage) -> Result<(), LoadError> {
         let Some(stream) = self.streams.get_mut(&message.stream) else {
             return Err(LoadError::RecordBeforeSchema {
@@ -466,10 +557,19 @@ impl<'w> Loader<'w> {
                 }
             },
         }
-        if stream.normalizer.buffered_rows() >= self.config.batch_rows {
-            self.flush_stream(&message.stream)?;
+        self.after_record(&message.stream)
+    }
+
+    /// Sends a stream's rows on when enough are buffered, and logs progress now and then.
+    fn after_record(&mut self, name: &str) -> Result<(), LoadError> {
+        let full = self.streams.get(name).is_some_and(|s| {
+            s.normalizer.buffered_rows() >= self.config.batch_rows
+                || s.normalizer.buffered_bytes() >= BATCH_BYTES
+        });
+        if full {
+            self.flush_stream(name)?;
         }
-        if self.last_progress.elapsed().as_secs() >= 5 {
+        if self.records_seen % 1024 == 0 && self.last_progress.elapsed().as_secs() >= 5 {
             self.last_progress = Instant::now();
             let secs = self.started.elapsed().as_secs_f64();
             tracing::info!(
@@ -628,6 +728,8 @@ impl<'w> Loader<'w> {
         failpoint("before-commit");
         let commit = self.wh.start_commit()?;
         self.in_transaction = false;
+        self.records_committed = self.records_seen;
+        self.last_commit = Instant::now();
         let counts = self
             .streams
             .iter_mut()

@@ -36,5 +36,5 @@ pub mod types;
 pub use layout::{
     Column, IncompatibleChange, Layout, SchemaChangePolicy, SchemaError, Table, TableChange,
 };
-pub use normalize::{arrow_schema, IdAllocator, InvalidRecord, Normalizer};
+pub use normalize::{arrow_schema, IdAllocator, InvalidRecord, Mark, Normalizer};
 pub use types::ColumnType;

@@ -4,11 +4,15 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
-    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
+    Time64MicrosecondArray, TimestampMicrosecondArray,
 };
+use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{Field as ArrowField, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use std::borrow::Cow;
+
+use observes_singer::json::{self, Bail};
 use observes_singer::Record;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -95,9 +99,17 @@ enum Cell<'a> {
     Days(i32),
 }
 
+/// Where a [`Normalizer`] stood, to undo a record (see [`Normalizer::push_json`]).
+#[derive(Debug, Clone)]
+pub struct Mark {
+    rows: Vec<usize>,
+    next_id: i64,
+}
+
 /// Accumulates the rows of every table of one stream.
 pub struct Normalizer {
     layout: Arc<Layout>,
+    plan: Plan,
     buffers: Vec<TableBuffer>,
     /// Rows of the record being normalized, row-major per table; committed to the buffers
     /// only when the whole record is valid, so a bad record leaves nothing behind.
@@ -129,6 +141,7 @@ impl Normalizer {
         let buffers = layout.tables.iter().map(TableBuffer::new).collect();
         let scratch = layout.tables.iter().map(|_| Vec::new()).collect();
         Normalizer {
+            plan: Plan::object(&layout, 0, &layout.properties),
             layout,
             buffers,
             scratch,
@@ -144,8 +157,61 @@ impl Normalizer {
         self.buffers.iter().map(|b| b.rows).sum()
     }
 
+    /// Bytes the buffered rows take, roughly (what they will take as Arrow arrays).
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffers
+            .iter()
+            .flat_map(|b| &b.columns)
+            .map(ColumnBuffer::bytes)
+            .sum()
+    }
+
     /// Normalizes one record into the buffers. On error nothing is buffered.
     pub fn push(&mut self, record: &Record, ids: &mut IdAllocator) -> Result<(), InvalidRecord> {
+        if let Record::Raw(raw) = record {
+            let mark = self.mark(ids);
+            let mut c = json::Cursor::new(raw.get());
+            if self.push_json(&mut c, ids).is_ok() && c.at_end() {
+                return Ok(());
+            }
+            // Off the fast path: undo what it wrote and let serde decide.
+            self.undo(mark, ids);
+        }
+        self.push_slow(record, ids)
+    }
+
+    /// The fast path of [`Normalizer::push`]: reads the record object at the cursor
+    /// straight into the buffers, checking its JSON as strictly as the cursor does. On a
+    /// bail the caller must [`Normalizer::undo`] to a [`Normalizer::mark`] taken before,
+    /// then push the record the slow way (which decides whether it is valid and why not).
+    pub fn push_json(&mut self, c: &mut json::Cursor<'_>, ids: &mut IdAllocator) -> json::Fast<()> {
+        Fast {
+            layout: &self.layout,
+            plan: &self.plan,
+            ids,
+            buffers: &mut self.buffers,
+        }
+        .record(c)
+    }
+
+    /// Where the buffers and ids stand, to [`Normalizer::undo`] a failed fast path.
+    pub fn mark(&self, ids: &IdAllocator) -> Mark {
+        Mark {
+            rows: self.buffers.iter().map(|b| b.rows).collect(),
+            next_id: ids.next,
+        }
+    }
+
+    /// Drops everything buffered since `mark`.
+    pub fn undo(&mut self, mark: Mark, ids: &mut IdAllocator) {
+        for (buffer, rows) in self.buffers.iter_mut().zip(mark.rows) {
+            buffer.truncate(rows);
+        }
+        ids.next = mark.next_id;
+    }
+
+    /// [`Normalizer::push`] by `serde`, the reference the fast path follows.
+    fn push_slow(&mut self, record: &Record, ids: &mut IdAllocator) -> Result<(), InvalidRecord> {
         let mut scratch = recycle(std::mem::take(&mut self.scratch));
         let result = match record {
             Record::Raw(raw) => {
@@ -425,13 +491,17 @@ fn convert<'de>(
     }
 }
 
+/// Longest text value a batch takes (Arrow's offsets are 32-bit).
+const MAX_BATCH_TEXT: usize = 1 << 30;
+
 /// A text value longer than the warehouse stores is bad input, never cut.
 fn fits(cell: Cell<'_>, max_bytes: Option<usize>) -> Result<Cell<'_>, InvalidRecord> {
-    let len = match (&cell, max_bytes) {
-        (Cell::Str(s), Some(_)) => s.len(),
-        (Cell::Owned(s), Some(_)) => s.len(),
+    let len = match &cell {
+        Cell::Str(s) => s.len(),
+        Cell::Owned(s) => s.len(),
         _ => return Ok(cell),
     };
+    let max_bytes = Some(max_bytes.map_or(MAX_BATCH_TEXT, |m| m.min(MAX_BATCH_TEXT)));
     match max_bytes {
         Some(max) if len > max => Err(InvalidRecord::new(format!(
             "a text of {len} bytes is longer than the warehouse stores ({max} bytes)"
@@ -778,67 +848,510 @@ impl<'de> DeserializeSeed<'de> for ElementSeed<'_, '_, 'de> {
     }
 }
 
-/// Arrow builders for one table.
+/// How the fast path reads a field: the layout's [`Field`] with what it looks up
+/// resolved ahead (the column's type; keys as bytes).
+enum Plan {
+    Scalar {
+        column: usize,
+        accepts: Accepts,
+        ty: ColumnType,
+    },
+    Json {
+        column: usize,
+    },
+    Object {
+        properties: Vec<(Box<[u8]>, Plan)>,
+    },
+    Array {
+        table: usize,
+        item: Box<Plan>,
+    },
+}
+
+impl Plan {
+    fn of(layout: &Layout, table: usize, field: &Field) -> Plan {
+        match field {
+            Field::Scalar { column, accepts } => Plan::Scalar {
+                column: *column,
+                accepts: *accepts,
+                ty: layout.tables[table].columns[*column].ty,
+            },
+            Field::Json { column } => Plan::Json { column: *column },
+            Field::Object { properties } => Plan::object(layout, table, properties),
+            Field::Array { table: child, item } => Plan::Array {
+                table: *child,
+                item: Box::new(Plan::of(layout, *child, item)),
+            },
+        }
+    }
+
+    fn object(layout: &Layout, table: usize, properties: &[(String, Field)]) -> Plan {
+        Plan::Object {
+            properties: properties
+                .iter()
+                .map(|(name, field)| {
+                    (
+                        name.as_bytes().to_vec().into_boxed_slice(),
+                        Plan::of(layout, table, field),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Byte equality without a library call for the short strings keys are.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// The fast path of [`Normalizer::push`] for records as read: the JSON text is walked
+/// once by the layout, values go straight into the column buffers. Anything it does not
+/// handle exactly as the serde walk does (an error of any kind, escaped keys, duplicate
+/// keys) bails, and the caller undoes its writes and runs the serde walk.
+struct Fast<'a> {
+    layout: &'a Layout,
+    plan: &'a Plan,
+    ids: &'a mut IdAllocator,
+    buffers: &'a mut [TableBuffer],
+}
+
+impl Fast<'_> {
+    /// The record object at the cursor, which ends up just past it.
+    fn record(&mut self, c: &mut json::Cursor<'_>) -> json::Fast<()> {
+        let id = self.ids.next();
+        self.open_row(0, id, None);
+        if c.peek() != Some(b'{') {
+            return Err(Bail);
+        }
+        let Plan::Object { properties } = self.plan else {
+            return Err(Bail);
+        };
+        self.object(c, properties, 0, id, id, 1)?;
+        // A missing key is an error the serde walk words.
+        for &col in &self.layout.key_columns {
+            if !self.buffers[0].columns[col].is_set() {
+                return Err(Bail);
+            }
+        }
+        self.buffers[0].close_row();
+        Ok(())
+    }
+
+    #[inline]
+    fn open_row(&mut self, table: usize, id: i64, child: Option<(i64, i64, usize)>) {
+        let buffer = &mut self.buffers[table];
+        buffer.open_row();
+        let meta = &self.layout.meta[table];
+        buffer.columns[meta.load_id].set_int(self.ids.load_id);
+        buffer.columns[meta.id].set_int(id);
+        if let Some((parent_id, root_id, idx)) = child {
+            if let Some(c) = meta.parent_id {
+                buffer.columns[c].set_int(parent_id);
+            }
+            if let Some(c) = meta.root_id {
+                buffer.columns[c].set_int(root_id);
+            }
+            if let Some(c) = meta.list_idx {
+                buffer.columns[c].set_int(idx as i64);
+            }
+        }
+    }
+
+    /// An object flattened into the open row of `table`; the cursor is at its `{`.
+    fn object(
+        &mut self,
+        c: &mut json::Cursor<'_>,
+        properties: &[(Box<[u8]>, Plan)],
+        table: usize,
+        row_id: i64,
+        root_id: i64,
+        depth: usize,
+    ) -> json::Fast<()> {
+        if depth > json::MAX_DEPTH || properties.len() > 256 {
+            return Err(Bail);
+        }
+        c.expect(b'{')?;
+        if c.eat(b'}') {
+            return Ok(());
+        }
+        let mut seen = [0u64; 4];
+        let mut hint = 0;
+        loop {
+            let key = c.plain_string()?.as_bytes();
+            c.expect(b':')?;
+            // Records mostly list properties in schema order: try the next one first.
+            let index = match properties.get(hint) {
+                Some((name, _)) if same(name, key) => Some(hint),
+                _ => properties.iter().position(|(name, _)| same(name, key)),
+            };
+            match index {
+                None => {
+                    c.skip_value(depth)?;
+                }
+                Some(i) => {
+                    let bit = 1u64 << (i % 64);
+                    if seen[i / 64] & bit != 0 {
+                        return Err(Bail);
+                    }
+                    seen[i / 64] |= bit;
+                    hint = i + 1;
+                    self.field(c, &properties[i].1, table, row_id, root_id, depth)?;
+                }
+            }
+            if !c.eat(b',') {
+                return c.expect(b'}');
+            }
+        }
+    }
+
+    #[inline]
+    fn field(
+        &mut self,
+        c: &mut json::Cursor<'_>,
+        plan: &Plan,
+        table: usize,
+        row_id: i64,
+        root_id: i64,
+        depth: usize,
+    ) -> json::Fast<()> {
+        match plan {
+            Plan::Scalar {
+                column,
+                accepts,
+                ty,
+            } => self.scalar(c, table, *column, *accepts, *ty),
+            Plan::Json { column } => {
+                let start = c.skip_value(depth)?;
+                let text = c.slice(start, c.pos());
+                if text != "null" {
+                    // Exactly what the serde walk stores: the value re-serialized.
+                    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| Bail)?;
+                    let cell = fits(Cell::Owned(value.to_string()), self.layout.max_text_bytes)
+                        .map_err(|_| Bail)?;
+                    self.buffers[table].columns[*column].set(&cell);
+                }
+                Ok(())
+            }
+            Plan::Object { properties } => match c.peek() {
+                Some(b'{') => self.object(c, properties, table, row_id, root_id, depth + 1),
+                Some(b'n') if c.literal(b"null") => Ok(()),
+                _ => Err(Bail),
+            },
+            Plan::Array { table: child, item } => match c.peek() {
+                Some(b'[') if depth < json::MAX_DEPTH => {
+                    c.expect(b'[')?;
+                    if c.eat(b']') {
+                        return Ok(());
+                    }
+                    let mut index = 0;
+                    loop {
+                        let id = self.ids.next();
+                        self.open_row(*child, id, Some((row_id, root_id, index)));
+                        self.field(c, item, *child, id, root_id, depth + 1)?;
+                        self.buffers[*child].close_row();
+                        index += 1;
+                        if !c.eat(b',') {
+                            return c.expect(b']');
+                        }
+                    }
+                }
+                Some(b'n') if c.literal(b"null") => Ok(()),
+                _ => Err(Bail),
+            },
+        }
+    }
+
+    /// One scalar. The common pairs of JSON value and column type are stored directly;
+    /// every other pair goes through `convert`, like the serde walk.
+    #[inline]
+    fn scalar(
+        &mut self,
+        c: &mut json::Cursor<'_>,
+        table: usize,
+        column: usize,
+        accepts: Accepts,
+        ty: ColumnType,
+    ) -> json::Fast<()> {
+        let max_text = self.layout.max_text_bytes;
+        let out = &mut self.buffers[table].columns[column];
+        let value = match c.peek() {
+            Some(b'"') => {
+                let text = c.string()?;
+                if accepts.has(Accepts::STR) {
+                    match ty {
+                        ColumnType::Text => {
+                            if text.len() > max_text.unwrap_or(MAX_BATCH_TEXT).min(MAX_BATCH_TEXT) {
+                                return Err(Bail);
+                            }
+                            out.set_text(&text);
+                            return Ok(());
+                        }
+                        ColumnType::Timestamp => {
+                            out.set_int(time::parse_timestamp_micros(&text).ok_or(Bail)?);
+                            return Ok(());
+                        }
+                        _ => {}
+                    }
+                }
+                match text {
+                    Cow::Borrowed(s) => Scalar::Str(s),
+                    Cow::Owned(s) => Scalar::String(s),
+                }
+            }
+            Some(b'n') if c.literal(b"null") => return Ok(()),
+            Some(b't') if c.literal(b"true") => Scalar::Bool(true),
+            Some(b'f') if c.literal(b"false") => Scalar::Bool(false),
+            Some(b'{' | b'[') | None => return Err(Bail),
+            Some(_) => match c.number()? {
+                json::Number::I64(i) => {
+                    if accepts.has(Accepts::INT) {
+                        match ty {
+                            ColumnType::BigInt => {
+                                out.set_int(i);
+                                return Ok(());
+                            }
+                            ColumnType::Double => {
+                                out.set_float(i as f64);
+                                return Ok(());
+                            }
+                            _ => {}
+                        }
+                    }
+                    Scalar::I64(i)
+                }
+                json::Number::U64(u) => Scalar::U64(u),
+                json::Number::F64(f) => {
+                    if ty == ColumnType::Double && accepts.has(Accepts::NUM) {
+                        out.set_float(f);
+                        return Ok(());
+                    }
+                    Scalar::F64(f)
+                }
+            },
+        };
+        let cell = convert(value, accepts, ty)
+            .and_then(|cell| fits(cell, max_text))
+            .map_err(|_| Bail)?;
+        out.set(&cell);
+        Ok(())
+    }
+}
+
+/// The rows of one table, column by column, as they will become Arrow arrays. At most one
+/// row is open at a time (rows of a table are made one after another), and rows can be
+/// taken back, so an invalid record leaves nothing behind.
 struct TableBuffer {
     columns: Vec<ColumnBuffer>,
+    /// Finished rows (an open row is not counted).
     rows: usize,
 }
 
-enum ColumnBuffer {
-    Bool(BooleanBuilder),
-    Int(Int64Builder),
-    Float(Float64Builder),
-    Str(StringBuilder),
-    Timestamp(TimestampMicrosecondBuilder),
-    Date(Date32Builder),
-    Time(Time64MicrosecondBuilder),
+struct ColumnBuffer {
+    values: Values,
+    valid: Vec<bool>,
+}
+
+enum Values {
+    Bool(Vec<bool>),
+    /// BIGINT, and TIMESTAMP and TIME as microseconds.
+    Int(Vec<i64>),
+    Float(Vec<f64>),
+    Days(Vec<i32>),
+    /// Offsets are pushed when a row finishes (the first one is always 0).
+    Text {
+        offsets: Vec<i32>,
+        bytes: Vec<u8>,
+    },
 }
 
 impl ColumnBuffer {
     fn new(ty: ColumnType) -> Self {
-        match ty {
-            ColumnType::Boolean => ColumnBuffer::Bool(BooleanBuilder::new()),
-            ColumnType::BigInt => ColumnBuffer::Int(Int64Builder::new()),
-            ColumnType::Double => ColumnBuffer::Float(Float64Builder::new()),
-            ColumnType::Text | ColumnType::Json => ColumnBuffer::Str(StringBuilder::new()),
-            ColumnType::Timestamp => {
-                ColumnBuffer::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+        let values = match ty {
+            ColumnType::Boolean => Values::Bool(Vec::new()),
+            ColumnType::BigInt | ColumnType::Timestamp | ColumnType::Time => {
+                Values::Int(Vec::new())
             }
-            ColumnType::Date => ColumnBuffer::Date(Date32Builder::new()),
-            ColumnType::Time => ColumnBuffer::Time(Time64MicrosecondBuilder::new()),
+            ColumnType::Double => Values::Float(Vec::new()),
+            ColumnType::Date => Values::Days(Vec::new()),
+            ColumnType::Text | ColumnType::Json => Values::Text {
+                offsets: vec![0],
+                bytes: Vec::new(),
+            },
+        };
+        ColumnBuffer {
+            values,
+            valid: Vec::new(),
         }
     }
 
-    fn push(&mut self, cell: &Cell<'_>) {
-        // `convert` produces exactly the cell kind of the column's type; Null fits all.
-        match (self, cell) {
-            (ColumnBuffer::Bool(b), Cell::Bool(v)) => b.append_value(*v),
-            (ColumnBuffer::Int(b), Cell::Int(v)) => b.append_value(*v),
-            (ColumnBuffer::Float(b), Cell::Float(v)) => b.append_value(*v),
-            (ColumnBuffer::Str(b), Cell::Str(v)) => b.append_value(v),
-            (ColumnBuffer::Str(b), Cell::Owned(v)) => b.append_value(v),
-            (ColumnBuffer::Timestamp(b), Cell::Micros(v)) => b.append_value(*v),
-            (ColumnBuffer::Date(b), Cell::Days(v)) => b.append_value(*v),
-            (ColumnBuffer::Time(b), Cell::Micros(v)) => b.append_value(*v),
-            (ColumnBuffer::Bool(b), _) => b.append_null(),
-            (ColumnBuffer::Int(b), _) => b.append_null(),
-            (ColumnBuffer::Float(b), _) => b.append_null(),
-            (ColumnBuffer::Str(b), _) => b.append_null(),
-            (ColumnBuffer::Timestamp(b), _) => b.append_null(),
-            (ColumnBuffer::Date(b), _) => b.append_null(),
-            (ColumnBuffer::Time(b), _) => b.append_null(),
+    #[inline]
+    fn open_row(&mut self) {
+        self.valid.push(false);
+        match &mut self.values {
+            Values::Bool(v) => v.push(false),
+            Values::Int(v) => v.push(0),
+            Values::Float(v) => v.push(0.0),
+            Values::Days(v) => v.push(0),
+            Values::Text { .. } => {}
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            ColumnBuffer::Bool(b) => Arc::new(b.finish()),
-            ColumnBuffer::Int(b) => Arc::new(b.finish()),
-            ColumnBuffer::Float(b) => Arc::new(b.finish()),
-            ColumnBuffer::Str(b) => Arc::new(b.finish()),
-            ColumnBuffer::Timestamp(b) => Arc::new(b.finish()),
-            ColumnBuffer::Date(b) => Arc::new(b.finish()),
-            ColumnBuffer::Time(b) => Arc::new(b.finish()),
+    /// Sets the open row's value. `convert` produces exactly the cell kind of the column's
+    /// type (Null fits all and leaves the value null).
+    #[inline]
+    fn set(&mut self, cell: &Cell<'_>) {
+        let row = self.valid.len() - 1;
+        let set = match (&mut self.values, cell) {
+            (Values::Text { offsets, bytes }, Cell::Null) => {
+                bytes.truncate(offsets[row] as usize);
+                false
+            }
+            (_, Cell::Null) => false,
+            (Values::Bool(v), Cell::Bool(b)) => {
+                v[row] = *b;
+                true
+            }
+            (Values::Int(v), Cell::Int(i) | Cell::Micros(i)) => {
+                v[row] = *i;
+                true
+            }
+            (Values::Float(v), Cell::Float(f)) => {
+                v[row] = *f;
+                true
+            }
+            (Values::Days(v), Cell::Days(d)) => {
+                v[row] = *d;
+                true
+            }
+            (Values::Text { offsets, bytes }, Cell::Str(text)) => {
+                bytes.truncate(offsets[row] as usize);
+                bytes.extend_from_slice(text.as_bytes());
+                true
+            }
+            (Values::Text { offsets, bytes }, Cell::Owned(text)) => {
+                bytes.truncate(offsets[row] as usize);
+                bytes.extend_from_slice(text.as_bytes());
+                true
+            }
+            (_, other) => unreachable!("convert made {other:?} for another column type"),
+        };
+        self.valid[row] = set;
+    }
+
+    #[inline]
+    fn close_row(&mut self) {
+        if let Values::Text { offsets, bytes } = &mut self.values {
+            // The loader takes batches long before a column nears 2 GiB (and `fits`
+            // refuses any one value near it), so the offset fits Arrow's i32.
+            offsets.push(bytes.len() as i32);
+        }
+    }
+
+    #[inline]
+    fn set_int(&mut self, value: i64) {
+        if let (Values::Int(v), Some(valid)) = (&mut self.values, self.valid.last_mut()) {
+            if let Some(slot) = v.last_mut() {
+                *slot = value;
+                *valid = true;
+            }
+        }
+    }
+
+    #[inline]
+    fn set_float(&mut self, value: f64) {
+        if let (Values::Float(v), Some(valid)) = (&mut self.values, self.valid.last_mut()) {
+            if let Some(slot) = v.last_mut() {
+                *slot = value;
+                *valid = true;
+            }
+        }
+    }
+
+    #[inline]
+    fn set_text(&mut self, text: &str) {
+        if let (Values::Text { bytes, .. }, Some(valid)) = (&mut self.values, self.valid.last_mut())
+        {
+            bytes.extend_from_slice(text.as_bytes());
+            *valid = true;
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.valid.last().copied().unwrap_or(false)
+    }
+
+    fn truncate(&mut self, rows: usize) {
+        self.valid.truncate(rows);
+        match &mut self.values {
+            Values::Bool(v) => v.truncate(rows),
+            Values::Int(v) => v.truncate(rows),
+            Values::Float(v) => v.truncate(rows),
+            Values::Days(v) => v.truncate(rows),
+            Values::Text { offsets, bytes } => {
+                offsets.truncate(rows + 1);
+                bytes.truncate(offsets[rows] as usize);
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.valid.len()
+            * match &self.values {
+                Values::Bool(_) => 2,
+                Values::Days(_) => 5,
+                Values::Int(_) | Values::Float(_) => 9,
+                Values::Text { .. } => 5,
+            }
+            + match &self.values {
+                Values::Text { bytes, .. } => bytes.len(),
+                _ => 0,
+            }
+    }
+
+    fn finish(&mut self, ty: ColumnType) -> ArrayRef {
+        let rows = self.valid.len();
+        let valid = std::mem::replace(&mut self.valid, Vec::with_capacity(rows + rows / 4));
+        let nulls = if valid.iter().all(|v| *v) {
+            None
+        } else {
+            Some(NullBuffer::from(valid))
+        };
+        // The next batch is about as big: room for it (and some) up front.
+        fn take<T>(v: &mut Vec<T>) -> Vec<T> {
+            let capacity = v.len() + v.len() / 4;
+            std::mem::replace(v, Vec::with_capacity(capacity))
+        }
+        match &mut self.values {
+            Values::Bool(v) => Arc::new(BooleanArray::new(BooleanBuffer::from(take(v)), nulls)),
+            Values::Int(v) => {
+                let values = ScalarBuffer::from(take(v));
+                match ty {
+                    ColumnType::Timestamp => {
+                        Arc::new(TimestampMicrosecondArray::new(values, nulls).with_timezone("UTC"))
+                    }
+                    ColumnType::Time => Arc::new(Time64MicrosecondArray::new(values, nulls)),
+                    _ => Arc::new(Int64Array::new(values, nulls)),
+                }
+            }
+            Values::Float(v) => Arc::new(Float64Array::new(ScalarBuffer::from(take(v)), nulls)),
+            Values::Days(v) => Arc::new(Date32Array::new(ScalarBuffer::from(take(v)), nulls)),
+            Values::Text { offsets, bytes } => {
+                let mut next = Vec::with_capacity(rows + rows / 4 + 1);
+                next.push(0);
+                let offsets = std::mem::replace(offsets, next);
+                let bytes = take(bytes);
+                // SAFETY: every value appended was a `&str` or `String`, so the bytes are
+                // UTF-8 and each offset ends a whole value; offsets start at 0 and grow.
+                Arc::new(unsafe {
+                    StringArray::new_unchecked(
+                        OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)),
+                        Buffer::from_vec(bytes),
+                        nulls,
+                    )
+                })
+            }
         }
     }
 }
@@ -855,20 +1368,49 @@ impl TableBuffer {
         }
     }
 
+    #[inline]
+    fn open_row(&mut self) {
+        for column in &mut self.columns {
+            column.open_row();
+        }
+    }
+
+    #[inline]
+    fn close_row(&mut self) {
+        for column in &mut self.columns {
+            column.close_row();
+        }
+        self.rows += 1;
+    }
+
+    /// Drops rows (and an open row) beyond `rows`.
+    fn truncate(&mut self, rows: usize) {
+        for column in &mut self.columns {
+            column.truncate(rows);
+        }
+        self.rows = rows;
+    }
+
     fn append_rows(&mut self, cells: &[Cell<'_>], width: usize) {
         if width == 0 {
             return;
         }
         for row in cells.chunks_exact(width) {
+            self.open_row();
             for (column, cell) in self.columns.iter_mut().zip(row) {
-                column.push(cell);
+                column.set(cell);
             }
-            self.rows += 1;
+            self.close_row();
         }
     }
 
     fn finish(&mut self, table: &Table) -> RecordBatch {
-        let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(ColumnBuffer::finish).collect();
+        let arrays: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .zip(&table.columns)
+            .map(|(buffer, column)| buffer.finish(column.ty))
+            .collect();
         self.rows = 0;
         // Building from the table's own columns cannot fail: lengths and types match.
         RecordBatch::try_new(arrow_schema(table), arrays)
@@ -897,4 +1439,267 @@ pub fn arrow_schema(table: &Table) -> SchemaRef {
             })
             .collect::<Vec<_>>(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast path must read every record exactly as the serde walk does: the same rows
+    //! when both accept it, and no acceptance where the serde walk refuses.
+
+    use super::*;
+    use serde_json::json;
+
+    /// A deterministic generator (xorshift), so a failure names a seed that repeats.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len() as u64) as usize]
+        }
+    }
+
+    fn schema() -> serde_json::Value {
+        json!({"type": "object", "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": ["null", "string"]},
+            "score": {"type": ["null", "number"]},
+            "count": {"type": ["integer", "null"]},
+            "ok": {"type": ["null", "boolean"]},
+            "at": {"type": ["null", "string"], "format": "date-time"},
+            "day": {"type": ["null", "string"], "format": "date"},
+            "clock": {"type": ["null", "string"], "format": "time"},
+            "either": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+            "free": {"type": ["null", "object"]},
+            "userName": {"type": ["null", "object"], "properties": {
+                "id": {"type": "integer"},
+                "First Name": {"type": ["null", "string"]},
+                "deep": {"type": ["null", "object"], "properties": {"x": {"type": ["null", "number"]}}}
+            }},
+            "items": {"type": ["null", "array"], "items": {"type": "object", "properties": {
+                "k": {"type": ["null", "string"]},
+                "n": {"type": ["null", "integer"]},
+                "tags": {"type": ["null", "array"], "items": {"type": ["null", "string"]}}
+            }}},
+            "tags": {"type": ["null", "array"], "items": {"type": ["null", "integer"]}}
+        }})
+    }
+
+    /// A JSON text that is sometimes the right type, sometimes not, sometimes odd.
+    fn value(rng: &mut Rng, depth: u32) -> String {
+        let scalars = [
+            "null",
+            "true",
+            "false",
+            "0",
+            "-0",
+            "1",
+            "-17",
+            "42",
+            "3.5",
+            "-2.5e3",
+            "1E2",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "18446744073709551616",
+            "1e400",
+            "0.1",
+            "12345678901234567890123",
+            "\"\"",
+            "\"plain\"",
+            "\"with \\\"escapes\\\" \\n\\t\\u00e9\\/\"",
+            "\"é中😀\"",
+            "\"\\ud83d\\ude00\"",
+            "\"\\ud800\"",
+            "\"2024-03-05T14:15:22Z\"",
+            "\"2024-03-05T14:15:22.123456+05:30\"",
+            "\"2024-03-05 14:15:22\"",
+            "\"2024-02-30T00:00:00Z\"",
+            "\"2024-03-05\"",
+            "\"14:15:22\"",
+            "\"14:15:22.5\"",
+            "\"25:00:00\"",
+            "\"12\"",
+            "\"3.5\"",
+            "\"true\"",
+            "\"not a date\"",
+        ];
+        match rng.below(if depth > 2 { 1 } else { 6 }) {
+            0..=2 => rng.pick(&scalars).to_string(),
+            3 => {
+                let n = rng.below(4);
+                let items: Vec<String> = (0..n).map(|_| value(rng, depth + 1)).collect();
+                format!("[{}]", items.join(","))
+            }
+            _ => object(
+                rng,
+                depth + 1,
+                &["k", "n", "tags", "id", "First Name", "x", "deep"],
+            ),
+        }
+    }
+
+    fn object(rng: &mut Rng, depth: u32, keys: &[&str]) -> String {
+        let n = rng.below(keys.len() as u64 + 1);
+        let mut fields = Vec::new();
+        for _ in 0..n {
+            let key = rng.pick(keys);
+            fields.push(format!("\"{key}\":{}", value(rng, depth)));
+        }
+        format!("{{{}}}", fields.join(","))
+    }
+
+    fn good_record(rng: &mut Rng, id: u64) -> String {
+        let items: Vec<String> = (0..rng.below(3))
+            .map(|i| format!(r#"{{"k":"item {i}","n":{i},"tags":["a","b\u00e9",null]}}"#))
+            .collect();
+        format!(
+            r#"{{"id":{id},"name":"job \"{id}\"","score":{}.25,"count":null,"ok":true,"at":"2026-01-01T00:00:{:02}.5Z","day":"2026-01-02","clock":"10:11:12","either":{},"free":{{"a":[1,{{"b":null}}],"c":"d"}},"userName":{{"id":7,"First Name":"Ada","deep":{{"x":1}}}},"items":[{}],"tags":[1,2,null]}}"#,
+            id,
+            id % 60,
+            if id % 2 == 0 {
+                "\"text\"".to_string()
+            } else {
+                id.to_string()
+            },
+            items.join(",")
+        )
+    }
+
+    /// A record of the schema's keys with random values, or a good one mutated.
+    fn record(rng: &mut Rng, id: u64) -> String {
+        let keys = [
+            "id", "name", "score", "count", "ok", "at", "day", "clock", "either", "free",
+            "userName", "items", "tags", "extra",
+        ];
+        match rng.below(4) {
+            0 => good_record(rng, id),
+            1 => {
+                // A good record with one byte changed, dropped or doubled.
+                let mut text = good_record(rng, id).into_bytes();
+                let at = rng.below(text.len() as u64) as usize;
+                match rng.below(3) {
+                    0 => text[at] = b" {}[]\",:0a\\e-.n"[rng.below(15) as usize],
+                    1 => {
+                        text.remove(at);
+                    }
+                    _ => text.insert(at, text[at]),
+                }
+                String::from_utf8(text).unwrap_or_else(|_| good_record(rng, id))
+            }
+            2 => {
+                // Keys repeated, whitespace around everything.
+                let a = good_record(rng, id);
+                let field = format!("\"{}\" : {} ", rng.pick(&keys), value(rng, 1));
+                format!("{{ {field},{}", &a[1..])
+            }
+            _ => {
+                let mut fields = vec![format!("\"id\":{id}")];
+                for _ in 0..rng.below(8) {
+                    let key = rng.pick(&keys);
+                    let v = match key {
+                        "userName" => object(rng, 1, &["id", "First Name", "deep", "x"]),
+                        "items" => format!("[{}]", object(rng, 1, &["k", "n", "tags"])),
+                        _ => value(rng, 0),
+                    };
+                    fields.push(format!("\"{key}\":{v}"));
+                }
+                format!("{{{}}}", fields.join(","))
+            }
+        }
+    }
+
+    fn normalizers(max_text_bytes: Option<usize>) -> (Normalizer, Normalizer) {
+        let mut layout = Layout::compile("jobs", &schema(), &["id".into()], 63).unwrap();
+        layout.max_text_bytes = max_text_bytes;
+        let layout = Arc::new(layout);
+        (Normalizer::new(layout.clone()), Normalizer::new(layout))
+    }
+
+    #[test]
+    fn the_fast_path_reads_every_record_as_the_serde_walk_does() {
+        for (seed, max_text) in [
+            (0x9e37_79b9_7f4a_7c15, None),
+            (0x2545_f491_4f6c_dd1d, Some(8)),
+        ] {
+            let mut rng = Rng(seed);
+            let (mut fast, mut reference) = normalizers(max_text);
+            let (mut fast_ids, mut reference_ids) = (IdAllocator::new(1), IdAllocator::new(1));
+            let (mut accepted, mut refused) = (0, 0);
+            for id in 0..20_000 {
+                let text = record(&mut rng, id);
+                let Ok(raw) = observes_singer::RawRecord::parse(&text) else {
+                    continue; // not one JSON object: the Singer reader refuses the line
+                };
+                let record = Record::Raw(raw);
+                let got = fast.push(&record, &mut fast_ids);
+                let want = reference.push_slow(&record, &mut reference_ids);
+                assert_eq!(got, want, "record {id}: {text}");
+                match got {
+                    Ok(()) => accepted += 1,
+                    Err(_) => refused += 1,
+                }
+                if id % 1000 == 999 {
+                    assert_eq!(fast.take_batches(), reference.take_batches(), "up to {id}");
+                }
+            }
+            assert_eq!(fast.take_batches(), reference.take_batches());
+            // The generator reaches both sides (a tight text limit refuses most records).
+            assert!(accepted > 800 && refused > 2_000, "{accepted} {refused}");
+        }
+    }
+
+    #[test]
+    fn a_bail_leaves_nothing_behind() {
+        let (mut n, _) = normalizers(None);
+        let mut ids = IdAllocator::new(1);
+        let good = good_record(&mut Rng(3), 1);
+        // Valid up to a late type error inside a child row: rows were opened, then undone.
+        let bad = good.replace(r#""tags":[1,2,null]"#, r#""tags":[1,"x"]"#);
+        assert!(n
+            .push(
+                &Record::Raw(observes_singer::RawRecord::parse(&bad).unwrap()),
+                &mut ids
+            )
+            .is_err());
+        assert_eq!(n.buffered_rows(), 0);
+        n.push(
+            &Record::Raw(observes_singer::RawRecord::parse(&good).unwrap()),
+            &mut ids,
+        )
+        .unwrap();
+        let (mut alone, _) = normalizers(None);
+        let mut alone_ids = IdAllocator::new(1);
+        let good = Record::Raw(observes_singer::RawRecord::parse(&good).unwrap());
+        alone.push(&good, &mut alone_ids).unwrap();
+        let rows = |n: &mut Normalizer| -> Vec<usize> {
+            n.take_batches().iter().map(|(_, b)| b.num_rows()).collect()
+        };
+        assert_eq!(rows(&mut n), rows(&mut alone));
+    }
+
+    #[test]
+    fn generated_good_records_take_the_fast_path() {
+        let (mut n, _) = normalizers(None);
+        let mut ids = IdAllocator::new(1);
+        let mut rng = Rng(7);
+        for id in 0..50 {
+            let text = good_record(&mut rng, id);
+            // On the fast path itself, not only through its fallback.
+            let mut c = json::Cursor::new(&text);
+            assert!(
+                n.push_json(&mut c, &mut ids).is_ok() && c.at_end(),
+                "{text}"
+            );
+        }
+    }
 }

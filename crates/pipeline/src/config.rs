@@ -12,6 +12,8 @@
 //! write = "merge"                           # append | merge | replace
 //! on_invalid = "fail"                       # fail | quarantine
 //! batch_rows = 50000                        # rows buffered per stream between sends
+//! commit_records = 100000                   # a STATE commits once this many records wait,
+//! commit_seconds = 30                       #   or this long after the last commit (0: every STATE)
 //! on_schema_change = "fail"                 # fail | variant (new type, new column)
 //!
 //! [pipelines.gitlab_api]
@@ -126,6 +128,25 @@ struct RawPipeline {
     batch_rows: Option<usize>,
     #[serde(default = "default_on_schema_change")]
     on_schema_change: String,
+    commit_records: Option<u64>,
+    commit_seconds: Option<f64>,
+}
+
+/// The commit policy a pipeline sets, over the defaults.
+pub fn commit_policy(
+    records: Option<u64>,
+    seconds: Option<f64>,
+) -> Result<observes_load::CommitPolicy, String> {
+    let defaults = observes_load::CommitPolicy::default();
+    let interval = match seconds {
+        None => defaults.interval,
+        Some(s) if s.is_finite() && s >= 0.0 => std::time::Duration::from_secs_f64(s),
+        Some(s) => return Err(format!("commit_seconds must be 0 or more, not {s}")),
+    };
+    Ok(observes_load::CommitPolicy {
+        records: records.unwrap_or(defaults.records),
+        interval,
+    })
 }
 
 fn default_on_schema_change() -> String {
@@ -151,6 +172,8 @@ pub struct PipelineConfig {
     /// Rows buffered per stream before they go to the warehouse (not a commit).
     pub batch_rows: Option<usize>,
     pub on_schema_change: observes_model::SchemaChangePolicy,
+    /// When a checkpoint commits.
+    pub commit: observes_load::CommitPolicy,
 }
 
 /// A loaded `observes.toml`, with relative paths resolved against its folder.
@@ -341,6 +364,8 @@ impl Config {
                     on_schema_change: p
                         .on_schema_change
                         .parse()
+                        .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?,
+                    commit: commit_policy(p.commit_records, p.commit_seconds)
                         .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?,
                 },
             );

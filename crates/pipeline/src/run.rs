@@ -63,6 +63,29 @@ pub fn drive(
                     on_commit(&state)?;
                 }
             }
+            Item::Lines(block) => {
+                for (number, text) in block.lines() {
+                    let state = match loader.handle_record_line(text)? {
+                        Some(state) => state,
+                        None => match observes_singer::parse_message(text) {
+                            Ok(message) => loader.handle(number, message)?,
+                            Err(source) => {
+                                let error = ReadError::Line {
+                                    line: number,
+                                    source,
+                                };
+                                if !loader.reject_line(number, error.reason(), text)? {
+                                    return Err(error.into());
+                                }
+                                None
+                            }
+                        },
+                    };
+                    if let Some(state) = state {
+                        on_commit(&state)?;
+                    }
+                }
+            }
             Item::Bad { error, raw } => {
                 if !loader.reject_line(error.line(), error.reason(), &raw)? {
                     return Err(error.into());
@@ -80,6 +103,7 @@ fn load_config(pipeline: &PipelineConfig) -> LoadConfig {
         on_invalid: pipeline.on_invalid,
         on_schema_change: pipeline.on_schema_change,
         batch_rows: pipeline.batch_rows.unwrap_or(defaults.batch_rows).max(1),
+        commit: pipeline.commit,
         ..defaults
     }
 }

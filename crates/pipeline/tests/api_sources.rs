@@ -18,10 +18,11 @@ struct Setup {
 }
 
 /// A DuckDB warehouse and state folder, and one pipeline `name` with these settings.
+/// Every STATE commits, so a failed run keeps each bookmark the source reached.
 fn setup(source: &str, name: &str, schema: &str, settings: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "warehouse = \"duckdb://wh.duckdb\"\nstate = \"state\"\n\n[pipelines.{name}]\nsource = \"{source}\"\nschema = \"{schema}\"\nwrite = \"merge\"\n\n[pipelines.{name}.settings]\n{settings}\n"
+        "warehouse = \"duckdb://wh.duckdb\"\nstate = \"state\"\n\n[pipelines.{name}]\nsource = \"{source}\"\nschema = \"{schema}\"\nwrite = \"merge\"\ncommit_records = 0\n\n[pipelines.{name}.settings]\n{settings}\n"
     );
     let path = dir.path().join("observes.toml");
     std::fs::write(&path, text).unwrap();

@@ -40,8 +40,10 @@ fn run_case_on(dir: &Path, wh: &mut dyn Warehouse) -> String {
             mode => config.write_mode = mode.parse::<WriteMode>().unwrap(),
         }
     }
-    // Tiny batches, so every case also crosses batch boundaries.
+    // Tiny batches, so every case also crosses batch boundaries; every STATE a commit, so
+    // the cases show each checkpoint's transaction.
     config.batch_rows = 3;
+    config.commit = observes_load::CommitPolicy::every_checkpoint();
     let mut inputs: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())

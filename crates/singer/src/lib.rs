@@ -20,6 +20,8 @@
 //! assert_eq!(kinds, ["SCHEMA", "RECORD", "STATE"]);
 //! ```
 
+pub mod json;
+
 use std::io::{BufRead, Write};
 
 use serde::Deserialize;
@@ -70,8 +72,27 @@ pub struct SchemaMessage {
 /// normalizer can deserialize it straight into columns) or built in-process.
 #[derive(Debug, Clone)]
 pub enum Record {
-    Raw(Box<RawValue>),
+    Raw(RawRecord),
     Parsed(Map<String, Value>),
+}
+
+/// The JSON text of a record object, as it was read: syntax checked, nothing parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord(Box<str>);
+
+impl RawRecord {
+    /// Checks that `text` is one JSON object.
+    pub fn parse(text: &str) -> Result<RawRecord, serde_json::Error> {
+        let raw: Box<RawValue> = serde_json::from_str(text)?;
+        if !raw.get().starts_with('{') {
+            return Err(serde::de::Error::custom("a record must be a JSON object"));
+        }
+        Ok(RawRecord(raw.into()))
+    }
+
+    pub fn get(&self) -> &str {
+        &self.0
+    }
 }
 
 impl Record {
@@ -242,6 +263,15 @@ fn string_list(
 
 /// Parse one line of Singer JSON into a message.
 pub fn parse_message(line: &[u8]) -> Result<Message, LineError> {
+    match fast_record(line) {
+        Some(record) => Ok(record),
+        None => parse_message_by_serde(line),
+    }
+}
+
+/// [`parse_message`] by `serde_json` alone: the reference the fast path follows, and the
+/// one that words every error.
+fn parse_message_by_serde(line: &[u8]) -> Result<Message, LineError> {
     let raw: RawMessage = match serde_json::from_slice(line) {
         Ok(raw) => raw,
         Err(e) if e.classify() == serde_json::error::Category::Data => {
@@ -300,7 +330,7 @@ pub fn parse_message(line: &[u8]) -> Result<Message, LineError> {
             };
             Ok(Message::Record(RecordMessage {
                 stream: need_stream("RECORD", raw.stream)?,
-                record: Record::Raw(record),
+                record: Record::Raw(RawRecord(record.into())),
                 version,
                 time_extracted,
             }))
@@ -367,6 +397,210 @@ pub fn parse_message(line: &[u8]) -> Result<Message, LineError> {
             }))
         }
         other => Err(LineError::UnknownType(other.to_string())),
+    }
+}
+
+/// A `RECORD` line read by [`scan_record_line`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordLine<'a> {
+    pub stream: &'a str,
+    /// The record object's JSON text.
+    pub record: &'a str,
+    pub version: Option<i64>,
+    pub time_extracted: Option<String>,
+}
+
+/// Reads a well-formed `RECORD` line with plain keys in one pass, without `serde_json`:
+/// the common case of [`parse_message`]. `read_record(stream, cursor)` is called once with
+/// the cursor at the record object and must move it past the object (a normalizer reads
+/// the record there and then, so its text is scanned once); what it reads it must check
+/// as strictly as [`json::Cursor`] does.
+///
+/// Anything else bails, including every line `parse_message` would refuse: the caller
+/// then parses the line the slow way, which decides and words the errors. So both ways
+/// read every line alike.
+pub fn scan_record_line<'a>(
+    line: &'a [u8],
+    mut read_record: impl FnMut(&'a str, &mut json::Cursor<'a>) -> json::Fast<()>,
+) -> json::Fast<RecordLine<'a>> {
+    use json::{Bail, Cursor, Number};
+    fn once<T>(slot: &mut Option<T>, value: T) -> json::Fast<()> {
+        match slot {
+            Some(_) => Err(Bail), // a duplicate field: serde_json's error
+            None => {
+                *slot = Some(value);
+                Ok(())
+            }
+        }
+    }
+    let text = std::str::from_utf8(line).map_err(|_| Bail)?;
+    let mut c = Cursor::new(text);
+    c.expect(b'{')?;
+    let mut kind = None;
+    let mut stream = None;
+    let mut record = None;
+    let mut version = None;
+    let mut time_extracted = None;
+    let mut read = false;
+    if c.eat(b'}') {
+        return Err(Bail);
+    }
+    loop {
+        let key = c.plain_string()?;
+        c.expect(b':')?;
+        match key {
+            "type" => once(&mut kind, c.plain_string()?)?,
+            "stream" => once(&mut stream, c.plain_string()?)?,
+            "record" => {
+                if record.is_some() || c.peek() != Some(b'{') {
+                    return Err(Bail);
+                }
+                let start = c.pos();
+                match (kind, stream) {
+                    (Some("RECORD"), Some(name)) => {
+                        read_record(name, &mut c)?;
+                        read = true;
+                    }
+                    _ => {
+                        c.skip_value(0)?;
+                    }
+                }
+                record = Some(c.slice(start, c.pos()));
+            }
+            "version" => {
+                let v = if c.literal(b"null") {
+                    None
+                } else {
+                    match c.number()? {
+                        Number::I64(v) => Some(v),
+                        _ => return Err(Bail),
+                    }
+                };
+                once(&mut version, v)?
+            }
+            "time_extracted" => {
+                let t = if c.peek() == Some(b'"') {
+                    Some(c.string()?.into_owned())
+                } else {
+                    c.skip_value(0)?;
+                    None
+                };
+                once(&mut time_extracted, t)?
+            }
+            // Fields of other messages: left to the slow path.
+            "schema" | "key_properties" | "bookmark_properties" | "value" => return Err(Bail),
+            _ => {
+                c.skip_value(0)?;
+            }
+        }
+        if !c.eat(b',') {
+            c.expect(b'}')?;
+            break;
+        }
+    }
+    if !c.at_end() || kind != Some("RECORD") {
+        return Err(Bail);
+    }
+    let (stream, record) = (stream.ok_or(Bail)?, record.ok_or(Bail)?);
+    if !read {
+        let mut rc = Cursor::new(record);
+        read_record(stream, &mut rc)?;
+        if !rc.at_end() {
+            return Err(Bail);
+        }
+    }
+    Ok(RecordLine {
+        stream,
+        record,
+        version: version.flatten(),
+        time_extracted: time_extracted.flatten(),
+    })
+}
+
+/// [`scan_record_line`] as a message.
+fn fast_record(line: &[u8]) -> Option<Message> {
+    let line = scan_record_line(line, |_, c| c.skip_value(0).map(|_| ())).ok()?;
+    Some(Message::Record(RecordMessage {
+        stream: line.stream.to_string(),
+        record: Record::Raw(RawRecord(line.record.into())),
+        version: line.version,
+        time_extracted: line.time_extracted,
+    }))
+}
+
+/// Lines of Singer input read in blocks (for readers that parse each line where it is
+/// used): each line with its 1-based number, trimmed, blank lines left out.
+#[derive(Debug, Default)]
+pub struct LineBlock {
+    bytes: Vec<u8>,
+    /// (line number, start, end) in `bytes`.
+    lines: Vec<(u64, usize, usize)>,
+}
+
+impl LineBlock {
+    pub fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        self.lines
+            .iter()
+            .map(|&(number, start, end)| (number, &self.bytes[start..end]))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+}
+
+/// Splits input into [`LineBlock`]s of about `block_bytes` each, in constant memory (a
+/// block holds whole lines; one longer line makes its block longer).
+pub struct LineBlocks<R> {
+    input: R,
+    block_bytes: usize,
+    line: u64,
+    done: bool,
+}
+
+impl<R: BufRead> LineBlocks<R> {
+    pub fn new(input: R, block_bytes: usize) -> Self {
+        LineBlocks {
+            input,
+            block_bytes: block_bytes.max(1),
+            line: 0,
+            done: false,
+        }
+    }
+
+    /// The next block; `Ok(None)` at the end of the input.
+    pub fn next_block(&mut self) -> Result<Option<LineBlock>, ReadError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut block = LineBlock {
+            bytes: Vec::with_capacity(self.block_bytes + 4096),
+            lines: Vec::new(),
+        };
+        while block.bytes.len() < self.block_bytes {
+            let start = block.bytes.len();
+            let n = self
+                .input
+                .read_until(b'\n', &mut block.bytes)
+                .map_err(|source| ReadError::Io {
+                    line: self.line + 1,
+                    source,
+                })?;
+            if n == 0 {
+                self.done = true;
+                break;
+            }
+            self.line += 1;
+            let text = trim_ascii(&block.bytes[start..]);
+            if !text.is_empty() {
+                let offset = text.as_ptr() as usize - block.bytes.as_ptr() as usize;
+                block.lines.push((self.line, offset, offset + text.len()));
+            }
+        }
+        if block.lines.is_empty() && self.done {
+            return Ok(None);
+        }
+        Ok(Some(block))
     }
 }
 
@@ -515,6 +749,66 @@ pub fn to_json(message: &Message) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The one-pass `RECORD` reader must read a line exactly as `serde_json` does, or
+    /// leave it to `serde_json`.
+    #[test]
+    fn the_fast_record_path_reads_lines_as_serde_does() {
+        let good = r#"{"type":"RECORD","stream":"jobs","record":{"id":1,"a":[1,{"b":"c\n"}]},"version":2,"time_extracted":"2026-01-01T00:00:00Z"}"#;
+        let mut lines: Vec<String> = vec![
+            good.into(),
+            r#" { "stream" : "s" , "type" : "RECORD" , "record" : { } } "#.into(),
+            r#"{"type":"RECORD","stream":"s","record":{},"version":null,"time_extracted":null}"#
+                .into(),
+            r#"{"type":"RECORD","stream":"s","record":{},"extra":[1,2]}"#.into(),
+            r#"{"type":"RECORD","stream":"s","record":{},"type":"RECORD"}"#.into(),
+            r#"{"type":"RECORD","stream":"s","record":[]}"#.into(),
+            r#"{"type":"RECORD","stream":"s","record":{},"version":1.5}"#.into(),
+            r#"{"type":"RECORD","stream":"s","record":{},"version":"1"}"#.into(),
+            r#"{"type":"RECORD","stream":"s","record":{},"time_extracted":5}"#.into(),
+            r#"{"type":"RECORD","stream":"s\u0041","record":{}}"#.into(),
+            r#"{"type":"RECORD","record":{}}"#.into(),
+            r#"{"type":"STATE","value":{}}"#.into(),
+            r#"{"type":"RECORD","stream":"s","record":{"a":1},"schema":{}}"#.into(),
+            r#"{"type":"RECORD","stream":"s","record":{"a":1}} x"#.into(),
+            "{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{\"a\":\"\u{1}\"}}".into(),
+        ];
+        // Every prefix of a good line, and the line with each byte dropped.
+        for end in 0..good.len() {
+            lines.push(good[..end].to_string());
+            lines.push(format!("{}{}", &good[..end], &good[end + 1..]));
+        }
+        let mut fast = 0;
+        for line in &lines {
+            let want = parse_message_by_serde(line.as_bytes()).map_err(|e| e.to_string());
+            if let Some(got) = fast_record(line.as_bytes()) {
+                fast += 1;
+                let want = want.unwrap_or_else(|e| panic!("{line}: fast read, serde refused: {e}"));
+                let (Message::Record(got), Message::Record(want)) = (got, want) else {
+                    panic!("{line}: not a record both ways");
+                };
+                assert_eq!(got.stream, want.stream, "{line}");
+                assert_eq!(got.version, want.version, "{line}");
+                assert_eq!(got.time_extracted, want.time_extracted, "{line}");
+                assert_eq!(
+                    got.record.to_json_string(),
+                    want.record.to_json_string(),
+                    "{line}"
+                );
+            }
+            // Whichever way a line goes, parse_message answers what serde answers.
+            let ours = parse_message(line.as_bytes()).map_err(|e| e.to_string());
+            match (
+                &ours,
+                parse_message_by_serde(line.as_bytes()).map_err(|e| e.to_string()),
+            ) {
+                (Ok(_), Ok(_)) => {}
+                (Err(a), Err(b)) => assert_eq!(a, &b, "{line}"),
+                (a, b) => panic!("{line}: {a:?} vs {b:?}"),
+            }
+        }
+        assert!(fast >= 5, "the fast path took only {fast} lines");
+    }
 
     fn read_all(input: &str) -> Vec<Result<Line, String>> {
         MessageReader::new(input.as_bytes())

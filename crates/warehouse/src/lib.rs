@@ -241,10 +241,16 @@ impl PendingCommit {
     }
 }
 
+/// Batches a loader may have waiting for the warehouse's thread.
+const QUEUED_BYTES: usize = 32 << 20;
+
 /// Opens the warehouse a URL names, with bulk appends on their own thread (see
 /// [`pipelined`]): the connection to load with.
 pub fn connect_pipelined(url: &str) -> Result<Box<dyn Warehouse>> {
-    Ok(Box::new(pipelined::Pipelined::new(connect(url)?, 8)))
+    Ok(Box::new(pipelined::Pipelined::new(
+        connect(url)?,
+        QUEUED_BYTES,
+    )))
 }
 
 /// Opens the warehouse a URL names.

@@ -5,7 +5,7 @@
 //! order on one connection), so a transaction sees its appends before it commits, and an
 //! append that failed fails the next call: the load stops before its commit.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 
 use arrow::record_batch::RecordBatch;
@@ -22,14 +22,40 @@ pub struct Pipelined {
     dialect: Dialect,
     jobs: Option<mpsc::SyncSender<Job>>,
     worker: Option<thread::JoinHandle<()>>,
+    queued: Arc<Budget>,
+}
+
+/// Bytes of batches waiting for the worker: a sender waits while they would exceed the
+/// limit (one batch always goes, whatever its size).
+struct Budget {
+    used: Mutex<usize>,
+    freed: Condvar,
+    limit: usize,
+}
+
+impl Budget {
+    fn acquire(&self, bytes: usize) {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        while *used > 0 && *used + bytes > self.limit {
+            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        *used += bytes;
+    }
+
+    fn release(&self, bytes: usize) {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used = used.saturating_sub(bytes);
+        self.freed.notify_all();
+    }
 }
 
 impl Pipelined {
-    /// Moves `inner` to a worker thread. At most `depth` appends wait in line (the memory
-    /// of that many batches, no more).
-    pub fn new(mut inner: Box<dyn Warehouse>, depth: usize) -> Pipelined {
+    /// Moves `inner` to a worker thread. Appends wait in line up to `queued_bytes` of
+    /// batches (so the memory stays flat however far the loader runs ahead).
+    pub fn new(mut inner: Box<dyn Warehouse>, queued_bytes: usize) -> Pipelined {
         let dialect = inner.dialect();
-        let (jobs, rx) = mpsc::sync_channel::<Job>(depth);
+        // Calls are few; the byte budget is what bounds the appends.
+        let (jobs, rx) = mpsc::sync_channel::<Job>(1024);
         let worker = thread::Builder::new()
             .name("warehouse".into())
             .spawn(move || {
@@ -43,6 +69,11 @@ impl Pipelined {
             dialect,
             jobs: Some(jobs),
             worker,
+            queued: Arc::new(Budget {
+                used: Mutex::new(0),
+                freed: Condvar::new(),
+                limit: queued_bytes,
+            }),
         }
     }
 
@@ -162,13 +193,22 @@ impl Warehouse for Pipelined {
 
     fn bulk_append(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()> {
         let (schema, table, batch) = (schema.to_string(), table.to_string(), batch.clone());
-        self.send(Box::new(move |wh, failed| {
+        let bytes = batch.get_array_memory_size();
+        self.queued.acquire(bytes);
+        let queued = self.queued.clone();
+        let sent = self.send(Box::new(move |wh, failed| {
             if failed.is_none() {
                 if let Err(e) = wh.bulk_append(&schema, &table, &batch) {
                     *failed = Some(e);
                 }
             }
-        }))
+            drop(batch);
+            queued.release(bytes);
+        }));
+        if sent.is_err() {
+            self.queued.release(bytes);
+        }
+        sent
     }
 }
 
@@ -188,7 +228,7 @@ mod tests {
     #[test]
     fn appends_land_before_later_calls_and_a_failed_append_blocks_the_commit() {
         let inner = crate::connect("duckdb://:memory:").unwrap();
-        let mut wh = Pipelined::new(inner, 2);
+        let mut wh = Pipelined::new(inner, 1 << 20);
         wh.execute("CREATE TABLE t (x BIGINT)", &[]).unwrap();
         wh.begin().unwrap();
         wh.bulk_append("main", "t", &batch("x")).unwrap();

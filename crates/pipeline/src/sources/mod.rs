@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
-use observes_singer::{Line, MessageReader, ReadError};
+use observes_singer::{Line, LineBlock, LineBlocks, ReadError};
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,10 +71,12 @@ pub enum SourceError {
     },
 }
 
-/// One item from a source: a message, or input that is not one (with its raw bytes, so
-/// a quarantine policy can keep it).
+/// One item from a source: a message, lines of Singer text not parsed yet (the loader
+/// reads each where it uses it), or input that is not one (with its raw bytes, so a
+/// quarantine policy can keep it).
 pub enum Item {
     Line(Line),
+    Lines(LineBlock),
     Bad { error: ReadError, raw: Vec<u8> },
 }
 
@@ -116,6 +118,18 @@ impl ChunkSender {
         }
         let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
         self.tx.send(full).is_ok()
+    }
+
+    /// Sends what is gathered and `item`, in its own chunk (for items that are chunks
+    /// already).
+    fn push_now(&mut self, item: Item) -> bool {
+        if !self.chunk.is_empty() {
+            let gathered = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+            if self.tx.send(gathered).is_err() {
+                return false;
+            }
+        }
+        self.tx.send(vec![item]).is_ok()
     }
 
     fn finish(self) {
@@ -189,24 +203,24 @@ impl MessageStream {
         stream
     }
 
-    /// Reads Singer lines from any reader on a background thread.
+    /// Reads Singer lines from any reader on a background thread, in blocks of whole
+    /// lines that the loader parses (so each line is scanned once, where it is used).
     pub fn from_reader<R: BufRead + Send + 'static>(input: R) -> MessageStream {
         MessageStream::spawn(move |out| {
-            let mut reader = MessageReader::new(input);
+            let mut blocks = LineBlocks::new(input, 1 << 20);
             loop {
-                let item = match reader.next_message() {
-                    Ok(Some(line)) => Item::Line(line),
+                let item = match blocks.next_block() {
+                    Ok(Some(block)) => Item::Lines(block),
                     Ok(None) => return,
                     Err(error) => {
-                        let io = matches!(error, ReadError::Io { .. });
-                        let raw = reader.last_line().to_vec();
-                        if !out.push(Item::Bad { error, raw }) || io {
-                            return;
-                        }
-                        continue;
+                        let _ = out.push_now(Item::Bad {
+                            error,
+                            raw: Vec::new(),
+                        });
+                        return;
                     }
                 };
-                if !out.push(item) {
+                if !out.push_now(item) {
                     return;
                 }
             }

@@ -50,9 +50,29 @@ fn column_type(data_type: &str) -> Option<ColumnType> {
     })
 }
 
+mod scan;
+
 pub struct DuckDbWarehouse {
     conn: Connection,
+    /// Appended batches not yet inserted, per table in order of arrival.
+    pending: Vec<Pending>,
 }
+
+struct Pending {
+    schema: String,
+    table: String,
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    bytes: usize,
+}
+
+/// DuckDB's row group. Rows are inserted in whole row groups while a transaction runs
+/// (the rest waits for the next insert or the commit): DuckDB compresses a full row group
+/// once, as it fills, where a partial one is compressed again by every commit that adds
+/// to it.
+const ROW_GROUP: usize = 122_880;
+/// Wide rows are inserted sooner, whole row group or not, to keep memory flat.
+const INSERT_BYTES: usize = 96 << 20;
 
 struct Param<'a>(&'a SqlValue);
 
@@ -139,7 +159,12 @@ impl DuckDbWarehouse {
         // Timestamps are stored in UTC; show them in UTC too, whatever the machine's zone.
         conn.execute_batch("SET TimeZone = 'UTC';")
             .map_err(open_err)?;
-        Ok(DuckDbWarehouse { conn })
+        conn.register_table_function::<scan::BatchScan>(scan::FUNCTION)
+            .map_err(open_err)?;
+        Ok(DuckDbWarehouse {
+            conn,
+            pending: Vec::new(),
+        })
     }
 
     /// Another connection to the same database (for readers running beside a load).
@@ -148,7 +173,91 @@ impl DuckDbWarehouse {
             url: "duckdb (clone)".into(),
             message: e.to_string(),
         })?;
-        Ok(DuckDbWarehouse { conn })
+        conn.register_table_function::<scan::BatchScan>(scan::FUNCTION)
+            .map_err(|e| WarehouseError::Open {
+                url: "duckdb (clone)".into(),
+                message: e.to_string(),
+            })?;
+        Ok(DuckDbWarehouse {
+            conn,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Inserts every gathered batch, table by table.
+    fn flush(&mut self) -> Result<()> {
+        for pending in std::mem::take(&mut self.pending) {
+            self.insert(pending)?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the whole row groups of a table's gathered rows and keeps the rest.
+    fn insert_row_groups(&mut self, at: usize) -> Result<()> {
+        let pending = &mut self.pending[at];
+        let take = pending.rows - pending.rows % ROW_GROUP;
+        let mut batches = Vec::new();
+        let mut kept = Vec::new();
+        let mut taken = 0;
+        for batch in std::mem::take(&mut pending.batches) {
+            let n = batch.num_rows();
+            if taken + n <= take {
+                batches.push(batch);
+            } else if taken < take {
+                let head = take - taken;
+                batches.push(batch.slice(0, head));
+                kept.push(batch.slice(head, n - head));
+            } else {
+                kept.push(batch);
+            }
+            taken += n;
+        }
+        pending.rows -= take;
+        pending.bytes = kept.iter().map(RecordBatch::get_array_memory_size).sum();
+        pending.batches = kept;
+        let head = Pending {
+            schema: pending.schema.clone(),
+            table: pending.table.clone(),
+            batches,
+            rows: take,
+            bytes: 0,
+        };
+        self.insert(head)
+    }
+
+    /// One `INSERT … SELECT` of a table's batches. DuckDB runs it on one thread: with
+    /// insertion order kept it appends row group after row group, each compressed once; a
+    /// parallel insert leaves a partial row group per thread and costs more CPU than it
+    /// saves on a loader that keeps another core busy normalizing.
+    fn insert(&mut self, pending: Pending) -> Result<()> {
+        let Some(first) = pending.batches.first() else {
+            return Ok(());
+        };
+        let columns = sql::column_list(
+            first.schema().fields().iter().map(|f| f.name().as_str()),
+            None,
+        );
+        let registration = scan::Registration::new(pending.batches);
+        let statement = format!(
+            "INSERT INTO {} ({columns}) SELECT {columns} FROM {}({}::UBIGINT)",
+            sql::qualified(&pending.schema, &pending.table),
+            scan::FUNCTION,
+            registration.id
+        );
+        let err = |e: duckdb::Error| WarehouseError::BulkLoad {
+            table: format!("{}.{}", pending.schema, pending.table),
+            message: e.to_string(),
+        };
+        let started = std::time::Instant::now();
+        self.conn.execute(&statement, []).map_err(err)?;
+        tracing::debug!(
+            table = %pending.table,
+            rows = pending.rows,
+            seconds = started.elapsed().as_secs_f64(),
+            "inserted"
+        );
+        drop(registration);
+        Ok(())
     }
 
     fn sql_err(sql: &str, e: duckdb::Error) -> WarehouseError {
@@ -170,6 +279,7 @@ impl Warehouse for DuckDbWarehouse {
     }
 
     fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64> {
+        self.flush()?;
         let mut stmt = self.conn.prepare(sql).map_err(|e| Self::sql_err(sql, e))?;
         let n = stmt
             .execute(params_from_iter(params.iter().map(Param)))
@@ -182,6 +292,7 @@ impl Warehouse for DuckDbWarehouse {
         sql: &str,
         params: &[SqlValue],
     ) -> Result<(Vec<String>, Vec<Vec<SqlValue>>)> {
+        self.flush()?;
         let mut stmt = self.conn.prepare(sql).map_err(|e| Self::sql_err(sql, e))?;
         let mut rows = stmt
             .query(params_from_iter(params.iter().map(Param)))
@@ -207,12 +318,14 @@ impl Warehouse for DuckDbWarehouse {
     }
 
     fn commit(&mut self) -> Result<()> {
+        self.flush()?;
         self.conn
             .execute_batch("COMMIT")
             .map_err(|e| Self::sql_err("COMMIT", e))
     }
 
     fn rollback(&mut self) -> Result<()> {
+        self.pending.clear();
         self.conn
             .execute_batch("ROLLBACK")
             .map_err(|e| Self::sql_err("ROLLBACK", e))
@@ -228,13 +341,37 @@ impl Warehouse for DuckDbWarehouse {
     }
 
     fn bulk_append(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()> {
-        let err = |e: duckdb::Error| WarehouseError::BulkLoad {
-            table: format!("{schema}.{table}"),
-            message: e.to_string(),
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let at = match self
+            .pending
+            .iter()
+            .position(|p| p.schema == schema && p.table == table)
+        {
+            Some(at) => at,
+            None => {
+                self.pending.push(Pending {
+                    schema: schema.to_string(),
+                    table: table.to_string(),
+                    batches: Vec::new(),
+                    rows: 0,
+                    bytes: 0,
+                });
+                self.pending.len() - 1
+            }
         };
-        let mut appender = self.conn.appender_to_db(table, schema).map_err(err)?;
-        appender.append_record_batch(batch.clone()).map_err(err)?;
-        appender.flush().map_err(err)
+        let pending = &mut self.pending[at];
+        pending.batches.push(batch.clone());
+        pending.rows += batch.num_rows();
+        pending.bytes += batch.get_array_memory_size();
+        if pending.bytes >= INSERT_BYTES {
+            let all = self.pending.remove(at);
+            self.insert(all)?;
+        } else if pending.rows >= ROW_GROUP {
+            self.insert_row_groups(at)?;
+        }
+        Ok(())
     }
 }
 
