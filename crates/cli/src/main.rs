@@ -299,6 +299,7 @@ enum QueueAction {
 enum FakeApiKind {
     Gitlab,
     Checkly,
+    Timedoctor,
 }
 
 #[derive(Subcommand)]
@@ -432,6 +433,15 @@ enum Tap {
     Checkly {
         /// Settings (TOML): api_url, account_id_env, api_key_env, streams, start_date, …
         #[arg(long, default_value = "checkly.toml")]
+        config: PathBuf,
+        /// A Singer state file to resume from.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Time Doctor: users, projects and worklogs.
+    Timedoctor {
+        /// Settings (TOML): api_url, email_env, password_env, company_id, start_date, …
+        #[arg(long, default_value = "timedoctor.toml")]
         config: PathBuf,
         /// A Singer state file to resume from.
         #[arg(long)]
@@ -572,6 +582,12 @@ fn dispatch(command: Command) -> Result<()> {
             tap: Tap::Checkly { config, state },
         } => run_builtin_tap(
             observes_sources::Builtin::Checkly(observes_sources::read_config(&config)?),
+            state,
+        ),
+        Command::Tap {
+            tap: Tap::Timedoctor { config, state },
+        } => run_builtin_tap(
+            observes_sources::Builtin::TimeDoctor(observes_sources::read_config(&config)?),
             state,
         ),
         Command::Tap {
@@ -807,6 +823,20 @@ fn fake_api(api: FakeApiKind, port: u16, seed: u64) -> Result<()> {
             println!("fake Checkly at {}", fake.api_url());
             println!("account: {} (header X-Checkly-Account)", fake.account_id);
             println!("api key: {} (Authorization: Bearer)", fake.api_key);
+            fake.server.wait();
+        }
+        FakeApiKind::Timedoctor => {
+            let fake = observes_fakes::timedoctor::FakeTimeDoctor::start_on(
+                observes_fakes::timedoctor::TimeDoctorOptions {
+                    seed,
+                    ..Default::default()
+                },
+                port,
+            )
+            .with_context(|| format!("serving on 127.0.0.1:{port}"))?;
+            println!("fake Time Doctor at {}", fake.api_url());
+            println!("email: {}", fake.email);
+            println!("password: {} (POST /api/1.0/login)", fake.password);
             fake.server.wait();
         }
     }

@@ -14,6 +14,7 @@
 pub mod checkly;
 pub mod git;
 pub mod gitlab;
+pub mod timedoctor;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};

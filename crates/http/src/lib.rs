@@ -120,6 +120,12 @@ impl HttpClient {
         self
     }
 
+    /// Keeps `secret` out of errors and logs (a password sent in a body, say).
+    pub fn with_secret(mut self, secret: &str) -> HttpClient {
+        self.config.secrets.push(secret.to_string());
+        self
+    }
+
     /// Sends `name: value` with every request.
     pub fn with_header(mut self, name: &str, value: &str) -> HttpClient {
         self.headers.push((name.to_string(), value.to_string()));

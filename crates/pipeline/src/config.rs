@@ -306,6 +306,12 @@ fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
                 Box::new(api_settings(p, base)?),
             )))
         }
+        "timedoctor" => {
+            stray(&["config", "settings"])?;
+            Ok(SourceConfig::Builtin(observes_sources::Builtin::TimeDoctor(
+                Box::new(api_settings(p, base)?),
+            )))
+        }
         "code" => {
             stray(&["config", "settings"])?;
             let settings: observes_sources::code::CodeConfig = api_settings(p, base)?;
@@ -319,7 +325,7 @@ fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
             )))
         }
         other => Err(format!(
-            "unknown source {other:?} (expected singer-file, command, synthetic, gitlab, checkly or code)"
+            "unknown source {other:?} (expected singer-file, command, synthetic, gitlab, checkly, timedoctor or code)"
         )),
     }
 }

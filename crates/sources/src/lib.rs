@@ -11,6 +11,7 @@ pub mod code;
 pub mod gitlab;
 pub mod schemas;
 pub mod stream;
+pub mod timedoctor;
 pub mod window;
 
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub enum Builtin {
     Gitlab(Box<gitlab::GitlabConfig>),
     Checkly(Box<checkly::ChecklyConfig>),
     Code(Box<code::CodeConfig>),
+    TimeDoctor(Box<timedoctor::TimeDoctorConfig>),
 }
 
 impl Builtin {
@@ -35,6 +37,7 @@ impl Builtin {
             Builtin::Gitlab(_) => "gitlab",
             Builtin::Checkly(_) => "checkly",
             Builtin::Code(_) => "code",
+            Builtin::TimeDoctor(_) => "timedoctor",
         }
     }
 
@@ -48,6 +51,7 @@ impl Builtin {
             Builtin::Gitlab(c) => gitlab::run(c, state, sink).await.map(|_| ()),
             Builtin::Checkly(c) => checkly::run(c, state, sink).await.map(|_| ()),
             Builtin::Code(c) => code::run(c, state, sink).map(|_| ()),
+            Builtin::TimeDoctor(c) => timedoctor::run(c, state, sink).await.map(|_| ()),
         }
     }
 }

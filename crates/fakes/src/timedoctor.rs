@@ -1,0 +1,328 @@
+//! A fake Time Doctor 2 API (`/api/1.0`): login, authorization, users, projects and
+//! worklogs, following `reference/timedoctor.md`.
+//!
+//! Login takes email and password and answers a token; every other call wants it as
+//! `Authorization: JWT <token>` (or `?token=`), else 401 `{"message":"Unauthorized"}`.
+//! Worklogs take a comma-separated `user` list and answer one list per user in request
+//! order; `from` is inclusive, `to` exclusive, and a range over seven days is a 400.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query as QueryParams, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, DurationRound, SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use crate::{lock, param, Faults, Query, Rng, Server};
+
+#[derive(Debug, Clone)]
+pub struct TimeDoctorOptions {
+    pub seed: u64,
+    pub users: usize,
+    pub projects: usize,
+    /// Days of worklogs before `now`.
+    pub history_days: i64,
+    pub email: String,
+    pub password: String,
+    pub now: DateTime<Utc>,
+}
+
+impl Default for TimeDoctorOptions {
+    fn default() -> Self {
+        TimeDoctorOptions {
+            seed: 1,
+            users: 4,
+            projects: 3,
+            history_days: 14,
+            email: "analytics@example.com".into(),
+            password: "td-fake-password".into(),
+            now: Utc::now(),
+        }
+    }
+}
+
+const MODES: [&str; 6] = [
+    "computer",
+    "computer",
+    "computer",
+    "manual",
+    "mobile",
+    "offcomputer",
+];
+const TASKS: [&str; 4] = ["Code review", "Meetings", "Development", "Support"];
+
+#[derive(Debug)]
+pub struct TimeDoctorWorld {
+    pub company_id: String,
+    pub users: Vec<Value>,
+    pub projects: Vec<Value>,
+    /// Every worklog with its user's id, sorted by start.
+    pub worklogs: Vec<Value>,
+    pub token: String,
+    email: String,
+    password: String,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl TimeDoctorWorld {
+    fn generate(options: &TimeDoctorOptions) -> TimeDoctorWorld {
+        let mut rng = Rng::new(options.seed);
+        let id = |prefix: &str, n: usize| format!("{prefix}{n:04}x{:08}", options.seed);
+        let names = [
+            "Ada Lovelace",
+            "Alan Turing",
+            "Grace Hopper",
+            "Edsger Dijkstra",
+            "Barbara Liskov",
+            "Donald Knuth",
+        ];
+        let users: Vec<Value> = (0..options.users)
+            .map(|i| {
+                let name = names[i % names.len()];
+                json!({"id": id("U", i), "name": name,
+                       "email": format!("{}@example.com", name.split(' ').next().unwrap_or("user").to_lowercase()),
+                       "role": if i == 0 { "owner" } else { "user" }, "tzTimezone": "America/Bogota",
+                       "active": true})
+            })
+            .collect();
+        let project_names = ["Platform", "Customer success", "Data", "Security"];
+        let projects: Vec<Value> = (0..options.projects)
+            .map(|i| json!({"id": id("P", i), "name": project_names[i % project_names.len()], "deleted": false}))
+            .collect();
+        let mut worklogs = Vec::new();
+        let first_day = (options.now - Duration::days(options.history_days))
+            .duration_trunc(Duration::days(1))
+            .unwrap_or(options.now);
+        for day in 0..=options.history_days {
+            let date = first_day + Duration::days(day);
+            for (u, user) in users.iter().enumerate() {
+                // Three to five stretches of work a day, from 13:00 UTC.
+                let mut at = date + Duration::hours(13) + Duration::minutes(rng.below(30) as i64);
+                for _ in 0..3 + rng.below(3) {
+                    let seconds = 900 + rng.below(8) as i64 * 900;
+                    if at + Duration::seconds(seconds) > options.now {
+                        break;
+                    }
+                    let project = rng.pick(&projects);
+                    let task = rng.below(TASKS.len() as u64) as usize;
+                    worklogs.push(json!({
+                        "start": ts(at), "time": seconds, "mode": rng.pick(&MODES),
+                        "userId": user["id"], "taskId": format!("T{task}"), "taskName": TASKS[task],
+                        "projectId": project["id"], "projectName": project["name"],
+                        "deviceId": format!("device-{u}"), "date": at.format("%Y-%m-%d").to_string()
+                    }));
+                    at += Duration::seconds(seconds + 300 + rng.below(1800) as i64);
+                }
+            }
+        }
+        worklogs.sort_by(|a, b| a["start"].as_str().cmp(&b["start"].as_str()));
+        TimeDoctorWorld {
+            company_id: format!("C{:014}", options.seed),
+            users,
+            projects,
+            worklogs,
+            token: format!("td-jwt-{:016x}", rng.next_u64()),
+            email: options.email.clone(),
+            password: options.password.clone(),
+        }
+    }
+
+    /// Adds a worklog (a test's "new work since the last run").
+    pub fn add_worklog(&mut self, worklog: Value) {
+        self.worklogs.push(worklog);
+        self.worklogs
+            .sort_by(|a, b| a["start"].as_str().cmp(&b["start"].as_str()));
+    }
+}
+
+type Shared = Arc<Mutex<TimeDoctorWorld>>;
+
+pub struct FakeTimeDoctor {
+    pub server: Server,
+    pub world: Shared,
+    pub email: String,
+    pub password: String,
+}
+
+impl FakeTimeDoctor {
+    pub fn start(options: TimeDoctorOptions) -> std::io::Result<FakeTimeDoctor> {
+        FakeTimeDoctor::start_on(options, 0)
+    }
+
+    pub fn start_on(options: TimeDoctorOptions, port: u16) -> std::io::Result<FakeTimeDoctor> {
+        let world = Arc::new(Mutex::new(TimeDoctorWorld::generate(&options)));
+        let faults = Arc::new(Mutex::new(Faults::default()));
+        let server = Server::spawn(router(world.clone()), faults, port)?;
+        Ok(FakeTimeDoctor {
+            server,
+            world,
+            email: options.email,
+            password: options.password,
+        })
+    }
+
+    pub fn api_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    pub fn world(&self) -> std::sync::MutexGuard<'_, TimeDoctorWorld> {
+        lock(&self.world)
+    }
+}
+
+fn error(code: StatusCode, message: &str) -> Response {
+    (code, Json(json!({"message": message}))).into_response()
+}
+
+fn router(world: Shared) -> Router {
+    Router::new()
+        .route("/api/1.0/login", post(login))
+        .route("/api/1.0/logout", get(logout))
+        .route("/api/1.0/authorization", get(authorization))
+        .route("/api/1.0/users", get(users))
+        .route("/api/1.0/projects", get(projects))
+        .route("/api/1.0/activity/worklog", get(worklog))
+        .with_state(world)
+}
+
+async fn login(State(world): State<Shared>, Json(body): Json<Value>) -> Response {
+    let world = lock(&world);
+    if body["email"] != json!(world.email) || body["password"] != json!(world.password) {
+        return error(StatusCode::UNAUTHORIZED, "Invalid email or password");
+    }
+    Json(
+        json!({"data": {"token": world.token, "expires": "2099-01-01T00:00:00Z",
+                         "createdAt": "2024-03-05T10:00:00Z"}}),
+    )
+    .into_response()
+}
+
+/// The company id of an authorized request, or the error to answer.
+fn authorize(world: &TimeDoctorWorld, headers: &HeaderMap, query: &Query) -> Result<(), Response> {
+    let header = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("JWT "));
+    let token = header.or(param(query, "token"));
+    if token != Some(world.token.as_str()) {
+        return Err(error(StatusCode::UNAUTHORIZED, "Unauthorized"));
+    }
+    Ok(())
+}
+
+fn company(world: &TimeDoctorWorld, query: &Query) -> Result<(), Response> {
+    if param(query, "company") != Some(world.company_id.as_str()) {
+        return Err(error(StatusCode::FORBIDDEN, "No access to this company"));
+    }
+    Ok(())
+}
+
+async fn logout(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<Query>,
+) -> Response {
+    let world = lock(&world);
+    if let Err(e) = authorize(&world, &headers, &q) {
+        return e;
+    }
+    Json(json!({"data": {}})).into_response()
+}
+
+async fn authorization(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<Query>,
+) -> Response {
+    let world = lock(&world);
+    if let Err(e) = authorize(&world, &headers, &q) {
+        return e;
+    }
+    Json(
+        json!({"data": {"id": world.users.first().map(|u| u["id"].clone()),
+                         "companies": [{"id": world.company_id, "name": "Example Inc."}]}}),
+    )
+    .into_response()
+}
+
+async fn users(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<Query>,
+) -> Response {
+    let world = lock(&world);
+    if let Err(e) = authorize(&world, &headers, &q).and_then(|_| company(&world, &q)) {
+        return e;
+    }
+    Json(json!({"data": world.users})).into_response()
+}
+
+async fn projects(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<Query>,
+) -> Response {
+    let world = lock(&world);
+    if let Err(e) = authorize(&world, &headers, &q).and_then(|_| company(&world, &q)) {
+        return e;
+    }
+    Json(json!({"data": world.projects})).into_response()
+}
+
+fn time_param(query: &Query, name: &str) -> Option<DateTime<Utc>> {
+    let text = param(query, name)?;
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
+}
+
+async fn worklog(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<Query>,
+) -> Response {
+    let world = lock(&world);
+    if let Err(e) = authorize(&world, &headers, &q).and_then(|_| company(&world, &q)) {
+        return e;
+    }
+    let (Some(from), Some(to)) = (time_param(&q, "from"), time_param(&q, "to")) else {
+        return error(StatusCode::BAD_REQUEST, "from and to are required dates");
+    };
+    if to - from > Duration::days(7) {
+        return error(StatusCode::BAD_REQUEST, "The date range is too long");
+    }
+    let users: Vec<&str> = param(&q, "user")
+        .unwrap_or("")
+        .split(',')
+        .filter(|u| !u.is_empty())
+        .collect();
+    let lists: Vec<Vec<&Value>> = users
+        .iter()
+        .map(|user| {
+            world
+                .worklogs
+                .iter()
+                .filter(|w| w["userId"] == json!(user))
+                .filter(|w| {
+                    w["start"]
+                        .as_str()
+                        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                        .is_some_and(|s| s >= from && s < to)
+                })
+                .collect()
+        })
+        .collect();
+    Json(json!({"data": lists})).into_response()
+}
