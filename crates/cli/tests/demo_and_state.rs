@@ -128,7 +128,14 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
         .unwrap();
     assert!(stdout(&out).starts_with("billing\tBilling\nci_health\tCI health\n"));
     let exported = dir.path().join("exported");
-    for name in ["billing", "ci_health", "engineering", "freshness", "uptime"] {
+    for name in [
+        "billing",
+        "ci_health",
+        "engineering",
+        "freshness",
+        "time_tracking",
+        "uptime",
+    ] {
         let out = observes()
             .args(["dashboard", "export", name, "--format", "svg", "--out"])
             .arg(&exported)

@@ -24,7 +24,14 @@ fn fixture(wh: &mut dyn Warehouse) {
         wh.execute(sql, params)
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     };
-    for schema in ["gitlab_api", "checkly", "code", "ci", "gitlab"] {
+    for schema in [
+        "gitlab_api",
+        "checkly",
+        "code",
+        "ci",
+        "gitlab",
+        "timedoctor",
+    ] {
         run(wh, &format!("CREATE SCHEMA {schema}"), &[]);
         run(
             wh,
@@ -72,6 +79,23 @@ fn fixture(wh: &mut dyn Warehouse) {
                 ts(i * 13),
                 SqlValue::Float(30.0 + i as f64),
                 SqlValue::Float(2.5 * (i % 5) as f64),
+            ],
+        );
+    }
+    run(wh, "CREATE TABLE timedoctor.worklogs (id TEXT, user_id TEXT, user_name TEXT, project_name TEXT, start_time TIMESTAMPTZ, seconds BIGINT, work_mode TEXT, edited BOOLEAN)", &[]);
+    for i in 0..40i64 {
+        run(
+            wh,
+            "INSERT INTO timedoctor.worklogs VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                SqlValue::Text(format!("w{i}")),
+                SqlValue::Text(format!("U{}", i % 3)),
+                SqlValue::Text(["Ada", "Alan", "Grace"][(i % 3) as usize].into()),
+                SqlValue::Text(if i % 2 == 0 { "Platform" } else { "Data" }.into()),
+                ts(i * 5),
+                SqlValue::Int(900 + i * 60),
+                SqlValue::Text(if i % 9 == 0 { "on break" } else { "online" }.into()),
+                SqlValue::Bool(i % 4 == 0),
             ],
         );
     }

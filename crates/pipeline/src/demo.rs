@@ -1,7 +1,8 @@
 //! `observes run demo`: a self-contained folder with its own `observes.toml`, a DuckDB
-//! warehouse and a state folder, loaded by every demo pipeline. The GitLab and Checkly
-//! pipelines read in-process fakes of those APIs, started for the run; their settings
-//! files (`data/gitlab.toml`, `data/checkly.toml`) are rewritten with the fakes' addresses.
+//! warehouse and a state folder, loaded by every demo pipeline. The GitLab, Checkly and
+//! Time Doctor pipelines read in-process fakes of those APIs, started for the run; their
+//! settings files (`data/gitlab.toml`, `data/checkly.toml`, `data/timedoctor.toml`) are
+//! rewritten with the fakes' addresses.
 //!
 //! Git: three sample repositories are built once under `git/` (two groups); the mirror job
 //! publishes them to `storage/mirror/` with local clones in `mirror/`, the `code`
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use observes_fakes::checkly::{ChecklyOptions, FakeCheckly};
 use observes_fakes::gitlab::{FakeGitlab, GitlabOptions};
+use observes_fakes::timedoctor::{FakeTimeDoctor, TimeDoctorOptions};
 use observes_warehouse::SqlValue;
 
 use crate::config::Config;
@@ -43,6 +45,13 @@ write = "merge"
 source = "checkly"
 config = "data/checkly.toml"
 schema = "checkly"
+write = "merge"
+
+# The Time Doctor source against a fake Time Doctor (settings in data/timedoctor.toml).
+[pipelines.timedoctor]
+source = "timedoctor"
+config = "data/timedoctor.toml"
+schema = "timedoctor"
 write = "merge"
 
 # The commits of the repositories the mirror job keeps in mirror/ (one folder per group).
@@ -108,6 +117,14 @@ size = "nano"
 attempts = 2
 timeout = "30m"
 tags = { source = "checkly" }
+
+[jobs."/observes/etl/timedoctor"]
+command = ["observes", "run", "timedoctor"]
+schedule = "cron(0 0/6 * * ? *)"
+size = "nano"
+attempts = 2
+timeout = "1h"
+tags = { source = "timedoctor" }
 
 [jobs."/observes/etl/ci-jobs"]
 command = ["observes", "run", "ci_jobs"]
@@ -185,6 +202,7 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
     // The fakes live as long as the demo runs.
     let gitlab = FakeGitlab::start(GitlabOptions::default()).map_err(io)?;
     let checkly = FakeCheckly::start(ChecklyOptions::default()).map_err(io)?;
+    let timedoctor = FakeTimeDoctor::start(TimeDoctorOptions::default()).map_err(io)?;
     let projects: Vec<String> = gitlab
         .project_paths()
         .iter()
@@ -208,6 +226,15 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
         checkly.api_key
     );
     std::fs::write(dir.join("data/checkly.toml"), checkly_settings).map_err(io)?;
+    let timedoctor_settings = format!(
+        "# Written by `observes run demo` for its fake Time Doctor; a real account needs\n\
+         # email_env and password_env instead.\n\
+         api_url = \"{}\"\nemail = \"{}\"\npassword = \"{}\"\n[http]\nrequests_per_second = 100\n",
+        timedoctor.api_url(),
+        timedoctor.email,
+        timedoctor.password
+    );
+    std::fs::write(dir.join("data/timedoctor.toml"), timedoctor_settings).map_err(io)?;
     for (group, name, commits, seed) in SAMPLE_REPOSITORIES {
         let path = dir.join("git").join(group).join(name);
         if !path.exists() {
