@@ -300,6 +300,7 @@ enum FakeApiKind {
     Gitlab,
     Checkly,
     Timedoctor,
+    Zoho,
 }
 
 #[derive(Subcommand)]
@@ -447,6 +448,15 @@ enum Tap {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Zoho CRM: the records of chosen modules (Deals by default) and the users.
+    Zoho {
+        /// Settings (TOML): accounts_url, client_id_env, client_secret_env, refresh_token_env, modules, …
+        #[arg(long, default_value = "zoho.toml")]
+        config: PathBuf,
+        /// A Singer state file to resume from.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
     /// Code: the commits (no merges, after .mailmap) and changed files of git repositories.
     Code {
         /// Settings (TOML): root (a folder of groups of repositories), groups, ignore.
@@ -588,6 +598,12 @@ fn dispatch(command: Command) -> Result<()> {
             tap: Tap::Timedoctor { config, state },
         } => run_builtin_tap(
             observes_sources::Builtin::TimeDoctor(observes_sources::read_config(&config)?),
+            state,
+        ),
+        Command::Tap {
+            tap: Tap::Zoho { config, state },
+        } => run_builtin_tap(
+            observes_sources::Builtin::Zoho(observes_sources::read_config(&config)?),
             state,
         ),
         Command::Tap {
@@ -837,6 +853,21 @@ fn fake_api(api: FakeApiKind, port: u16, seed: u64) -> Result<()> {
             println!("fake Time Doctor at {}", fake.api_url());
             println!("email: {}", fake.email);
             println!("password: {} (POST /api/1.0/login)", fake.password);
+            fake.server.wait();
+        }
+        FakeApiKind::Zoho => {
+            let fake = observes_fakes::zoho::FakeZoho::start_on(
+                observes_fakes::zoho::ZohoOptions {
+                    seed,
+                    ..Default::default()
+                },
+                port,
+            )
+            .with_context(|| format!("serving on 127.0.0.1:{port}"))?;
+            println!("fake Zoho CRM (accounts and API) at {}", fake.url());
+            println!("client id: {}", fake.client_id);
+            println!("client secret: {}", fake.client_secret);
+            println!("refresh token: {}", fake.refresh_token);
             fake.server.wait();
         }
     }

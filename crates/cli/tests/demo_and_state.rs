@@ -119,7 +119,7 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "billing: 3 panels ok\nci_health: 6 panels ok\nengineering: 5 panels ok\nfreshness: 4 panels ok\nuptime: 4 panels ok\n"
+        "billing: 3 panels ok\nci_health: 6 panels ok\nengineering: 5 panels ok\nfreshness: 4 panels ok\nsales_pipeline: 4 panels ok\ntime_tracking: 4 panels ok\nuptime: 4 panels ok\n"
     );
     let out = observes()
         .args(["dashboard", "list", "--config"])

@@ -258,6 +258,16 @@ fn the_shipped_catalogue_schedules_every_job() {
         "account_id = \"a\"\napi_key = \"k\"\n",
     )
     .unwrap();
+    std::fs::write(
+        dir.path().join("data/timedoctor.toml"),
+        "email = \"e\"\npassword = \"p\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("data/zoho.toml"),
+        "client_id = \"c\"\nclient_secret = \"s\"\nrefresh_token = \"r\"\n",
+    )
+    .unwrap();
     let (ok, text, err) = run(dir.path(), &["job", "list", "--json"]);
     assert!(ok, "{err}");
     let jobs: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
@@ -268,6 +278,8 @@ fn the_shipped_catalogue_schedules_every_job() {
         "/observes/etl/code",
         "/observes/etl/code/compute-bills",
         "/observes/etl/code/mirror",
+        "/observes/etl/timedoctor",
+        "/observes/etl/zoho-crm",
         "/observes/job/cancel-ci-jobs",
         "/observes/job/batch-stability",
     ] {

@@ -18,7 +18,7 @@ pub mod spec;
 pub use spec::{load_dir, Dashboard};
 
 /// The dashboards Observes ships, by name: on the demo's sources and its jobs.
-pub const SHIPPED: [(&str, &str); 6] = [
+pub const SHIPPED: [(&str, &str); 7] = [
     (
         "ci_health",
         include_str!("../../../dashboards/ci_health.toml"),
@@ -29,6 +29,10 @@ pub const SHIPPED: [(&str, &str); 6] = [
         include_str!("../../../dashboards/engineering.toml"),
     ),
     ("billing", include_str!("../../../dashboards/billing.toml")),
+    (
+        "sales_pipeline",
+        include_str!("../../../dashboards/sales_pipeline.toml"),
+    ),
     (
         "time_tracking",
         include_str!("../../../dashboards/time_tracking.toml"),

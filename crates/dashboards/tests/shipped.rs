@@ -31,6 +31,7 @@ fn fixture(wh: &mut dyn Warehouse) {
         "ci",
         "gitlab",
         "timedoctor",
+        "zoho",
     ] {
         run(wh, &format!("CREATE SCHEMA {schema}"), &[]);
         run(
@@ -96,6 +97,27 @@ fn fixture(wh: &mut dyn Warehouse) {
                 SqlValue::Int(900 + i * 60),
                 SqlValue::Text(if i % 9 == 0 { "on break" } else { "online" }.into()),
                 SqlValue::Bool(i % 4 == 0),
+            ],
+        );
+    }
+    run(wh, "CREATE TABLE zoho.deals (id TEXT, deal_name TEXT, stage TEXT, amount DOUBLE PRECISION, owner__name TEXT, created_time TIMESTAMPTZ)", &[]);
+    let stages = [
+        "Qualification",
+        "Proposal/Price Quote",
+        "Closed Won",
+        "Closed Lost",
+    ];
+    for i in 0..40i64 {
+        run(
+            wh,
+            "INSERT INTO zoho.deals VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                SqlValue::Text(format!("d{i}")),
+                SqlValue::Text(format!("Deal {i}")),
+                SqlValue::Text(stages[(i % 4) as usize].into()),
+                SqlValue::Float(1000.0 + i as f64 * 250.0),
+                SqlValue::Text(if i % 3 == 0 { "Mei Chen" } else { "Tom Baker" }.into()),
+                ts(i * 30),
             ],
         );
     }

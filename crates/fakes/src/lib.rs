@@ -15,6 +15,7 @@ pub mod checkly;
 pub mod git;
 pub mod gitlab;
 pub mod timedoctor;
+pub mod zoho;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};

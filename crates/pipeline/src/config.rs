@@ -312,6 +312,12 @@ fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
                 Box::new(api_settings(p, base)?),
             )))
         }
+        "zoho" => {
+            stray(&["config", "settings"])?;
+            Ok(SourceConfig::Builtin(observes_sources::Builtin::Zoho(
+                Box::new(api_settings(p, base)?),
+            )))
+        }
         "code" => {
             stray(&["config", "settings"])?;
             let settings: observes_sources::code::CodeConfig = api_settings(p, base)?;
@@ -325,7 +331,7 @@ fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
             )))
         }
         other => Err(format!(
-            "unknown source {other:?} (expected singer-file, command, synthetic, gitlab, checkly, timedoctor or code)"
+            "unknown source {other:?} (expected singer-file, command, synthetic, gitlab, checkly, timedoctor, zoho or code)"
         )),
     }
 }

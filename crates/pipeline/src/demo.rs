@@ -1,8 +1,8 @@
 //! `observes run demo`: a self-contained folder with its own `observes.toml`, a DuckDB
-//! warehouse and a state folder, loaded by every demo pipeline. The GitLab, Checkly and
-//! Time Doctor pipelines read in-process fakes of those APIs, started for the run; their
-//! settings files (`data/gitlab.toml`, `data/checkly.toml`, `data/timedoctor.toml`) are
-//! rewritten with the fakes' addresses.
+//! warehouse and a state folder, loaded by every demo pipeline. The GitLab, Checkly,
+//! Time Doctor and Zoho CRM pipelines read in-process fakes of those APIs, started for the
+//! run; their settings files (`data/gitlab.toml`, `data/checkly.toml`,
+//! `data/timedoctor.toml`, `data/zoho.toml`) are rewritten with the fakes' addresses.
 //!
 //! Git: three sample repositories are built once under `git/` (two groups); the mirror job
 //! publishes them to `storage/mirror/` with local clones in `mirror/`, the `code`
@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use observes_fakes::checkly::{ChecklyOptions, FakeCheckly};
 use observes_fakes::gitlab::{FakeGitlab, GitlabOptions};
 use observes_fakes::timedoctor::{FakeTimeDoctor, TimeDoctorOptions};
+use observes_fakes::zoho::{FakeZoho, ZohoOptions};
 use observes_warehouse::SqlValue;
 
 use crate::config::Config;
@@ -52,6 +53,13 @@ write = "merge"
 source = "timedoctor"
 config = "data/timedoctor.toml"
 schema = "timedoctor"
+write = "merge"
+
+# The Zoho CRM source (deals and users) against a fake Zoho (settings in data/zoho.toml).
+[pipelines.zoho]
+source = "zoho"
+config = "data/zoho.toml"
+schema = "zoho"
 write = "merge"
 
 # The commits of the repositories the mirror job keeps in mirror/ (one folder per group).
@@ -125,6 +133,14 @@ size = "nano"
 attempts = 2
 timeout = "1h"
 tags = { source = "timedoctor" }
+
+[jobs."/observes/etl/zoho-crm"]
+command = ["observes", "run", "zoho"]
+schedule = "cron(0 5 * * ? *)"
+size = "nano"
+attempts = 2
+timeout = "1h"
+tags = { source = "zoho" }
 
 [jobs."/observes/etl/ci-jobs"]
 command = ["observes", "run", "ci_jobs"]
@@ -203,6 +219,7 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
     let gitlab = FakeGitlab::start(GitlabOptions::default()).map_err(io)?;
     let checkly = FakeCheckly::start(ChecklyOptions::default()).map_err(io)?;
     let timedoctor = FakeTimeDoctor::start(TimeDoctorOptions::default()).map_err(io)?;
+    let zoho = FakeZoho::start(ZohoOptions::default()).map_err(io)?;
     let projects: Vec<String> = gitlab
         .project_paths()
         .iter()
@@ -235,6 +252,16 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
         timedoctor.password
     );
     std::fs::write(dir.join("data/timedoctor.toml"), timedoctor_settings).map_err(io)?;
+    let zoho_settings = format!(
+        "# Written by `observes run demo` for its fake Zoho CRM; a real org needs its data\n\
+         # centre's accounts_url and client_id_env, client_secret_env, refresh_token_env.\n\
+         accounts_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\n[http]\nrequests_per_second = 100\n",
+        zoho.url(),
+        zoho.client_id,
+        zoho.client_secret,
+        zoho.refresh_token
+    );
+    std::fs::write(dir.join("data/zoho.toml"), zoho_settings).map_err(io)?;
     for (group, name, commits, seed) in SAMPLE_REPOSITORIES {
         let path = dir.join("git").join(group).join(name);
         if !path.exists() {

@@ -13,6 +13,7 @@ pub mod schemas;
 pub mod stream;
 pub mod timedoctor;
 pub mod window;
+pub mod zoho;
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ pub enum Builtin {
     Checkly(Box<checkly::ChecklyConfig>),
     Code(Box<code::CodeConfig>),
     TimeDoctor(Box<timedoctor::TimeDoctorConfig>),
+    Zoho(Box<zoho::ZohoConfig>),
 }
 
 impl Builtin {
@@ -38,6 +40,7 @@ impl Builtin {
             Builtin::Checkly(_) => "checkly",
             Builtin::Code(_) => "code",
             Builtin::TimeDoctor(_) => "timedoctor",
+            Builtin::Zoho(_) => "zoho",
         }
     }
 
@@ -52,6 +55,7 @@ impl Builtin {
             Builtin::Checkly(c) => checkly::run(c, state, sink).await.map(|_| ()),
             Builtin::Code(c) => code::run(c, state, sink).map(|_| ()),
             Builtin::TimeDoctor(c) => timedoctor::run(c, state, sink).await.map(|_| ()),
+            Builtin::Zoho(c) => zoho::run(c, state, sink).await.map(|_| ()),
         }
     }
 }
