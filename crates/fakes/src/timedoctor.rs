@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query as QueryParams, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -181,13 +181,19 @@ fn error(code: StatusCode, message: &str) -> Response {
 }
 
 fn router(world: Shared) -> Router {
-    Router::new()
-        .route("/api/1.0/login", post(login))
+    let signed_in = Router::new()
         .route("/api/1.0/logout", get(logout))
         .route("/api/1.0/authorization", get(authorization))
         .route("/api/1.0/users", get(users))
         .route("/api/1.0/projects", get(projects))
         .route("/api/1.0/activity/worklog", get(worklog))
+        .route_layer(axum::middleware::from_fn_with_state(
+            world.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route("/api/1.0/login", post(login))
+        .merge(signed_in)
         .with_state(world)
 }
 
@@ -203,47 +209,46 @@ async fn login(State(world): State<Shared>, Json(body): Json<Value>) -> Response
     .into_response()
 }
 
-/// The company id of an authorized request, or the error to answer.
-fn authorize(world: &TimeDoctorWorld, headers: &HeaderMap, query: &Query) -> Result<(), Response> {
-    let header = headers
+/// The session token as `Authorization: JWT …` or `?token=`, else 401.
+async fn require_token(
+    State(world): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let header = request
+        .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("JWT "));
-    let token = header.or(param(query, "token"));
-    if token != Some(world.token.as_str()) {
-        return Err(error(StatusCode::UNAUTHORIZED, "Unauthorized"));
+        .and_then(|v| v.strip_prefix("JWT "))
+        .map(String::from);
+    let query = QueryParams::<Query>::try_from_uri(request.uri())
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let token = header.or_else(|| param(&query, "token").map(String::from));
+    if token.as_deref() != Some(lock(&world).token.as_str()) {
+        return error(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
-    Ok(())
+    next.run(request).await
 }
 
-fn company(world: &TimeDoctorWorld, query: &Query) -> Result<(), Response> {
-    if param(query, "company") != Some(world.company_id.as_str()) {
-        return Err(error(StatusCode::FORBIDDEN, "No access to this company"));
-    }
-    Ok(())
-}
-
-async fn logout(
-    State(world): State<Shared>,
-    headers: HeaderMap,
-    QueryParams(q): QueryParams<Query>,
+/// `answer` for the token owner's company, else 403.
+fn in_company(
+    world: &TimeDoctorWorld,
+    query: &Query,
+    answer: impl FnOnce() -> Response,
 ) -> Response {
-    let world = lock(&world);
-    if let Err(e) = authorize(&world, &headers, &q) {
-        return e;
+    if param(query, "company") != Some(world.company_id.as_str()) {
+        return error(StatusCode::FORBIDDEN, "No access to this company");
     }
+    answer()
+}
+
+async fn logout() -> Response {
     Json(json!({"data": {}})).into_response()
 }
 
-async fn authorization(
-    State(world): State<Shared>,
-    headers: HeaderMap,
-    QueryParams(q): QueryParams<Query>,
-) -> Response {
+async fn authorization(State(world): State<Shared>) -> Response {
     let world = lock(&world);
-    if let Err(e) = authorize(&world, &headers, &q) {
-        return e;
-    }
     Json(
         json!({"data": {"id": world.users.first().map(|u| u["id"].clone()),
                          "companies": [{"id": world.company_id, "name": "Example Inc."}]}}),
@@ -251,28 +256,18 @@ async fn authorization(
     .into_response()
 }
 
-async fn users(
-    State(world): State<Shared>,
-    headers: HeaderMap,
-    QueryParams(q): QueryParams<Query>,
-) -> Response {
+async fn users(State(world): State<Shared>, QueryParams(q): QueryParams<Query>) -> Response {
     let world = lock(&world);
-    if let Err(e) = authorize(&world, &headers, &q).and_then(|_| company(&world, &q)) {
-        return e;
-    }
-    Json(json!({"data": world.users})).into_response()
+    in_company(&world, &q, || {
+        Json(json!({"data": world.users})).into_response()
+    })
 }
 
-async fn projects(
-    State(world): State<Shared>,
-    headers: HeaderMap,
-    QueryParams(q): QueryParams<Query>,
-) -> Response {
+async fn projects(State(world): State<Shared>, QueryParams(q): QueryParams<Query>) -> Response {
     let world = lock(&world);
-    if let Err(e) = authorize(&world, &headers, &q).and_then(|_| company(&world, &q)) {
-        return e;
-    }
-    Json(json!({"data": world.projects})).into_response()
+    in_company(&world, &q, || {
+        Json(json!({"data": world.projects})).into_response()
+    })
 }
 
 fn time_param(query: &Query, name: &str) -> Option<DateTime<Utc>> {
@@ -288,22 +283,20 @@ fn time_param(query: &Query, name: &str) -> Option<DateTime<Utc>> {
         })
 }
 
-async fn worklog(
-    State(world): State<Shared>,
-    headers: HeaderMap,
-    QueryParams(q): QueryParams<Query>,
-) -> Response {
+async fn worklog(State(world): State<Shared>, QueryParams(q): QueryParams<Query>) -> Response {
     let world = lock(&world);
-    if let Err(e) = authorize(&world, &headers, &q).and_then(|_| company(&world, &q)) {
-        return e;
-    }
-    let (Some(from), Some(to)) = (time_param(&q, "from"), time_param(&q, "to")) else {
+    in_company(&world, &q, || worklog_lists(&world, &q))
+}
+
+/// One list of worklogs per requested user, in request order.
+fn worklog_lists(world: &TimeDoctorWorld, q: &Query) -> Response {
+    let (Some(from), Some(to)) = (time_param(q, "from"), time_param(q, "to")) else {
         return error(StatusCode::BAD_REQUEST, "from and to are required dates");
     };
     if to - from > Duration::days(7) {
         return error(StatusCode::BAD_REQUEST, "The date range is too long");
     }
-    let users: Vec<&str> = param(&q, "user")
+    let users: Vec<&str> = param(q, "user")
         .unwrap_or("")
         .split(',')
         .filter(|u| !u.is_empty())

@@ -215,11 +215,17 @@ fn error(code: StatusCode, api_code: &str, message: &str) -> Response {
 }
 
 fn router(world: Shared) -> Router {
-    Router::new()
-        .route("/oauth/v2/token", post(token))
+    let api = Router::new()
         .route("/crm/v2/settings/fields", get(fields))
         .route("/crm/v2/users", get(users))
         .route("/crm/v2/{module}", get(records))
+        .route_layer(axum::middleware::from_fn_with_state(
+            world.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route("/oauth/v2/token", post(token))
+        .merge(api)
         .with_state(world)
 }
 
@@ -241,19 +247,25 @@ async fn token(State(world): State<Shared>, QueryParams(q): QueryParams<Query>) 
     .into_response()
 }
 
-fn authorize(world: &ZohoWorld, headers: &HeaderMap) -> Result<(), Response> {
-    let token = headers
+/// `Authorization: Zoho-oauthtoken <the access token>`, else 401 `INVALID_TOKEN`.
+async fn require_token(
+    State(world): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let token = request
+        .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Zoho-oauthtoken "));
-    if token != Some(world.access_token.as_str()) {
-        return Err(error(
+    if token != Some(lock(&world).access_token.as_str()) {
+        return error(
             StatusCode::UNAUTHORIZED,
             "INVALID_TOKEN",
             "invalid oauth token",
-        ));
+        );
     }
-    Ok(())
+    next.run(request).await
 }
 
 /// `page` and `per_page` (at most 200), or the error to answer.
@@ -293,15 +305,7 @@ fn page_of(items: &[Value], page: usize, per_page: usize, list: &str) -> Respons
     .into_response()
 }
 
-async fn fields(
-    State(world): State<Shared>,
-    headers: HeaderMap,
-    QueryParams(q): QueryParams<Query>,
-) -> Response {
-    let world = lock(&world);
-    if let Err(e) = authorize(&world, &headers) {
-        return e;
-    }
+async fn fields(QueryParams(q): QueryParams<Query>) -> Response {
     if param(&q, "module") != Some("Deals") {
         return error(
             StatusCode::BAD_REQUEST,
@@ -324,15 +328,8 @@ async fn fields(
     .into_response()
 }
 
-async fn users(
-    State(world): State<Shared>,
-    headers: HeaderMap,
-    QueryParams(q): QueryParams<Query>,
-) -> Response {
+async fn users(State(world): State<Shared>, QueryParams(q): QueryParams<Query>) -> Response {
     let world = lock(&world);
-    if let Err(e) = authorize(&world, &headers) {
-        return e;
-    }
     match paging(&q) {
         Ok((page, per_page)) => page_of(&world.users, page, per_page, "users"),
         Err(e) => e,
@@ -346,9 +343,6 @@ async fn records(
     QueryParams(q): QueryParams<Query>,
 ) -> Response {
     let world = lock(&world);
-    if let Err(e) = authorize(&world, &headers) {
-        return e;
-    }
     if module != "Deals" {
         return error(
             StatusCode::BAD_REQUEST,

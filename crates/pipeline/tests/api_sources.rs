@@ -2,38 +2,17 @@
 //! exact row counts, idempotent re-runs, incremental changes merged by key, faults, and
 //! page caps that resume without gaps or duplicates.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::*;
 
 use observes_fakes::checkly::{ChecklyOptions, FakeCheckly};
 use observes_fakes::gitlab::{FakeGitlab, GitlabOptions};
 use observes_fakes::Fault;
-use observes_pipeline::{run_pipeline, Config, RunError};
-use observes_warehouse::SqlValue;
+use observes_pipeline::{run_pipeline, Config};
 use serde_json::Value;
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    config: Config,
-    warehouse: String,
-}
-
-/// A DuckDB warehouse and state folder, and one pipeline `name` with these settings.
-/// Every STATE commits, so a failed run keeps each bookmark the source reached.
-fn setup(source: &str, name: &str, schema: &str, settings: &str) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "warehouse = \"duckdb://wh.duckdb\"\nstate = \"state\"\n\n[pipelines.{name}]\nsource = \"{source}\"\nschema = \"{schema}\"\nwrite = \"merge\"\ncommit_records = 0\n\n[pipelines.{name}.settings]\n{settings}\n"
-    );
-    let path = dir.path().join("observes.toml");
-    std::fs::write(&path, text).unwrap();
-    let config = Config::load(&path).unwrap();
-    let warehouse = config.warehouse.clone();
-    Setup {
-        _dir: dir,
-        config,
-        warehouse,
-    }
-}
 
 fn gitlab_settings(fake: &FakeGitlab, extra: &str) -> String {
     let projects: Vec<String> = fake
@@ -47,17 +26,6 @@ fn gitlab_settings(fake: &FakeGitlab, extra: &str) -> String {
         projects.join(", "),
         fake.token
     )
-}
-
-fn query(warehouse: &str, sql: &str) -> Vec<Vec<SqlValue>> {
-    let mut wh = observes_warehouse::connect(warehouse).unwrap();
-    wh.query(sql, &[]).unwrap()
-}
-
-fn count(warehouse: &str, table: &str) -> i64 {
-    query(warehouse, &format!("SELECT COUNT(*) FROM {table}"))[0][0]
-        .as_i64()
-        .unwrap()
 }
 
 fn distinct_ids(warehouse: &str, table: &str) -> i64 {
@@ -299,17 +267,6 @@ fn gitlab_rejects_a_bad_token_with_a_clear_error() {
     );
     assert!(!message.contains("glpat-expired-0000"));
     assert_eq!(fake.server.requests(), 1, "a 401 is not retried");
-}
-
-fn error_chain(e: &RunError) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[test]

@@ -3,55 +3,32 @@
 
 use observes_fakes::timedoctor::{FakeTimeDoctor, TimeDoctorOptions};
 use observes_fakes::Fault;
-use observes_pipeline::{run_pipeline, Config, RunError};
+use observes_pipeline::run_pipeline;
 use observes_warehouse::SqlValue;
 use serde_json::json;
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    config: Config,
-}
+mod common;
 
+use common::*;
+
+/// A Time Doctor pipeline reading the fake up to a few hours after its last worklog.
 fn setup(fake: &FakeTimeDoctor, password: &str) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let now = fake
+    let last = fake
         .world()
         .worklogs
         .last()
         .map(|w| w["start"].as_str().unwrap().to_string());
     let end =
-        chrono::DateTime::parse_from_rfc3339(&now.unwrap()).unwrap() + chrono::Duration::hours(6);
-    let text = format!(
-        "warehouse = \"duckdb://wh.duckdb\"\nstate = \"state\"\n\n[pipelines.timedoctor]\nsource = \"timedoctor\"\nschema = \"timedoctor\"\nwrite = \"merge\"\ncommit_records = 0\n\n[pipelines.timedoctor.settings]\napi_url = \"{}\"\nemail = \"{}\"\npassword = \"{password}\"\nstart_date = \"{}\"\nend_date = \"{}\"\n[pipelines.timedoctor.settings.http]\nbackoff_ms = 5\nmax_backoff_ms = 50\nrequests_per_second = 1000\n",
+        chrono::DateTime::parse_from_rfc3339(&last.unwrap()).unwrap() + chrono::Duration::hours(6);
+    let settings = format!(
+        "api_url = \"{}\"\nemail = \"{}\"\npassword = \"{password}\"\nstart_date = \"{}\"\nend_date = \"{}\"\n{}",
         fake.api_url(),
         fake.email,
         (end - chrono::Duration::days(30)).to_rfc3339(),
         end.to_rfc3339(),
+        quick_http("timedoctor"),
     );
-    let path = dir.path().join("observes.toml");
-    std::fs::write(&path, text).unwrap();
-    let config = Config::load(&path).unwrap();
-    Setup { _dir: dir, config }
-}
-
-fn query(setup: &Setup, sql: &str) -> Vec<Vec<SqlValue>> {
-    let mut wh = observes_warehouse::connect(&setup.config.warehouse).unwrap();
-    wh.query(sql, &[]).unwrap()
-}
-
-fn one(setup: &Setup, sql: &str) -> i64 {
-    query(setup, sql)[0][0].as_i64().unwrap()
-}
-
-fn error_chain(e: &RunError) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    common::setup("timedoctor", "timedoctor", "timedoctor", &settings)
 }
 
 #[test]
@@ -70,18 +47,21 @@ fn timedoctor_loads_users_projects_and_every_worklog_then_only_changes() {
     assert!(worklogs > 100, "{worklogs}");
     let setup = setup(&fake, &fake.password);
     run_pipeline(&setup.config, "timedoctor").unwrap();
-    assert_eq!(one(&setup, "SELECT COUNT(*) FROM timedoctor.users"), users);
     assert_eq!(
-        one(&setup, "SELECT COUNT(*) FROM timedoctor.projects"),
+        one(&setup.warehouse, "SELECT COUNT(*) FROM timedoctor.users"),
+        users
+    );
+    assert_eq!(
+        one(&setup.warehouse, "SELECT COUNT(*) FROM timedoctor.projects"),
         projects
     );
     assert_eq!(
-        one(&setup, "SELECT COUNT(*) FROM timedoctor.worklogs"),
+        one(&setup.warehouse, "SELECT COUNT(*) FROM timedoctor.worklogs"),
         worklogs
     );
     assert_eq!(
         one(
-            &setup,
+            &setup.warehouse,
             "SELECT CAST(SUM(seconds) AS BIGINT) FROM timedoctor.worklogs"
         ),
         seconds
@@ -89,7 +69,7 @@ fn timedoctor_loads_users_projects_and_every_worklog_then_only_changes() {
     // One worklog, exactly as the API gave it, with the classic labels.
     let first = fake.world().worklogs[0].clone();
     let row = query(
-        &setup,
+        &setup.warehouse,
         &format!(
             "SELECT user_id, project_name, task_name, seconds, CAST(epoch(end_time) - epoch(start_time) AS BIGINT), mode, work_mode, edited \
              FROM timedoctor.worklogs WHERE user_id = '{}' AND start_time = TIMESTAMPTZ '{}'",
@@ -113,7 +93,7 @@ fn timedoctor_loads_users_projects_and_every_worklog_then_only_changes() {
     assert_eq!(row[0][7], SqlValue::Bool(mode == "manual"));
     // The password and the session token never reach the state or the warehouse.
     let state = query(
-        &setup,
+        &setup.warehouse,
         "SELECT CAST(state AS VARCHAR) FROM timedoctor._observes_state",
     );
     let state = text(&state[0][0]).unwrap();
@@ -124,7 +104,7 @@ fn timedoctor_loads_users_projects_and_every_worklog_then_only_changes() {
     let before = fake.server.requests();
     run_pipeline(&setup.config, "timedoctor").unwrap();
     assert_eq!(
-        one(&setup, "SELECT COUNT(*) FROM timedoctor.worklogs"),
+        one(&setup.warehouse, "SELECT COUNT(*) FROM timedoctor.worklogs"),
         worklogs
     );
     let second = fake.server.requests() - before;
@@ -144,12 +124,12 @@ fn timedoctor_loads_users_projects_and_every_worklog_then_only_changes() {
     }
     run_pipeline(&setup.config, "timedoctor").unwrap();
     assert_eq!(
-        one(&setup, "SELECT COUNT(*) FROM timedoctor.worklogs"),
+        one(&setup.warehouse, "SELECT COUNT(*) FROM timedoctor.worklogs"),
         worklogs
     );
     assert_eq!(
         one(
-            &setup,
+            &setup.warehouse,
             "SELECT CAST(SUM(seconds) AS BIGINT) FROM timedoctor.worklogs"
         ),
         seconds - last["time"].as_i64().unwrap() + 60
@@ -168,7 +148,7 @@ fn timedoctor_retries_faults_and_refuses_a_wrong_password_clearly() {
         .inject_after("/activity/worklog", 2, Fault::TruncatedBody, 1);
     run_pipeline(&setup.config, "timedoctor").unwrap();
     assert_eq!(
-        one(&setup, "SELECT COUNT(*) FROM timedoctor.worklogs"),
+        one(&setup.warehouse, "SELECT COUNT(*) FROM timedoctor.worklogs"),
         worklogs
     );
 

@@ -4,46 +4,22 @@
 
 use observes_fakes::zoho::{FakeZoho, ZohoOptions};
 use observes_fakes::Fault;
-use observes_pipeline::{run_pipeline, Config, RunError};
+use observes_pipeline::run_pipeline;
 use observes_warehouse::SqlValue;
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    config: Config,
-}
+mod common;
+
+use common::*;
 
 fn setup(fake: &FakeZoho, refresh_token: &str) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "warehouse = \"duckdb://wh.duckdb\"\nstate = \"state\"\n\n[pipelines.zoho]\nsource = \"zoho\"\nschema = \"zoho\"\nwrite = \"merge\"\ncommit_records = 0\n\n[pipelines.zoho.settings]\naccounts_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{refresh_token}\"\n[pipelines.zoho.settings.http]\nbackoff_ms = 5\nmax_backoff_ms = 50\nrequests_per_second = 1000\n",
+    let settings = format!(
+        "accounts_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{refresh_token}\"\n{}",
         fake.url(),
         fake.client_id,
         fake.client_secret,
+        quick_http("zoho"),
     );
-    let path = dir.path().join("observes.toml");
-    std::fs::write(&path, text).unwrap();
-    let config = Config::load(&path).unwrap();
-    Setup { _dir: dir, config }
-}
-
-fn query(setup: &Setup, sql: &str) -> Vec<Vec<SqlValue>> {
-    let mut wh = observes_warehouse::connect(&setup.config.warehouse).unwrap();
-    wh.query(sql, &[]).unwrap()
-}
-
-fn one(setup: &Setup, sql: &str) -> i64 {
-    query(setup, sql)[0][0].as_i64().unwrap()
-}
-
-fn error_chain(e: &RunError) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    common::setup("zoho", "zoho", "zoho", &settings)
 }
 
 #[test]
@@ -66,16 +42,28 @@ fn zoho_loads_typed_deals_and_users_then_only_what_changed() {
     assert!(deals > 400 && tags > 0);
     let setup = setup(&fake, &fake.refresh_token);
     run_pipeline(&setup.config, "zoho").unwrap();
-    assert_eq!(one(&setup, "SELECT COUNT(*) FROM zoho.deals"), deals);
     assert_eq!(
-        one(&setup, "SELECT COUNT(DISTINCT id) FROM zoho.deals"),
+        one(&setup.warehouse, "SELECT COUNT(*) FROM zoho.deals"),
         deals
     );
-    assert_eq!(one(&setup, "SELECT COUNT(*) FROM zoho.deals__tag"), tags);
-    assert_eq!(one(&setup, "SELECT COUNT(*) FROM zoho.users"), users);
+    assert_eq!(
+        one(
+            &setup.warehouse,
+            "SELECT COUNT(DISTINCT id) FROM zoho.deals"
+        ),
+        deals
+    );
+    assert_eq!(
+        one(&setup.warehouse, "SELECT COUNT(*) FROM zoho.deals__tag"),
+        tags
+    );
+    assert_eq!(
+        one(&setup.warehouse, "SELECT COUNT(*) FROM zoho.users"),
+        users
+    );
     // Columns typed from the field metadata; lookups flattened.
     let row = query(
-        &setup,
+        &setup.warehouse,
         &format!(
             "SELECT deal_name, stage, CAST(amount * 100 AS BIGINT), probability, CAST(closing_date AS VARCHAR), owner__name, account_name__name, \
              CAST(epoch(modified_time) AS BIGINT) FROM zoho.deals WHERE id = '{}'",
@@ -101,7 +89,7 @@ fn zoho_loads_typed_deals_and_users_then_only_what_changed() {
     assert_eq!(row[0][7].as_i64(), Some(modified.timestamp()));
     // No secret and no access token in the state.
     let state = query(
-        &setup,
+        &setup.warehouse,
         "SELECT CAST(state AS VARCHAR) FROM zoho._observes_state",
     );
     let state = text(&state[0][0]).unwrap();
@@ -118,7 +106,10 @@ fn zoho_loads_typed_deals_and_users_then_only_what_changed() {
     let before = fake.server.requests();
     run_pipeline(&setup.config, "zoho").unwrap();
     assert_eq!(fake.server.requests() - before, 4);
-    assert_eq!(one(&setup, "SELECT COUNT(*) FROM zoho.deals"), deals);
+    assert_eq!(
+        one(&setup.warehouse, "SELECT COUNT(*) FROM zoho.deals"),
+        deals
+    );
 
     // A bulk change: 250 deals won in the same second, more than a page of 200.
     let now = chrono::Utc::now();
@@ -136,9 +127,12 @@ fn zoho_loads_typed_deals_and_users_then_only_what_changed() {
         ids
     };
     run_pipeline(&setup.config, "zoho").unwrap();
-    assert_eq!(one(&setup, "SELECT COUNT(*) FROM zoho.deals"), deals);
+    assert_eq!(
+        one(&setup.warehouse, "SELECT COUNT(*) FROM zoho.deals"),
+        deals
+    );
     let won = one(
-        &setup,
+        &setup.warehouse,
         &format!(
             "SELECT COUNT(*) FROM zoho.deals WHERE stage = 'Closed Won' AND id IN ({})",
             moved
@@ -162,7 +156,10 @@ fn zoho_retries_faults_and_explains_a_refused_grant() {
         .inject_after("/crm/v2/Deals", 1, Fault::status(500), 1);
     fake.server.inject("/crm/v2/users", Fault::ResetMidBody, 1);
     run_pipeline(&setup.config, "zoho").unwrap();
-    assert_eq!(one(&setup, "SELECT COUNT(*) FROM zoho.deals"), deals);
+    assert_eq!(
+        one(&setup.warehouse, "SELECT COUNT(*) FROM zoho.deals"),
+        deals
+    );
 
     let refused = self::setup(&fake, "1000.revoked-refresh-token");
     let message = error_chain(&run_pipeline(&refused.config, "zoho").unwrap_err());
