@@ -256,18 +256,22 @@ async fn authorization(State(world): State<Shared>) -> Response {
     .into_response()
 }
 
+/// At most `limit` items (all by default).
+fn limited(items: &[Value], q: &Query) -> Response {
+    let limit = param(q, "limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(usize::MAX);
+    Json(json!({"data": &items[..items.len().min(limit)]})).into_response()
+}
+
 async fn users(State(world): State<Shared>, QueryParams(q): QueryParams<Query>) -> Response {
     let world = lock(&world);
-    in_company(&world, &q, || {
-        Json(json!({"data": world.users})).into_response()
-    })
+    in_company(&world, &q, || limited(&world.users, &q))
 }
 
 async fn projects(State(world): State<Shared>, QueryParams(q): QueryParams<Query>) -> Response {
     let world = lock(&world);
-    in_company(&world, &q, || {
-        Json(json!({"data": world.projects})).into_response()
-    })
+    in_company(&world, &q, || limited(&world.projects, &q))
 }
 
 fn time_param(query: &Query, name: &str) -> Option<DateTime<Utc>> {

@@ -168,3 +168,19 @@ fn timedoctor_retries_faults_and_refuses_a_wrong_password_clearly() {
 fn setup_wrong(fake: &FakeTimeDoctor) -> Setup {
     setup(fake, "wrong-password-123")
 }
+
+#[test]
+fn timedoctor_refuses_to_cut_a_list_short() {
+    let fake = FakeTimeDoctor::start(TimeDoctorOptions {
+        users: observes_sources::timedoctor::LIST_LIMIT,
+        history_days: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let setup = setup(&fake, &fake.password);
+    let message = error_chain(&run_pipeline(&setup.config, "timedoctor").unwrap_err());
+    assert_eq!(
+        message,
+        "source timedoctor: stream users: the company has 1000 or more users, more than one call reads; nothing was loaded"
+    );
+}

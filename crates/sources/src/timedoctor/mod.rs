@@ -58,6 +58,8 @@ fn default_lookback_days() -> i64 {
 
 /// Longer worklog ranges fail; the old tap used five days.
 const WINDOW_DAYS: i64 = 5;
+/// Users or projects one list call reads.
+pub const LIST_LIMIT: usize = 1000;
 /// Users per worklog request (the answer holds one list per user).
 const USERS_PER_REQUEST: usize = 25;
 
@@ -299,10 +301,14 @@ fn required_id(item: &Value, stream: &str) -> Result<Value, SourceError> {
 }
 
 impl TimeDoctor {
-    /// A `{"data": [...]}` list of the company.
+    /// A `{"data": [...]}` list of the company, in one call of at most [`LIST_LIMIT`]
+    /// items. A full answer fails the run rather than cut the list short: how the API
+    /// pages these lists is not documented.
     async fn list(&self, stream: &str, path: &str) -> Result<Vec<Value>, SourceError> {
         let mut url = url(&self.base, path);
-        url.query_pairs_mut().append_pair("company", &self.company);
+        url.query_pairs_mut()
+            .append_pair("company", &self.company)
+            .append_pair("limit", &LIST_LIMIT.to_string());
         let body = self
             .client
             .get_json(|c| c.get(url.clone()))
@@ -310,6 +316,12 @@ impl TimeDoctor {
             .map_err(SourceError::http(stream))?
             .body;
         match body.get("data") {
+            Some(Value::Array(items)) if items.len() >= LIST_LIMIT => Err(SourceError::Data {
+                stream: stream.into(),
+                message: format!(
+                    "the company has {LIST_LIMIT} or more {stream}, more than one call reads; nothing was loaded"
+                ),
+            }),
             Some(Value::Array(items)) => Ok(items.clone()),
             _ => Err(SourceError::Data {
                 stream: stream.into(),
