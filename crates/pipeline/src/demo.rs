@@ -237,7 +237,7 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
     let checkly_settings = format!(
         "# Written by `observes run demo` for its fake Checkly; a real account needs\n\
          # account_id_env and api_key_env instead.\n\
-         api_url = \"{}\"\naccount_id = \"{}\"\napi_key = \"{}\"\nresults_requests_per_second = 100\n",
+         api_url = \"{}\"\naccount_id = \"{}\"\napi_key = \"{}\"\nresults_requests_per_second = 100\n[http]\nrequests_per_second = 100\n",
         checkly.api_url(),
         checkly.account_id,
         checkly.api_key
