@@ -133,6 +133,7 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
         "ci_health",
         "engineering",
         "freshness",
+        "sales_pipeline",
         "time_tracking",
         "uptime",
     ] {
