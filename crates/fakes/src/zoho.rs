@@ -56,6 +56,10 @@ pub struct ZohoWorld {
     pub deals: Vec<Value>,
     pub users: Vec<Value>,
     pub access_token: String,
+    /// Access tokens handed out.
+    pub tokens_issued: u64,
+    /// Calls the access token still answers before it expires, if it is to.
+    expires_after: Option<u64>,
     client_id: String,
     client_secret: String,
     refresh_token: String,
@@ -137,6 +141,8 @@ impl ZohoWorld {
             deals,
             users,
             access_token: format!("1000.{:016x}", rng.next_u64()),
+            tokens_issued: 0,
+            expires_after: None,
             client_id: options.client_id.clone(),
             client_secret: options.client_secret.clone(),
             refresh_token: options.refresh_token.clone(),
@@ -154,6 +160,16 @@ impl ZohoWorld {
                 d["id"].as_str().map(String::from),
             )
         });
+    }
+
+    /// Revokes the access token (as an hour passing does): the next call gets a 401.
+    pub fn expire_token(&mut self) {
+        self.access_token = format!("{}x", self.access_token);
+    }
+
+    /// The access token expires after `calls` more API calls.
+    pub fn expire_token_after(&mut self, calls: u64) {
+        self.expires_after = Some(calls);
     }
 
     /// Changes a deal's stage now (as a salesperson would).
@@ -230,7 +246,7 @@ fn router(world: Shared) -> Router {
 }
 
 async fn token(State(world): State<Shared>, QueryParams(q): QueryParams<Query>) -> Response {
-    let world = lock(&world);
+    let mut world = lock(&world);
     let ok = param(&q, "grant_type") == Some("refresh_token")
         && param(&q, "client_id") == Some(world.client_id.as_str())
         && param(&q, "client_secret") == Some(world.client_secret.as_str());
@@ -240,6 +256,7 @@ async fn token(State(world): State<Shared>, QueryParams(q): QueryParams<Query>) 
     if param(&q, "refresh_token") != Some(world.refresh_token.as_str()) {
         return Json(json!({"error": "invalid_code"})).into_response();
     }
+    world.tokens_issued += 1;
     Json(
         json!({"access_token": world.access_token, "api_domain": world.api_domain,
                 "token_type": "Bearer", "expires_in": 3600}),
@@ -258,12 +275,27 @@ async fn require_token(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Zoho-oauthtoken "));
-    if token != Some(lock(&world).access_token.as_str()) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "INVALID_TOKEN",
-            "invalid oauth token",
-        );
+    {
+        let mut world = lock(&world);
+        let refused = || {
+            error(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_TOKEN",
+                "invalid oauth token",
+            )
+        };
+        if token != Some(world.access_token.as_str()) {
+            return refused();
+        }
+        match world.expires_after {
+            Some(0) => {
+                world.expires_after = None;
+                world.expire_token();
+                return refused();
+            }
+            Some(n) => world.expires_after = Some(n - 1),
+            None => {}
+        }
     }
     next.run(request).await
 }

@@ -18,7 +18,7 @@ mod retry;
 use std::time::Duration;
 
 pub use auth::Auth;
-pub use oauth::{OAuth2Refresh, OAuth2Tokens};
+pub use oauth::{GrantParams, OAuth2Refresh, OAuth2Tokens};
 pub use pagination::{next_link, next_page, Page, PageBudget, PagePosition, PageStyle, Pager};
 pub use rate::RateLimiter;
 pub use retry::{parse_retry_after, RetryPolicy};
@@ -175,6 +175,15 @@ impl HttpClient {
         .await
     }
 
+    /// Obtains the OAuth2 access token now, if this client uses one (to read what the
+    /// token answer says, such as Zoho's API domain, before the first request).
+    pub async fn authenticate(&self) -> Result<(), HttpError> {
+        match &self.auth {
+            Auth::OAuth2(tokens) => self.access_token(tokens).await.map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
     /// A bearer token from the OAuth2 refresh grant: the held one, or a new one.
     async fn access_token(&self, tokens: &OAuth2Tokens) -> Result<String, HttpError> {
         let mut current = tokens.current.lock().await;
@@ -194,7 +203,10 @@ impl HttpClient {
         plain.config.secrets.extend(tokens.static_secrets());
         plain.config.secrets.push(refresh_token.clone());
         let answer: oauth::TokenAnswer = Box::pin(plain.send_decoded(
-            |c| c.post(&settings.token_url).form(&form),
+            |c| match settings.grant_params {
+                oauth::GrantParams::Form => c.post(&settings.token_url).form(&form),
+                oauth::GrantParams::Query => c.post(&settings.token_url).query(&form),
+            },
             |response| {
                 serde_json::from_slice(&response.body)
                     .map_err(|e| format!("the token answer is not valid: {e}"))
@@ -240,7 +252,11 @@ impl HttpClient {
                 builder = builder.header(name.as_str(), value.as_str());
             }
             if let Auth::OAuth2(tokens) = &self.auth {
-                builder = builder.bearer_auth(self.access_token(tokens).await?);
+                let token = self.access_token(tokens).await?;
+                builder = builder.header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("{} {token}", tokens.settings.scheme),
+                );
             }
             let request = builder.build().map_err(|e| HttpError::Request {
                 method: String::new(),

@@ -23,6 +23,20 @@ pub struct OAuth2Refresh {
     pub refresh_token: String,
     /// Where a rotated refresh token is saved (mode 0600), if anywhere.
     pub rotated_token_file: Option<PathBuf>,
+    /// How the grant's parameters travel.
+    pub grant_params: GrantParams,
+    /// The `Authorization` scheme of the access token: `Bearer`, or Zoho's
+    /// `Zoho-oauthtoken`.
+    pub scheme: String,
+}
+
+/// Where the refresh grant's parameters go: a form body (RFC 6749) or, as Zoho's
+/// accounts servers take them, the URL's query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GrantParams {
+    #[default]
+    Form,
+    Query,
 }
 
 impl std::fmt::Debug for OAuth2Refresh {
@@ -37,11 +51,18 @@ impl std::fmt::Debug for OAuth2Refresh {
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct TokenAnswer {
-    pub access_token: String,
+    #[serde(default)]
+    pub access_token: Option<String>,
     #[serde(default)]
     pub expires_in: Option<u64>,
     #[serde(default)]
     pub refresh_token: Option<String>,
+    /// A refusal: Zoho answers one with 200 and `{"error": "invalid_code"}`.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Where the account's API lives (Zoho: the data centre).
+    #[serde(default)]
+    pub api_domain: Option<String>,
 }
 
 /// The tokens of one OAuth2 client, shared by the clones of an [`crate::HttpClient`].
@@ -56,6 +77,7 @@ pub struct OAuth2Tokens {
 pub(crate) struct Tokens {
     pub refresh_token: String,
     pub access: Option<(String, Instant)>,
+    pub api_domain: Option<String>,
 }
 
 /// Renew this long before the announced expiry.
@@ -69,6 +91,7 @@ impl OAuth2Tokens {
             current: Arc::new(Mutex::new(Tokens {
                 refresh_token,
                 access: None,
+                api_domain: None,
             })),
             settings: Arc::new(settings),
         }
@@ -83,6 +106,11 @@ impl OAuth2Tokens {
 
     pub(crate) fn live_secrets(&self) -> Vec<String> {
         self.live.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The API domain the last token answer named, if any.
+    pub async fn api_domain(&self) -> Option<String> {
+        self.current.lock().await.api_domain.clone()
     }
 
     /// The held access token, unless it is about to expire.
@@ -100,6 +128,12 @@ impl OAuth2Tokens {
         current: &mut Tokens,
         answer: TokenAnswer,
     ) -> Result<String, String> {
+        if let Some(error) = answer.error {
+            return Err(format!("the token server refused the grant: {error}"));
+        }
+        let Some(access_token) = answer.access_token.filter(|t| !t.is_empty()) else {
+            return Err("the token answer has no access_token".into());
+        };
         if let Some(rotated) = answer.refresh_token.filter(|t| !t.is_empty()) {
             if rotated != current.refresh_token {
                 if let Some(path) = &self.settings.rotated_token_file {
@@ -114,11 +148,14 @@ impl OAuth2Tokens {
             }
         }
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
-        current.access = Some((answer.access_token.clone(), Instant::now() + lifetime));
-        if let Ok(mut live) = self.live.lock() {
-            *live = vec![current.refresh_token.clone(), answer.access_token.clone()];
+        current.access = Some((access_token.clone(), Instant::now() + lifetime));
+        if answer.api_domain.is_some() {
+            current.api_domain = answer.api_domain;
         }
-        Ok(answer.access_token)
+        if let Ok(mut live) = self.live.lock() {
+            *live = vec![current.refresh_token.clone(), access_token.clone()];
+        }
+        Ok(access_token)
     }
 }
 

@@ -160,12 +160,25 @@ fn zoho_retries_faults_and_explains_a_refused_grant() {
         one(&setup.warehouse, "SELECT COUNT(*) FROM zoho.deals"),
         deals
     );
+    assert_eq!(fake.world().tokens_issued, 1);
+
+    // The access token expires mid-run (after the fields and the first page of deals): the
+    // 401 renews it once, and nothing is lost.
+    let expiring = FakeZoho::start(ZohoOptions::default()).unwrap();
+    expiring.world().expire_token_after(2);
+    let setup = self::setup(&expiring, &expiring.refresh_token);
+    run_pipeline(&setup.config, "zoho").unwrap();
+    assert_eq!(
+        one(&setup.warehouse, "SELECT COUNT(*) FROM zoho.deals"),
+        deals
+    );
+    assert_eq!(expiring.world().tokens_issued, 2);
 
     let refused = self::setup(&fake, "1000.revoked-refresh-token");
     let message = error_chain(&run_pipeline(&refused.config, "zoho").unwrap_err());
     assert_eq!(
         message,
-        "source zoho: Zoho refused the refresh token: invalid_code (check client id, secret and refresh token, and the accounts_url of your data centre)"
+        "source zoho: Zoho refused the refresh token (the token server refused the grant: invalid_code): check client id, secret and refresh token, and the accounts_url of your data centre"
     );
     assert!(!message.contains("revoked") && !message.contains(&fake.client_secret));
 }

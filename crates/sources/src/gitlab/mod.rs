@@ -159,6 +159,8 @@ impl GitlabConfig {
                 client_secret,
                 refresh_token,
                 rotated_token_file: oauth.refresh_token_file.clone(),
+                grant_params: observes_http::GrantParams::Form,
+                scheme: "Bearer".into(),
             })));
         }
         let token = crate::secret(&self.token, &self.token_env, "GITLAB_TOKEN", "GitLab token")?;

@@ -9,8 +9,9 @@
 //! start_date = "2024-01-01T00:00:00Z"          # optional: records modified since
 //! ```
 //!
-//! A run trades the refresh token for an access token (the answer's `api_domain` is where
-//! the API lives) and sends it as `Authorization: Zoho-oauthtoken …`. Each module's
+//! A run trades the refresh token for an access token through the shared OAuth2 client
+//! (the answer's `api_domain` is where the API lives), sends it as
+//! `Authorization: Zoho-oauthtoken …`, and renews it before it expires or when refused. Each module's
 //! columns come from its field metadata (`/settings/fields`), so custom fields load with
 //! their types. Records are read oldest change first, and walked by moving
 //! `If-Modified-Since` to the last `Modified_Time` seen, not by page numbers: a record
@@ -21,7 +22,7 @@
 use std::sync::LazyLock;
 
 use chrono::Duration;
-use observes_http::{Auth, HttpClient};
+use observes_http::{Auth, GrantParams, HttpClient, HttpError, OAuth2Refresh, OAuth2Tokens};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use url::Url;
@@ -155,13 +156,6 @@ pub fn stream_name(module: &str) -> String {
     module.to_lowercase()
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: Option<String>,
-    api_domain: Option<String>,
-    error: Option<String>,
-}
-
 struct Zoho {
     client: HttpClient,
     base: Url,
@@ -203,52 +197,50 @@ pub async fn run(
         Url::parse(text).map_err(|e| SourceError::Config(format!("Zoho {what} {text:?}: {e}")))
     };
     let accounts = parse_url("accounts_url", &config.accounts_url)?;
-    // Zoho counts API credits per day and limits concurrency, not requests per second.
-    let client = config
-        .http
-        .client(5.0)?
-        .with_secret(&client_secret)
-        .with_secret(&refresh_token);
     let mut token_url = accounts.clone();
     token_url.set_path(&format!(
         "{}/oauth/v2/token",
         accounts.path().trim_end_matches('/')
     ));
-    token_url
-        .query_pairs_mut()
-        .append_pair("refresh_token", &refresh_token)
-        .append_pair("client_id", &client_id)
-        .append_pair("client_secret", &client_secret)
-        .append_pair("grant_type", "refresh_token");
-    let answer = client
-        .get_json(|c| c.post(token_url.clone()))
-        .await
-        .map_err(SourceError::http("token"))?
-        .body;
-    let answer: TokenAnswer = serde_json::from_value(answer).map_err(|e| SourceError::Data {
-        stream: "token".into(),
-        message: format!("the token answer is not valid: {e}"),
-    })?;
-    // Zoho answers a refused grant with 200 and an error.
-    let token = match (answer.access_token, answer.error) {
-        (Some(token), None) => token,
-        (_, error) => {
-            return Err(SourceError::Config(format!(
-                "Zoho refused the refresh token: {} (check client id, secret and refresh token, and the accounts_url of your data centre)",
-                error.as_deref().unwrap_or("no access_token in the answer")
-            )))
+    let tokens = OAuth2Tokens::new(OAuth2Refresh {
+        token_url: token_url.to_string(),
+        client_id,
+        client_secret,
+        refresh_token,
+        // Zoho does not rotate refresh tokens.
+        rotated_token_file: None,
+        grant_params: GrantParams::Query,
+        scheme: "Zoho-oauthtoken".into(),
+    });
+    // Zoho counts API credits per day and limits concurrency, not requests per second.
+    // Access tokens live an hour: the client renews one before it expires or when refused.
+    let client = config
+        .http
+        .client(5.0)?
+        .with_auth(Auth::OAuth2(tokens.clone()));
+    client.authenticate().await.map_err(|e| match e {
+        // Zoho answers a refused grant with 200 and an error.
+        HttpError::Refresh(inner) if matches!(*inner, HttpError::Request { .. }) => {
+            SourceError::Config(format!(
+                "Zoho refused the refresh token ({}): check client id, secret and refresh token, and the accounts_url of your data centre",
+                match *inner {
+                    HttpError::Request { message, .. } => message,
+                    other => other.to_string(),
+                }
+            ))
         }
-    };
-    let api = match (&config.api_url, &answer.api_domain) {
+        other => SourceError::Http {
+            stream: "token".into(),
+            source: other,
+        },
+    })?;
+    let api = match (&config.api_url, tokens.api_domain().await) {
         (Some(url), _) => url.clone(),
-        (None, Some(domain)) => domain.clone(),
+        (None, Some(domain)) => domain,
         (None, None) => "https://www.zohoapis.com".into(),
     };
     let zoho = Zoho {
-        client: client.with_auth(Auth::Header {
-            name: "Authorization".into(),
-            value: format!("Zoho-oauthtoken {token}"),
-        }),
+        client,
         base: parse_url("api_domain", &api)?,
     };
     let mut em = Emitter::new(sink, state);
