@@ -300,11 +300,15 @@ impl<'w> Loader<'w> {
         let finished = self.poll()?;
         let committed = self.handle_message(line, message)?;
         // At most one commit is in flight, so at most one of these is a state.
-        let state = committed.or(finished);
+        Ok(self.report(committed.or(finished)))
+    }
+
+    /// Notes a state handed out to the caller.
+    fn report(&mut self, state: Option<Value>) -> Option<Value> {
         if state.is_some() {
             self.reported_state = state.clone();
         }
-        Ok(state)
+        state
     }
 
     fn handle_message(&mut self, line: u64, message: Message) -> Result<Option<Value>, LoadError> {
@@ -511,11 +515,8 @@ impl<'w> Loader<'w> {
                 }
                 self.records_seen += 1;
                 self.after_record(name)?;
-                let state = self.poll()?;
-                if state.is_some() {
-                    self.reported_state = state.clone();
-                }
-                Ok(Some(state))
+                let finished = self.poll()?;
+                Ok(Some(self.report(finished)))
             }
             Err(_) => {
                 if let Some((name, mark)) = started {

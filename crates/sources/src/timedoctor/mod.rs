@@ -236,7 +236,12 @@ pub async fn run(
         company,
     };
     let mut em = Emitter::new(sink, state);
-    let users = td.list("users", "/api/1.0/users").await?;
+    // Worklogs are asked for per user, so the users are read for either stream.
+    let users = if streams.contains(&"users") || streams.contains(&"worklogs") {
+        td.list("users", "/api/1.0/users").await?
+    } else {
+        Vec::new()
+    };
     if streams.contains(&"users") {
         for user in &users {
             let record = td.user(user)?;
@@ -245,9 +250,8 @@ pub async fn run(
         em.describe(stream_def("users"))?;
         em.checkpoint()?;
     }
-    let projects = td.list("projects", "/api/1.0/projects").await?;
     if streams.contains(&"projects") {
-        for project in projects {
+        for project in td.list("projects", "/api/1.0/projects").await? {
             let mut record = Map::new();
             record.insert("id".into(), required_id(&project, "projects")?);
             record.insert(

@@ -269,26 +269,35 @@ impl Zoho {
         list: &str,
         since: Option<&str>,
     ) -> Result<(Vec<Value>, bool), SourceError> {
-        let response = self
+        // Decoded inside the client's retries, so a body cut short is fetched again.
+        let body = self
             .client
-            .send(|c| {
-                let request = c.get(url.clone());
-                match since {
-                    Some(since) => request.header("If-Modified-Since", since),
-                    None => request,
-                }
-            })
+            .send_decoded(
+                |c| {
+                    let request = c.get(url.clone());
+                    match since {
+                        Some(since) => request.header("If-Modified-Since", since),
+                        None => request,
+                    }
+                },
+                |response| {
+                    if response.status == 204 || response.body.is_empty() {
+                        return Ok(None);
+                    }
+                    serde_json::from_slice::<Value>(&response.body)
+                        .map(Some)
+                        .map_err(|e| format!("the body is not valid JSON ({e})"))
+                },
+            )
             .await
             .map_err(SourceError::http(stream))?;
-        if response.status == 204 || response.body.is_empty() {
+        let Some(body) = body else {
             return Ok((Vec::new(), false));
-        }
+        };
         let bad = |message: String| SourceError::Data {
             stream: stream.into(),
             message: format!("GET {}: {message}", self.client.redact(url.as_str())),
         };
-        let body: Value = serde_json::from_slice(&response.body)
-            .map_err(|e| bad(format!("the body is not JSON: {e}")))?;
         let Some(Value::Array(items)) = body.get(list) else {
             return Err(bad(format!("expected {{\"{list}\": [...]}}")));
         };

@@ -67,9 +67,8 @@ struct Pending {
 }
 
 /// DuckDB's row group. Rows are inserted in whole row groups while a transaction runs
-/// (the rest waits for the next insert or the commit): DuckDB compresses a full row group
-/// once, as it fills, where a partial one is compressed again by every commit that adds
-/// to it.
+/// (the rest waits for the next insert or the commit), so a transaction's rows land in
+/// full row groups rather than in partial ones per batch.
 const ROW_GROUP: usize = 122_880;
 /// Wide rows are inserted sooner, whole row group or not, to keep memory flat.
 const INSERT_BYTES: usize = 96 << 20;
@@ -169,15 +168,13 @@ impl DuckDbWarehouse {
 
     /// Another connection to the same database (for readers running beside a load).
     pub fn try_clone(&self) -> Result<Self> {
-        let conn = self.conn.try_clone().map_err(|e| WarehouseError::Open {
+        let open_err = |e: duckdb::Error| WarehouseError::Open {
             url: "duckdb (clone)".into(),
             message: e.to_string(),
-        })?;
+        };
+        let conn = self.conn.try_clone().map_err(open_err)?;
         conn.register_table_function::<scan::BatchScan>(scan::FUNCTION)
-            .map_err(|e| WarehouseError::Open {
-                url: "duckdb (clone)".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(open_err)?;
         Ok(DuckDbWarehouse {
             conn,
             pending: Vec::new(),
@@ -225,10 +222,10 @@ impl DuckDbWarehouse {
         self.insert(head)
     }
 
-    /// One `INSERT … SELECT` of a table's batches. DuckDB runs it on one thread: with
-    /// insertion order kept it appends row group after row group, each compressed once; a
-    /// parallel insert leaves a partial row group per thread and costs more CPU than it
-    /// saves on a loader that keeps another core busy normalizing.
+    /// One `INSERT … SELECT` of a table's batches. With insertion order kept DuckDB runs
+    /// it on one thread; a parallel insert leaves a partial row group per thread and, as
+    /// measured (bench/RESULTS.md), costs more CPU than it saves beside a loader that keeps
+    /// the other core busy normalizing.
     fn insert(&mut self, pending: Pending) -> Result<()> {
         let Some(first) = pending.batches.first() else {
             return Ok(());
