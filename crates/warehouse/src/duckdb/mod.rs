@@ -1,8 +1,8 @@
 //! DuckDB: the embedded default warehouse, one file (`duckdb://observes.duckdb`).
 //!
-//! Bulk data goes in through DuckDB's appender, fed whole Arrow batches (one data chunk per
-//! 2,048 rows, no per-value calls). The appender writes inside the connection's open
-//! transaction, so appended rows commit or roll back with everything else.
+//! Bulk data goes in as `INSERT … SELECT` from a table function that scans the normalizer's
+//! Arrow batches (`scan.rs`), in whole row groups. The inserts run inside the connection's
+//! open transaction, so their rows commit or roll back with everything else.
 
 use arrow::record_batch::RecordBatch;
 use duckdb::types::{TimeUnit, ToSqlOutput, Value};
