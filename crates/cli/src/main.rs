@@ -4,7 +4,7 @@
 mod dashboards;
 mod scheduling;
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -1119,8 +1119,7 @@ fn run_demo(dir: &std::path::Path, as_json: bool) -> Result<()> {
 fn target(warehouse: &str, config: LoadConfig) -> Result<()> {
     let mut wh = observes_warehouse::connect_pipelined(warehouse)?;
     let mut loader = Loader::begin(wh.as_mut(), config)?;
-    let mut stream =
-        MessageStream::from_reader(BufReader::with_capacity(1 << 20, std::io::stdin()));
+    let mut stream = MessageStream::from_reader(std::io::stdin());
     let mut out = MessageWriter::new(std::io::stdout());
     let echo = |out: &mut MessageWriter<std::io::Stdout>,
                 state: &Value|

@@ -81,6 +81,62 @@ fn batched_checkpoints_commit_together_and_a_failure_keeps_the_last_commit() {
     );
 }
 
+/// The other trigger: a STATE also commits once `--commit-seconds` passed since the last
+/// commit, however few records wait (a slow tap still checkpoints).
+#[test]
+fn a_state_commits_once_the_commit_interval_passed() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wh.duckdb");
+    let url = format!("duckdb://{}", db.display());
+    let record = |id: u32| {
+        format!(r#"{{"type":"RECORD","stream":"jobs","record":{{"id":{id},"status":"ok"}}}}"#)
+    };
+    let state = |n: u32| format!(r#"{{"type":"STATE","value":{{"jobs":{n}}}}}"#);
+    let mut child = observes()
+        .args([
+            "target",
+            &url,
+            "--schema",
+            "raw",
+            "--commit-records",
+            "1000000",
+            "--commit-seconds",
+            "1",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{SCHEMA}\n{}\n{}", record(1), state(1)).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // State 2 comes after the interval: it commits. State 3 comes right after that
+    // commit, with one record waiting: it does not. Then bad input stops the load.
+    let bad = r#"{"type":"RECORD","stream":"jobs","record":{"id":"x"}}"#;
+    let rest = [record(2), state(2), record(3), state(3), bad.to_string()];
+    writeln!(stdin, "{}", rest.join("\n")).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    // State 1 commits too only if the process took over a second to start reading.
+    let echoed = stdout(&out);
+    assert!(
+        echoed == format!("{}\n", state(2)) || echoed == format!("{}\n{}\n", state(1), state(2)),
+        "stdout: {echoed}"
+    );
+    assert_eq!(
+        query(&db, "SELECT id FROM raw.jobs ORDER BY id"),
+        rows(&[&["1"], &["2"]])
+    );
+    assert_eq!(
+        query(&db, "SELECT state FROM raw._observes_state"),
+        rows(&[&["{\"jobs\":2}"]])
+    );
+}
+
 fn last_line(s: &str) -> &str {
     s.lines().last().unwrap_or("")
 }

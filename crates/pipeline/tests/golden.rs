@@ -6,7 +6,6 @@
 //! `expected.<backend>.txt` records where a dialect must differ). Regenerate expectations with
 //! `UPDATE_GOLDEN=1 cargo test -p observes-pipeline --test golden` and review the diff.
 
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use observes_load::{LoadConfig, Loader, OnInvalid, WriteMode};
@@ -60,7 +59,7 @@ fn run_case_on(dir: &Path, wh: &mut dyn Warehouse) -> String {
     for (run, input) in inputs.iter().enumerate() {
         let mut loader = Loader::begin(wh, config.clone()).unwrap();
         let file = std::fs::File::open(input).unwrap();
-        let mut stream = MessageStream::from_reader(BufReader::new(file));
+        let mut stream = MessageStream::from_reader(file);
         let mut committed = Vec::new();
         match drive(&mut loader, &mut stream, |s| {
             committed.push(s.to_string());

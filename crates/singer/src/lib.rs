@@ -22,7 +22,7 @@
 
 pub mod json;
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -551,18 +551,24 @@ impl LineBlock {
 
 /// Splits input into [`LineBlock`]s of about `block_bytes` each, in constant memory (a
 /// block holds whole lines; one longer line makes its block longer).
+///
+/// A block also ends where the input has nothing more at hand, so lines reach the loader
+/// when they are written, not once a block fills: a slow tap's `STATE` is committed (and
+/// its rows made visible) on time. A fast source fills whole blocks, since its reads rarely
+/// end exactly at a line's end.
 pub struct LineBlocks<R> {
-    input: R,
+    input: BufReader<R>,
     block_bytes: usize,
     line: u64,
     done: bool,
 }
 
-impl<R: BufRead> LineBlocks<R> {
+impl<R: Read> LineBlocks<R> {
     pub fn new(input: R, block_bytes: usize) -> Self {
+        let block_bytes = block_bytes.max(1);
         LineBlocks {
-            input,
-            block_bytes: block_bytes.max(1),
+            input: BufReader::with_capacity(block_bytes.max(8 << 10), input),
+            block_bytes,
             line: 0,
             done: false,
         }
@@ -595,6 +601,10 @@ impl<R: BufRead> LineBlocks<R> {
             if !text.is_empty() {
                 let offset = text.as_ptr() as usize - block.bytes.as_ptr() as usize;
                 block.lines.push((self.line, offset, offset + text.len()));
+            }
+            if self.input.buffer().is_empty() && !block.lines.is_empty() {
+                // The next read may wait for the source: hand over what came so far.
+                break;
             }
         }
         if block.lines.is_empty() && self.done {
@@ -749,6 +759,56 @@ pub fn to_json(message: &Message) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Input that arrives in the given pieces, one per read, as from a pipe.
+    struct Pieces(std::collections::VecDeque<&'static str>);
+
+    impl Read for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some(piece) = self.0.pop_front() else {
+                return Ok(0);
+            };
+            buf[..piece.len()].copy_from_slice(piece.as_bytes());
+            Ok(piece.len())
+        }
+    }
+
+    fn block_lines(block: &LineBlock) -> Vec<(u64, String)> {
+        block
+            .lines()
+            .map(|(n, l)| (n, String::from_utf8_lossy(l).into_owned()))
+            .collect()
+    }
+
+    /// A block ends where the input has nothing more at hand after a whole line (a read
+    /// would wait for the tap), never inside a line, and at its size otherwise.
+    #[test]
+    fn blocks_end_where_the_input_pauses_or_fills() {
+        let pieces = Pieces(["a\nb\n", "c", "c\n\nd\n", "e\nf", "\n"].into());
+        let mut blocks = LineBlocks::new(pieces, 1 << 20);
+        let mut seen = Vec::new();
+        while let Some(block) = blocks.next_block().unwrap() {
+            seen.push(block_lines(&block));
+        }
+        let line = |n: u64, s: &str| (n, s.to_string());
+        assert_eq!(
+            seen,
+            vec![
+                vec![line(1, "a"), line(2, "b")],
+                vec![line(3, "cc"), line(5, "d")],
+                vec![line(6, "e"), line(7, "f")],
+            ]
+        );
+
+        // All at hand: blocks of about the size asked for.
+        let text: String = (0..100).map(|i| format!("line {i:03}\n")).collect();
+        let mut blocks = LineBlocks::new(std::io::Cursor::new(text), 90);
+        let mut sizes = Vec::new();
+        while let Some(block) = blocks.next_block().unwrap() {
+            sizes.push(block.lines().count());
+        }
+        assert_eq!(sizes, vec![10; 10]);
+    }
 
     /// The one-pass `RECORD` reader must read a line exactly as `serde_json` does, or
     /// leave it to `serde_json`.

@@ -11,7 +11,7 @@
 
 pub mod synthetic;
 
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -205,7 +205,8 @@ impl MessageStream {
 
     /// Reads Singer lines from any reader on a background thread, in blocks of whole
     /// lines that the loader parses (so each line is scanned once, where it is used).
-    pub fn from_reader<R: BufRead + Send + 'static>(input: R) -> MessageStream {
+    /// The reader is buffered here; pass it unbuffered.
+    pub fn from_reader<R: Read + Send + 'static>(input: R) -> MessageStream {
         MessageStream::spawn(move |out| {
             let mut blocks = LineBlocks::new(input, 1 << 20);
             loop {
@@ -256,10 +257,7 @@ impl MessageStream {
                     path: path.clone(),
                     source,
                 })?;
-                Ok(MessageStream::from_reader(BufReader::with_capacity(
-                    1 << 20,
-                    file,
-                )))
+                Ok(MessageStream::from_reader(file))
             }
             SourceConfig::Synthetic(config) => Ok(MessageStream::from_messages(
                 synthetic::messages(config, synthetic::position(state)),
@@ -296,8 +294,7 @@ impl MessageStream {
                     program: program.clone(),
                     source: std::io::Error::other("no stdout"),
                 })?;
-                let mut stream =
-                    MessageStream::from_reader(BufReader::with_capacity(1 << 20, stdout));
+                let mut stream = MessageStream::from_reader(stdout);
                 stream.child = Some((program.clone(), child));
                 stream._temp = temp;
                 Ok(stream)
