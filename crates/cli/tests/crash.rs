@@ -30,6 +30,11 @@ struct Setup {
 
 impl Setup {
     fn new(backend: Backend, mode: &str, records: u64) -> Setup {
+        Setup::committing_every(backend, mode, records, 0)
+    }
+
+    /// A STATE commits once `commit_records` records wait (0: every STATE commits).
+    fn committing_every(backend: Backend, mode: &str, records: u64, commit_records: u64) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         let (url, db) = match backend {
@@ -48,7 +53,7 @@ impl Setup {
         };
         // Small batches: several sends (and so several kill points) per checkpoint.
         let config = format!(
-            "warehouse = \"{url}\"\nstate = \"state\"\n\n[pipelines.crash]\nsource = \"synthetic\"\nrecords = {records}\ncheckpoint_every = {CHECKPOINT_EVERY}\nschema = \"ci\"\nwrite = \"{mode}\"\nbatch_rows = 700\ncommit_records = 0\n"
+            "warehouse = \"{url}\"\nstate = \"state\"\n\n[pipelines.crash]\nsource = \"synthetic\"\nrecords = {records}\ncheckpoint_every = {CHECKPOINT_EVERY}\nschema = \"ci\"\nwrite = \"{mode}\"\nbatch_rows = 700\ncommit_records = {commit_records}\n"
         );
         std::fs::write(root.join("observes.toml"), config).unwrap();
         Setup {
@@ -287,6 +292,60 @@ fn append_survives_sigkill_anywhere_redshift() {
 #[test]
 fn merge_survives_sigkill_anywhere_redshift() {
     check_mode(Backend::Redshift, "merge");
+}
+
+/// Under batched commits (the default policy) only whole batches commit: a kill leaves
+/// exactly the last committed batch, and the re-run ends as an uninterrupted run does.
+#[test]
+fn batched_commits_survive_sigkill_anywhere() {
+    // Checkpoints every 500 records, a commit once 1,000 wait: at 1,000, 2,000, 3,000.
+    const COMMIT_RECORDS: u64 = 1000;
+    for backend in [Backend::DuckDb, Backend::Postgres] {
+        let expected = reference(backend, "append");
+        for point in [
+            "flushed:2",
+            "flushed:9",
+            "before-commit:1",
+            "before-commit:2",
+            "before-commit:3",
+            "after-commit:1",
+            "after-commit:2",
+        ] {
+            let setup = Setup::committing_every(backend, "append", RECORDS, COMMIT_RECORDS);
+            setup.run_killed_at(point);
+            let committed = setup.warehouse_position();
+            if let Some(p) = committed {
+                assert_eq!(p % COMMIT_RECORDS, 0, "{point}: committed position {p}");
+                let n = setup.query("SELECT COUNT(*) FROM ci.jobs")[0][0]
+                    .parse::<u64>()
+                    .unwrap();
+                assert_eq!(n, p, "{backend:?} {point}: rows = the committed state's");
+            }
+            let (name, n) = point.split_once(':').unwrap();
+            let n: u64 = n.parse().unwrap();
+            match name {
+                "before-commit" => assert_eq!(
+                    committed,
+                    (n > 1).then(|| (n - 1) * COMMIT_RECORDS),
+                    "{backend:?} {point}"
+                ),
+                "after-commit" => assert!(
+                    committed == Some(n * COMMIT_RECORDS)
+                        || committed == Some((n + 1) * COMMIT_RECORDS),
+                    "{backend:?} {point}: the warehouse has {committed:?}"
+                ),
+                _ => {}
+            }
+            setup.run();
+            assert_eq!(
+                setup.snapshot(),
+                expected,
+                "{backend:?}, batched, killed at {point}: tables differ from an uninterrupted run"
+            );
+            assert_eq!(setup.warehouse_position(), Some(RECORDS), "{point}");
+            assert_eq!(setup.store_position(), Some(RECORDS), "{point}");
+        }
+    }
 }
 
 #[test]
