@@ -303,6 +303,13 @@ impl<'w> Loader<'w> {
         Ok(self.report(committed.or(finished)))
     }
 
+    /// The state of a commit that finished while no message came (a quiet source), so the
+    /// caller can hand it out now rather than with the source's next message.
+    pub fn committed_meanwhile(&mut self) -> Result<Option<Value>, LoadError> {
+        let finished = self.poll()?;
+        Ok(self.report(finished))
+    }
+
     /// Notes a state handed out to the caller.
     fn report(&mut self, state: Option<Value>) -> Option<Value> {
         if state.is_some() {

@@ -10,7 +10,10 @@ use observes_warehouse::WarehouseError;
 use serde_json::Value;
 
 use crate::config::{Config, ConfigError, PipelineConfig};
-use crate::sources::{Item, MessageStream, SourceError};
+use crate::sources::{Item, MessageStream, Next, SourceError};
+
+/// How long the source may be quiet before a finished commit is handed out without it.
+const QUIET_SOURCE: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -56,7 +59,20 @@ pub fn drive(
     stream: &mut MessageStream,
     mut on_commit: impl FnMut(&Value) -> Result<(), RunError>,
 ) -> Result<(), RunError> {
-    for item in stream.by_ref() {
+    loop {
+        let item = match stream.next_within(QUIET_SOURCE) {
+            Next::Item(item) => item,
+            Next::Quiet => {
+                // A commit that finished while the source is quiet is handed out now, so
+                // its state is echoed and stored when it is durable, not with the source's
+                // next message (which may be minutes away).
+                if let Some(state) = loader.committed_meanwhile()? {
+                    on_commit(&state)?;
+                }
+                continue;
+            }
+            Next::End => break,
+        };
         match item {
             Item::Line(line) => {
                 if let Some(state) = loader.handle(line.number, line.message)? {

@@ -325,6 +325,30 @@ impl MessageStream {
     }
 }
 
+/// What waiting for a stream's next item brought.
+pub enum Next {
+    Item(Item),
+    /// Nothing came within the wait: the source is quiet (or slow).
+    Quiet,
+    End,
+}
+
+impl MessageStream {
+    /// The next item, or [`Next::Quiet`] once `wait` passed without one.
+    pub fn next_within(&mut self, wait: std::time::Duration) -> Next {
+        loop {
+            if let Some(item) = self.chunk.next() {
+                return Next::Item(item);
+            }
+            match self.rx.recv_timeout(wait) {
+                Ok(chunk) => self.chunk = chunk.into_iter(),
+                Err(mpsc::RecvTimeoutError::Timeout) => return Next::Quiet,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Next::End,
+            }
+        }
+    }
+}
+
 impl Iterator for MessageStream {
     type Item = Item;
 
