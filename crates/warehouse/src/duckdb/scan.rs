@@ -171,8 +171,9 @@ unsafe fn fill_vector(
     let data = ffi::duckdb_vector_get_data(vector);
     match column.data_type() {
         DataType::Int64 | DataType::Timestamp(_, _) | DataType::Time64(_) => {
+            // `buffer` starts at the array's own offset (a sliced array's first value).
             let values = column.to_data();
-            let values: &[i64] = &values.buffer::<i64>(0)[column.offset() + offset..][..rows];
+            let values: &[i64] = &values.buffer::<i64>(0)[offset..][..rows];
             std::ptr::copy_nonoverlapping(values.as_ptr(), data.cast::<i64>(), rows);
         }
         DataType::Float64 => {
