@@ -9,6 +9,16 @@ const SCHEMA: &str = r#"{"type":"SCHEMA","stream":"jobs","schema":{"properties":
 const GOOD: &str = r#"{"type":"RECORD","stream":"jobs","record":{"id":1,"status":"ok"}}"#;
 const STATE: &str = r#"{"type":"STATE","value":{"jobs":1}}"#;
 
+/// A good `jobs` record with key `id`.
+fn record(id: u32) -> String {
+    format!(r#"{{"type":"RECORD","stream":"jobs","record":{{"id":{id},"status":"ok"}}}}"#)
+}
+
+/// A STATE holding `n`.
+fn state(n: u32) -> String {
+    format!(r#"{{"type":"STATE","value":{{"jobs":{n}}}}}"#)
+}
+
 /// Loads SCHEMA, one committed record, then `bad` followed by a record that must not land.
 fn load_with(bad: &str) -> (std::process::Output, Vec<Vec<String>>) {
     let dir = tempfile::tempdir().unwrap();
@@ -40,10 +50,6 @@ fn batched_checkpoints_commit_together_and_a_failure_keeps_the_last_commit() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("wh.duckdb");
     let url = format!("duckdb://{}", db.display());
-    let record = |id: u32| {
-        format!(r#"{{"type":"RECORD","stream":"jobs","record":{{"id":{id},"status":"ok"}}}}"#)
-    };
-    let state = |n: u32| format!(r#"{{"type":"STATE","value":{{"jobs":{n}}}}}"#);
     let bad = r#"{"type":"RECORD","stream":"jobs","record":{"id":"x"}}"#;
     let input = [
         SCHEMA.to_string(),
@@ -90,10 +96,6 @@ fn a_state_commits_once_the_commit_interval_passed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("wh.duckdb");
     let url = format!("duckdb://{}", db.display());
-    let record = |id: u32| {
-        format!(r#"{{"type":"RECORD","stream":"jobs","record":{{"id":{id},"status":"ok"}}}}"#)
-    };
-    let state = |n: u32| format!(r#"{{"type":"STATE","value":{{"jobs":{n}}}}}"#);
     let mut child = observes()
         .args([
             "target",

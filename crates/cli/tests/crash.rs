@@ -109,6 +109,43 @@ impl Setup {
             .map(|s| position(&s))
     }
 
+    /// What survived a kill is exactly a committed checkpoint (a multiple of `every`
+    /// records, or all of them), and the rows are the records its state covers.
+    fn committed_after_kill(&self, every: u64, label: &str) -> Option<u64> {
+        let committed = self.warehouse_position();
+        if let Some(p) = committed {
+            assert!(
+                p % every == 0 || p == RECORDS,
+                "{label}: committed position {p}"
+            );
+            let n = self.query("SELECT COUNT(*) FROM ci.jobs")[0][0]
+                .parse::<u64>()
+                .unwrap();
+            assert_eq!(
+                n, p,
+                "{label}: rows committed = records covered by the committed state"
+            );
+        }
+        committed
+    }
+
+    /// Runs again: the tables equal an uninterrupted run's, and the warehouse and the
+    /// (repaired) store hold the last state.
+    fn rerun_ends_as_uninterrupted(&self, expected: &[Vec<Vec<String>>], label: &str) {
+        self.run();
+        assert_eq!(
+            self.snapshot(),
+            expected,
+            "{label}: tables differ from an uninterrupted run"
+        );
+        assert_eq!(self.warehouse_position(), Some(RECORDS), "{label}");
+        assert_eq!(
+            self.store_position(),
+            Some(RECORDS),
+            "{label}: the store was repaired"
+        );
+    }
+
     /// The data as a user compares it: every column but the load-specific ids, children
     /// tied to their parent's key.
     fn snapshot(&self) -> Vec<Vec<Vec<String>>> {
@@ -182,21 +219,7 @@ fn check_mode(backend: Backend, mode: &str) {
     for point in crash_points() {
         let setup = Setup::new(backend, mode, RECORDS);
         setup.run_killed_at(&point);
-        let committed = setup.warehouse_position();
-        // What survived is exactly a committed checkpoint.
-        if let Some(p) = committed {
-            assert!(
-                p % CHECKPOINT_EVERY == 0 || p == RECORDS,
-                "{point}: committed position {p}"
-            );
-            let n = setup.query("SELECT COUNT(*) FROM ci.jobs")[0][0]
-                .parse::<u64>()
-                .unwrap();
-            assert_eq!(
-                n, p,
-                "{point}: rows committed = records covered by the committed state"
-            );
-        }
+        let committed = setup.committed_after_kill(CHECKPOINT_EVERY, &point);
         let (name, n) = point.split_once(':').unwrap();
         let n: u64 = n.parse().unwrap();
         match name {
@@ -235,17 +258,9 @@ fn check_mode(backend: Backend, mode: &str) {
             }
             _ => {}
         }
-        setup.run();
-        assert_eq!(
-            setup.snapshot(),
-            expected,
-            "{backend:?} {mode}, killed at {point}: tables differ from an uninterrupted run"
-        );
-        assert_eq!(setup.warehouse_position(), Some(RECORDS), "{point}");
-        assert_eq!(
-            setup.store_position(),
-            Some(RECORDS),
-            "{point}: the store was repaired"
+        setup.rerun_ends_as_uninterrupted(
+            &expected,
+            &format!("{backend:?} {mode}, killed at {point}"),
         );
         let loads = setup.query("SELECT status FROM ci._observes_loads ORDER BY load_id");
         assert_eq!(loads.last().unwrap()[0], "completed", "{point}");
@@ -313,14 +328,8 @@ fn batched_commits_survive_sigkill_anywhere() {
         ] {
             let setup = Setup::committing_every(backend, "append", RECORDS, COMMIT_RECORDS);
             setup.run_killed_at(point);
-            let committed = setup.warehouse_position();
-            if let Some(p) = committed {
-                assert_eq!(p % COMMIT_RECORDS, 0, "{point}: committed position {p}");
-                let n = setup.query("SELECT COUNT(*) FROM ci.jobs")[0][0]
-                    .parse::<u64>()
-                    .unwrap();
-                assert_eq!(n, p, "{backend:?} {point}: rows = the committed state's");
-            }
+            let committed =
+                setup.committed_after_kill(COMMIT_RECORDS, &format!("{backend:?} {point}"));
             let (name, n) = point.split_once(':').unwrap();
             let n: u64 = n.parse().unwrap();
             match name {
@@ -336,14 +345,10 @@ fn batched_commits_survive_sigkill_anywhere() {
                 ),
                 _ => {}
             }
-            setup.run();
-            assert_eq!(
-                setup.snapshot(),
-                expected,
-                "{backend:?}, batched, killed at {point}: tables differ from an uninterrupted run"
+            setup.rerun_ends_as_uninterrupted(
+                &expected,
+                &format!("{backend:?}, batched, killed at {point}"),
             );
-            assert_eq!(setup.warehouse_position(), Some(RECORDS), "{point}");
-            assert_eq!(setup.store_position(), Some(RECORDS), "{point}");
         }
     }
 }

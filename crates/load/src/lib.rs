@@ -104,7 +104,7 @@ impl Default for CommitPolicy {
             // transaction has them moved over as written at commit; below it DuckDB
             // appends them a second time, logs them and compresses them again (measured in
             // bench/RESULTS.md: about 20% of a load's time).
-            records: 122_880,
+            records: observes_warehouse::duckdb::ROW_GROUP as u64,
             interval: std::time::Duration::from_secs(30),
         }
     }

@@ -302,6 +302,20 @@ impl MessageStream {
         }
     }
 
+    /// The next item, or [`Next::Quiet`] once `wait` passed without one.
+    pub fn next_within(&mut self, wait: std::time::Duration) -> Next {
+        loop {
+            if let Some(item) = self.chunk.next() {
+                return Next::Item(item);
+            }
+            match self.rx.recv_timeout(wait) {
+                Ok(chunk) => self.chunk = chunk.into_iter(),
+                Err(mpsc::RecvTimeoutError::Timeout) => return Next::Quiet,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Next::End,
+            }
+        }
+    }
+
     /// After the last item: a tap that exited non-zero is an error.
     pub fn finish(mut self) -> Result<(), SourceError> {
         if let Some(failure) = self.failure.take() {
@@ -331,35 +345,6 @@ pub enum Next {
     /// Nothing came within the wait: the source is quiet (or slow).
     Quiet,
     End,
-}
-
-impl MessageStream {
-    /// The next item, or [`Next::Quiet`] once `wait` passed without one.
-    pub fn next_within(&mut self, wait: std::time::Duration) -> Next {
-        loop {
-            if let Some(item) = self.chunk.next() {
-                return Next::Item(item);
-            }
-            match self.rx.recv_timeout(wait) {
-                Ok(chunk) => self.chunk = chunk.into_iter(),
-                Err(mpsc::RecvTimeoutError::Timeout) => return Next::Quiet,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Next::End,
-            }
-        }
-    }
-}
-
-impl Iterator for MessageStream {
-    type Item = Item;
-
-    fn next(&mut self) -> Option<Item> {
-        loop {
-            if let Some(item) = self.chunk.next() {
-                return Some(item);
-            }
-            self.chunk = self.rx.recv().ok()?.into_iter();
-        }
-    }
 }
 
 impl Drop for MessageStream {

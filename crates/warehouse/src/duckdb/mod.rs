@@ -69,7 +69,7 @@ struct Pending {
 /// DuckDB's row group. Rows are inserted in whole row groups while a transaction runs
 /// (the rest waits for the next insert or the commit), so a transaction's rows land in
 /// full row groups rather than in partial ones per batch.
-const ROW_GROUP: usize = 122_880;
+pub const ROW_GROUP: usize = 122_880;
 /// Wide rows are inserted sooner, whole row group or not, to keep memory flat.
 const INSERT_BYTES: usize = 96 << 20;
 
