@@ -374,3 +374,61 @@ fn a_second_run_of_a_locked_pipeline_is_refused() {
         "error: pipeline \"jobs\" failed: pipeline \"jobs\" is locked by the other run until 2099-01-01 00:00:00 UTC (another run is in progress; the lock expires by itself if that run died)\n"
     );
 }
+
+#[test]
+fn a_run_stores_a_committed_state_while_its_source_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let go = root.join("go");
+    // A tap that checkpoints, then waits (as an API source waits on a slow page) until told.
+    let tap = format!(
+        r#"
+printf '%s\n' '{{"type":"SCHEMA","stream":"jobs","schema":{{"properties":{{"id":{{"type":"integer"}}}}}},"key_properties":["id"]}}' \
+  '{{"type":"RECORD","stream":"jobs","record":{{"id":1}}}}' '{{"type":"RECORD","stream":"jobs","record":{{"id":2}}}}' \
+  '{{"type":"STATE","value":{{"n":1}}}}'
+while [ ! -f '{go}' ]; do sleep 0.05; done
+printf '%s\n' '{{"type":"RECORD","stream":"jobs","record":{{"id":3}}}}' '{{"type":"STATE","value":{{"n":2}}}}'
+"#,
+        go = go.display()
+    );
+    let config = format!(
+        "warehouse = \"duckdb://wh.duckdb\"\n[pipelines.jobs]\nsource = \"command\"\nschema = \"ci\"\ncommit_records = 2\ncommand = [\"sh\", \"-c\", '''{tap}''']\n"
+    );
+    std::fs::write(root.join("observes.toml"), config).unwrap();
+    let mut run = observes()
+        .current_dir(root)
+        .args(["run", "jobs"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let stored = root.join("state/jobs/state.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !stored.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the committed state is stored while the tap is quiet"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&stored).unwrap(),
+        "{\n  \"n\": 1\n}"
+    );
+    // The run holds the DuckDB file, so its rows are checked once it ends.
+    assert!(run.try_wait().unwrap().is_none(), "the tap still runs");
+
+    std::fs::write(&go, "").unwrap();
+    assert!(run.wait().unwrap().success());
+    assert_eq!(
+        std::fs::read_to_string(&stored).unwrap(),
+        "{\n  \"n\": 2\n}"
+    );
+    assert_eq!(
+        query(
+            &root.join("wh.duckdb"),
+            "SELECT id FROM ci.jobs ORDER BY id"
+        ),
+        [["1"], ["2"], ["3"]]
+    );
+}
