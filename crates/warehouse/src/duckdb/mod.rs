@@ -158,6 +158,11 @@ impl DuckDbWarehouse {
         // Timestamps are stored in UTC; show them in UTC too, whatever the machine's zone.
         conn.execute_batch("SET TimeZone = 'UTC';")
             .map_err(open_err)?;
+        // A load's row groups are compressed and written as soon as each is complete, not
+        // held uncompressed (by default up to five per table) until its COMMIT: less memory,
+        // and a shorter COMMIT holding up the loader (bench/RESULTS.md).
+        conn.execute_batch("SET write_buffer_row_group_count = 1;")
+            .map_err(open_err)?;
         conn.register_table_function::<scan::BatchScan>(scan::FUNCTION)
             .map_err(open_err)?;
         Ok(DuckDbWarehouse {
@@ -320,7 +325,8 @@ impl Warehouse for DuckDbWarehouse {
         self.conn
             .execute_batch("COMMIT")
             .map_err(|e| Self::sql_err("COMMIT", e))?;
-        // DuckDB compresses the transaction's row groups here, on this one thread.
+        // DuckDB compresses each table's last row group of the transaction here, on this one
+        // thread (the complete ones were written as the inserts went).
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "COMMIT");
         Ok(())
     }
