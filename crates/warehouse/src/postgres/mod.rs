@@ -76,6 +76,9 @@ pub fn redact_url(url: &str) -> String {
 
 pub struct PostgresWarehouse {
     client: Client,
+    /// The TLS the connection was opened with. A cancel request goes the same way: under
+    /// `sslmode=require` the driver will not send one without TLS.
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 /// `jsonb`, or a domain over it (how tests stand in for Redshift's `SUPER`).
@@ -339,21 +342,21 @@ impl PostgresWarehouse {
         config.connect_timeout(Duration::from_secs(30));
         config.application_name("observes");
         use postgres::config::SslMode;
-        let client = match ssl_mode.as_str() {
-            "disable" => config.ssl_mode(SslMode::Disable).connect(NoTls),
-            "allow" | "prefer" => config
-                .ssl_mode(SslMode::Prefer)
-                .connect(tls::connector(false)),
-            "require" => config
-                .ssl_mode(SslMode::Require)
-                .connect(tls::connector(false)),
-            "verify-ca" | "verify-full" => config
-                .ssl_mode(SslMode::Require)
-                .connect(tls::connector(true)),
+        let tls = match ssl_mode.as_str() {
+            "disable" => None,
+            "allow" | "prefer" | "require" => Some(tls::connector(false)),
+            "verify-ca" | "verify-full" => Some(tls::connector(true)),
             other => return Err(open_err(format!("unknown sslmode {other:?}"))),
+        };
+        let client = match (&tls, ssl_mode.as_str()) {
+            (None, _) => config.ssl_mode(SslMode::Disable).connect(NoTls),
+            (Some(tls), "allow" | "prefer") => {
+                config.ssl_mode(SslMode::Prefer).connect(tls.clone())
+            }
+            (Some(tls), _) => config.ssl_mode(SslMode::Require).connect(tls.clone()),
         }
         .map_err(|e| open_err(pg_message(&e)))?;
-        let mut wh = PostgresWarehouse { client };
+        let mut wh = PostgresWarehouse { client, tls };
         wh.client
             .batch_execute("SET TimeZone = 'UTC'")
             .map_err(|e| open_err(pg_message(&e)))?;
@@ -382,12 +385,16 @@ fn refs<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
 }
 
 impl Warehouse for PostgresWarehouse {
-    /// Best effort: the cancel request goes without TLS (PostgreSQL's own cancel
-    /// protocol carries no data, only the backend's key).
+    /// Best effort: PostgreSQL's cancel request, on a new connection made the way this one
+    /// was (TLS or not).
     fn interrupt_handle(&self) -> Option<crate::Interrupt> {
         let token = self.client.cancel_token();
+        let tls = self.tls.clone();
         Some(crate::Interrupt::new(move || {
-            let _ = token.cancel_query(postgres::NoTls);
+            let _ = match &tls {
+                Some(tls) => token.cancel_query(tls.clone()),
+                None => token.cancel_query(NoTls),
+            };
         }))
     }
 
