@@ -234,6 +234,7 @@ pub fn run_of_job(job: &JobDetail) -> Run {
         recorded: false,
         queue: job.job_queue().unwrap_or_default().to_string(),
         size: None,
+        claimed_from: 1,
     }
 }
 

@@ -3,8 +3,9 @@
 //! attempts, a log file per attempt, and the history that `observes queue` shows.
 //!
 //! Layout: `<dir>/runs/<id>.json` (the run, rewritten atomically at each change),
-//! `<dir>/logs/<id>/attempt-<n>.log`, `<dir>/runs/<id>.claim` (the worker that took it)
-//! and `<dir>/runs/<id>.cancel` (a cancel request).
+//! `<dir>/logs/<id>/attempt-<n>.log`, `<dir>/runs/<id>.claim` (the worker that took it;
+//! `<id>.<n>.claim` when a run is taken again from attempt n, after its worker died) and
+//! `<dir>/runs/<id>.cancel` (a cancel request).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,6 +84,13 @@ pub struct Run {
     pub queue: String,
     #[serde(default)]
     pub size: Option<crate::catalogue::Size>,
+    /// The attempt its current worker took it from (see [`LocalQueue::claim`]).
+    #[serde(default = "first_attempt")]
+    pub claimed_from: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 impl Run {
@@ -112,6 +120,7 @@ impl Run {
             recorded: false,
             queue: job.queue.clone(),
             size: Some(job.size),
+            claimed_from: 1,
         }
     }
 
@@ -239,7 +248,7 @@ impl LocalQueue {
     /// Cancels a queued run at once; a running one is killed by its worker.
     pub fn cancel(&self, id: &str) -> Result<Run, QueueError> {
         let mut run = self.get(id)?;
-        if run.status == RunStatus::Queued && self.claim(&run.id) {
+        if run.status == RunStatus::Queued && self.claim(&run) {
             run.status = RunStatus::Cancelled;
             run.status_reason = Some("cancelled before it started".into());
             self.save(&run)?;
@@ -254,12 +263,23 @@ impl LocalQueue {
         self.dir.join("runs").join(format!("{id}.cancel")).exists()
     }
 
-    /// Takes a run for this worker (only one worker ever gets it).
-    fn claim(&self, id: &str) -> bool {
+    /// The claim file of a run taken from attempt `from`.
+    fn claim_path(&self, id: &str, from: u32) -> PathBuf {
+        let name = match from {
+            0 | 1 => format!("{id}.claim"),
+            n => format!("{id}.{n}.claim"),
+        };
+        self.dir.join("runs").join(name)
+    }
+
+    /// Takes a queued run for this worker from its next attempt: only one worker ever gets
+    /// it. A run taken again after its worker died has a new next attempt, so a new claim.
+    fn claim(&self, run: &Run) -> bool {
+        let from = run.attempts.len() as u32 + 1;
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(self.dir.join("runs").join(format!("{id}.claim")))
+            .open(self.claim_path(&run.id, from))
         {
             Ok(mut f) => {
                 // Who holds it: a claim whose process is gone is a dead worker's.
@@ -272,15 +292,16 @@ impl LocalQueue {
     }
 
     /// Runs left `running` by a worker process that no longer exists (killed, or the
-    /// machine stopped) are marked failed with that reason, so they are reported and not
+    /// machine stopped): the attempt it was running is closed as killed, and the run is
+    /// queued again while the job allows more attempts, else marked failed, so it is never
     /// left running forever. Returns them.
     pub fn reap_dead_workers(&self) -> Result<Vec<Run>, QueueError> {
         let mut reaped = Vec::new();
-        for mut run in self.list()? {
+        for run in self.list()? {
             if run.status != RunStatus::Running {
                 continue;
             }
-            let claim = self.dir.join("runs").join(format!("{}.claim", run.id));
+            let claim = self.claim_path(&run.id, run.claimed_from);
             let Some(pid) = std::fs::read_to_string(&claim)
                 .ok()
                 .and_then(|t| t.trim().parse::<u32>().ok())
@@ -290,11 +311,42 @@ impl LocalQueue {
             if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
                 continue;
             }
-            run.status = RunStatus::Failed;
-            run.stopped_at = Some(Utc::now());
-            run.status_reason = Some(format!("its worker (process {pid}) stopped while it ran"));
+            // Read again just before writing: another worker may have reaped it meanwhile.
+            let mut run = self.get(&run.id)?;
+            if run.status != RunStatus::Running {
+                continue;
+            }
+            let now = Utc::now();
+            let number = match run.attempts.last_mut() {
+                Some(attempt) if attempt.stopped_at.is_none() => {
+                    attempt.stopped_at = Some(now);
+                    attempt.number
+                }
+                _ => {
+                    let number = run.attempts.len() as u32 + 1;
+                    run.attempts.push(Attempt {
+                        number,
+                        started_at: run.started_at.unwrap_or(now),
+                        stopped_at: Some(now),
+                        exit_code: None,
+                        timed_out: false,
+                        log: self.log_path(&run.id, number),
+                    });
+                    number
+                }
+            };
+            let died = format!("its worker (process {pid}) stopped while attempt {number} ran");
+            if number < run.attempts_allowed {
+                run.status = RunStatus::Queued;
+                run.status_reason = Some(format!("{died}; queued again"));
+                tracing::warn!(run = %run.id, pid, "a dead worker's run is queued again");
+            } else {
+                run.status = RunStatus::Failed;
+                run.stopped_at = Some(now);
+                run.status_reason = Some(died);
+                tracing::warn!(run = %run.id, pid, "a dead worker's run is marked failed");
+            }
             self.save(&run)?;
-            tracing::warn!(run = %run.id, pid, "a dead worker's run is marked failed");
             reaped.push(run);
         }
         Ok(reaped)
@@ -328,7 +380,7 @@ impl LocalQueue {
                 scope.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(run) = queued.get(i) else { return };
-                    if !self.claim(&run.id) {
+                    if !self.claim(run) {
                         continue;
                     }
                     match self.execute(run.clone()) {
@@ -354,6 +406,7 @@ impl LocalQueue {
     /// Runs a claimed run's attempts to the end.
     fn execute(&self, mut run: Run) -> Result<Run, QueueError> {
         run.status = RunStatus::Running;
+        run.claimed_from = run.attempts.len() as u32 + 1;
         self.save(&run)?;
         let id = run.id.clone();
         run_attempts(
@@ -375,15 +428,32 @@ fn run_attempts(
     cancelled: &dyn Fn() -> bool,
     save: &mut dyn FnMut(&Run) -> Result<(), QueueError>,
 ) -> Result<(), QueueError> {
-    for number in 1..=run.attempts_allowed.max(1) {
+    // A run taken again after its worker died goes on from the attempt after the last.
+    let first = run.attempts.len() as u32 + 1;
+    for number in first..=run.attempts_allowed.max(1) {
         let log = log_for(number);
         let started_at = Utc::now();
+        run.started_at.get_or_insert(started_at);
+        // Recorded before it runs, so a worker that dies leaves the attempt it was on.
+        run.attempts.push(Attempt {
+            number,
+            started_at,
+            stopped_at: None,
+            exit_code: None,
+            timed_out: false,
+            log: log.clone().unwrap_or_default(),
+        });
+        save(run)?;
         let outcome = run_attempt(run, log.as_deref(), cancelled);
         let stopped_at = Utc::now();
         run.stopped_at = Some(stopped_at);
         match outcome {
             AttemptOutcome::NotStarted(reason) => {
                 // Nothing ran: the run stops without having started.
+                run.attempts.pop();
+                if run.attempts.is_empty() {
+                    run.started_at = None;
+                }
                 run.status = RunStatus::Failed;
                 run.status_reason = Some(reason);
                 return save(run);
@@ -393,15 +463,11 @@ fn run_attempts(
                 timed_out,
                 cancelled,
             } => {
-                run.started_at.get_or_insert(started_at);
-                run.attempts.push(Attempt {
-                    number,
-                    started_at,
-                    stopped_at: Some(stopped_at),
-                    exit_code,
-                    timed_out,
-                    log: log.unwrap_or_default(),
-                });
+                if let Some(attempt) = run.attempts.last_mut() {
+                    attempt.stopped_at = Some(stopped_at);
+                    attempt.exit_code = exit_code;
+                    attempt.timed_out = timed_out;
+                }
                 if cancelled {
                     run.status = RunStatus::Cancelled;
                     run.status_reason = Some("cancelled while running".into());

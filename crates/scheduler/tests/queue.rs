@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use observes_scheduler::catalogue::{Catalogue, RawJob, SchedulerSettings};
-use observes_scheduler::queue::{LocalQueue, Run, RunStatus};
+use observes_scheduler::queue::{Attempt, LocalQueue, Run, RunStatus};
 use observes_scheduler::stability::{self, Failure};
 
 fn catalogue(dir: &Path) -> Catalogue {
@@ -262,8 +262,13 @@ fn a_run_whose_worker_died_is_marked_failed_and_reported() {
     assert_eq!(done.status, RunStatus::Failed);
     assert_eq!(
         done.status_reason,
-        Some(format!("its worker (process {pid}) stopped while it ran"))
+        Some(format!(
+            "its worker (process {pid}) stopped while attempt 1 ran"
+        ))
     );
+    assert_eq!(done.attempts.len(), 1);
+    assert_eq!(done.attempts[0].exit_code, None);
+    assert!(done.attempts[0].stopped_at.is_some());
     let report = stability::report(&[done], chrono::Utc::now() - chrono::Duration::hours(1));
     assert_eq!(
         report.failures["/long"][0].failure,
@@ -279,4 +284,90 @@ fn a_run_whose_worker_died_is_marked_failed_and_reported() {
     live.status = RunStatus::Running;
     queue.save(&live).unwrap();
     assert!(queue.reap_dead_workers().unwrap().is_empty());
+}
+
+#[test]
+fn a_run_whose_worker_died_runs_again_while_attempts_are_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let raw: BTreeMap<String, RawJob> = toml::from_str(
+        "[\"/twice\"]\ncommand = [\"sh\", \"-c\", \"echo ran >> ran.txt\"]\nattempts = 2\n",
+    )
+    .unwrap();
+    let catalogue =
+        Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &raw).unwrap();
+    let queue = LocalQueue::open(&root.join("queue")).unwrap();
+    let run = submit(&queue, &catalogue, "/twice", root, 0);
+    // A worker claimed it, recorded its first attempt, and died in it.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(
+        root.join(format!("queue/runs/{}.claim", run.id)),
+        pid.to_string(),
+    )
+    .unwrap();
+    let mut running = run.clone();
+    running.status = RunStatus::Running;
+    running.started_at = Some(chrono::Utc::now());
+    running.attempts.push(Attempt {
+        number: 1,
+        started_at: running.started_at.unwrap(),
+        stopped_at: None,
+        exit_code: None,
+        timed_out: false,
+        log: queue.log_path(&run.id, 1),
+    });
+    queue.save(&running).unwrap();
+
+    // The next worker closes that attempt and runs the second: the command runs once.
+    assert_eq!(queue.work(1, &|_| {}).unwrap(), 1);
+    let done = queue.get(&run.id).unwrap();
+    assert_eq!(
+        done.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        done.status_reason
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("ran.txt")).unwrap(),
+        "ran\n"
+    );
+    let attempts: Vec<(u32, Option<i32>, bool)> = done
+        .attempts
+        .iter()
+        .map(|a| (a.number, a.exit_code, a.stopped_at.is_some()))
+        .collect();
+    assert_eq!(attempts, [(1, None, true), (2, Some(0), true)]);
+    assert_eq!(done.claimed_from, 2);
+    assert!(root.join(format!("queue/runs/{}.2.claim", run.id)).exists());
+
+    // Its second worker dies too: no attempt is left, so it fails for good.
+    let mut again = done.clone();
+    again.status = RunStatus::Running;
+    again.attempts.truncate(1);
+    again.attempts.push(Attempt {
+        number: 2,
+        started_at: chrono::Utc::now(),
+        stopped_at: None,
+        exit_code: None,
+        timed_out: false,
+        log: queue.log_path(&run.id, 2),
+    });
+    std::fs::write(
+        root.join(format!("queue/runs/{}.2.claim", run.id)),
+        pid.to_string(),
+    )
+    .unwrap();
+    queue.save(&again).unwrap();
+    let reaped = queue.reap_dead_workers().unwrap();
+    assert_eq!(reaped.len(), 1);
+    assert_eq!(reaped[0].status, RunStatus::Failed);
+    assert_eq!(
+        reaped[0].status_reason,
+        Some(format!(
+            "its worker (process {pid}) stopped while attempt 2 ran"
+        ))
+    );
+    assert_eq!(queue.work(1, &|_| {}).unwrap(), 0);
 }
