@@ -45,6 +45,15 @@ fn submit(queue: &LocalQueue, catalogue: &Catalogue, job: &str, dir: &Path, n: i
     run
 }
 
+/// Writes the claim file `claim` as a worker's whose process has exited; its pid.
+fn claimed_by_a_dead_worker(root: &Path, claim: &str) -> u32 {
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(root.join("queue/runs").join(claim), pid.to_string()).unwrap();
+    pid
+}
+
 #[test]
 fn timeouts_retries_logs_concurrency_cancel_and_stability() {
     let dir = tempfile::tempdir().unwrap();
@@ -245,14 +254,7 @@ fn a_run_whose_worker_died_is_marked_failed_and_reported() {
     let queue = LocalQueue::open(&root.join("queue")).unwrap();
     let mut run = submit(&queue, &catalogue, "/long", root, 0);
     // A worker that claimed it, started it, and died: its process is gone.
-    let mut gone = std::process::Command::new("true").spawn().unwrap();
-    let pid = gone.id();
-    gone.wait().unwrap();
-    std::fs::write(
-        root.join(format!("queue/runs/{}.claim", run.id)),
-        pid.to_string(),
-    )
-    .unwrap();
+    let pid = claimed_by_a_dead_worker(root, &format!("{}.claim", run.id));
     run.status = RunStatus::Running;
     run.started_at = Some(chrono::Utc::now());
     queue.save(&run).unwrap();
@@ -299,14 +301,7 @@ fn a_run_whose_worker_died_runs_again_while_attempts_are_left() {
     let queue = LocalQueue::open(&root.join("queue")).unwrap();
     let run = submit(&queue, &catalogue, "/twice", root, 0);
     // A worker claimed it, recorded its first attempt, and died in it.
-    let mut gone = std::process::Command::new("true").spawn().unwrap();
-    let pid = gone.id();
-    gone.wait().unwrap();
-    std::fs::write(
-        root.join(format!("queue/runs/{}.claim", run.id)),
-        pid.to_string(),
-    )
-    .unwrap();
+    claimed_by_a_dead_worker(root, &format!("{}.claim", run.id));
     let mut running = run.clone();
     running.status = RunStatus::Running;
     running.started_at = Some(chrono::Utc::now());
@@ -354,11 +349,7 @@ fn a_run_whose_worker_died_runs_again_while_attempts_are_left() {
         timed_out: false,
         log: queue.log_path(&run.id, 2),
     });
-    std::fs::write(
-        root.join(format!("queue/runs/{}.2.claim", run.id)),
-        pid.to_string(),
-    )
-    .unwrap();
+    let pid = claimed_by_a_dead_worker(root, &format!("{}.2.claim", run.id));
     queue.save(&again).unwrap();
     let reaped = queue.reap_dead_workers().unwrap();
     assert_eq!(reaped.len(), 1);
