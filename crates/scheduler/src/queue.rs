@@ -124,6 +124,11 @@ impl Run {
         }
     }
 
+    /// The number of the attempt that runs next (attempts are recorded as they start).
+    pub fn next_attempt(&self) -> u32 {
+        self.attempts.len() as u32 + 1
+    }
+
     pub fn exit_code(&self) -> Option<i32> {
         self.attempts.last().and_then(|a| a.exit_code)
     }
@@ -275,11 +280,10 @@ impl LocalQueue {
     /// Takes a queued run for this worker from its next attempt: only one worker ever gets
     /// it. A run taken again after its worker died has a new next attempt, so a new claim.
     fn claim(&self, run: &Run) -> bool {
-        let from = run.attempts.len() as u32 + 1;
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(self.claim_path(&run.id, from))
+            .open(self.claim_path(&run.id, run.next_attempt()))
         {
             Ok(mut f) => {
                 // Who holds it: a claim whose process is gone is a dead worker's.
@@ -323,7 +327,7 @@ impl LocalQueue {
                     attempt.number
                 }
                 _ => {
-                    let number = run.attempts.len() as u32 + 1;
+                    let number = run.next_attempt();
                     run.attempts.push(Attempt {
                         number,
                         started_at: run.started_at.unwrap_or(now),
@@ -406,7 +410,7 @@ impl LocalQueue {
     /// Runs a claimed run's attempts to the end.
     fn execute(&self, mut run: Run) -> Result<Run, QueueError> {
         run.status = RunStatus::Running;
-        run.claimed_from = run.attempts.len() as u32 + 1;
+        run.claimed_from = run.next_attempt();
         self.save(&run)?;
         let id = run.id.clone();
         run_attempts(
@@ -429,8 +433,7 @@ fn run_attempts(
     save: &mut dyn FnMut(&Run) -> Result<(), QueueError>,
 ) -> Result<(), QueueError> {
     // A run taken again after its worker died goes on from the attempt after the last.
-    let first = run.attempts.len() as u32 + 1;
-    for number in first..=run.attempts_allowed.max(1) {
+    for number in run.next_attempt()..=run.attempts_allowed.max(1) {
         let log = log_for(number);
         let started_at = Utc::now();
         run.started_at.get_or_insert(started_at);

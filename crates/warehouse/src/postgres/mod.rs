@@ -342,18 +342,17 @@ impl PostgresWarehouse {
         config.connect_timeout(Duration::from_secs(30));
         config.application_name("observes");
         use postgres::config::SslMode;
-        let tls = match ssl_mode.as_str() {
-            "disable" => None,
-            "allow" | "prefer" | "require" => Some(tls::connector(false)),
-            "verify-ca" | "verify-full" => Some(tls::connector(true)),
+        let (mode, tls) = match ssl_mode.as_str() {
+            "disable" => (SslMode::Disable, None),
+            "allow" | "prefer" => (SslMode::Prefer, Some(tls::connector(false))),
+            "require" => (SslMode::Require, Some(tls::connector(false))),
+            "verify-ca" | "verify-full" => (SslMode::Require, Some(tls::connector(true))),
             other => return Err(open_err(format!("unknown sslmode {other:?}"))),
         };
-        let client = match (&tls, ssl_mode.as_str()) {
-            (None, _) => config.ssl_mode(SslMode::Disable).connect(NoTls),
-            (Some(tls), "allow" | "prefer") => {
-                config.ssl_mode(SslMode::Prefer).connect(tls.clone())
-            }
-            (Some(tls), _) => config.ssl_mode(SslMode::Require).connect(tls.clone()),
+        config.ssl_mode(mode);
+        let client = match &tls {
+            Some(tls) => config.connect(tls.clone()),
+            None => config.connect(NoTls),
         }
         .map_err(|e| open_err(pg_message(&e)))?;
         let mut wh = PostgresWarehouse { client, tls };
