@@ -395,3 +395,50 @@ fn sigkill_at_arbitrary_moments_on(backend: Backend) {
     assert_eq!(setup.snapshot(), expected);
     assert_eq!(setup.warehouse_position(), Some(records));
 }
+
+/// Commits large enough that DuckDB writes whole row groups into the file while the
+/// transaction is still open (each row group as the next one starts): a kill before the
+/// commit must leave none of them visible, and one after it exactly the committed ones.
+#[test]
+fn row_groups_written_before_the_commit_survive_sigkill() {
+    // 300,000 records, a commit once 250,000 wait: two row groups per table are written
+    // before the first COMMIT.
+    const BIG: u64 = 300_000;
+    const COMMIT_RECORDS: u64 = 250_000;
+    let summary = |setup: &Setup| {
+        setup.query(
+            "SELECT (SELECT COUNT(*) FROM ci.jobs), (SELECT COUNT(DISTINCT id) FROM ci.jobs), \
+             (SELECT SUM(id) FROM ci.jobs), (SELECT COUNT(*) FROM ci.jobs__artifacts), \
+             (SELECT COUNT(*) FROM ci.jobs__tag_list)",
+        )
+    };
+    let uninterrupted = Setup::committing_every(Backend::DuckDb, "append", BIG, COMMIT_RECORDS);
+    uninterrupted.run();
+    let expected = summary(&uninterrupted);
+    assert_eq!(expected[0][0], BIG.to_string());
+    for (point, committed) in [
+        ("before-commit:1", None),
+        ("after-commit:1", Some(COMMIT_RECORDS)),
+    ] {
+        let setup = Setup::committing_every(Backend::DuckDb, "append", BIG, COMMIT_RECORDS);
+        setup.run_killed_at(point);
+        assert_eq!(setup.warehouse_position(), committed, "{point}");
+        // The table itself is created in the first data transaction.
+        let rows = match committed {
+            None => setup.query(
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = 'ci' AND table_name = 'jobs'",
+            ),
+            Some(_) => setup.query("SELECT COUNT(*) FROM ci.jobs"),
+        };
+        assert_eq!(
+            rows[0][0],
+            committed.unwrap_or(0).to_string(),
+            "{point}: rows = the committed state's"
+        );
+        setup.run();
+        assert_eq!(summary(&setup), expected, "{point}");
+        assert_eq!(setup.warehouse_position(), Some(BIG), "{point}");
+        assert_eq!(setup.store_position(), Some(BIG), "{point}");
+    }
+}
