@@ -1,12 +1,16 @@
 //! DuckDB: the embedded default warehouse, one file (`duckdb://observes.duckdb`).
 //!
 //! Bulk data goes in as `INSERT … SELECT` from a table function that scans the normalizer's
-//! Arrow batches (`scan.rs`), in whole row groups. The inserts run inside the connection's
-//! open transaction, so their rows commit or roll back with everything else.
+//! Arrow batches (`scan.rs`), in whole row groups, several at a time so that DuckDB's
+//! threads compress them in parallel. The inserts run inside the connection's open
+//! transaction, so their rows commit or roll back with everything else.
+
+use std::ffi::{CStr, CString};
+use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use duckdb::types::{TimeUnit, ToSqlOutput, Value};
-use duckdb::{params_from_iter, Connection, ToSql};
+use duckdb::{ffi, params_from_iter, Connection, ToSql};
 use observes_model::ColumnType;
 
 use crate::{sql, Dialect, Result, SqlValue, Warehouse, WarehouseError};
@@ -53,9 +57,53 @@ fn column_type(data_type: &str) -> Option<ColumnType> {
 mod scan;
 
 pub struct DuckDbWarehouse {
+    // Declared before `_database`: a connection closes before its database.
     conn: Connection,
     /// Appended batches not yet inserted, per table in order of arrival.
     pending: Vec<Pending>,
+    /// Insertion order is left free on this session (between a parallel insert that
+    /// failed and the rollback that follows).
+    insertion_order_free: bool,
+    _database: Arc<Database>,
+}
+
+/// A database handle of our own, shared by its connections and closed after the last:
+/// registering the scan needs a connection handle that `duckdb::Connection` does not give.
+struct Database(ffi::duckdb_database);
+
+// SAFETY: a DuckDB database handle may be used and closed from any thread.
+unsafe impl Send for Database {}
+unsafe impl Sync for Database {}
+
+impl Database {
+    fn open(path: &str) -> std::result::Result<Database, String> {
+        let c_path = CString::new(path).map_err(|e| e.to_string())?;
+        let mut db: ffi::duckdb_database = std::ptr::null_mut();
+        let mut error: *mut std::ffi::c_char = std::ptr::null_mut();
+        // SAFETY: the out-pointers are valid; an error message is DuckDB's to free.
+        unsafe {
+            if ffi::duckdb_open_ext(c_path.as_ptr(), &mut db, std::ptr::null_mut(), &mut error)
+                != ffi::DuckDBSuccess
+            {
+                let message = if error.is_null() {
+                    "cannot open the database".to_string()
+                } else {
+                    let message = CStr::from_ptr(error).to_string_lossy().into_owned();
+                    ffi::duckdb_free(error.cast());
+                    message
+                };
+                return Err(message);
+            }
+        }
+        Ok(Database(db))
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // SAFETY: every connection to it is closed by now (see `DuckDbWarehouse`).
+        unsafe { ffi::duckdb_close(&mut self.0) }
+    }
 }
 
 struct Pending {
@@ -70,6 +118,9 @@ struct Pending {
 /// (the rest waits for the next insert or the commit), so a transaction's rows land in
 /// full row groups rather than in partial ones per batch.
 pub const ROW_GROUP: usize = 122_880;
+/// Whole row groups gathered per table before they are inserted, together: DuckDB's
+/// threads then compress them at the same time (more would hold more rows in memory).
+const ROW_GROUPS_PER_INSERT: usize = 2;
 /// Wide rows are inserted sooner, whole row group or not, to keep memory flat.
 const INSERT_BYTES: usize = 96 << 20;
 
@@ -134,55 +185,52 @@ fn date_text(days: i32) -> String {
 impl DuckDbWarehouse {
     /// Opens (or creates) a DuckDB file; `:memory:` for an in-memory database.
     pub fn open(path: &str) -> Result<Self> {
-        let open_err = |e: duckdb::Error| WarehouseError::Open {
+        let open_err = |message: String| WarehouseError::Open {
             url: format!("duckdb://{path}"),
-            message: e.to_string(),
+            message,
         };
-        let conn = if path == ":memory:" {
-            Connection::open_in_memory()
-        } else {
+        if path != ":memory:" {
             if let Some(parent) = std::path::Path::new(path).parent() {
                 if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(|e| WarehouseError::Open {
-                        url: format!("duckdb://{path}"),
-                        message: e.to_string(),
-                    })?;
+                    std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
                 }
             }
-            Connection::open(path)
         }
-        .map_err(open_err)?;
-        // Offline machines must never try to download an extension mid-load.
-        conn.execute_batch("SET autoinstall_known_extensions = false;")
-            .map_err(open_err)?;
-        // Timestamps are stored in UTC; show them in UTC too, whatever the machine's zone.
-        conn.execute_batch("SET TimeZone = 'UTC';")
-            .map_err(open_err)?;
-        // A load's row groups are compressed and written as soon as each is complete, not
-        // held uncompressed (by default up to five per table) until its COMMIT: less memory,
+        let database = Arc::new(Database::open(path).map_err(open_err)?);
+        // SAFETY: the handle is open, and `database` outlives the connection.
+        let conn = unsafe { Connection::open_from_raw(database.0) }
+            .map_err(|e| open_err(e.to_string()))?;
+        // Offline machines must never try to download an extension mid-load. Timestamps
+        // are stored in UTC; show them in UTC too, whatever the machine's zone. A load's
+        // row groups are compressed and written as soon as each is complete, not held
+        // uncompressed (by default up to five per table) until its COMMIT: less memory,
         // and a shorter COMMIT holding up the loader (bench/RESULTS.md).
-        conn.execute_batch("SET write_buffer_row_group_count = 1;")
-            .map_err(open_err)?;
-        conn.register_table_function::<scan::BatchScan>(scan::FUNCTION)
-            .map_err(open_err)?;
+        conn.execute_batch(
+            "SET autoinstall_known_extensions = false; \
+             SET TimeZone = 'UTC'; \
+             SET write_buffer_row_group_count = 1;",
+        )
+        .map_err(|e| open_err(e.to_string()))?;
+        scan::register(database.0).map_err(open_err)?;
         Ok(DuckDbWarehouse {
             conn,
             pending: Vec::new(),
+            insertion_order_free: false,
+            _database: database,
         })
     }
 
     /// Another connection to the same database (for readers running beside a load).
     pub fn try_clone(&self) -> Result<Self> {
-        let open_err = |e: duckdb::Error| WarehouseError::Open {
+        let conn = self.conn.try_clone().map_err(|e| WarehouseError::Open {
             url: "duckdb (clone)".into(),
             message: e.to_string(),
-        };
-        let conn = self.conn.try_clone().map_err(open_err)?;
-        conn.register_table_function::<scan::BatchScan>(scan::FUNCTION)
-            .map_err(open_err)?;
+        })?;
         Ok(DuckDbWarehouse {
             conn,
             pending: Vec::new(),
+            insertion_order_free: false,
+            _database: self._database.clone(),
         })
     }
 
@@ -227,10 +275,10 @@ impl DuckDbWarehouse {
         self.insert(head)
     }
 
-    /// One `INSERT … SELECT` of a table's batches. With insertion order kept DuckDB runs
-    /// it on one thread; a parallel insert leaves a partial row group per thread and, as
-    /// measured (bench/RESULTS.md), costs more CPU than it saves beside a loader that keeps
-    /// the other core busy normalizing.
+    /// One `INSERT … SELECT` of a table's batches. Of more than one row group, DuckDB's
+    /// threads each take whole row groups and compress them in parallel, which needs
+    /// insertion order left free for the statement; nothing depends on the physical order
+    /// (rows are told apart and ordered by `_observes_id`).
     fn insert(&mut self, pending: Pending) -> Result<()> {
         let Some(first) = pending.batches.first() else {
             return Ok(());
@@ -251,7 +299,19 @@ impl DuckDbWarehouse {
             message: e.to_string(),
         };
         let started = std::time::Instant::now();
-        self.conn.execute(&statement, []).map_err(err)?;
+        if registration.units > 1 {
+            self.conn
+                .execute_batch("SET SESSION preserve_insertion_order = false")
+                .map_err(err)?;
+            self.insertion_order_free = true;
+            let inserted = self.conn.execute(&statement, []).map_err(err);
+            // After a failure the transaction is aborted and refuses even a RESET; the
+            // rollback that must follow resets it then.
+            self.keep_insertion_order();
+            inserted?;
+        } else {
+            self.conn.execute(&statement, []).map_err(err)?;
+        }
         tracing::debug!(
             table = %pending.table,
             rows = pending.rows,
@@ -260,6 +320,18 @@ impl DuckDbWarehouse {
         );
         drop(registration);
         Ok(())
+    }
+
+    /// Back to DuckDB's default once a parallel insert is over (see `insert`).
+    fn keep_insertion_order(&mut self) {
+        if self.insertion_order_free
+            && self
+                .conn
+                .execute_batch("RESET SESSION preserve_insertion_order")
+                .is_ok()
+        {
+            self.insertion_order_free = false;
+        }
     }
 
     fn sql_err(sql: &str, e: duckdb::Error) -> WarehouseError {
@@ -335,7 +407,9 @@ impl Warehouse for DuckDbWarehouse {
         self.pending.clear();
         self.conn
             .execute_batch("ROLLBACK")
-            .map_err(|e| Self::sql_err("ROLLBACK", e))
+            .map_err(|e| Self::sql_err("ROLLBACK", e))?;
+        self.keep_insertion_order();
+        Ok(())
     }
 
     fn table_columns(
@@ -375,7 +449,7 @@ impl Warehouse for DuckDbWarehouse {
         if pending.bytes >= INSERT_BYTES {
             let all = self.pending.remove(at);
             self.insert(all)?;
-        } else if pending.rows >= ROW_GROUP {
+        } else if pending.rows >= ROW_GROUP * ROW_GROUPS_PER_INSERT {
             self.insert_row_groups(at)?;
         }
         Ok(())

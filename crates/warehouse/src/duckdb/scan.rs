@@ -1,21 +1,34 @@
 //! A table function that scans Arrow batches held in this process, so a bulk load is one
-//! `INSERT … SELECT` that DuckDB runs on all its threads (compressing row groups as it
-//! goes) instead of the appender's single-threaded path.
+//! `INSERT … SELECT` instead of the appender's row-at-a-time path.
 //!
 //! `observes_scan(id)` reads the batches registered under `id` by [`Registration`]; a
 //! registration lives as long as its guard, which outlives the statement that reads it.
+//!
+//! The rows are handed out in units of one DuckDB row group: each of DuckDB's threads
+//! claims whole units, so when insertion order is not kept (see `DuckDbWarehouse::insert`)
+//! every thread fills complete row groups and compresses them itself, in parallel, and
+//! DuckDB moves them into the table as written. A unit split over threads would leave each
+//! a partial row group to append a second time.
+//!
+//! The function is registered with DuckDB's C API directly, not through `duckdb::vtab`,
+//! because a unit is claimed per thread: that needs the thread-local init state that
+//! `duckdb::vtab` does not expose.
 
 use std::collections::HashMap;
+use std::ffi::{c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Date32Type, Float64Type};
 use arrow::record_batch::RecordBatch;
-use duckdb::core::{DataChunkHandle, LogicalTypeHandle, LogicalTypeId};
+use duckdb::core::{LogicalTypeHandle, LogicalTypeId};
 use duckdb::ffi;
-use duckdb::vtab::{BindInfo, InitInfo, TableFunctionInfo, VTab};
+use duckdb::vtab::{BindInfo, InitInfo};
 use observes_model::normalize::JSON_FIELD_METADATA;
+
+use super::ROW_GROUP;
 
 pub const FUNCTION: &str = "observes_scan";
 
@@ -34,13 +47,19 @@ fn registry() -> std::sync::MutexGuard<'static, HashMap<u64, Batches>> {
 /// Batches visible to `observes_scan(id)` until dropped.
 pub struct Registration {
     pub id: u64,
+    /// Row-group units the scan hands out: more than one lets DuckDB insert in parallel.
+    pub units: usize,
 }
 
 impl Registration {
     pub fn new(batches: Vec<RecordBatch>) -> Registration {
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         registry().insert(id, Arc::new(batches));
-        Registration { id }
+        Registration {
+            id,
+            units: rows.div_ceil(ROW_GROUP),
+        }
     }
 }
 
@@ -50,91 +69,203 @@ impl Drop for Registration {
     }
 }
 
-pub struct BatchScan;
+/// One row group's worth of rows: the (batch, offset, rows) of each call, in order.
+type Unit = Vec<(usize, usize, usize)>;
 
-pub struct Bound {
+struct Bound {
     batches: Batches,
-    /// Every (batch, offset, rows) a call emits, in order.
-    slices: Vec<(usize, usize, usize)>,
+    units: Vec<Unit>,
 }
 
-pub struct Cursor {
+/// Shared by the threads of one scan: the next unit to claim.
+struct Claims {
     next: AtomicUsize,
 }
 
-impl VTab for BatchScan {
-    type InitData = Cursor;
-    type BindData = Bound;
+/// One thread's place: the unit it claimed and the next call within it.
+struct Place {
+    unit: usize,
+    call: usize,
+}
 
-    fn bind(bind: &BindInfo) -> Result<Bound, Box<dyn std::error::Error>> {
-        let id = bind.get_parameter(0).to_uint64();
-        let batches = registry()
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| format!("{FUNCTION}({id}): no such batches"))?;
-        let Some(first) = batches.first() else {
-            return Err(format!("{FUNCTION}({id}): no batches").into());
-        };
-        for field in first.schema().fields() {
-            bind.add_result_column(field.name(), logical_type(field)?);
+/// Registers `observes_scan` in the database's system catalog, where every connection
+/// to the database finds it. `db` is an open database.
+pub fn register(db: ffi::duckdb_database) -> Result<(), String> {
+    let name = CString::new(FUNCTION).map_err(|e| e.to_string())?;
+    // SAFETY: plain C API calls on handles created here; each is released before returning.
+    unsafe {
+        let mut con: ffi::duckdb_connection = std::ptr::null_mut();
+        if ffi::duckdb_connect(db, &mut con) != ffi::DuckDBSuccess {
+            return Err(format!("registering {FUNCTION}: cannot connect"));
         }
-        let mut slices = Vec::new();
-        for (b, batch) in batches.iter().enumerate() {
-            let mut offset = 0;
-            while offset < batch.num_rows() {
-                let rows = CHUNK_ROWS.min(batch.num_rows() - offset);
-                slices.push((b, offset, rows));
-                offset += rows;
+        let mut function = ffi::duckdb_create_table_function();
+        ffi::duckdb_table_function_set_name(function, name.as_ptr());
+        let mut id_type = ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT);
+        ffi::duckdb_table_function_add_parameter(function, id_type);
+        ffi::duckdb_destroy_logical_type(&mut id_type);
+        ffi::duckdb_table_function_set_bind(function, Some(bind));
+        ffi::duckdb_table_function_set_init(function, Some(init));
+        ffi::duckdb_table_function_set_local_init(function, Some(local_init));
+        ffi::duckdb_table_function_set_function(function, Some(scan));
+        let state = ffi::duckdb_register_table_function(con, function);
+        ffi::duckdb_destroy_table_function(&mut function);
+        ffi::duckdb_disconnect(&mut con);
+        if state != ffi::DuckDBSuccess {
+            return Err(format!("registering {FUNCTION} failed"));
+        }
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn drop_boxed<T>(data: *mut c_void) {
+    drop(Box::from_raw(data.cast::<T>()));
+}
+
+/// Runs a callback's body, turning an error or a panic (which must not cross into C++)
+/// into the message DuckDB reports.
+fn contained(report: impl FnOnce(&CStr), body: impl FnOnce() -> Result<(), String>) {
+    let message = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => return,
+        Ok(Err(message)) => message,
+        Err(_) => format!("{FUNCTION}: panicked"),
+    };
+    let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    report(&message);
+}
+
+unsafe extern "C" fn bind(info: ffi::duckdb_bind_info) {
+    let bind = BindInfo::from(info);
+    contained(
+        |m| ffi::duckdb_bind_set_error(info, m.as_ptr()),
+        || {
+            let id = bind.get_parameter(0).to_uint64();
+            let bound = bind_batches(&bind, id)?;
+            // SAFETY: DuckDB owns the box from here and frees it with `drop_boxed`.
+            ffi::duckdb_bind_set_bind_data(
+                info,
+                Box::into_raw(Box::new(bound)).cast(),
+                Some(drop_boxed::<Bound>),
+            );
+            Ok(())
+        },
+    );
+}
+
+fn bind_batches(bind: &BindInfo, id: u64) -> Result<Bound, String> {
+    let batches = registry()
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| format!("{FUNCTION}({id}): no such batches"))?;
+    let Some(first) = batches.first() else {
+        return Err(format!("{FUNCTION}({id}): no batches"));
+    };
+    for field in first.schema().fields() {
+        bind.add_result_column(field.name(), logical_type(field)?);
+    }
+    let mut units: Vec<Unit> = Vec::new();
+    let mut in_unit = ROW_GROUP;
+    for (b, batch) in batches.iter().enumerate() {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if in_unit == ROW_GROUP {
+                units.push(Vec::new());
+                in_unit = 0;
             }
+            let rows = CHUNK_ROWS
+                .min(batch.num_rows() - offset)
+                .min(ROW_GROUP - in_unit);
+            if let Some(unit) = units.last_mut() {
+                unit.push((b, offset, rows));
+            }
+            offset += rows;
+            in_unit += rows;
         }
-        let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        bind.set_cardinality(total as u64, true);
-        Ok(Bound { batches, slices })
     }
+    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    bind.set_cardinality(total as u64, true);
+    Ok(Bound { batches, units })
+}
 
-    fn init(init: &InitInfo) -> Result<Cursor, Box<dyn std::error::Error>> {
-        let bound = init.get_bind_data::<Bound>();
-        // SAFETY: DuckDB hands init the bind data this function's bind set.
-        let slices = unsafe { bound.as_ref() }.map_or(1, |b| b.slices.len());
-        init.set_max_threads(slices.clamp(1, 64) as u64);
-        Ok(Cursor {
-            next: AtomicUsize::new(0),
-        })
-    }
+unsafe extern "C" fn init(info: ffi::duckdb_init_info) {
+    let init = InitInfo::from(info);
+    contained(
+        |m| ffi::duckdb_init_set_error(info, m.as_ptr()),
+        || {
+            // SAFETY: the bind data is the `Bound` this function's bind set.
+            let bound = &*ffi::duckdb_init_get_bind_data(info).cast::<Bound>();
+            init.set_max_threads(bound.units.len().clamp(1, 64) as u64);
+            let claims = Claims {
+                next: AtomicUsize::new(0),
+            };
+            init.set_init_data(
+                Box::into_raw(Box::new(claims)).cast(),
+                Some(drop_boxed::<Claims>),
+            );
+            Ok(())
+        },
+    );
+}
 
-    fn func(
-        func: &TableFunctionInfo<Self>,
-        output: &mut DataChunkHandle,
-    ) -> Result<(), Box<dyn std::error::Error>> {
-        let bound = func.get_bind_data();
-        let i = func.get_init_data().next.fetch_add(1, Ordering::Relaxed);
-        let Some(&(b, offset, rows)) = bound.slices.get(i) else {
-            output.set_len(0);
-            return Ok(());
-        };
-        let batch = &bound.batches[b];
-        let chunk = output.get_ptr();
-        for (i, column) in batch.columns().iter().enumerate() {
-            // SAFETY: the chunk has one vector per bound column, of the bound type, with
-            // room for CHUNK_ROWS rows; `column` holds at least offset + rows values.
-            unsafe {
-                let vector = ffi::duckdb_data_chunk_get_vector(chunk, i as u64);
+unsafe extern "C" fn local_init(info: ffi::duckdb_init_info) {
+    let init = InitInfo::from(info);
+    contained(
+        |m| ffi::duckdb_init_set_error(info, m.as_ptr()),
+        || {
+            let place = Place {
+                unit: usize::MAX,
+                call: 0,
+            };
+            init.set_init_data(
+                Box::into_raw(Box::new(place)).cast(),
+                Some(drop_boxed::<Place>),
+            );
+            Ok(())
+        },
+    );
+}
+
+unsafe extern "C" fn scan(info: ffi::duckdb_function_info, output: ffi::duckdb_data_chunk) {
+    contained(
+        |m| ffi::duckdb_function_set_error(info, m.as_ptr()),
+        || {
+            // SAFETY: DuckDB hands each call the data this function's bind, init and local
+            // init set; the local place belongs to the calling thread alone.
+            let bound = &*ffi::duckdb_function_get_bind_data(info).cast::<Bound>();
+            let claims = &*ffi::duckdb_function_get_init_data(info).cast::<Claims>();
+            let place = &mut *ffi::duckdb_function_get_local_init_data(info).cast::<Place>();
+            let slice = loop {
+                if let Some(&slice) = bound.units.get(place.unit).and_then(|u| u.get(place.call)) {
+                    place.call += 1;
+                    break Some(slice);
+                }
+                let next = claims.next.fetch_add(1, Ordering::Relaxed);
+                if next >= bound.units.len() {
+                    break None;
+                }
+                *place = Place {
+                    unit: next,
+                    call: 0,
+                };
+            };
+            let Some((b, offset, rows)) = slice else {
+                ffi::duckdb_data_chunk_set_size(output, 0);
+                return Ok(());
+            };
+            let batch = &bound.batches[b];
+            for (i, column) in batch.columns().iter().enumerate() {
+                // SAFETY: the chunk has one vector per bound column, of the bound type, with
+                // room for CHUNK_ROWS rows; `column` holds at least offset + rows values.
+                let vector = ffi::duckdb_data_chunk_get_vector(output, i as u64);
                 fill_vector(column, offset, rows, vector)?;
             }
-        }
-        output.set_len(rows);
-        Ok(())
-    }
-
-    fn parameters() -> Option<Vec<LogicalTypeHandle>> {
-        Some(vec![LogicalTypeHandle::from(LogicalTypeId::UBigint)])
-    }
+            ffi::duckdb_data_chunk_set_size(output, rows as u64);
+            Ok(())
+        },
+    );
 }
 
 /// The DuckDB type a column of a normalizer batch is read as.
-fn logical_type(
-    field: &arrow::datatypes::Field,
-) -> Result<LogicalTypeHandle, Box<dyn std::error::Error>> {
+fn logical_type(field: &arrow::datatypes::Field) -> Result<LogicalTypeHandle, String> {
     let id = match field.data_type() {
         DataType::Boolean => LogicalTypeId::Boolean,
         DataType::Int64 => LogicalTypeId::Bigint,
@@ -147,8 +278,7 @@ fn logical_type(
             return Err(format!(
                 "column {:?}: Arrow type {other} is not loaded",
                 field.name()
-            )
-            .into())
+            ))
         }
     };
     let mut ty = LogicalTypeHandle::from(id);
@@ -167,7 +297,7 @@ unsafe fn fill_vector(
     offset: usize,
     rows: usize,
     vector: ffi::duckdb_vector,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), String> {
     let data = ffi::duckdb_vector_get_data(vector);
     match column.data_type() {
         DataType::Int64 | DataType::Timestamp(_, _) | DataType::Time64(_) => {
@@ -202,7 +332,7 @@ unsafe fn fill_vector(
                 *out.add(row) = string_t(bytes.add(start), len);
             }
         }
-        other => return Err(format!("Arrow type {other} is not loaded").into()),
+        other => return Err(format!("Arrow type {other} is not loaded")),
     }
     if column.null_count() > 0 {
         if let Some(nulls) = column.nulls() {
