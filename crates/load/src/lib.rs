@@ -100,11 +100,12 @@ pub struct CommitPolicy {
 impl Default for CommitPolicy {
     fn default() -> Self {
         CommitPolicy {
-            // One DuckDB row group: a table that gets at least that many rows in a
-            // transaction has them moved over as written at commit; below it DuckDB
-            // appends them a second time, logs them and compresses them again (measured in
-            // bench/RESULTS.md: about 20% of a load's time).
-            records: observes_warehouse::duckdb::ROW_GROUP as u64,
+            // Four DuckDB row groups. A table that gets whole row groups in a transaction
+            // has them compressed as they fill, several at a time, and moved over as
+            // written at commit; what is left over is appended, logged and compressed again
+            // at the commit, on one thread. Fewer, larger commits leave less of that
+            // (bench/RESULTS.md); a crash redoes at most this many records.
+            records: 4 * observes_warehouse::duckdb::ROW_GROUP as u64,
             interval: std::time::Duration::from_secs(30),
         }
     }

@@ -12,7 +12,7 @@
 //! write = "merge"                           # append | merge | replace
 //! on_invalid = "fail"                       # fail | quarantine
 //! batch_rows = 50000                        # rows buffered per stream between sends
-//! commit_records = 122880                   # a STATE commits once this many records wait,
+//! commit_records = 491520                   # a STATE commits once this many records wait,
 //! commit_seconds = 30                       #   or this long after the last commit (0: every STATE)
 //! on_schema_change = "fail"                 # fail | variant (new type, new column)
 //!
