@@ -1430,9 +1430,10 @@ pub fn arrow_schema(table: &Table) -> SchemaRef {
             .map(|c| {
                 let field = ArrowField::new(&c.name, c.ty.arrow_type(), !c.metadata);
                 if c.ty == ColumnType::Json {
-                    field.with_metadata(
-                        [(JSON_FIELD_METADATA.to_string(), "true".to_string())].into(),
-                    )
+                    field.with_metadata(std::collections::HashMap::from([(
+                        JSON_FIELD_METADATA.to_string(),
+                        "true".to_string(),
+                    )]))
                 } else {
                     field
                 }

@@ -18,8 +18,10 @@ fn batch(names: &[Option<&str>]) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
         Field::new("name", DataType::Utf8, true),
-        Field::new("doc", DataType::Utf8, true)
-            .with_metadata([("observes.json".to_string(), "true".to_string())].into()),
+        Field::new("doc", DataType::Utf8, true).with_metadata(std::collections::HashMap::from([(
+            "observes.json".to_string(),
+            "true".to_string(),
+        )])),
         Field::new(
             "at",
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
