@@ -518,6 +518,7 @@ fn init_logging(format: LogFormat, filter: &str) {
 }
 
 fn main() -> ExitCode {
+    disable_transparent_huge_pages();
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log);
     match dispatch(cli.command) {
@@ -526,6 +527,18 @@ fn main() -> ExitCode {
             eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A load's batches are allocated, filled once and freed: with transparent huge pages each
+/// first touch makes the kernel clear 2 MiB, mostly for nothing. Without them a load takes
+/// about 7% less time and 50 MB less memory (bench/RESULTS.md). This process only.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and changes no memory of ours; a
+    // kernel without it returns an error, which changes nothing either.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
 }
 
