@@ -68,6 +68,47 @@ fn batch(start: i64, len: i64) -> RecordBatch {
     RecordBatch::try_new(Arc::new(schema), columns).unwrap()
 }
 
+/// A DuckDB file in `dir` with the table `s.t` of [`batch`]'s columns; `k_check`
+/// constrains `k`.
+fn warehouse_with_table(dir: &tempfile::TempDir, k_check: &str) -> DuckDbWarehouse {
+    let path = dir.path().join("wh.duckdb");
+    let mut wh = DuckDbWarehouse::open(path.to_str().unwrap()).unwrap();
+    wh.execute("CREATE SCHEMA s", &[]).unwrap();
+    wh.execute(
+        &format!(
+            "CREATE TABLE s.t (k BIGINT NOT NULL {k_check}, id BIGINT, x DOUBLE, \
+             flag BOOLEAN, name VARCHAR, ts TIMESTAMPTZ, d DATE, t TIME)"
+        ),
+        &[],
+    )
+    .unwrap();
+    wh
+}
+
+/// `s.t` holds keys 0..total once each, and every column what [`batch`] made of its key.
+fn assert_each_key_once_with_its_values(wh: &mut DuckDbWarehouse, total: i64) {
+    assert_eq!(count(wh, "SELECT COUNT(*) FROM s.t"), total);
+    assert_eq!(count(wh, "SELECT COUNT(DISTINCT k) FROM s.t"), total);
+    assert_eq!(count(wh, "SELECT MAX(k) - MIN(k) + 1 FROM s.t"), total);
+    // Every column holds exactly what its key says, nulls included.
+    let wrong = count(
+        wh,
+        "SELECT COUNT(*) FROM s.t WHERE \
+           (id IS DISTINCT FROM CASE WHEN k % 7 <> 0 THEN k * 3 END) \
+        OR (x IS DISTINCT FROM CASE WHEN k % 5 <> 0 THEN k / 4 END) \
+        OR (flag IS DISTINCT FROM CASE WHEN k % 13 <> 0 THEN k % 3 = 0 END) \
+        OR (name IS DISTINCT FROM CASE WHEN k % 11 <> 0 \
+              THEN concat('row-', k, '-', repeat('x', (k % 23)::INTEGER)) END) \
+        OR (ts IS DISTINCT FROM CASE WHEN k % 17 <> 0 \
+              THEN TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_microseconds(k * 1000001) END) \
+        OR (d IS DISTINCT FROM CASE WHEN k % 19 <> 0 \
+              THEN DATE '1970-01-01' + (k % 40000)::INTEGER END) \
+        OR (t IS DISTINCT FROM CASE WHEN k % 29 <> 0 \
+              THEN TIME '00:00:00' + to_microseconds((k % 86400) * 1000000 + k % 1000) END)",
+    );
+    assert_eq!(wrong, 0, "rows whose values are not their own");
+}
+
 fn count(wh: &mut DuckDbWarehouse, sql: &str) -> i64 {
     wh.query(sql, &[]).unwrap()[0][0].as_i64().unwrap()
 }
@@ -75,15 +116,7 @@ fn count(wh: &mut DuckDbWarehouse, sql: &str) -> i64 {
 #[test]
 fn rows_cut_at_row_groups_keep_every_value_in_place() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wh.duckdb");
-    let mut wh = DuckDbWarehouse::open(path.to_str().unwrap()).unwrap();
-    wh.execute("CREATE SCHEMA s", &[]).unwrap();
-    wh.execute(
-        "CREATE TABLE s.t (k BIGINT NOT NULL, id BIGINT, x DOUBLE, flag BOOLEAN, \
-         name VARCHAR, ts TIMESTAMPTZ, d DATE, t TIME)",
-        &[],
-    )
-    .unwrap();
+    let mut wh = warehouse_with_table(&dir, "");
 
     // Two transactions, each with batches whose sums cross 122,880 at odd places; sliced
     // batches (not at offset 0) are inserted and kept across inserts.
@@ -102,26 +135,7 @@ fn rows_cut_at_row_groups_keep_every_value_in_place() {
     let total = start;
     assert_eq!(total, 502_893);
 
-    assert_eq!(count(&mut wh, "SELECT COUNT(*) FROM s.t"), total);
-    assert_eq!(count(&mut wh, "SELECT COUNT(DISTINCT k) FROM s.t"), total);
-    assert_eq!(count(&mut wh, "SELECT MAX(k) - MIN(k) + 1 FROM s.t"), total);
-    // Every column holds exactly what its key says, nulls included.
-    let wrong = count(
-        &mut wh,
-        "SELECT COUNT(*) FROM s.t WHERE \
-           (id IS DISTINCT FROM CASE WHEN k % 7 <> 0 THEN k * 3 END) \
-        OR (x IS DISTINCT FROM CASE WHEN k % 5 <> 0 THEN k / 4 END) \
-        OR (flag IS DISTINCT FROM CASE WHEN k % 13 <> 0 THEN k % 3 = 0 END) \
-        OR (name IS DISTINCT FROM CASE WHEN k % 11 <> 0 \
-              THEN concat('row-', k, '-', repeat('x', (k % 23)::INTEGER)) END) \
-        OR (ts IS DISTINCT FROM CASE WHEN k % 17 <> 0 \
-              THEN TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_microseconds(k * 1000001) END) \
-        OR (d IS DISTINCT FROM CASE WHEN k % 19 <> 0 \
-              THEN DATE '1970-01-01' + (k % 40000)::INTEGER END) \
-        OR (t IS DISTINCT FROM CASE WHEN k % 29 <> 0 \
-              THEN TIME '00:00:00' + to_microseconds((k % 86400) * 1000000 + k % 1000) END)",
-    );
-    assert_eq!(wrong, 0, "rows whose values are not their own");
+    assert_each_key_once_with_its_values(&mut wh, total);
     // A few rows read back through the client, beside the SQL check above.
     let row = wh
         .query(
@@ -169,15 +183,7 @@ fn row_groups_inserted_together_land_whole() {
     // Several row groups go in per statement, split over DuckDB's threads; each thread
     // takes whole row groups, so the table holds no partial row group but the last.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wh.duckdb");
-    let mut wh = DuckDbWarehouse::open(path.to_str().unwrap()).unwrap();
-    wh.execute("CREATE SCHEMA s", &[]).unwrap();
-    wh.execute(
-        "CREATE TABLE s.t (k BIGINT NOT NULL, id BIGINT, x DOUBLE, flag BOOLEAN, \
-         name VARCHAR, ts TIMESTAMPTZ, d DATE, t TIME)",
-        &[],
-    )
-    .unwrap();
+    let mut wh = warehouse_with_table(&dir, "");
     let total: i64 = 5 * 122_880 + 1_000;
     wh.begin().unwrap();
     let mut start = 0;
@@ -194,16 +200,7 @@ fn row_groups_inserted_together_land_whole() {
         sizes,
         vec![1_000, 122_880, 122_880, 122_880, 122_880, 122_880]
     );
-    assert_eq!(count(&mut wh, "SELECT COUNT(DISTINCT k) FROM s.t"), total);
-    assert_eq!(count(&mut wh, "SELECT MAX(k) - MIN(k) + 1 FROM s.t"), total);
-    let wrong = count(
-        &mut wh,
-        "SELECT COUNT(*) FROM s.t WHERE \
-           (id IS DISTINCT FROM CASE WHEN k % 7 <> 0 THEN k * 3 END) \
-        OR (name IS DISTINCT FROM CASE WHEN k % 11 <> 0 \
-              THEN concat('row-', k, '-', repeat('x', (k % 23)::INTEGER)) END)",
-    );
-    assert_eq!(wrong, 0, "rows whose values are not their own");
+    assert_each_key_once_with_its_values(&mut wh, total);
     // Order is left free for the inserts alone: the connection keeps it afterwards.
     assert!(preserves_insertion_order(&mut wh));
 }
@@ -211,15 +208,7 @@ fn row_groups_inserted_together_land_whole() {
 #[test]
 fn a_failed_insert_of_several_row_groups_rolls_back_and_keeps_insertion_order() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wh.duckdb");
-    let mut wh = DuckDbWarehouse::open(path.to_str().unwrap()).unwrap();
-    wh.execute("CREATE SCHEMA s", &[]).unwrap();
-    wh.execute(
-        "CREATE TABLE s.t (k BIGINT NOT NULL CHECK (k < 200000), id BIGINT, x DOUBLE, \
-         flag BOOLEAN, name VARCHAR, ts TIMESTAMPTZ, d DATE, t TIME)",
-        &[],
-    )
-    .unwrap();
+    let mut wh = warehouse_with_table(&dir, "CHECK (k < 200000)");
     wh.begin().unwrap();
     let mut error = None;
     for start in (0..300_000).step_by(50_000) {
