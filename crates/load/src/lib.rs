@@ -26,6 +26,7 @@
 //! assert_eq!(summary.streams["users"].rows, 1);
 //! ```
 
+pub mod ahead;
 pub mod inspect;
 pub mod metadata;
 pub mod modes;
@@ -541,6 +542,50 @@ impl<'w> Loader<'w> {
         }
     }
 
+    /// The streams' layouts now, for [`ahead::prepare`].
+    pub fn layouts(&self) -> Arc<ahead::Layouts> {
+        Arc::new(ahead::Layouts {
+            load_id: self.ids.load_id(),
+            streams: self
+                .streams
+                .iter()
+                .map(|(name, stream)| (name.clone(), stream.normalizer.layout().clone()))
+                .collect(),
+        })
+    }
+
+    /// Takes over records a helper normalized ahead, as if their lines were read here: all
+    /// of them, or none when a stream's layout changed since ([`ahead`]). Returns how many
+    /// leading lines of their block that covers (the caller reads the rest) and, as
+    /// [`Loader::handle`] does, a state that became durable.
+    pub fn take_ahead(
+        &mut self,
+        prepared: &mut ahead::Prepared,
+    ) -> Result<(usize, Option<Value>), LoadError> {
+        let current = prepared.streams.iter().all(|(name, normalizer, _)| {
+            self.streams
+                .get(name)
+                .is_some_and(|s| Arc::ptr_eq(s.normalizer.layout(), normalizer.layout()))
+        });
+        if !current || prepared.lines == 0 {
+            return Ok((0, None));
+        }
+        let shift = self.ids.take_over(&prepared.ids);
+        for (name, normalizer, records) in prepared.streams.iter_mut() {
+            if let Some(stream) = self.streams.get_mut(name.as_str()) {
+                stream.normalizer.absorb(normalizer, shift);
+                stream.pending.rows += *records;
+            }
+            self.records_seen += *records;
+        }
+        for (name, ..) in &prepared.streams {
+            self.flush_if_full(name)?;
+        }
+        self.progress();
+        let finished = self.poll()?;
+        Ok((prepared.lines, self.report(finished)))
+    }
+
     fn record(&mut self, line: u64, message: RecordMessage) -> Result<(), LoadError> {
         let Some(stream) = self.streams.get_mut(&message.stream) else {
             return Err(LoadError::RecordBeforeSchema {
@@ -575,6 +620,14 @@ impl<'w> Loader<'w> {
 
     /// Sends a stream's rows on when enough are buffered, and logs progress now and then.
     fn after_record(&mut self, name: &str) -> Result<(), LoadError> {
+        self.flush_if_full(name)?;
+        if self.records_seen % 1024 == 0 {
+            self.progress();
+        }
+        Ok(())
+    }
+
+    fn flush_if_full(&mut self, name: &str) -> Result<(), LoadError> {
         let full = self.streams.get(name).is_some_and(|s| {
             s.normalizer.buffered_rows() >= self.config.batch_rows
                 || s.normalizer.buffered_bytes() >= BATCH_BYTES
@@ -582,7 +635,11 @@ impl<'w> Loader<'w> {
         if full {
             self.flush_stream(name)?;
         }
-        if self.records_seen % 1024 == 0 && self.last_progress.elapsed().as_secs() >= 5 {
+        Ok(())
+    }
+
+    fn progress(&mut self) {
+        if self.last_progress.elapsed().as_secs() >= 5 {
             self.last_progress = Instant::now();
             let secs = self.started.elapsed().as_secs_f64();
             tracing::info!(
@@ -591,7 +648,6 @@ impl<'w> Loader<'w> {
                 "loading"
             );
         }
-        Ok(())
     }
 
     /// Quarantines input that is not even a message (malformed JSON), when the policy allows.
@@ -869,7 +925,12 @@ impl<'w> Loader<'w> {
             let _ = self.wh.rollback();
             tracing::warn!(error = %e, "could not record the failed load");
         }
-        committed
+        // Committed and not handed out: settled just now, or polled by the call that failed.
+        if self.committed_state != self.reported_state {
+            self.committed_state.clone()
+        } else {
+            None
+        }
     }
 }
 

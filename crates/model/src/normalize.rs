@@ -48,6 +48,17 @@ impl IdAllocator {
         self.next += 1;
         self.next
     }
+
+    /// Continues this allocator's sequence with the ids `ahead` handed out: `ahead` is a
+    /// new allocator of the same load that normalized later records on another thread.
+    /// Returns what to add to its ids (see [`Normalizer::absorb`]).
+    pub fn take_over(&mut self, ahead: &IdAllocator) -> i64 {
+        debug_assert_eq!(self.load_id, ahead.load_id);
+        let start = self.load_id << Self::ROW_BITS;
+        let shift = self.next - start;
+        self.next += ahead.next - start;
+        shift
+    }
 }
 
 /// A record that contradicts its schema.
@@ -228,6 +239,39 @@ impl Normalizer {
         }
         self.scratch = recycle(scratch);
         result
+    }
+
+    /// Appends the rows `ahead` buffered (a normalizer of the same layout, run on other
+    /// records by another thread), adding `id_shift` to their ids (from
+    /// [`IdAllocator::take_over`]), and empties `ahead`. The buffers end up as if this
+    /// normalizer had read those records itself. `false`, with nothing moved, when the
+    /// layouts differ.
+    pub fn absorb(&mut self, ahead: &mut Normalizer, id_shift: i64) -> bool {
+        if !Arc::ptr_eq(&self.layout, &ahead.layout) {
+            return false;
+        }
+        for ((mine, theirs), meta) in self
+            .buffers
+            .iter_mut()
+            .zip(&mut ahead.buffers)
+            .zip(&self.layout.meta)
+        {
+            let ids = [Some(meta.id), meta.parent_id, meta.root_id];
+            for (c, (column, from)) in mine.columns.iter_mut().zip(&theirs.columns).enumerate() {
+                let shift = if ids.contains(&Some(c)) { id_shift } else { 0 };
+                column.extend(from, shift);
+            }
+            mine.rows += theirs.rows;
+        }
+        ahead.clear();
+        true
+    }
+
+    /// Drops every buffered row, keeping the buffers' room.
+    pub fn clear(&mut self) {
+        for buffer in &mut self.buffers {
+            buffer.truncate(0);
+        }
     }
 
     /// Takes the buffered rows of every table that has any, as Arrow batches, in table
@@ -1282,6 +1326,32 @@ impl ColumnBuffer {
         self.valid.last().copied().unwrap_or(false)
     }
 
+    /// Appends the finished rows of `other`, a buffer of the same type, adding `shift` to
+    /// integer values (ids); neither may have an open row.
+    fn extend(&mut self, other: &ColumnBuffer, shift: i64) {
+        self.valid.extend_from_slice(&other.valid);
+        match (&mut self.values, &other.values) {
+            (Values::Bool(v), Values::Bool(w)) => v.extend_from_slice(w),
+            (Values::Int(v), Values::Int(w)) if shift == 0 => v.extend_from_slice(w),
+            (Values::Int(v), Values::Int(w)) => v.extend(w.iter().map(|i| i + shift)),
+            (Values::Float(v), Values::Float(w)) => v.extend_from_slice(w),
+            (Values::Days(v), Values::Days(w)) => v.extend_from_slice(w),
+            (
+                Values::Text { offsets, bytes },
+                Values::Text {
+                    offsets: more,
+                    bytes: text,
+                },
+            ) => {
+                // Offsets stay far below i32::MAX: the loader takes batches long before.
+                let base = bytes.len() as i32;
+                offsets.extend(more[1..].iter().map(|o| o + base));
+                bytes.extend_from_slice(text);
+            }
+            _ => unreachable!("buffers of one layout's column differ in type"),
+        }
+    }
+
     fn truncate(&mut self, rows: usize) {
         self.valid.truncate(rows);
         match &mut self.values {
@@ -1702,5 +1772,56 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn rows_normalized_ahead_and_absorbed_equal_rows_read_in_order() {
+        let parse = |text: &str| Record::Raw(observes_singer::RawRecord::parse(text).unwrap());
+        let mut rng = Rng(11);
+        let records: Vec<Record> = (0..60)
+            .map(|id| parse(&good_record(&mut rng, id)))
+            .collect();
+        let (mut in_order, mut taking_over) = normalizers(None);
+        let mut ahead = Normalizer::new(taking_over.layout().clone());
+        let (mut in_order_ids, mut ids) = (IdAllocator::new(5), IdAllocator::new(5));
+        for record in &records {
+            in_order.push(record, &mut in_order_ids).unwrap();
+        }
+        // The first 20 read here, the next 30 on "another thread" with fresh ids.
+        for record in &records[..20] {
+            taking_over.push(record, &mut ids).unwrap();
+        }
+        let mut ahead_ids = IdAllocator::new(5);
+        for record in &records[20..50] {
+            ahead.push(record, &mut ahead_ids).unwrap();
+        }
+        let shift = ids.take_over(&ahead_ids);
+        assert!(taking_over.absorb(&mut ahead, shift));
+        assert_eq!(ahead.buffered_rows(), 0);
+        // Ids continue after the absorbed ones, as if all had been read here.
+        for record in &records[50..] {
+            taking_over.push(record, &mut ids).unwrap();
+        }
+        let (want, got) = (in_order.take_batches(), taking_over.take_batches());
+        assert_eq!(got, want);
+        assert!(want.len() >= 3, "child tables too: {}", want.len());
+        assert_eq!(ids.next, in_order_ids.next);
+    }
+
+    #[test]
+    fn rows_normalized_with_another_layout_are_not_absorbed() {
+        let (mut n, _) = normalizers(None);
+        // Equal content, another layout (a SCHEMA message came meanwhile).
+        let mut other = Normalizer::new(Arc::new((**n.layout()).clone()));
+        let mut ids = IdAllocator::new(5);
+        let text = good_record(&mut Rng(3), 1);
+        other
+            .push(
+                &Record::Raw(observes_singer::RawRecord::parse(&text).unwrap()),
+                &mut ids,
+            )
+            .unwrap();
+        assert!(!n.absorb(&mut other, 0));
+        assert_eq!((n.buffered_rows(), other.buffered_rows() > 0), (0, true));
     }
 }

@@ -1,10 +1,12 @@
 //! Running a pipeline: lock, resume from the committed state, load, copy each committed
 //! state to the state store, unlock.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use observes_load::ahead::{Ahead, Helpers};
 use observes_load::{failpoint, LoadConfig, LoadError, LoadSummary, Loader};
-use observes_singer::ReadError;
+use observes_singer::{LineBlock, ReadError};
 use observes_state::{StateError, StateStore};
 use observes_warehouse::WarehouseError;
 use serde_json::Value;
@@ -54,59 +56,114 @@ pub struct RunSummary {
 /// Feeds messages into a loader, calling `on_commit` with each state right after the
 /// transaction that holds it commits. Stops at the first error, leaving the open
 /// (uncommitted) checkpoint for the caller to abort.
+///
+/// Blocks of lines go to helper threads that normalize their records ahead (see
+/// [`observes_load::ahead`]) while the loader takes earlier items in order.
 pub fn drive(
     loader: &mut Loader<'_>,
     stream: &mut MessageStream,
     mut on_commit: impl FnMut(&Value) -> Result<(), RunError>,
 ) -> Result<(), RunError> {
+    let helpers = Helpers::per_core(AHEAD_BLOCKS);
+    // Items read and not yet loaded, in order; blocks among them are with the helpers.
+    let mut window: VecDeque<Queued> = VecDeque::new();
+    let mut ended = false;
     loop {
-        let item = match stream.next_within(QUIET_SOURCE) {
-            Next::Item(item) => item,
-            Next::Quiet => {
-                // A commit that finished while the source is quiet is handed out now, so
-                // its state is echoed and stored when it is durable, not with the source's
-                // next message (which may be minutes away).
-                if let Some(state) = loader.committed_meanwhile()? {
-                    on_commit(&state)?;
+        while !ended && window.len() < AHEAD_BLOCKS {
+            // Wait for the source only when there is nothing else to do.
+            let wait = if window.is_empty() {
+                QUIET_SOURCE
+            } else {
+                Duration::ZERO
+            };
+            match stream.next_within(wait) {
+                Next::Item(Item::Lines(block)) => {
+                    window.push_back(Queued::Ahead(helpers.submit(block, loader.layouts())))
                 }
-                continue;
+                Next::Item(item) => window.push_back(Queued::Item(item)),
+                Next::Quiet if window.is_empty() => {
+                    // A commit that finished while the source is quiet is handed out now,
+                    // so its state is echoed and stored when it is durable, not with the
+                    // source's next message (which may be minutes away).
+                    if let Some(state) = loader.committed_meanwhile()? {
+                        on_commit(&state)?;
+                    }
+                }
+                Next::Quiet => break,
+                Next::End => ended = true,
             }
-            Next::End => break,
+        }
+        let Some(next) = window.pop_front() else {
+            if ended {
+                break;
+            }
+            continue;
         };
-        match item {
-            Item::Line(line) => {
+        match next {
+            Queued::Item(Item::Line(line)) => {
                 if let Some(state) = loader.handle(line.number, line.message)? {
                     on_commit(&state)?;
                 }
             }
-            Item::Lines(block) => {
-                for (number, text) in block.lines() {
-                    let state = match loader.handle_record_line(text)? {
-                        Some(state) => state,
-                        None => match observes_singer::parse_message(text) {
-                            Ok(message) => loader.handle(number, message)?,
-                            Err(source) => {
-                                let error = ReadError::Line {
-                                    line: number,
-                                    source,
-                                };
-                                if !loader.reject_line(number, error.reason(), text)? {
-                                    return Err(error.into());
-                                }
-                                None
-                            }
-                        },
-                    };
+            Queued::Item(Item::Lines(block)) => load_lines(loader, &block, 0, &mut on_commit)?,
+            Queued::Ahead(ahead) => {
+                let (block, prepared) = ahead.wait();
+                let mut done = 0;
+                if let Some(mut prepared) = prepared {
+                    let taken = loader.take_ahead(&mut prepared);
+                    helpers.recycle(prepared);
+                    let (lines, state) = taken?;
                     if let Some(state) = state {
                         on_commit(&state)?;
                     }
+                    done = lines;
                 }
+                load_lines(loader, &block, done, &mut on_commit)?;
             }
-            Item::Bad { error, raw } => {
+            Queued::Item(Item::Bad { error, raw }) => {
                 if !loader.reject_line(error.line(), error.reason(), &raw)? {
                     return Err(error.into());
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Blocks of lines read ahead of the loader: enough to keep every helper busy.
+const AHEAD_BLOCKS: usize = 4;
+
+enum Queued {
+    Item(Item),
+    Ahead(Ahead),
+}
+
+/// Loads the lines of a block from the `skip`th on, in order.
+fn load_lines(
+    loader: &mut Loader<'_>,
+    block: &LineBlock,
+    skip: usize,
+    on_commit: &mut impl FnMut(&Value) -> Result<(), RunError>,
+) -> Result<(), RunError> {
+    for (number, text) in block.lines().skip(skip) {
+        let state = match loader.handle_record_line(text)? {
+            Some(state) => state,
+            None => match observes_singer::parse_message(text) {
+                Ok(message) => loader.handle(number, message)?,
+                Err(source) => {
+                    let error = ReadError::Line {
+                        line: number,
+                        source,
+                    };
+                    if !loader.reject_line(number, error.reason(), text)? {
+                        return Err(error.into());
+                    }
+                    None
+                }
+            },
+        };
+        if let Some(state) = state {
+            on_commit(&state)?;
         }
     }
     Ok(())

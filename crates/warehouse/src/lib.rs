@@ -241,8 +241,10 @@ impl PendingCommit {
     }
 }
 
-/// Batches a loader may have waiting for the warehouse's thread.
-const QUEUED_BYTES: usize = 32 << 20;
+/// Batches a loader may have waiting for the warehouse's thread. With normalizing on
+/// helper threads the loader rarely waits long for room; a larger queue mostly adds to
+/// the peak memory at the end of a transaction (bench/RESULTS.md).
+const QUEUED_BYTES: usize = 16 << 20;
 
 /// Opens the warehouse a URL names, with bulk appends on their own thread (see
 /// [`pipelined`]): the connection to load with.

@@ -207,8 +207,16 @@ impl MessageStream {
     /// lines that the loader parses (so each line is scanned once, where it is used).
     /// The reader is buffered here; pass it unbuffered.
     pub fn from_reader<R: Read + Send + 'static>(input: R) -> MessageStream {
+        MessageStream::from_reader_in_blocks(input, 1 << 20)
+    }
+
+    /// [`MessageStream::from_reader`] with blocks of about `block_bytes` (whole lines).
+    pub fn from_reader_in_blocks<R: Read + Send + 'static>(
+        input: R,
+        block_bytes: usize,
+    ) -> MessageStream {
         MessageStream::spawn(move |out| {
-            let mut blocks = LineBlocks::new(input, 1 << 20);
+            let mut blocks = LineBlocks::new(input, block_bytes);
             loop {
                 let item = match blocks.next_block() {
                     Ok(Some(block)) => Item::Lines(block),
