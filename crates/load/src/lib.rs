@@ -891,18 +891,15 @@ impl<'w> Loader<'w> {
     /// Abandons the load after an error: rolls back the open transaction (earlier
     /// checkpoints stay committed) and records the failure in `_observes_loads`.
     ///
-    /// Returns the state of a checkpoint whose commit was still running and has now
-    /// succeeded: it is committed, and the caller must pass it on like any other.
+    /// Returns the state of a checkpoint committed and not yet handed out (its commit was
+    /// still running, or finished just before the call that failed): the caller must pass
+    /// it on like any other.
     #[must_use = "a state committed during the abort must still reach the state store"]
     pub fn abort(mut self, error: &str) -> Option<Value> {
         // A commit already sent stands or falls on its own.
-        let committed = match self.settle() {
-            Ok(state) => state,
-            Err(e) => {
-                tracing::warn!(error = %e, "the last checkpoint's commit failed");
-                None
-            }
-        };
+        if let Err(e) = self.settle() {
+            tracing::warn!(error = %e, "the last checkpoint's commit failed");
+        }
         if self.in_transaction {
             if let Err(e) = self.wh.rollback() {
                 tracing::warn!(error = %e, "rollback failed");
@@ -956,5 +953,47 @@ pub fn failpoint(name: &str) {
                 libc::kill(libc::getpid(), libc::SIGKILL);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(loader: &mut Loader<'_>, line: u64, text: &str) -> Result<Option<Value>, LoadError> {
+        loader.handle(
+            line,
+            observes_singer::parse_message(text.as_bytes()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_checkpoint_committed_before_a_failing_message_is_still_handed_out() {
+        // Not pipelined: each commit is done when started, so the next call finds it so.
+        let mut wh = observes_warehouse::connect("duckdb://:memory:").unwrap();
+        let mut config = LoadConfig::new("p", "raw");
+        config.commit = CommitPolicy::every_checkpoint();
+        let mut loader = Loader::begin(wh.as_mut(), config).unwrap();
+        let schema = |ty: &str| {
+            format!(
+                r#"{{"type":"SCHEMA","stream":"a","key_properties":["id"],"schema":{{"type":"object","properties":{{"id":{{"type":"integer"}},"x":{{"type":"{ty}"}}}}}}}}"#
+            )
+        };
+        handle(&mut loader, 1, &schema("boolean")).unwrap();
+        handle(
+            &mut loader,
+            2,
+            r#"{"type":"RECORD","stream":"a","record":{"id":1,"x":true}}"#,
+        )
+        .unwrap();
+        let sent = handle(&mut loader, 3, r#"{"type":"STATE","value":{"at":1}}"#).unwrap();
+        assert_eq!(sent, None, "handed out once the commit is seen done");
+        // The SCHEMA fails (boolean → integer); the commit before it had finished.
+        let err = handle(&mut loader, 4, &schema("integer")).unwrap_err();
+        assert!(err.to_string().starts_with("line 4: "), "{err}");
+        assert_eq!(
+            loader.abort(&err.to_string()),
+            Some(serde_json::json!({"at": 1}))
+        );
     }
 }
