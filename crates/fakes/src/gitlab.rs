@@ -346,7 +346,7 @@ impl GitlabWorld {
     fn issue(&mut self, project_id: i64, path: &str, iid: i64, updated: DateTime<Utc>) -> Value {
         let id = self.id();
         let k = iid as usize;
-        let closed = k % 3 == 0;
+        let closed = k.is_multiple_of(3);
         json!({
             "id": id, "iid": iid, "project_id": project_id, "title": format!("Bug {iid}"),
             "description": "Seen on CI", "state": if closed { "closed" } else { "opened" },

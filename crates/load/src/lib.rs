@@ -621,7 +621,7 @@ impl<'w> Loader<'w> {
     /// Sends a stream's rows on when enough are buffered, and logs progress now and then.
     fn after_record(&mut self, name: &str) -> Result<(), LoadError> {
         self.flush_if_full(name)?;
-        if self.records_seen % 1024 == 0 {
+        if self.records_seen.is_multiple_of(1024) {
             self.progress();
         }
         Ok(())

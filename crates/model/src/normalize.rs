@@ -1637,7 +1637,7 @@ mod tests {
             r#"{{"id":{id},"name":"job \"{id}\"","score":{}.25,"count":null,"ok":true,"at":"2026-01-01T00:00:{:02}.5Z","day":"2026-01-02","clock":"10:11:12","either":{},"free":{{"a":[1,{{"b":null}}],"c":"d"}},"userName":{{"id":7,"First Name":"Ada","deep":{{"x":1}}}},"items":[{}],"tags":[1,2,null]}}"#,
             id,
             id % 60,
-            if id % 2 == 0 {
+            if id.is_multiple_of(2) {
                 "\"text\"".to_string()
             } else {
                 id.to_string()

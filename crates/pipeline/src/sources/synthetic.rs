@@ -143,18 +143,22 @@ pub fn job(seed: u64, i: u64) -> Map<String, Value> {
     m.insert("status".into(), json!(status));
     m.insert(
         "ref".into(),
-        json!(if r % 5 == 0 { "main" } else { "feature/x" }),
+        json!(if r.is_multiple_of(5) {
+            "main"
+        } else {
+            "feature/x"
+        }),
     );
-    m.insert("tag".into(), json!(r % 11 == 0));
+    m.insert("tag".into(), json!(r.is_multiple_of(11)));
     m.insert(
         "coverage".into(),
-        if r % 3 == 0 {
+        if r.is_multiple_of(3) {
             Value::Null
         } else {
             json!((r % 10_000) as f64 / 100.0)
         },
     );
-    m.insert("allow_failure".into(), json!(r % 13 == 0));
+    m.insert("allow_failure".into(), json!(r.is_multiple_of(13)));
     m.insert("created_at".into(), json!(timestamp(created)));
     m.insert(
         "started_at".into(),
@@ -189,7 +193,7 @@ pub fn job(seed: u64, i: u64) -> Map<String, Value> {
     );
     m.insert(
         "user".into(),
-        if r % 17 == 0 {
+        if r.is_multiple_of(17) {
             Value::Null
         } else {
             json!({"id": 100 + pick(12, USERS.len()) as i64, "username": user, "name": format!("{user} example"), "state": "active"})
@@ -202,7 +206,7 @@ pub fn job(seed: u64, i: u64) -> Map<String, Value> {
     m.insert(
         "runner".into(),
         if started.is_some() {
-            json!({"id": 3 + pick(33, 4) as i64, "description": format!("runner-{}", pick(33, 4)), "is_shared": r % 2 == 0})
+            json!({"id": 3 + pick(33, 4) as i64, "description": format!("runner-{}", pick(33, 4)), "is_shared": r.is_multiple_of(2)})
         } else {
             Value::Null
         },
