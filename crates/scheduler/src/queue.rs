@@ -5,7 +5,8 @@
 //! Layout: `<dir>/runs/<id>.json` (the run, rewritten atomically at each change),
 //! `<dir>/logs/<id>/attempt-<n>.log`, `<dir>/runs/<id>.claim` (the worker that took it;
 //! `<id>.<n>.claim` when a run is taken again from attempt n, after its worker died) and
-//! `<dir>/runs/<id>.cancel` (a cancel request).
+//! `<dir>/runs/<id>.cancel` (a cancel request); `<dir>/reap.lock` lets one worker at a time
+//! reap the runs of dead workers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -295,65 +296,94 @@ impl LocalQueue {
         }
     }
 
-    /// Runs left `running` by a worker process that no longer exists (killed, or the
-    /// machine stopped): the attempt it was running is closed as killed, and the run is
-    /// queued again while the job allows more attempts, else marked failed, so it is never
-    /// left running forever. Returns them.
+    /// Runs whose worker process no longer exists (killed, or the machine stopped). A
+    /// run left `running` has the attempt it was on closed as killed, and is queued again
+    /// while the job allows more attempts, else marked failed, so it is never left running
+    /// forever. A run claimed by a worker that died before starting it is released, so
+    /// another worker can take it. Returns them.
     pub fn reap_dead_workers(&self) -> Result<Vec<Run>, QueueError> {
+        // One reaper at a time: a claim is removed only while it is known stale, never
+        // after another reaper's worker has claimed the run anew.
+        let lock_path = self.dir.join("reap.lock");
+        let lock = std::fs::File::create(&lock_path).map_err(self.io(&lock_path))?;
+        lock.lock().map_err(self.io(&lock_path))?;
         let mut reaped = Vec::new();
         for run in self.list()? {
-            if run.status != RunStatus::Running {
-                continue;
-            }
-            let claim = self.claim_path(&run.id, run.claimed_from);
-            let Some(pid) = std::fs::read_to_string(&claim)
-                .ok()
-                .and_then(|t| t.trim().parse::<u32>().ok())
-            else {
-                continue;
+            let reaped_run = match run.status {
+                RunStatus::Running => self.reap_running(run)?,
+                RunStatus::Queued => self.release_dead_claim(run)?,
+                _ => None,
             };
-            if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
-                continue;
-            }
-            // Read again just before writing: another worker may have reaped it meanwhile.
-            let mut run = self.get(&run.id)?;
-            if run.status != RunStatus::Running {
-                continue;
-            }
-            let now = Utc::now();
-            let number = match run.attempts.last_mut() {
-                Some(attempt) if attempt.stopped_at.is_none() => {
-                    attempt.stopped_at = Some(now);
-                    attempt.number
-                }
-                _ => {
-                    let number = run.next_attempt();
-                    run.attempts.push(Attempt {
-                        number,
-                        started_at: run.started_at.unwrap_or(now),
-                        stopped_at: Some(now),
-                        exit_code: None,
-                        timed_out: false,
-                        log: self.log_path(&run.id, number),
-                    });
-                    number
-                }
-            };
-            let died = format!("its worker (process {pid}) stopped while attempt {number} ran");
-            if number < run.attempts_allowed {
-                run.status = RunStatus::Queued;
-                run.status_reason = Some(format!("{died}; queued again"));
-                tracing::warn!(run = %run.id, pid, "a dead worker's run is queued again");
-            } else {
-                run.status = RunStatus::Failed;
-                run.stopped_at = Some(now);
-                run.status_reason = Some(died);
-                tracing::warn!(run = %run.id, pid, "a dead worker's run is marked failed");
-            }
-            self.save(&run)?;
-            reaped.push(run);
+            reaped.extend(reaped_run);
         }
         Ok(reaped)
+    }
+
+    /// The process that wrote the claim file `claim`, if it is gone. A claim being written
+    /// (no pid yet) or held by this process is live.
+    fn dead_claimant(claim: &Path) -> Option<u32> {
+        let pid = std::fs::read_to_string(claim)
+            .ok()?
+            .trim()
+            .parse::<u32>()
+            .ok()?;
+        let gone = pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists();
+        gone.then_some(pid)
+    }
+
+    fn reap_running(&self, run: Run) -> Result<Option<Run>, QueueError> {
+        let Some(pid) = Self::dead_claimant(&self.claim_path(&run.id, run.claimed_from)) else {
+            return Ok(None);
+        };
+        let mut run = run;
+        let now = Utc::now();
+        let number = match run.attempts.last_mut() {
+            Some(attempt) if attempt.stopped_at.is_none() => {
+                attempt.stopped_at = Some(now);
+                attempt.number
+            }
+            _ => {
+                let number = run.next_attempt();
+                run.attempts.push(Attempt {
+                    number,
+                    started_at: run.started_at.unwrap_or(now),
+                    stopped_at: Some(now),
+                    exit_code: None,
+                    timed_out: false,
+                    log: self.log_path(&run.id, number),
+                });
+                number
+            }
+        };
+        let died = format!("its worker (process {pid}) stopped while attempt {number} ran");
+        if number < run.attempts_allowed {
+            run.status = RunStatus::Queued;
+            run.status_reason = Some(format!("{died}; queued again"));
+            tracing::warn!(run = %run.id, pid, "a dead worker's run is queued again");
+        } else {
+            run.status = RunStatus::Failed;
+            run.stopped_at = Some(now);
+            run.status_reason = Some(died);
+            tracing::warn!(run = %run.id, pid, "a dead worker's run is marked failed");
+        }
+        self.save(&run)?;
+        Ok(Some(run))
+    }
+
+    /// A queued run claimed by a worker that died before marking it running: nobody else
+    /// could ever claim it, so the claim goes.
+    fn release_dead_claim(&self, mut run: Run) -> Result<Option<Run>, QueueError> {
+        let claim = self.claim_path(&run.id, run.next_attempt());
+        let Some(pid) = Self::dead_claimant(&claim) else {
+            return Ok(None);
+        };
+        run.status_reason = Some(format!(
+            "its worker (process {pid}) stopped before starting it; queued again"
+        ));
+        self.save(&run)?;
+        std::fs::remove_file(&claim).map_err(self.io(&claim))?;
+        tracing::warn!(run = %run.id, pid, "a dead worker's claim on a queued run is released");
+        Ok(Some(run))
     }
 
     pub fn log_path(&self, id: &str, attempt: u32) -> PathBuf {

@@ -289,6 +289,59 @@ fn a_run_whose_worker_died_is_marked_failed_and_reported() {
 }
 
 #[test]
+fn a_run_whose_worker_died_between_claiming_and_starting_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let raw: BTreeMap<String, RawJob> =
+        toml::from_str("[\"/once\"]\ncommand = [\"sh\", \"-c\", \"echo ran >> ran.txt\"]\n")
+            .unwrap();
+    let catalogue =
+        Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &raw).unwrap();
+    let queue = LocalQueue::open(&root.join("queue")).unwrap();
+    let run = submit(&queue, &catalogue, "/once", root, 0);
+    // A worker claimed it and died before marking it running: it is still queued.
+    let pid = claimed_by_a_dead_worker(root, &format!("{}.claim", run.id));
+    let claim = root.join(format!("queue/runs/{}.claim", run.id));
+
+    let reaped = queue.reap_dead_workers().unwrap();
+    assert_eq!(reaped.len(), 1);
+    assert_eq!(reaped[0].status, RunStatus::Queued);
+    assert_eq!(
+        reaped[0].status_reason,
+        Some(format!(
+            "its worker (process {pid}) stopped before starting it; queued again"
+        ))
+    );
+    assert!(!claim.exists(), "the dead worker's claim is released");
+
+    // The next worker takes it: the command runs once, as the first attempt.
+    assert_eq!(queue.work(1, &|_| {}).unwrap(), 1);
+    let done = queue.get(&run.id).unwrap();
+    assert_eq!(
+        done.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        done.status_reason
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("ran.txt")).unwrap(),
+        "ran\n"
+    );
+    let attempts: Vec<(u32, Option<i32>)> = done
+        .attempts
+        .iter()
+        .map(|a| (a.number, a.exit_code))
+        .collect();
+    assert_eq!(attempts, [(1, Some(0))]);
+    // A queued run claimed by a live worker (this process) is left alone.
+    let held = submit(&queue, &catalogue, "/once", root, 5);
+    let held_claim = root.join(format!("queue/runs/{}.claim", held.id));
+    std::fs::write(&held_claim, std::process::id().to_string()).unwrap();
+    assert!(queue.reap_dead_workers().unwrap().is_empty());
+    assert!(held_claim.exists());
+}
+
+#[test]
 fn a_run_whose_worker_died_runs_again_while_attempts_are_left() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
