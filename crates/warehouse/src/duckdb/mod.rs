@@ -200,17 +200,29 @@ impl DuckDbWarehouse {
         // SAFETY: the handle is open, and `database` outlives the connection.
         let conn = unsafe { Connection::open_from_raw(database.0) }
             .map_err(|e| open_err(e.to_string()))?;
-        // Offline machines must never try to download an extension mid-load. Timestamps
-        // are stored in UTC; show them in UTC too, whatever the machine's zone. A load's
+        // Offline machines must never try to download an extension mid-load. A load's
         // row groups are compressed and written as soon as each is complete, not held
         // uncompressed (by default up to five per table) until its COMMIT: less memory,
         // and a shorter COMMIT holding up the loader (bench/RESULTS.md).
         conn.execute_batch(
             "SET autoinstall_known_extensions = false; \
-             SET TimeZone = 'UTC'; \
              SET write_buffer_row_group_count = 1;",
         )
         .map_err(|e| open_err(e.to_string()))?;
+        // Timestamps are stored in UTC; show them in UTC too, whatever the machine's zone.
+        // The setting comes with the ICU extension; a DuckDB built without it (the
+        // `bundled` feature) has no zones and shows UTC anyway.
+        let has_zones: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM duckdb_settings() WHERE name = 'TimeZone'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| open_err(e.to_string()))?;
+        if has_zones {
+            conn.execute_batch("SET TimeZone = 'UTC'")
+                .map_err(|e| open_err(e.to_string()))?;
+        }
         scan::register(database.0).map_err(open_err)?;
         Ok(DuckDbWarehouse {
             conn,
