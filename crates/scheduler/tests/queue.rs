@@ -45,6 +45,30 @@ fn submit(queue: &LocalQueue, catalogue: &Catalogue, job: &str, dir: &Path, n: i
     run
 }
 
+/// A catalogue of the jobs in `jobs` (TOML) and an empty queue under `root`.
+fn queue_with(root: &Path, jobs: &str) -> (Catalogue, LocalQueue) {
+    let raw: BTreeMap<String, RawJob> = toml::from_str(jobs).unwrap();
+    let catalogue =
+        Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &raw).unwrap();
+    (catalogue, LocalQueue::open(&root.join("queue")).unwrap())
+}
+
+/// The run `id` as it ended: succeeded, its command (`echo ran >> ran.txt`) run once.
+fn succeeded_after_one_run(queue: &LocalQueue, root: &Path, id: &str) -> Run {
+    let done = queue.get(id).unwrap();
+    assert_eq!(
+        done.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        done.status_reason
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("ran.txt")).unwrap(),
+        "ran\n"
+    );
+    done
+}
+
 /// Writes the claim file `claim` as a worker's whose process has exited; its pid.
 fn claimed_by_a_dead_worker(root: &Path, claim: &str) -> u32 {
     let mut gone = std::process::Command::new("true").spawn().unwrap();
@@ -212,11 +236,10 @@ fn timeouts_retries_logs_concurrency_cancel_and_stability() {
 fn a_running_run_is_cancelled_by_its_worker() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let raw: BTreeMap<String, RawJob> =
-        toml::from_str("[\"/long\"]\ncommand = [\"sleep\", \"30\"]\nattempts = 3\n").unwrap();
-    let catalogue =
-        Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &raw).unwrap();
-    let queue = LocalQueue::open(&root.join("queue")).unwrap();
+    let (catalogue, queue) = queue_with(
+        root,
+        "[\"/long\"]\ncommand = [\"sleep\", \"30\"]\nattempts = 3\n",
+    );
     let run = submit(&queue, &catalogue, "/long", root, 0);
     let started = std::time::Instant::now();
     std::thread::scope(|s| {
@@ -247,11 +270,7 @@ fn a_running_run_is_cancelled_by_its_worker() {
 fn a_run_whose_worker_died_is_marked_failed_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let raw: BTreeMap<String, RawJob> =
-        toml::from_str("[\"/long\"]\ncommand = [\"sleep\", \"30\"]\n").unwrap();
-    let catalogue =
-        Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &raw).unwrap();
-    let queue = LocalQueue::open(&root.join("queue")).unwrap();
+    let (catalogue, queue) = queue_with(root, "[\"/long\"]\ncommand = [\"sleep\", \"30\"]\n");
     let mut run = submit(&queue, &catalogue, "/long", root, 0);
     // A worker that claimed it, started it, and died: its process is gone.
     let pid = claimed_by_a_dead_worker(root, &format!("{}.claim", run.id));
@@ -292,12 +311,10 @@ fn a_run_whose_worker_died_is_marked_failed_and_reported() {
 fn a_run_whose_worker_died_between_claiming_and_starting_it_runs() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let raw: BTreeMap<String, RawJob> =
-        toml::from_str("[\"/once\"]\ncommand = [\"sh\", \"-c\", \"echo ran >> ran.txt\"]\n")
-            .unwrap();
-    let catalogue =
-        Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &raw).unwrap();
-    let queue = LocalQueue::open(&root.join("queue")).unwrap();
+    let (catalogue, queue) = queue_with(
+        root,
+        "[\"/once\"]\ncommand = [\"sh\", \"-c\", \"echo ran >> ran.txt\"]\n",
+    );
     let run = submit(&queue, &catalogue, "/once", root, 0);
     // A worker claimed it and died before marking it running: it is still queued.
     let pid = claimed_by_a_dead_worker(root, &format!("{}.claim", run.id));
@@ -316,17 +333,7 @@ fn a_run_whose_worker_died_between_claiming_and_starting_it_runs() {
 
     // The next worker takes it: the command runs once, as the first attempt.
     assert_eq!(queue.work(1, &|_| {}).unwrap(), 1);
-    let done = queue.get(&run.id).unwrap();
-    assert_eq!(
-        done.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        done.status_reason
-    );
-    assert_eq!(
-        std::fs::read_to_string(root.join("ran.txt")).unwrap(),
-        "ran\n"
-    );
+    let done = succeeded_after_one_run(&queue, root, &run.id);
     let attempts: Vec<(u32, Option<i32>)> = done
         .attempts
         .iter()
@@ -345,13 +352,10 @@ fn a_run_whose_worker_died_between_claiming_and_starting_it_runs() {
 fn a_run_whose_worker_died_runs_again_while_attempts_are_left() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let raw: BTreeMap<String, RawJob> = toml::from_str(
+    let (catalogue, queue) = queue_with(
+        root,
         "[\"/twice\"]\ncommand = [\"sh\", \"-c\", \"echo ran >> ran.txt\"]\nattempts = 2\n",
-    )
-    .unwrap();
-    let catalogue =
-        Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &raw).unwrap();
-    let queue = LocalQueue::open(&root.join("queue")).unwrap();
+    );
     let run = submit(&queue, &catalogue, "/twice", root, 0);
     // A worker claimed it, recorded its first attempt, and died in it.
     claimed_by_a_dead_worker(root, &format!("{}.claim", run.id));
@@ -370,17 +374,7 @@ fn a_run_whose_worker_died_runs_again_while_attempts_are_left() {
 
     // The next worker closes that attempt and runs the second: the command runs once.
     assert_eq!(queue.work(1, &|_| {}).unwrap(), 1);
-    let done = queue.get(&run.id).unwrap();
-    assert_eq!(
-        done.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        done.status_reason
-    );
-    assert_eq!(
-        std::fs::read_to_string(root.join("ran.txt")).unwrap(),
-        "ran\n"
-    );
+    let done = succeeded_after_one_run(&queue, root, &run.id);
     let attempts: Vec<(u32, Option<i32>, bool)> = done
         .attempts
         .iter()
