@@ -182,13 +182,58 @@ fn date_text(days: i32) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// DuckDB's memory limit for a database file unless its URL sets one. DuckDB otherwise
+/// keeps every block of the file it writes in its buffer pool (by default up to 80% of
+/// the machine's memory), so a long load's memory grows with the file (bench/RESULTS.md).
+/// Queries that need more spill to `<file>.tmp`.
+pub const DEFAULT_MEMORY_LIMIT: &str = "192MB";
+
+/// What follows `duckdb://`: `PATH[?memory_limit=SIZE]`.
+#[derive(Debug, PartialEq)]
+struct Target<'a> {
+    path: &'a str,
+    /// `None` for an in-memory database without a limit of its own: DuckDB's default,
+    /// since it cannot drop blocks that are not on disk.
+    memory_limit: Option<&'a str>,
+}
+
+impl<'a> Target<'a> {
+    fn parse(target: &'a str) -> std::result::Result<Target<'a>, String> {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut memory_limit = (path != ":memory:").then_some(DEFAULT_MEMORY_LIMIT);
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            match pair.split_once('=') {
+                Some(("memory_limit", size)) if is_size(size) => memory_limit = Some(size),
+                Some(("memory_limit", size)) => {
+                    return Err(format!(
+                        "memory_limit {size:?} is not a size such as 512MB or 4GB"
+                    ))
+                }
+                _ => return Err(format!("unknown parameter {pair:?} (known: memory_limit)")),
+            }
+        }
+        Ok(Target { path, memory_limit })
+    }
+}
+
+/// Digits, then a unit of letters that DuckDB checks (`512MB`, `1.5GiB`): nothing that
+/// could end the SQL string literal it goes into.
+fn is_size(text: &str) -> bool {
+    let number = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    number.starts_with(|c: char| c.is_ascii_digit())
+        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && text.len() - number.len() <= 3
+}
+
 impl DuckDbWarehouse {
-    /// Opens (or creates) a DuckDB file; `:memory:` for an in-memory database.
-    pub fn open(path: &str) -> Result<Self> {
+    /// Opens (or creates) a DuckDB file, `PATH[?memory_limit=SIZE]` (default
+    /// [`DEFAULT_MEMORY_LIMIT`]); `:memory:` for an in-memory database.
+    pub fn open(target: &str) -> Result<Self> {
         let open_err = |message: String| WarehouseError::Open {
-            url: format!("duckdb://{path}"),
+            url: format!("duckdb://{target}"),
             message,
         };
+        let Target { path, memory_limit } = Target::parse(target).map_err(open_err)?;
         if path != ":memory:" {
             if let Some(parent) = std::path::Path::new(path).parent() {
                 if !parent.as_os_str().is_empty() {
@@ -209,6 +254,10 @@ impl DuckDbWarehouse {
              SET write_buffer_row_group_count = 1;",
         )
         .map_err(|e| open_err(e.to_string()))?;
+        if let Some(size) = memory_limit {
+            conn.execute_batch(&format!("SET memory_limit = '{size}'"))
+                .map_err(|e| open_err(e.to_string()))?;
+        }
         // Timestamps are stored in UTC; show them in UTC too, whatever the machine's zone.
         // The setting comes with the ICU extension; a DuckDB built without it (the
         // `bundled` feature) has no zones and shows UTC anyway.
@@ -471,6 +520,63 @@ impl Warehouse for DuckDbWarehouse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_set_the_memory_limit_or_get_the_default() {
+        let parse = |t| Target::parse(t);
+        let file = |path, memory_limit| Ok(Target { path, memory_limit });
+        assert_eq!(parse("a.duckdb"), file("a.duckdb", Some("192MB")));
+        assert_eq!(parse(":memory:"), file(":memory:", None));
+        assert_eq!(
+            parse("a.duckdb?memory_limit=4GB"),
+            file("a.duckdb", Some("4GB"))
+        );
+        assert_eq!(
+            parse(":memory:?memory_limit=1.5GiB"),
+            file(":memory:", Some("1.5GiB"))
+        );
+        assert_eq!(
+            parse("a.duckdb?memory=1GB"),
+            Err(r#"unknown parameter "memory=1GB" (known: memory_limit)"#.into())
+        );
+        for bad in ["1GB'; DROP TABLE t; --", "GB", "", "1 GB", "12 TERABYTES"] {
+            let target = format!("a.duckdb?memory_limit={bad}");
+            assert_eq!(
+                Target::parse(&target),
+                Err(format!(
+                    "memory_limit {bad:?} is not a size such as 512MB or 4GB"
+                )),
+            );
+        }
+    }
+
+    #[test]
+    fn a_database_file_opens_with_its_memory_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = |target: &str| {
+            let wh = DuckDbWarehouse::open(target).unwrap();
+            let limit: String = wh
+                .conn
+                .query_row("SELECT current_setting('memory_limit')", [], |row| {
+                    row.get(0)
+                })
+                .unwrap();
+            limit
+        };
+        let path = dir.path().join("wh.duckdb");
+        let path = path.to_str().unwrap();
+        // DuckDB shows sizes in binary units: 192 MB is 183.1 MiB.
+        assert_eq!(limit(path), "183.1 MiB");
+        assert_eq!(limit(&format!("{path}?memory_limit=1GB")), "953.6 MiB");
+        let err = DuckDbWarehouse::open(&format!("{path}?memory_limit=5XB"))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("opening duckdb://{path}?memory_limit=5XB: ")),
+            "{err}"
+        );
+    }
 
     #[test]
     fn dates_print_as_iso() {
