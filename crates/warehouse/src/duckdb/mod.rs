@@ -64,6 +64,8 @@ pub struct DuckDbWarehouse {
     /// Insertion order is left free on this session (between a parallel insert that
     /// failed and the rollback that follows).
     insertion_order_free: bool,
+    /// The URL's `memory_limit` (DuckDB's default if `None`), restored after each trim.
+    memory_limit: Option<String>,
     _database: Arc<Database>,
 }
 
@@ -182,25 +184,23 @@ fn date_text(days: i32) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// DuckDB's memory limit for a database file unless its URL sets one. DuckDB otherwise
-/// keeps every block of the file it writes in its buffer pool (by default up to 80% of
-/// the machine's memory), so a long load's memory grows with the file (bench/RESULTS.md).
-/// Queries that need more spill to `<file>.tmp`.
-pub const DEFAULT_MEMORY_LIMIT: &str = "192MB";
+/// DuckDB's buffer pool is trimmed to this after each commit: it otherwise keeps every
+/// block of the file it has written (up to its `memory_limit`, by default 80% of the
+/// machine), so a long load's memory would grow with the file (bench/RESULTS.md).
+const TRIM_TO: &str = "64MB";
 
 /// What follows `duckdb://`: `PATH[?memory_limit=SIZE]`.
 #[derive(Debug, PartialEq)]
 struct Target<'a> {
     path: &'a str,
-    /// `None` for an in-memory database without a limit of its own: DuckDB's default,
-    /// since it cannot drop blocks that are not on disk.
+    /// `None`: DuckDB's default.
     memory_limit: Option<&'a str>,
 }
 
 impl<'a> Target<'a> {
     fn parse(target: &'a str) -> std::result::Result<Target<'a>, String> {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let mut memory_limit = (path != ":memory:").then_some(DEFAULT_MEMORY_LIMIT);
+        let mut memory_limit = None;
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             match pair.split_once('=') {
                 Some(("memory_limit", size)) if is_size(size) => memory_limit = Some(size),
@@ -226,8 +226,8 @@ fn is_size(text: &str) -> bool {
 }
 
 impl DuckDbWarehouse {
-    /// Opens (or creates) a DuckDB file, `PATH[?memory_limit=SIZE]` (default
-    /// [`DEFAULT_MEMORY_LIMIT`]); `:memory:` for an in-memory database.
+    /// Opens (or creates) a DuckDB file, `PATH[?memory_limit=SIZE]`; `:memory:` for an
+    /// in-memory database.
     pub fn open(target: &str) -> Result<Self> {
         let open_err = |message: String| WarehouseError::Open {
             url: format!("duckdb://{target}"),
@@ -277,6 +277,7 @@ impl DuckDbWarehouse {
             conn,
             pending: Vec::new(),
             insertion_order_free: false,
+            memory_limit: memory_limit.map(str::to_string),
             _database: database,
         })
     }
@@ -291,8 +292,29 @@ impl DuckDbWarehouse {
             conn,
             pending: Vec::new(),
             insertion_order_free: false,
+            memory_limit: self.memory_limit.clone(),
             _database: self._database.clone(),
         })
+    }
+
+    /// Drops the file's blocks that DuckDB keeps cached (they are on disk) by lowering its
+    /// memory limit for a moment: lowering it evicts at once. A limit that cannot be met
+    /// (a reader on another connection holds more) is refused by DuckDB, which then keeps
+    /// the old one; either way the limit is put back. The commit before stands regardless.
+    fn trim_buffer_pool(&self) {
+        if let Err(e) = self
+            .conn
+            .execute_batch(&format!("SET memory_limit = '{TRIM_TO}'"))
+        {
+            tracing::debug!(error = %e, "the buffer pool was not trimmed");
+        }
+        let restore = match &self.memory_limit {
+            Some(size) => format!("SET memory_limit = '{size}'"),
+            None => "RESET memory_limit".to_string(),
+        };
+        if let Err(e) = self.conn.execute_batch(&restore) {
+            tracing::warn!(error = %e, "DuckDB's memory limit was not restored after a trim");
+        }
     }
 
     /// Inserts every gathered batch, table by table.
@@ -461,6 +483,7 @@ impl Warehouse for DuckDbWarehouse {
         // DuckDB compresses each table's last row group of the transaction here, on this one
         // thread (the complete ones were written as the inserts went).
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "COMMIT");
+        self.trim_buffer_pool();
         Ok(())
     }
 
@@ -525,7 +548,7 @@ mod tests {
     fn urls_set_the_memory_limit_or_get_the_default() {
         let parse = |t| Target::parse(t);
         let file = |path, memory_limit| Ok(Target { path, memory_limit });
-        assert_eq!(parse("a.duckdb"), file("a.duckdb", Some("192MB")));
+        assert_eq!(parse("a.duckdb"), file("a.duckdb", None));
         assert_eq!(parse(":memory:"), file(":memory:", None));
         assert_eq!(
             parse("a.duckdb?memory_limit=4GB"),
@@ -551,29 +574,54 @@ mod tests {
     }
 
     #[test]
-    fn a_database_file_opens_with_its_memory_limit() {
+    fn a_commit_leaves_the_buffer_pool_trimmed_and_the_memory_limit_as_set() {
         let dir = tempfile::tempdir().unwrap();
-        let limit = |target: &str| {
-            let wh = DuckDbWarehouse::open(target).unwrap();
-            let limit: String = wh
-                .conn
-                .query_row("SELECT current_setting('memory_limit')", [], |row| {
-                    row.get(0)
-                })
-                .unwrap();
-            limit
+        let one = |wh: &DuckDbWarehouse, sql: &str| -> String {
+            wh.conn.query_row(sql, [], |row| row.get(0)).unwrap()
         };
-        let path = dir.path().join("wh.duckdb");
-        let path = path.to_str().unwrap();
-        // DuckDB shows sizes in binary units: 192 MB is 183.1 MiB.
-        assert_eq!(limit(path), "183.1 MiB");
-        assert_eq!(limit(&format!("{path}?memory_limit=1GB")), "953.6 MiB");
-        let err = DuckDbWarehouse::open(&format!("{path}?memory_limit=5XB"))
-            .err()
+        let default = one(
+            &DuckDbWarehouse::open(":memory:").unwrap(),
+            "SELECT current_setting('memory_limit')",
+        );
+        for (query, limit) in [("", default.as_str()), ("?memory_limit=1GB", "953.6 MiB")] {
+            let target = format!("{}{query}", dir.path().join("wh.duckdb").display());
+            let mut wh = DuckDbWarehouse::open(&target).unwrap();
+            assert_eq!(one(&wh, "SELECT current_setting('memory_limit')"), limit);
+            wh.begin().unwrap();
+            // About 260 MB of hex digits: blocks DuckDB would keep cached.
+            wh.execute(
+                "CREATE OR REPLACE TABLE t AS SELECT md5(i::VARCHAR) || md5((i + 1)::VARCHAR) AS h \
+                 FROM range(4000000) r(i)",
+                &[],
+            )
             .unwrap();
+            wh.commit().unwrap();
+            let cached: i64 = wh
+                .conn
+                .query_row(
+                    "SELECT sum(memory_usage_bytes)::BIGINT FROM duckdb_memory()",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert!(
+                cached <= 64 << 20,
+                "{cached} bytes still cached after the commit"
+            );
+            assert_eq!(one(&wh, "SELECT current_setting('memory_limit')"), limit);
+            assert_eq!(one(&wh, "SELECT count(*)::VARCHAR FROM t"), "4000000");
+        }
+        let err = DuckDbWarehouse::open(&format!(
+            "{}/x.duckdb?memory_limit=5XB",
+            dir.path().display()
+        ))
+        .err()
+        .unwrap();
         assert!(
-            err.to_string()
-                .starts_with(&format!("opening duckdb://{path}?memory_limit=5XB: ")),
+            err.to_string().starts_with(&format!(
+                "opening duckdb://{}/x.duckdb?memory_limit=5XB: ",
+                dir.path().display()
+            )),
             "{err}"
         );
     }
