@@ -331,11 +331,10 @@ impl LocalQueue {
         gone.then_some(pid)
     }
 
-    fn reap_running(&self, run: Run) -> Result<Option<Run>, QueueError> {
+    fn reap_running(&self, mut run: Run) -> Result<Option<Run>, QueueError> {
         let Some(pid) = Self::dead_claimant(&self.claim_path(&run.id, run.claimed_from)) else {
             return Ok(None);
         };
-        let mut run = run;
         let now = Utc::now();
         let number = match run.attempts.last_mut() {
             Some(attempt) if attempt.stopped_at.is_none() => {
