@@ -68,7 +68,13 @@ impl BatchQueue {
             .build()
             .map_err(|e| format!("starting the async runtime: {e}"))?;
         let client = runtime.block_on(async {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            let https = aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https();
+            let mut loader =
+                aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https);
             if let Some(region) = &settings.region {
                 loader = loader.region(aws_config::Region::new(region.clone()));
             }
