@@ -15,6 +15,8 @@
 //! commit_records = 491520                   # a STATE commits once this many records wait,
 //! commit_seconds = 30                       #   or this long after the last commit (0: every STATE)
 //! on_schema_change = "fail"                 # fail | variant (new type, new column)
+//! on_missing_key = "append"                 # merge of a keyless stream: append | fail
+//! untyped = "json"                          # objects without properties: json | infer
 //!
 //! [pipelines.gitlab_api]
 //! source = "gitlab"                         # or "checkly", "code"
@@ -128,6 +130,10 @@ struct RawPipeline {
     batch_rows: Option<usize>,
     #[serde(default = "default_on_schema_change")]
     on_schema_change: String,
+    #[serde(default)]
+    on_missing_key: Option<String>,
+    #[serde(default)]
+    untyped: Option<String>,
     commit_records: Option<u64>,
     commit_seconds: Option<f64>,
 }
@@ -172,14 +178,25 @@ pub struct PipelineConfig {
     /// Rows buffered per stream before they go to the warehouse (not a commit).
     pub batch_rows: Option<usize>,
     pub on_schema_change: observes_model::SchemaChangePolicy,
+    /// Under merge, a stream without key properties.
+    pub on_missing_key: observes_load::OnMissingKey,
+    /// Objects and arrays the SCHEMA leaves untyped.
+    pub untyped: observes_load::Untyped,
     /// When a checkpoint commits.
     pub commit: observes_load::CommitPolicy,
 }
 
-/// A loaded `observes.toml`, with relative paths resolved against its folder.
+/// A loaded `observes.toml`. Every relative path in it (warehouse, state, storage, the
+/// mirror's URLs and `work_dir`, the code source's `root` and `groups`, `singer-file`
+/// paths, settings files, the queue dir) is resolved once, here, against the file's folder
+/// made absolute: no later code sees a relative path, whatever its working directory (jobs
+/// run `git` and taps in other folders).
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The file as it was named (for messages).
     pub path: PathBuf,
+    /// The file's folder, absolute.
+    pub dir: PathBuf,
     pub warehouse: String,
     pub state: String,
     /// Object storage for what jobs publish (bills, mirrored repositories): a folder or
@@ -197,14 +214,17 @@ pub struct Config {
 }
 
 impl Config {
-    /// The folder of this file: where jobs run and relative paths start.
+    /// The folder of this file, absolute: where jobs run and relative paths start.
     pub fn base(&self) -> PathBuf {
-        self.path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf()
+        self.dir.clone()
     }
+}
+
+/// The absolute folder of a file, from the working directory if the path is relative.
+/// Lexical (no symlinks resolved, the file need not exist), as a shell user reads it.
+pub fn absolute_dir(file: &Path) -> std::io::Result<PathBuf> {
+    let file = std::path::absolute(file)?;
+    Ok(file.parent().unwrap_or(Path::new("/")).to_path_buf())
 }
 
 /// `duckdb://relative.duckdb` and plain state folders are relative to the config file.
@@ -282,7 +302,7 @@ fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
             stray(&["command"])?;
             let command = p.command.clone().filter(|c| !c.is_empty());
             let command = command.ok_or("source \"command\" needs a non-empty \"command\" list")?;
-            Ok(SourceConfig::Command { command })
+            Ok(SourceConfig::Command { command, dir: None })
         }
         "synthetic" => {
             stray(&["records", "seed", "checkpoint_every"])?;
@@ -351,7 +371,7 @@ impl Config {
             message,
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(toml_error(text, &e)))?;
-        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let base = absolute_dir(path).map_err(|e| invalid(format!("resolving its folder: {e}")))?;
         let mut pipelines = BTreeMap::new();
         for (name, p) in raw.pipelines {
             let write_mode = p
@@ -377,6 +397,18 @@ impl Config {
                         .on_schema_change
                         .parse()
                         .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?,
+                    on_missing_key: match &p.on_missing_key {
+                        Some(policy) => policy
+                            .parse()
+                            .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?,
+                        None => observes_load::OnMissingKey::default(),
+                    },
+                    untyped: match &p.untyped {
+                        Some(policy) => policy
+                            .parse()
+                            .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?,
+                        None => observes_load::Untyped::default(),
+                    },
                     commit: commit_policy(p.commit_records, p.commit_seconds)
                         .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?,
                 },
@@ -384,6 +416,7 @@ impl Config {
         }
         Ok(Config {
             path: path.to_path_buf(),
+            dir: base.clone(),
             warehouse: resolve_url(&base, &raw.warehouse),
             state: resolve_url(&base, &raw.state),
             storage: resolve_url(&base, &raw.storage),
