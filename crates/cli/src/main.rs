@@ -86,6 +86,14 @@ enum Command {
         /// column; values of the new type go to a new column NAME__v_TYPE).
         #[arg(long, default_value = "fail", value_parser = parse_schema_change)]
         on_schema_change: observes_model::SchemaChangePolicy,
+        /// Under merge, a stream whose SCHEMA has no key_properties: append (load it as
+        /// append, with a warning) or fail (stop the load).
+        #[arg(long, default_value = "append", value_parser = parse_on_missing_key)]
+        on_missing_key: observes_load::OnMissingKey,
+        /// Objects and arrays the SCHEMA leaves untyped (no properties, no items): json (one
+        /// JSON column) or infer (columns and child tables typed from the records).
+        #[arg(long, default_value = "json", value_parser = parse_untyped)]
+        untyped: observes_load::Untyped,
         /// The name the state is kept under in _observes_state.
         #[arg(long, default_value = "target")]
         pipeline: String,
@@ -200,6 +208,14 @@ enum DashboardAction {
         #[command(flatten)]
         place: DashboardPlace,
     },
+}
+
+fn parse_on_missing_key(s: &str) -> Result<observes_load::OnMissingKey, String> {
+    s.parse()
+}
+
+fn parse_untyped(s: &str) -> Result<observes_load::Untyped, String> {
+    s.parse()
 }
 
 fn parse_export_format(s: &str) -> Result<observes_dashboards::export::Format, String> {
@@ -578,6 +594,8 @@ fn dispatch(command: Command) -> Result<()> {
             write_mode,
             on_invalid,
             on_schema_change,
+            on_missing_key,
+            untyped,
             pipeline,
             commit_records,
             commit_seconds,
@@ -587,6 +605,8 @@ fn dispatch(command: Command) -> Result<()> {
                 write_mode,
                 on_invalid,
                 on_schema_change,
+                on_missing_key,
+                untyped,
                 commit: observes_pipeline::config::commit_policy(
                     Some(commit_records),
                     Some(commit_seconds),
@@ -624,9 +644,9 @@ fn dispatch(command: Command) -> Result<()> {
         } => {
             let settings: observes_sources::code::CodeConfig =
                 observes_sources::read_config(&config)?;
-            let base = config.parent().unwrap_or(std::path::Path::new("."));
+            let base = observes_pipeline::config::absolute_dir(&config)?;
             run_builtin_tap(
-                observes_sources::Builtin::Code(Box::new(settings.resolve(base))),
+                observes_sources::Builtin::Code(Box::new(settings.resolve(&base))),
                 state,
             )
         }

@@ -95,6 +95,14 @@ pub fn drive(
         }
         let Some(next) = window.pop_front() else {
             if ended {
+                // The end of a file is its last checkpoint (it may have no STATE of its own).
+                if let Some((value, line)) = stream.file.as_ref().and_then(|f| f.at_end()) {
+                    let message =
+                        observes_singer::Message::State(observes_singer::StateMessage { value });
+                    if let Some(state) = loader.handle(line + 1, message)? {
+                        on_commit(&state)?;
+                    }
+                }
                 break;
             }
             continue;
@@ -105,7 +113,9 @@ pub fn drive(
                     on_commit(&state)?;
                 }
             }
-            Queued::Item(Item::Lines(block)) => load_lines(loader, &block, 0, &mut on_commit)?,
+            Queued::Item(Item::Lines(block)) => {
+                load_lines(loader, &block, 0, &mut on_commit, stream.file.as_mut())?
+            }
             Queued::Ahead(ahead) => {
                 let (block, prepared) = ahead.wait();
                 let mut done = 0;
@@ -118,7 +128,7 @@ pub fn drive(
                     }
                     done = lines;
                 }
-                load_lines(loader, &block, done, &mut on_commit)?;
+                load_lines(loader, &block, done, &mut on_commit, stream.file.as_mut())?;
             }
             Queued::Item(Item::Bad { error, raw }) => {
                 if !loader.reject_line(error.line(), error.reason(), &raw)? {
@@ -138,17 +148,25 @@ enum Queued {
     Ahead(Ahead),
 }
 
-/// Loads the lines of a block from the `skip`th on, in order.
+/// Loads the lines of a block from the `skip`th on, in order. A file's `STATE`s carry
+/// where in the file they are (see [`crate::sources::singer_file`]).
 fn load_lines(
     loader: &mut Loader<'_>,
     block: &LineBlock,
     skip: usize,
     on_commit: &mut impl FnMut(&Value) -> Result<(), RunError>,
+    mut file: Option<&mut crate::sources::singer_file::FileCursor>,
 ) -> Result<(), RunError> {
-    for (number, text) in block.lines().skip(skip) {
+    for (number, text, end) in block.lines_with_end().skip(skip) {
         let state = match loader.handle_record_line(text)? {
             Some(state) => state,
             None => match observes_singer::parse_message(text) {
+                Ok(observes_singer::Message::State(mut state)) if file.is_some() => {
+                    if let Some(file) = file.as_deref_mut() {
+                        state.value = file.wrap(state.value, end, number);
+                    }
+                    loader.handle(number, observes_singer::Message::State(state))?
+                }
                 Ok(message) => loader.handle(number, message)?,
                 Err(source) => {
                     let error = ReadError::Line {
@@ -175,6 +193,8 @@ fn load_config(pipeline: &PipelineConfig) -> LoadConfig {
         write_mode: pipeline.write_mode,
         on_invalid: pipeline.on_invalid,
         on_schema_change: pipeline.on_schema_change,
+        on_missing_key: pipeline.on_missing_key,
+        untyped: pipeline.untyped,
         batch_rows: pipeline.batch_rows.unwrap_or(defaults.batch_rows).max(1),
         commit: pipeline.commit,
         ..defaults

@@ -78,7 +78,11 @@ pub enum Record {
 
 /// The JSON text of a record object, as it was read: syntax checked, nothing parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawRecord(Box<str>);
+pub struct RawRecord {
+    text: Box<str>,
+    /// Where the text starts in its input line, in bytes.
+    offset: usize,
+}
 
 impl RawRecord {
     /// Checks that `text` is one JSON object.
@@ -87,11 +91,35 @@ impl RawRecord {
         if !raw.get().starts_with('{') {
             return Err(serde::de::Error::custom("a record must be a JSON object"));
         }
-        Ok(RawRecord(raw.into()))
+        Ok(RawRecord {
+            text: raw.into(),
+            offset: 0,
+        })
+    }
+
+    /// `part` of `line`, remembering where it starts (for columns in errors).
+    fn within(line: &[u8], part: &str) -> RawRecord {
+        let start = line.as_ptr() as usize;
+        let at = part.as_ptr() as usize;
+        let offset = if at >= start && at + part.len() <= start + line.len() {
+            at - start
+        } else {
+            0
+        };
+        RawRecord {
+            text: part.into(),
+            offset,
+        }
     }
 
     pub fn get(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// Where the record's text starts in its input line, in bytes (0 if it was not read
+    /// from a line): a column within the record plus this is a column of the line.
+    pub fn offset(&self) -> usize {
+        self.offset
     }
 }
 
@@ -212,11 +240,13 @@ impl ReadError {
 /// All fields any message may have, parsed in one pass (an internally tagged enum would
 /// buffer every record through serde's `Content` first, which is much slower).
 #[derive(Deserialize)]
-struct RawMessage {
+struct RawMessage<'a> {
     #[serde(rename = "type")]
     kind: Option<String>,
     stream: Option<String>,
-    record: Option<Box<RawValue>>,
+    /// Borrowed from the line, so an error inside it can be placed in the line.
+    #[serde(borrow)]
+    record: Option<&'a RawValue>,
     schema: Option<Value>,
     key_properties: Option<Value>,
     bookmark_properties: Option<Value>,
@@ -330,7 +360,7 @@ fn parse_message_by_serde(line: &[u8]) -> Result<Message, LineError> {
             };
             Ok(Message::Record(RecordMessage {
                 stream: need_stream("RECORD", raw.stream)?,
-                record: Record::Raw(RawRecord(record.into())),
+                record: Record::Raw(RawRecord::within(line, record.get())),
                 version,
                 time_extracted,
             }))
@@ -518,11 +548,11 @@ pub fn scan_record_line<'a>(
 }
 
 /// [`scan_record_line`] as a message.
-fn fast_record(line: &[u8]) -> Option<Message> {
-    let line = scan_record_line(line, |_, c| c.skip_value(0).map(|_| ())).ok()?;
+fn fast_record(bytes: &[u8]) -> Option<Message> {
+    let line = scan_record_line(bytes, |_, c| c.skip_value(0).map(|_| ())).ok()?;
     Some(Message::Record(RecordMessage {
         stream: line.stream.to_string(),
-        record: Record::Raw(RawRecord(line.record.into())),
+        record: Record::Raw(RawRecord::within(bytes, line.record)),
         version: line.version,
         time_extracted: line.time_extracted,
     }))
@@ -533,15 +563,26 @@ fn fast_record(line: &[u8]) -> Option<Message> {
 #[derive(Debug, Default)]
 pub struct LineBlock {
     bytes: Vec<u8>,
-    /// (line number, start, end) in `bytes`.
-    lines: Vec<(u64, usize, usize)>,
+    /// (line number, start, end, next) in `bytes`: the text, and where the next line
+    /// starts (past this one's newline).
+    lines: Vec<(u64, usize, usize, usize)>,
+    /// Where `bytes` starts in the input.
+    offset: u64,
 }
 
 impl LineBlock {
+    /// The lines with where each ends in the input (past its newline): reading resumed
+    /// from there goes on with the next line.
+    pub fn lines_with_end(&self) -> impl Iterator<Item = (u64, &[u8], u64)> + '_ {
+        self.lines.iter().map(move |&(number, start, end, next)| {
+            (number, &self.bytes[start..end], self.offset + next as u64)
+        })
+    }
+
     pub fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
         self.lines
             .iter()
-            .map(|&(number, start, end)| (number, &self.bytes[start..end]))
+            .map(|&(number, start, end, _)| (number, &self.bytes[start..end]))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -560,18 +601,33 @@ pub struct LineBlocks<R> {
     input: BufReader<R>,
     block_bytes: usize,
     line: u64,
+    /// Bytes of the input read so far (from where reading started, see `resume`).
+    offset: u64,
     done: bool,
 }
 
 impl<R: Read> LineBlocks<R> {
     pub fn new(input: R, block_bytes: usize) -> Self {
+        LineBlocks::resume(input, block_bytes, 0, 0)
+    }
+
+    /// Blocks of an input positioned at byte `offset`, right after line `line` of the
+    /// whole (for a file read again from where a run stopped): offsets and line numbers
+    /// go on from there.
+    pub fn resume(input: R, block_bytes: usize, offset: u64, line: u64) -> Self {
         let block_bytes = block_bytes.max(1);
         LineBlocks {
             input: BufReader::with_capacity(block_bytes.max(8 << 10), input),
             block_bytes,
-            line: 0,
+            line,
+            offset,
             done: false,
         }
+    }
+
+    /// Bytes and lines read so far (where the input ends, once it has).
+    pub fn position(&self) -> (u64, u64) {
+        (self.offset, self.line)
     }
 
     /// The next block; `Ok(None)` at the end of the input.
@@ -582,6 +638,7 @@ impl<R: Read> LineBlocks<R> {
         let mut block = LineBlock {
             bytes: Vec::with_capacity(self.block_bytes + 4096),
             lines: Vec::new(),
+            offset: self.offset,
         };
         while block.bytes.len() < self.block_bytes {
             let start = block.bytes.len();
@@ -597,10 +654,13 @@ impl<R: Read> LineBlocks<R> {
                 break;
             }
             self.line += 1;
-            let text = trim_ascii(&block.bytes[start..]);
+            self.offset += n as u64;
+            let text = line_text(&block.bytes[start..], self.line);
             if !text.is_empty() {
                 let offset = text.as_ptr() as usize - block.bytes.as_ptr() as usize;
-                block.lines.push((self.line, offset, offset + text.len()));
+                block
+                    .lines
+                    .push((self.line, offset, offset + text.len(), block.bytes.len()));
             }
             if self.input.buffer().is_empty() && !block.lines.is_empty() {
                 // The next read may wait for the source: hand over what came so far.
@@ -646,7 +706,7 @@ impl<R: BufRead> MessageReader<R> {
             if n == 0 {
                 return Ok(None);
             }
-            let text = trim_ascii(&self.buf);
+            let text = line_text(&self.buf, self.line);
             if text.is_empty() {
                 continue;
             }
@@ -667,7 +727,7 @@ impl<R: BufRead> MessageReader<R> {
     /// The raw bytes of the last line read (without surrounding white space), for
     /// quarantining input that could not be parsed.
     pub fn last_line(&self) -> &[u8] {
-        trim_ascii(&self.buf)
+        line_text(&self.buf, self.line)
     }
 }
 
@@ -679,16 +739,14 @@ impl<R: BufRead> Iterator for MessageReader<R> {
     }
 }
 
-fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |i| i + 1);
-    &bytes[start..end]
+/// A line without surrounding white space and, on the first line, without a UTF-8 byte
+/// order mark (files saved by some Windows editors and tools start with one).
+fn line_text(bytes: &[u8], line: u64) -> &[u8] {
+    let text = bytes.trim_ascii();
+    match text.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) if line == 1 => rest.trim_ascii(),
+        _ => text,
+    }
 }
 
 /// Writes Singer messages as JSON lines.
@@ -948,6 +1006,23 @@ mod tests {
             assert_eq!(got.len(), 1, "{input}");
             assert_eq!(got[0].as_ref().unwrap_err(), expected, "{input}");
         }
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_skipped_on_the_first_line_only() {
+        let state = "{\"type\":\"STATE\",\"value\":1}";
+        let input = format!("\u{feff}{state}\n\u{feff}{state}\n");
+        let got = read_all(&input);
+        assert!(got[0].is_ok(), "{:?}", got[0]);
+        assert_eq!(
+            got[1].as_ref().unwrap_err(),
+            "line 2: malformed JSON at column 1: expected value"
+        );
+        let mut blocks = LineBlocks::new(input.as_bytes(), 1 << 20);
+        let block = blocks.next_block().unwrap().unwrap();
+        let lines: Vec<_> = block.lines().map(|(n, text)| (n, text.to_vec())).collect();
+        assert_eq!(lines[0], (1, state.as_bytes().to_vec()));
+        assert!(lines[1].1.starts_with(b"\xEF\xBB\xBF"));
     }
 
     #[test]

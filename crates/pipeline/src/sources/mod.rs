@@ -9,6 +9,7 @@
 //! - `gitlab`, `checkly`: the built-in API sources ([`observes_sources`]), run on their
 //!   own thread and runtime, resuming from the committed state.
 
+pub mod singer_file;
 pub mod synthetic;
 
 use std::io::Read;
@@ -27,6 +28,9 @@ pub enum SourceConfig {
     },
     Command {
         command: Vec<String>,
+        /// Where the tap runs: the config file's folder, so that its relative arguments
+        /// mean what they meant beside the file.
+        dir: Option<PathBuf>,
     },
     Synthetic(synthetic::SyntheticConfig),
     /// `gitlab`, `checkly`, `code`.
@@ -39,6 +43,18 @@ impl SourceConfig {
             SourceConfig::SingerFile { path } if path.is_relative() => SourceConfig::SingerFile {
                 path: base.join(path),
             },
+            SourceConfig::Command { mut command, .. } => {
+                // `./tap.sh` names a file beside the config; `tap-gitlab` is looked up on PATH.
+                if let Some(program) = command.first_mut() {
+                    if program.contains('/') && Path::new(program.as_str()).is_relative() {
+                        *program = base.join(&*program).display().to_string();
+                    }
+                }
+                SourceConfig::Command {
+                    command,
+                    dir: Some(base.to_path_buf()),
+                }
+            }
             other => other,
         }
     }
@@ -86,17 +102,67 @@ pub struct MessageStream {
     rx: mpsc::Receiver<Vec<Item>>,
     chunk: std::vec::IntoIter<Item>,
     child: Option<(String, Child)>,
-    _temp: Option<tempfile_path::TempPath>,
+    _temp: Option<tempfile::TempPath>,
     /// Where an in-process source leaves its error.
     failure: Option<Arc<Mutex<Option<SourceError>>>>,
+    /// A `singer-file` source: where the file's checkpoints are ([`singer_file`]).
+    pub(crate) file: Option<singer_file::FileCursor>,
 }
 
-mod tempfile_path {
-    /// A file removed when dropped (the state handed to a tap).
-    pub struct TempPath(pub std::path::PathBuf);
-    impl Drop for TempPath {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
+/// Sends the input's blocks on; at its end, returns where it ended (bytes, lines). `None`
+/// when reading failed or the loader stopped first.
+fn send_blocks<R: Read>(mut blocks: LineBlocks<R>, out: &mut ChunkSender) -> Option<(u64, u64)> {
+    loop {
+        let item = match blocks.next_block() {
+            Ok(Some(block)) => Item::Lines(block),
+            Ok(None) => return Some(blocks.position()),
+            Err(error) => {
+                let _ = out.push_now(Item::Bad {
+                    error,
+                    raw: Vec::new(),
+                });
+                return None;
+            }
+        };
+        if !out.push_now(item) {
+            return None;
+        }
+    }
+}
+
+/// The name of the state file handed to a tap starts with this and the process id.
+const STATE_FILE_PREFIX: &str = "observes-state-";
+
+/// Writes the state handed to a tap to a file removed when the run ends. A run killed
+/// before that leaves it behind: the next run sweeps those whose process is gone.
+fn state_file(state: &Value) -> std::io::Result<tempfile::TempPath> {
+    let dir = std::env::temp_dir();
+    sweep_state_files(&dir);
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!("{STATE_FILE_PREFIX}{}-", std::process::id()))
+        .suffix(".json")
+        .tempfile_in(&dir)?;
+    std::io::Write::write_all(&mut file, state.to_string().as_bytes())?;
+    Ok(file.into_temp_path())
+}
+
+/// Removes the state files of runs whose process no longer exists.
+fn sweep_state_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(STATE_FILE_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
@@ -155,6 +221,7 @@ impl MessageStream {
             child: None,
             _temp: None,
             failure: None,
+            file: None,
         }
     }
 
@@ -216,23 +283,7 @@ impl MessageStream {
         block_bytes: usize,
     ) -> MessageStream {
         MessageStream::spawn(move |out| {
-            let mut blocks = LineBlocks::new(input, block_bytes);
-            loop {
-                let item = match blocks.next_block() {
-                    Ok(Some(block)) => Item::Lines(block),
-                    Ok(None) => return,
-                    Err(error) => {
-                        let _ = out.push_now(Item::Bad {
-                            error,
-                            raw: Vec::new(),
-                        });
-                        return;
-                    }
-                };
-                if !out.push_now(item) {
-                    return;
-                }
-            }
+            send_blocks(LineBlocks::new(input, block_bytes), out);
         })
     }
 
@@ -261,11 +312,39 @@ impl MessageStream {
     ) -> Result<MessageStream, SourceError> {
         match source {
             SourceConfig::SingerFile { path } => {
-                let file = std::fs::File::open(path).map_err(|source| SourceError::Open {
-                    path: path.clone(),
-                    source,
-                })?;
-                Ok(MessageStream::from_reader(file))
+                let opened =
+                    singer_file::open(path, state).map_err(|source| SourceError::Open {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let end = opened.cursor.end_slot();
+                let (offset, line) = (opened.offset, opened.line);
+                let mut file = opened.file;
+                let mut stream = MessageStream::spawn(move |out| {
+                    if offset > 0 {
+                        let replayed = singer_file::replay_schemas(&mut file, offset, |line| {
+                            out.push(Item::Line(line))
+                        });
+                        if let Err(error) = replayed {
+                            let _ = out.push_now(Item::Bad {
+                                error: ReadError::Io {
+                                    line: 0,
+                                    source: error,
+                                },
+                                raw: Vec::new(),
+                            });
+                            return;
+                        }
+                    }
+                    let blocks = LineBlocks::resume(file, 1 << 20, offset, line);
+                    if let Some(position) = send_blocks(blocks, out) {
+                        if let Ok(mut end) = end.lock() {
+                            *end = Some(position);
+                        }
+                    }
+                });
+                stream.file = Some(opened.cursor);
+                Ok(stream)
             }
             SourceConfig::Synthetic(config) => Ok(MessageStream::from_messages(
                 synthetic::messages(config, synthetic::position(state)),
@@ -277,22 +356,18 @@ impl MessageStream {
                     Box::pin(async move { source.run(state.as_ref(), sink).await })
                 }))
             }
-            SourceConfig::Command { command } => {
+            SourceConfig::Command { command, dir } => {
                 let (program, args) = command.split_first().ok_or(SourceError::EmptyCommand)?;
                 let mut cmd = Command::new(program);
                 cmd.args(args).stdout(Stdio::piped()).stdin(Stdio::null());
+                if let Some(dir) = dir {
+                    cmd.current_dir(dir);
+                }
                 let mut temp = None;
                 if let Some(state) = state {
-                    let path = std::env::temp_dir().join(format!(
-                        "observes-state-{}-{}.json",
-                        std::process::id(),
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_nanos())
-                    ));
-                    std::fs::write(&path, state.to_string()).map_err(SourceError::StateFile)?;
+                    let path = state_file(state).map_err(SourceError::StateFile)?;
                     cmd.arg("--state").arg(&path);
-                    temp = Some(tempfile_path::TempPath(path));
+                    temp = Some(path);
                 }
                 let mut child = cmd.spawn().map_err(|source| SourceError::Spawn {
                     program: program.clone(),
@@ -361,5 +436,54 @@ impl Drop for MessageStream {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_files_of_dead_runs_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = {
+            let mut child = Command::new("true").spawn().unwrap();
+            let pid = child.id();
+            child.wait().unwrap();
+            pid
+        };
+        let names = [
+            format!("{STATE_FILE_PREFIX}{dead}-a1b2.json"),
+            format!("{STATE_FILE_PREFIX}{}-c3d4.json", std::process::id()),
+            "unrelated.json".to_string(),
+            format!("{STATE_FILE_PREFIX}notapid-x.json"),
+        ];
+        for name in &names {
+            std::fs::write(dir.path().join(name), "{}").unwrap();
+        }
+        sweep_state_files(dir.path());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut expected = names[1..].to_vec();
+        expected.sort();
+        assert_eq!(left, expected);
+    }
+
+    #[test]
+    fn a_state_file_holds_the_state_and_goes_with_its_run() {
+        let path = state_file(&serde_json::json!({"at": 1})).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            name.starts_with(&format!("{STATE_FILE_PREFIX}{}-", std::process::id()))
+                && name.ends_with(".json"),
+            "{name}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), r#"{"at":1}"#);
+        let kept = path.to_path_buf();
+        drop(path);
+        assert!(!kept.exists());
     }
 }
