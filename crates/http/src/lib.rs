@@ -55,6 +55,9 @@ pub enum HttpError {
         url: String,
         message: String,
     },
+    /// The request could not be built from the settings (before anything was sent).
+    #[error("building the request: {0}")]
+    Build(String),
 }
 
 /// Client settings.
@@ -99,11 +102,7 @@ impl HttpClient {
             .timeout(config.timeout)
             .user_agent(&config.user_agent)
             .build()
-            .map_err(|e| HttpError::Request {
-                method: String::new(),
-                url: String::new(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| HttpError::Build(describe(e)))?;
         Ok(HttpClient {
             client,
             config,
@@ -258,21 +257,19 @@ impl HttpClient {
                     format!("{} {token}", tokens.settings.scheme),
                 );
             }
-            let request = builder.build().map_err(|e| HttpError::Request {
-                method: String::new(),
-                url: String::new(),
-                message: self.redact(&e.to_string()),
-            })?;
+            let request = builder
+                .build()
+                .map_err(|e| HttpError::Build(self.redact(&describe(e))))?;
             let method = request.method().to_string();
             let url = self.redact(&redact_query(request.url()));
             // Each arm returns, or gives the retryable failure and any Retry-After.
             let (last, retry_after) = match self.client.execute(request).await {
-                Err(e) => (describe(&e), None),
+                Err(e) => (describe(e), None),
                 Ok(response) => {
                     let status = response.status();
                     let headers = response.headers().clone();
                     match response.bytes().await {
-                        Err(e) => (format!("reading the body: {e}"), None),
+                        Err(e) => (format!("reading the body: {}", describe(e)), None),
                         Ok(body) if status.is_success() => {
                             match decode(Response {
                                 status: status.as_u16(),
@@ -333,19 +330,34 @@ impl HttpClient {
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// A reqwest error and its causes as one line, without its URL: reqwest's own text names
+/// the URL whole, query included, where a token may sit (`?private_token=…`). The caller
+/// names the request with its redacted URL.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
         "could not connect"
+    } else if e.is_builder() {
+        "invalid request"
     } else {
         "request failed"
     };
     let mut message = format!("{kind}: {e}");
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
+    let mut header_value = false;
     while let Some(s) = source {
-        message.push_str(&format!(": {s}"));
+        let text = s.to_string();
+        header_value |= text.contains("header value");
+        message.push_str(&format!(": {text}"));
         source = s.source();
+    }
+    if header_value {
+        message.push_str(
+            " (a header value may not contain a newline or other control character: check the \
+             token and header settings)",
+        );
     }
     message
 }

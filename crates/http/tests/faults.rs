@@ -196,3 +196,68 @@ async fn every_request_carries_its_credentials_and_they_are_redacted() {
     );
     assert_eq!(seen.load(Ordering::SeqCst), 1);
 }
+
+/// reqwest's own error text names the URL whole, query included: a token passed in the
+/// query (`?private_token=…`) must not come back in any error, whatever failed.
+#[tokio::test]
+async fn a_token_in_the_query_never_reaches_an_error() {
+    let token = "tok-in-the-query-1234";
+    let plain = HttpClient::new(HttpConfig {
+        timeout: Duration::from_millis(500),
+        retry: RetryPolicy {
+            max_attempts: 2,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(2),
+        },
+        ..HttpConfig::default()
+    })
+    .unwrap();
+    // Nothing listens there: every attempt fails to connect.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let err = plain
+        .send(|c| {
+            c.get(format!(
+                "http://{closed}/api/v4/projects?private_token={token}&page=2"
+            ))
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains(token), "{err}");
+    assert!(err.contains("private_token=***"), "{err}");
+    assert!(err.contains("page=2"), "paging stays readable: {err}");
+    assert!(err.contains("could not connect"), "{err}");
+
+    // A truncated body fails while reading it: that error names the URL too.
+    let (url, _) = serve(vec![Reply::Truncated]).await;
+    let err = plain
+        .send(|c| c.get(format!("{url}/x?api_key={token}")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains(token), "{err}");
+}
+
+#[tokio::test]
+async fn a_token_with_a_newline_says_what_is_wrong() {
+    let err = client()
+        .send(|c| {
+            c.get("http://127.0.0.1:9/")
+                .header("PRIVATE-TOKEN", "glpat-s3cret\nx")
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("s3cret"), "{err}");
+    assert!(
+        err.starts_with("building the request: invalid request: builder error"),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("(a header value may not contain a newline or other control character: check the token and header settings)"),
+        "{err}"
+    );
+}
