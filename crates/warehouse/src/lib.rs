@@ -80,6 +80,8 @@ impl From<i64> for SqlValue {
 #[derive(Debug, Clone, Copy)]
 pub struct Dialect {
     pub name: &'static str,
+    /// Names a schema cannot take here (they would be ambiguous with a catalog).
+    pub reserved_schemas: &'static [&'static str],
     /// Longest identifier, in bytes.
     pub max_identifier: usize,
     /// Longest text value, in bytes (`None`: no practical limit). A longer value is bad

@@ -26,6 +26,17 @@ pub fn quote(ident: &str) -> String {
     out
 }
 
+/// A string literal (doubling embedded quotes), for the few statements that take no bound
+/// parameters (`ATTACH`, `SET`).
+///
+/// ```
+/// use observes_warehouse::sql::literal;
+/// assert_eq!(literal("it's"), "'it''s'");
+/// ```
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// `"schema"."table"`.
 pub fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", quote(schema), quote(table))

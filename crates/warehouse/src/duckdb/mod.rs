@@ -15,9 +15,17 @@ use observes_model::ColumnType;
 
 use crate::{sql, Dialect, Result, SqlValue, Warehouse, WarehouseError};
 
+/// The catalog a DuckDB file is attached as. DuckDB names a file's catalog after the file,
+/// so `gitlab.duckdb` with a schema `gitlab` made every `gitlab.table` ambiguous (a binder
+/// error) in our SQL and in users' dashboard queries alike. Attached under this name, the
+/// file's schemas are reached as `schema.table` whatever the file is called.
+pub const CATALOG: &str = "observes_warehouse";
+
 /// DuckDB's SQL dialect. Identifiers have no practical limit; 255 keeps names readable.
 pub const DIALECT: Dialect = Dialect {
     name: "duckdb",
+    // Catalogs of the database: a schema of one of these names is ambiguous in `x.table`.
+    reserved_schemas: &[CATALOG, "memory", "system", "temp"],
     max_identifier: 255,
     max_text_bytes: None,
     alter_type_in_place: true,
@@ -66,6 +74,8 @@ pub struct DuckDbWarehouse {
     insertion_order_free: bool,
     /// The URL's `memory_limit` (DuckDB's default if `None`), restored after each trim.
     memory_limit: Option<String>,
+    /// A file attached as [`CATALOG`] (not `:memory:`).
+    attached: bool,
     _database: Arc<Database>,
 }
 
@@ -241,10 +251,23 @@ impl DuckDbWarehouse {
                 }
             }
         }
-        let database = Arc::new(Database::open(path).map_err(open_err)?);
+        // A file is attached to an in-memory database under a fixed catalog name
+        // ([`CATALOG`]); its spill files go beside it, not into the working directory.
+        let database = Arc::new(Database::open(":memory:").map_err(open_err)?);
         // SAFETY: the handle is open, and `database` outlives the connection.
         let conn = unsafe { Connection::open_from_raw(database.0) }
             .map_err(|e| open_err(e.to_string()))?;
+        let attached = path != ":memory:";
+        if attached {
+            conn.execute_batch(&format!(
+                "SET temp_directory = {}; ATTACH {} AS {}; USE {};",
+                sql::literal(&format!("{path}.tmp")),
+                sql::literal(path),
+                sql::quote(CATALOG),
+                sql::quote(CATALOG),
+            ))
+            .map_err(|e| open_err(e.to_string()))?;
+        }
         // Offline machines must never try to download an extension mid-load. A load's
         // row groups are compressed and written as soon as each is complete, not held
         // uncompressed (by default up to five per table) until its COMMIT: less memory,
@@ -278,21 +301,29 @@ impl DuckDbWarehouse {
             pending: Vec::new(),
             insertion_order_free: false,
             memory_limit: memory_limit.map(str::to_string),
+            attached,
             _database: database,
         })
     }
 
     /// Another connection to the same database (for readers running beside a load).
     pub fn try_clone(&self) -> Result<Self> {
-        let conn = self.conn.try_clone().map_err(|e| WarehouseError::Open {
+        let open_err = |e: duckdb::Error| WarehouseError::Open {
             url: "duckdb (clone)".into(),
             message: e.to_string(),
-        })?;
+        };
+        let conn = self.conn.try_clone().map_err(open_err)?;
+        // The default catalog is per connection.
+        if self.attached {
+            conn.execute_batch(&format!("USE {};", sql::quote(CATALOG)))
+                .map_err(open_err)?;
+        }
         Ok(DuckDbWarehouse {
             conn,
             pending: Vec::new(),
             insertion_order_free: false,
             memory_limit: self.memory_limit.clone(),
+            attached: self.attached,
             _database: self._database.clone(),
         })
     }

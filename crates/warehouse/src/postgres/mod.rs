@@ -22,6 +22,7 @@ use postgres::{Client, Config, NoTls};
 use crate::{sql, Dialect, Result, SqlValue, Warehouse, WarehouseError};
 
 pub const DIALECT: Dialect = Dialect {
+    reserved_schemas: &[],
     name: "postgres",
     max_identifier: 63,
     max_text_bytes: None,

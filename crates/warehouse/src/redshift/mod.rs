@@ -41,6 +41,7 @@ pub const MAX_VARCHAR: usize = 65_535;
 const INITIAL_VARCHAR: usize = 256;
 
 pub const DIALECT: Dialect = Dialect {
+    reserved_schemas: &[],
     name: "redshift",
     max_identifier: 127,
     max_text_bytes: Some(MAX_VARCHAR),
