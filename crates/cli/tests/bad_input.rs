@@ -241,7 +241,7 @@ fn quarantine_loads_the_rest_and_keeps_the_bad_records() {
     let db = dir.path().join("wh.duckdb");
     let url = format!("duckdb://{}", db.display());
     let input = format!(
-        "{SCHEMA}\n{GOOD}\nnot json\n{{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{{\"id\":\"x\"}}}}\n{{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{{\"id\":3,\"status\":\"fine\"}}}}\n{STATE}\n"
+        "{SCHEMA}\n{GOOD}\nnot json\n{{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{{\"id\":\"x\"}}}}\n{{\"type\":\"RECORD\",\"stream\":\"ghost\",\"record\":{{\"a\":1}}}}\n{{\"type\":\"RECORD\",\"stream\":\"jobs\",\"record\":{{\"id\":3,\"status\":\"fine\"}}}}\n{STATE}\n"
     );
     let out = run_with_input(
         &[
@@ -276,6 +276,13 @@ fn quarantine_loads_the_rest_and_keeps_the_bad_records() {
                 "4",
                 "field \"id\": expected integer or null, got string \"x\"",
                 "{\"id\":\"x\"}"
+            ],
+            // A stream with no SCHEMA is quarantined too, not a failed load.
+            &[
+                "ghost",
+                "5",
+                "RECORD before the stream's SCHEMA",
+                "{\"a\":1}"
             ],
         ])
     );

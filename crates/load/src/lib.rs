@@ -35,6 +35,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use observes_model::infer::SchemaInference;
 use observes_model::{
     IdAllocator, IncompatibleChange, InvalidRecord, Layout, Normalizer, SchemaChangePolicy,
     SchemaError, TableChange,
@@ -68,6 +69,56 @@ impl std::str::FromStr for OnInvalid {
     }
 }
 
+/// What `merge` does with a stream whose SCHEMA has no `key_properties`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnMissingKey {
+    /// Load the stream as `append` (with a warning), as Singer targets and dlt do: one
+    /// keyless stream does not stop the tap's other streams.
+    #[default]
+    Append,
+    /// Fail the load with a located error.
+    Fail,
+}
+
+impl std::str::FromStr for OnMissingKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "append" => Ok(OnMissingKey::Append),
+            "fail" => Ok(OnMissingKey::Fail),
+            other => Err(format!(
+                "unknown missing-key policy {other:?} (expected append or fail)"
+            )),
+        }
+    }
+}
+
+/// What open places of a schema become: objects declared without properties
+/// (`"additionalProperties": true`) and arrays without an item schema, as taps that infer
+/// their SCHEMA send them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Untyped {
+    /// One JSON column (or a child table of JSON values), as declared.
+    #[default]
+    Json,
+    /// Columns and child tables typed from the records, evolving as new keys arrive
+    /// ([`observes_model::infer`]). Such streams are read off the fast path.
+    Infer,
+}
+
+impl std::str::FromStr for Untyped {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "json" => Ok(Untyped::Json),
+            "infer" => Ok(Untyped::Infer),
+            other => Err(format!(
+                "unknown untyped policy {other:?} (expected json or infer)"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
     pub pipeline: String,
@@ -81,6 +132,10 @@ pub struct LoadConfig {
     pub on_schema_change: SchemaChangePolicy,
     /// When a `STATE` commits; see [`CommitPolicy`].
     pub commit: CommitPolicy,
+    /// `merge` of a stream without key properties.
+    pub on_missing_key: OnMissingKey,
+    /// Objects and arrays the SCHEMA leaves untyped.
+    pub untyped: Untyped,
 }
 
 /// When a checkpoint (a `STATE`) is committed: once at least `records` records arrived
@@ -132,6 +187,8 @@ impl LoadConfig {
             batch_rows: 50_000,
             on_schema_change: SchemaChangePolicy::Fail,
             commit: CommitPolicy::default(),
+            on_missing_key: OnMissingKey::Append,
+            untyped: Untyped::Json,
         }
     }
 }
@@ -161,12 +218,17 @@ pub enum LoadError {
     RecordBeforeSchema { line: u64, stream: String },
     #[error("line {line}, stream {stream:?}: write mode \"merge\" needs key_properties, and the SCHEMA has none")]
     MergeWithoutKeys { line: u64, stream: String },
-    #[error("line {line}, stream {stream:?}: the stream's key properties changed from {from:?} to {to:?} within one load")]
-    KeysChanged {
+    #[error("schema {schema:?}: {reason}")]
+    SchemaName { schema: String, reason: String },
+    #[error(
+        "line {line}, stream {stream:?}: table {table:?} {holder}; two streams never share a table"
+    )]
+    TableTaken {
         line: u64,
         stream: String,
-        from: Vec<String>,
-        to: Vec<String>,
+        table: String,
+        /// Who holds it, in words.
+        holder: String,
     },
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
@@ -207,6 +269,9 @@ struct InFlight {
 
 struct Stream {
     normalizer: Normalizer,
+    /// The write mode this stream is loaded with: the load's, except that `merge` of a
+    /// stream without key properties is `append`.
+    write_mode: WriteMode,
     /// Tables prepared in the warehouse for this layout (in this transaction or before).
     prepared: bool,
     /// Records committed / pending in the open transaction.
@@ -219,6 +284,16 @@ struct Stream {
     activate_version: bool,
     schema_hash: String,
     raw_schema: Value,
+    /// With `untyped = "infer"`, the types of the schema's open places seen so far.
+    inference: Option<SchemaInference>,
+}
+
+/// A SCHEMA with open places, held until its first record shows what they hold.
+struct HeldSchema {
+    line: u64,
+    message: SchemaMessage,
+    hash: String,
+    inference: SchemaInference,
 }
 
 /// Loads one run of Singer messages into a warehouse schema.
@@ -227,6 +302,10 @@ pub struct Loader<'w> {
     config: LoadConfig,
     ids: IdAllocator,
     streams: HashMap<String, Stream>,
+    /// Streams whose latest SCHEMA waits for a record to type its open places.
+    held: HashMap<String, HeldSchema>,
+    /// Which stream holds which table (read at the first SCHEMA).
+    owners: Option<metadata::TableOwners>,
     order: Vec<String>,
     in_transaction: bool,
     in_flight: Option<InFlight>,
@@ -249,6 +328,7 @@ impl<'w> Loader<'w> {
     /// Starts a load: creates the metadata tables, marks loads of this pipeline that died
     /// as `aborted`, takes a new load id and reads the last committed state.
     pub fn begin(wh: &'w mut dyn Warehouse, config: LoadConfig) -> Result<Self, LoadError> {
+        check_schema_name(&config.schema, wh.dialect())?;
         wh.begin()?;
         let prepared = metadata::prepare(wh, &config.schema, &config.pipeline);
         let (load_id, previous_state) = match prepared {
@@ -265,6 +345,8 @@ impl<'w> Loader<'w> {
             config,
             ids: IdAllocator::new(load_id),
             streams: HashMap::new(),
+            held: HashMap::new(),
+            owners: None,
             order: Vec::new(),
             in_transaction: false,
             in_flight: None,
@@ -365,42 +447,91 @@ impl<'w> Loader<'w> {
     }
 
     fn schema(&mut self, line: u64, message: SchemaMessage) -> Result<(), LoadError> {
-        let dialect = self.wh.dialect();
-        let mut layout = Layout::compile(
-            &message.stream,
-            &message.schema,
-            &message.key_properties,
-            dialect.max_identifier,
-        )
-        .map_err(|source| LoadError::Schema { line, source })?;
-        layout.max_text_bytes = dialect.max_text_bytes;
-        if self.config.write_mode == WriteMode::Merge && layout.key_properties.is_empty() {
-            return Err(LoadError::MergeWithoutKeys {
-                line,
-                stream: message.stream,
-            });
+        let hash = schema_hash(&message.schema, &message.key_properties);
+        let name = &message.stream;
+        let repeated = match self.held.get(name) {
+            Some(held) => held.hash == hash,
+            None => self
+                .streams
+                .get(name)
+                .is_some_and(|s| s.schema_hash == hash),
+        };
+        if repeated {
+            return Ok(()); // Taps repeat their SCHEMA; nothing changed.
         }
-        let hash = observes_model::ident::short_hash(&message.schema.to_string())
-            + &observes_model::ident::short_hash(&format!("{:?}", message.key_properties));
-        if let Some(existing) = self.streams.get(&message.stream) {
-            if existing.schema_hash == hash {
-                return Ok(()); // Taps repeat their SCHEMA; nothing changed.
+        if self.config.untyped == Untyped::Infer {
+            let inference = SchemaInference::new(&message.schema);
+            if inference.is_open() {
+                // A schema that cannot be loaded fails at its own line, record or not.
+                Layout::compile(name, &message.schema, &message.key_properties, 255)
+                    .map_err(|source| LoadError::Schema { line, source })?;
+                self.held.insert(
+                    name.clone(),
+                    HeldSchema {
+                        line,
+                        message,
+                        hash,
+                        inference,
+                    },
+                );
+                return Ok(());
             }
-            if existing.normalizer.layout().key_properties != layout.key_properties
-                && self.config.write_mode == WriteMode::Merge
-            {
-                return Err(LoadError::KeysChanged {
+        }
+        self.held.remove(name);
+        self.apply_schema(line, message, hash, None)
+    }
+
+    /// Fits the tables to a stream's (new) schema: creates or evolves them, and switches the
+    /// stream's rows over to it.
+    fn apply_schema(
+        &mut self,
+        line: u64,
+        message: SchemaMessage,
+        hash: String,
+        inference: Option<SchemaInference>,
+    ) -> Result<(), LoadError> {
+        let dialect = self.wh.dialect();
+        let mut layout = self.compile_layout(line, &message)?;
+        layout.max_text_bytes = dialect.max_text_bytes;
+        let write_mode = match self.config.write_mode {
+            WriteMode::Merge if layout.key_properties.is_empty() => {
+                if self.config.on_missing_key == OnMissingKey::Fail {
+                    return Err(LoadError::MergeWithoutKeys {
+                        line,
+                        stream: message.stream,
+                    });
+                }
+                WriteMode::Append
+            }
+            mode => mode,
+        };
+        let previous = self.streams.get(&message.stream);
+        if write_mode != self.config.write_mode
+            && previous.is_none_or(|s| s.write_mode != write_mode)
+        {
+            tracing::warn!(
+                stream = %message.stream,
+                line,
+                "the SCHEMA has no key_properties: the stream is loaded as append, not merge \
+                 (on_missing_key = \"fail\" refuses such a stream)"
+            );
+        }
+        if let Some(existing) = previous {
+            let from = &existing.normalizer.layout().key_properties;
+            if self.config.write_mode == WriteMode::Merge && *from != layout.key_properties {
+                // The key evolved: what came under the old key is merged on it, and the
+                // records from here on are merged on the new one.
+                tracing::warn!(
+                    stream = %message.stream,
                     line,
-                    stream: message.stream.clone(),
-                    from: existing.normalizer.layout().key_properties.clone(),
-                    to: layout.key_properties.clone(),
-                });
+                    from = ?from,
+                    to = ?layout.key_properties,
+                    "the stream's key properties changed: records from this line on are merged on the new key"
+                );
             }
             // The old layout's rows go to the warehouse before the tables change under them.
             self.flush_stream(&message.stream)?;
-            if self.config.write_mode == WriteMode::Merge {
-                self.apply_merge(&message.stream)?;
-            }
+            self.apply_merge(&message.stream)?;
         } else {
             self.order.push(message.stream.clone());
         }
@@ -424,6 +555,7 @@ impl<'w> Loader<'w> {
             .is_some_and(|s| s.activate_version);
         let mut stream = Stream {
             normalizer: Normalizer::new(Arc::new(layout.clone())),
+            write_mode,
             prepared: false,
             committed,
             pending,
@@ -432,6 +564,7 @@ impl<'w> Loader<'w> {
             activate_version,
             schema_hash: hash,
             raw_schema: message.schema,
+            inference,
         };
         // Fit the layout to the tables as they are now, so batches match them column for
         // column.
@@ -441,6 +574,53 @@ impl<'w> Loader<'w> {
         stream.prepared = true;
         self.streams.insert(message.stream.clone(), stream);
         Ok(())
+    }
+
+    /// Compiles a stream's layout into tables no other stream holds. Names are normalized,
+    /// so streams `fooBar` and `foo_bar`, or `Jobs` and `jobs`, would both be `foo_bar` or
+    /// `jobs`, and a stream `jobs__artifacts` would be the child table of `jobs`'s array.
+    /// The first stream keeps the plain name; a later one gets the name with a hash of its
+    /// own (recorded, so it keeps it on every later load).
+    fn compile_layout(&mut self, line: u64, message: &SchemaMessage) -> Result<Layout, LoadError> {
+        let max = self.wh.dialect().max_identifier;
+        if self.owners.is_none() {
+            self.owners = Some(metadata::table_owners(self.wh, &self.config.schema)?);
+        }
+        let owners = self.owners.get_or_insert_with(Default::default);
+        let stream = &message.stream;
+        let compile = |root: &str| {
+            Layout::compile_as(stream, root, &message.schema, &message.key_properties, max)
+                .map_err(|source| LoadError::Schema { line, source })
+        };
+        let recorded = owners.root(stream).map(str::to_string);
+        let mut layout = compile(
+            &recorded
+                .clone()
+                .unwrap_or_else(|| Layout::root_table_name(stream, max)),
+        )?;
+        if recorded.is_none() && owners.conflict(&layout).is_some() {
+            let distinct = Layout::distinct_root_table_name(stream, max);
+            tracing::warn!(
+                stream = %stream,
+                table = %distinct,
+                "the stream's name normalizes to a table another stream holds: it is loaded into its own table"
+            );
+            layout = compile(&distinct)?;
+        }
+        if let Some((table, owner)) = owners.conflict(&layout) {
+            return Err(LoadError::TableTaken {
+                line,
+                stream: stream.clone(),
+                table,
+                holder: if owner.is_empty() {
+                    "is one of Observes' own".into()
+                } else {
+                    format!("already holds stream {owner:?}")
+                },
+            });
+        }
+        owners.claim(&layout);
+        Ok(layout)
     }
 
     /// Creates or evolves the tables a layout writes to; returns the layout fitted to them.
@@ -500,7 +680,8 @@ impl<'w> Loader<'w> {
             self.wh,
             &schema,
             &layout,
-            &stream.schema_hash,
+            // The schema the tables follow (with `untyped = "infer"`, not the one sent).
+            &schema_hash(&stream.raw_schema, &layout.key_properties),
             &stream.raw_schema,
             self.ids.load_id(),
         )?;
@@ -513,10 +694,14 @@ impl<'w> Loader<'w> {
     /// it and calls [`Loader::handle`], which then decides everything (errors included).
     pub fn handle_record_line(&mut self, bytes: &[u8]) -> Result<Option<Option<Value>>, LoadError> {
         let streams = &mut self.streams;
+        let held = &self.held;
         let ids = &mut self.ids;
         let mut started: Option<(&str, observes_model::Mark)> = None;
         let scanned = observes_singer::scan_record_line(bytes, |name, c| {
-            let stream = streams.get_mut(name).ok_or(observes_singer::json::Bail)?;
+            let stream = streams
+                .get_mut(name)
+                .filter(|s| s.inference.is_none() && !held.contains_key(name))
+                .ok_or(observes_singer::json::Bail)?;
             started = Some((name, stream.normalizer.mark(ids)));
             stream.normalizer.push_json(c, ids)
         });
@@ -546,9 +731,11 @@ impl<'w> Loader<'w> {
     pub fn layouts(&self) -> Arc<ahead::Layouts> {
         Arc::new(ahead::Layouts {
             load_id: self.ids.load_id(),
+            // Streams typed from their records are read here, never ahead.
             streams: self
                 .streams
                 .iter()
+                .filter(|(name, s)| s.inference.is_none() && !self.held.contains_key(*name))
                 .map(|(name, stream)| (name.clone(), stream.normalizer.layout().clone()))
                 .collect(),
         })
@@ -586,8 +773,72 @@ impl<'w> Loader<'w> {
         Ok((prepared.lines, self.report(finished)))
     }
 
+    /// With `untyped = "infer"`: types the stream's open places from this record, and
+    /// evolves its tables first when the record shows something new.
+    fn infer(&mut self, line: u64, message: &RecordMessage) -> Result<(), LoadError> {
+        let name = &message.stream;
+        let (schema_line, schema, hash, mut inference) = match self.held.remove(name) {
+            Some(held) => (held.line, held.message, held.hash, held.inference),
+            None => match self.streams.get_mut(name) {
+                Some(stream) => match stream.inference.take() {
+                    Some(inference) => (
+                        line,
+                        SchemaMessage {
+                            stream: name.clone(),
+                            schema: Value::Null,
+                            key_properties: stream.normalizer.layout().key_properties.clone(),
+                            bookmark_properties: Vec::new(),
+                        },
+                        stream.schema_hash.clone(),
+                        inference,
+                    ),
+                    None => return Ok(()),
+                },
+                None => return Ok(()),
+            },
+        };
+        let record = match &message.record {
+            observes_singer::Record::Parsed(map) => std::borrow::Cow::Borrowed(map),
+            raw => match raw.to_value() {
+                Value::Object(map) => std::borrow::Cow::Owned(map),
+                _ => std::borrow::Cow::Owned(serde_json::Map::new()),
+            },
+        };
+        let changed = inference.observe(&record);
+        let fresh = schema.schema != Value::Null;
+        if changed || fresh {
+            if changed {
+                tracing::info!(stream = %name, line, "new keys or types in untyped objects: the tables evolve");
+            }
+            let message = SchemaMessage {
+                schema: inference.schema(),
+                ..schema
+            };
+            // A held SCHEMA's own errors are reported at its line.
+            let at = if fresh { schema_line } else { line };
+            self.apply_schema(at, message, hash, Some(inference))
+        } else {
+            if let Some(stream) = self.streams.get_mut(name) {
+                stream.inference = Some(inference);
+            }
+            Ok(())
+        }
+    }
+
     fn record(&mut self, line: u64, message: RecordMessage) -> Result<(), LoadError> {
+        if self.config.untyped == Untyped::Infer {
+            self.infer(line, &message)?;
+        }
         let Some(stream) = self.streams.get_mut(&message.stream) else {
+            if self.config.on_invalid == OnInvalid::Quarantine {
+                self.rejects.push(metadata::Reject {
+                    reason: "RECORD before the stream's SCHEMA".into(),
+                    record: message.record.to_json_string(),
+                    stream: message.stream,
+                    line,
+                });
+                return Ok(());
+            }
             return Err(LoadError::RecordBeforeSchema {
                 line,
                 stream: message.stream,
@@ -596,24 +847,32 @@ impl<'w> Loader<'w> {
         self.records_seen += 1;
         match stream.normalizer.push(&message.record, &mut self.ids) {
             Ok(()) => stream.pending.rows += 1,
-            Err(source) => match self.config.on_invalid {
-                OnInvalid::Fail => {
-                    return Err(LoadError::InvalidRecord {
-                        line,
-                        stream: message.stream,
-                        source,
-                    })
+            Err(mut source) => {
+                // Columns of unreadable JSON count from the start of the input line.
+                if let (Some(column), observes_singer::Record::Raw(raw)) =
+                    (&mut source.column, &message.record)
+                {
+                    *column += raw.offset();
                 }
-                OnInvalid::Quarantine => {
-                    stream.pending.rejected += 1;
-                    self.rejects.push(metadata::Reject {
-                        stream: message.stream.clone(),
-                        line,
-                        reason: source.to_string(),
-                        record: message.record.to_json_string(),
-                    });
+                match self.config.on_invalid {
+                    OnInvalid::Fail => {
+                        return Err(LoadError::InvalidRecord {
+                            line,
+                            stream: message.stream,
+                            source,
+                        })
+                    }
+                    OnInvalid::Quarantine => {
+                        stream.pending.rejected += 1;
+                        self.rejects.push(metadata::Reject {
+                            stream: message.stream.clone(),
+                            line,
+                            reason: source.to_string(),
+                            record: message.record.to_json_string(),
+                        });
+                    }
                 }
-            },
+            }
         }
         self.after_record(&message.stream)
     }
@@ -684,7 +943,8 @@ impl<'w> Loader<'w> {
             self.in_transaction = true;
         }
         let schema = self.config.schema.clone();
-        if self.config.write_mode == WriteMode::Merge && !stream.staged {
+        let write_mode = stream.write_mode;
+        if write_mode == WriteMode::Merge && !stream.staged {
             for table in &layout.tables {
                 let stage = modes::stage_name(&table.name);
                 self.wh.execute(&sql::drop_table(&schema, &stage), &[])?;
@@ -695,7 +955,7 @@ impl<'w> Loader<'w> {
         }
         for (index, batch) in batches {
             let table = &layout.tables[index].name;
-            let target = match self.config.write_mode {
+            let target = match write_mode {
                 WriteMode::Append => table.clone(),
                 WriteMode::Merge => modes::stage_name(table),
                 WriteMode::Replace => modes::aside_name(table),
@@ -736,7 +996,7 @@ impl<'w> Loader<'w> {
         self.ensure_transaction()?;
         let schema = self.config.schema.clone();
         for name in &names {
-            match self.config.write_mode {
+            match self.streams[name].write_mode {
                 WriteMode::Merge => self.apply_merge(name)?,
                 WriteMode::Replace if end_of_load => {
                     modes::swap_in(self.wh, &schema, self.streams[name].normalizer.layout())?
@@ -744,7 +1004,7 @@ impl<'w> Loader<'w> {
                 WriteMode::Replace | WriteMode::Append => {}
             }
             let stream = &self.streams[name];
-            if stream.activate_version && self.config.write_mode != WriteMode::Replace {
+            if stream.activate_version && stream.write_mode != WriteMode::Replace {
                 modes::drop_older_loads(
                     self.wh,
                     &schema,
@@ -772,6 +1032,7 @@ impl<'w> Loader<'w> {
                 self.ids.load_id(),
                 &self.config.pipeline,
                 name,
+                stream.write_mode,
                 stream.pending.rows,
                 stream.pending.rejected,
                 status,
@@ -929,6 +1190,40 @@ impl<'w> Loader<'w> {
             None
         }
     }
+}
+
+/// Identifies a schema and its key, to tell a repeated SCHEMA from a changed one.
+fn schema_hash(schema: &Value, key_properties: &[String]) -> String {
+    observes_model::ident::short_hash(&schema.to_string())
+        + &observes_model::ident::short_hash(&format!("{key_properties:?}"))
+}
+
+/// A schema name the warehouse can hold unambiguously: not empty, not one of its catalogs.
+pub fn check_schema_name(
+    schema: &str,
+    dialect: observes_warehouse::Dialect,
+) -> Result<(), LoadError> {
+    let refuse = |reason: String| {
+        Err(LoadError::SchemaName {
+            schema: schema.to_string(),
+            reason,
+        })
+    };
+    if schema.trim().is_empty() {
+        return refuse("a schema name cannot be empty".into());
+    }
+    if dialect
+        .reserved_schemas
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(schema))
+    {
+        return refuse(format!(
+            "{} reserves this name for a catalog (reserved: {}); choose another schema",
+            dialect.name,
+            dialect.reserved_schemas.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// A named crash point for the crash-safety tests: when `OBSERVES_FAILPOINT` is

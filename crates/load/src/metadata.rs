@@ -1,7 +1,8 @@
 //! The metadata tables a user can query beside the data:
 //!
 //! - `_observes_loads`: one row per load and stream: pipeline, rows, rejected, status
-//!   (`running`, `completed`, `failed`, `aborted`), started, finished, error.
+//!   (`running`, `completed`, `failed`, `aborted`), started, finished, error, and the
+//!   write mode the stream was loaded with (`append` for a keyless stream under `merge`).
 //! - `_observes_state`: the last committed state per pipeline (authoritative).
 //! - `_observes_schema_versions`: each distinct schema a stream was loaded with.
 //! - `_observes_rejects`: quarantined records: stream, input line, reason, the raw record.
@@ -59,6 +60,7 @@ fn tables() -> [(&'static str, Vec<Column>); 4] {
                 col("started_at", Timestamp, true),
                 col("finished_at", Timestamp, false),
                 col("error", Text, false),
+                col("write_mode", Text, false),
             ],
         ),
         (
@@ -110,6 +112,17 @@ pub fn prepare(
             &create_table_with(dialect, schema, name, &columns, LONG_TEXT),
             &[],
         )?;
+        // Tables made by an older version gain the columns added since (nullable ones).
+        let existing = wh.table_columns(schema, name)?.unwrap_or_default();
+        for column in columns
+            .iter()
+            .filter(|c| !existing.iter().any(|(name, _)| *name == c.name))
+        {
+            wh.execute(
+                &observes_warehouse::sql::add_column(dialect, schema, name, column),
+                &[],
+            )?;
+        }
     }
     // Only one run of a pipeline holds its lock, so any load still `running` has died.
     wh.execute(
@@ -213,6 +226,7 @@ pub fn record_load(
     load_id: i64,
     pipeline: &str,
     stream: &str,
+    write_mode: crate::WriteMode,
     rows: u64,
     rejected: u64,
     status: &str,
@@ -220,17 +234,19 @@ pub fn record_load(
     let table = qualified(schema, LOADS);
     let updated = wh.execute(
         &format!(
-            "UPDATE {table} SET {r} = {r} + $1, {j} = {j} + $2 WHERE {l} = $3 AND {s} = $4",
+            "UPDATE {table} SET {r} = {r} + $1, {j} = {j} + $2, {m} = $5 WHERE {l} = $3 AND {s} = $4",
             r = quote("rows"),
             j = quote("rejected"),
             l = quote("load_id"),
             s = quote("stream"),
+            m = quote("write_mode"),
         ),
         &[
             SqlValue::Int(rows as i64),
             SqlValue::Int(rejected as i64),
             SqlValue::Int(load_id),
             stream.into(),
+            write_mode.as_str().into(),
         ],
     )?;
     if updated == 0 {
@@ -240,6 +256,7 @@ pub fn record_load(
             load_id,
             pipeline,
             Some(stream),
+            Some(write_mode),
             rows,
             rejected,
             status,
@@ -256,6 +273,7 @@ fn insert_load(
     load_id: i64,
     pipeline: &str,
     stream: Option<&str>,
+    write_mode: Option<crate::WriteMode>,
     rows: u64,
     rejected: u64,
     status: &str,
@@ -268,7 +286,7 @@ fn insert_load(
     };
     wh.execute(
         &format!(
-            "INSERT INTO {} ({}, {}, {}, {}, {}, {}, {}, {}, {}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO {} ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             qualified(schema, LOADS),
             quote("load_id"),
             quote("pipeline"),
@@ -279,6 +297,7 @@ fn insert_load(
             quote("started_at"),
             quote("finished_at"),
             quote("error"),
+            quote("write_mode"),
         ),
         &[
             SqlValue::Int(load_id),
@@ -290,6 +309,7 @@ fn insert_load(
             SqlValue::Timestamp(now_micros()),
             finished,
             error.map_or(SqlValue::Null, SqlValue::from),
+            write_mode.map_or(SqlValue::Null, |m| m.as_str().into()),
         ],
     )?;
     Ok(())
@@ -348,6 +368,7 @@ pub fn fail_load(
             load_id,
             pipeline,
             None,
+            None,
             0,
             0,
             "failed",
@@ -404,6 +425,89 @@ pub fn insert_rejects(
         )?;
     }
     Ok(())
+}
+
+/// Which stream holds which tables of a schema, as `_observes_schema_versions` records it:
+/// every table any version of a stream wrote to, and the root table of its latest version.
+#[derive(Debug, Default, Clone)]
+pub struct TableOwners {
+    /// Table → stream.
+    by_table: std::collections::HashMap<String, String>,
+    /// Stream → its root table.
+    roots: std::collections::HashMap<String, String>,
+}
+
+/// Tables no stream may write to: Observes' own.
+fn reserved_table(table: &str) -> bool {
+    [LOADS, STATE, SCHEMA_VERSIONS, REJECTS, "_observes_job_runs"].contains(&table)
+        || ["__observes_stage", "__observes_new", "__observes_backup"]
+            .iter()
+            .any(|suffix| table.ends_with(suffix))
+}
+
+impl TableOwners {
+    /// The root table recorded for a stream.
+    pub fn root(&self, stream: &str) -> Option<&str> {
+        self.roots.get(stream).map(String::as_str)
+    }
+
+    /// A table of `layout` that is not its stream's to write: held by another stream
+    /// (`Some(stream)`), or Observes' own (`Some("")`).
+    pub fn conflict(&self, layout: &Layout) -> Option<(String, String)> {
+        layout.tables.iter().find_map(|t| {
+            if reserved_table(&t.name) {
+                return Some((t.name.clone(), String::new()));
+            }
+            match self.by_table.get(&t.name) {
+                Some(owner) if *owner != layout.stream => Some((t.name.clone(), owner.clone())),
+                _ => None,
+            }
+        })
+    }
+
+    /// Records that `layout`'s stream holds its tables.
+    pub fn claim(&mut self, layout: &Layout) {
+        for t in &layout.tables {
+            self.by_table.insert(t.name.clone(), layout.stream.clone());
+        }
+        self.roots
+            .insert(layout.stream.clone(), layout.tables[0].name.clone());
+    }
+}
+
+/// The owners of a schema's tables, as recorded.
+pub fn table_owners(wh: &mut dyn Warehouse, schema: &str) -> Result<TableOwners> {
+    let rows = wh.query(
+        &format!(
+            "SELECT {s}, {t} FROM {table} ORDER BY {s}, {v}",
+            s = quote("stream"),
+            t = json_text(wh.dialect(), "tables"),
+            v = quote("version"),
+            table = qualified(schema, SCHEMA_VERSIONS),
+        ),
+        &[],
+    )?;
+    let mut owners = TableOwners::default();
+    for row in rows {
+        let (Some(stream), Some(tables)) = (row[0].as_str(), row[1].as_str()) else {
+            continue;
+        };
+        let tables: Vec<Value> = serde_json::from_str(tables).unwrap_or_default();
+        let names: Vec<&str> = tables
+            .iter()
+            .filter_map(|t| t.get("table").and_then(Value::as_str))
+            .collect();
+        for name in &names {
+            owners
+                .by_table
+                .entry((*name).to_string())
+                .or_insert_with(|| stream.to_string());
+        }
+        if let Some(root) = names.first() {
+            owners.roots.insert(stream.to_string(), (*root).to_string());
+        }
+    }
+    Ok(owners)
 }
 
 /// Records a stream's schema when it differs from the last one recorded.

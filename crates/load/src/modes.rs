@@ -36,6 +36,23 @@ impl std::str::FromStr for WriteMode {
     }
 }
 
+impl WriteMode {
+    /// The mode as configured and as `_observes_loads.write_mode` records it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteMode::Append => "append",
+            WriteMode::Merge => "merge",
+            WriteMode::Replace => "replace",
+        }
+    }
+}
+
+impl std::fmt::Display for WriteMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 pub fn stage_name(table: &str) -> String {
     format!("{table}__observes_stage")
 }

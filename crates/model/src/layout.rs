@@ -218,6 +218,32 @@ impl Layout {
         key_properties: &[String],
         max_ident: usize,
     ) -> Result<Layout, SchemaError> {
+        let root = Layout::root_table_name(stream, max_ident);
+        Layout::compile_as(stream, &root, schema, key_properties, max_ident)
+    }
+
+    /// The root table a stream gets by default: its name, normalized.
+    pub fn root_table_name(stream: &str, max_ident: usize) -> String {
+        normalize(stream, table_limit(max_ident))
+    }
+
+    /// The root table for a stream whose default one is taken by another stream: the
+    /// normalized name with a hash of the stream's own name, stable across runs.
+    pub fn distinct_root_table_name(stream: &str, max_ident: usize) -> String {
+        let suffix = format!("_{}", crate::ident::short_hash(stream));
+        let base = normalize(stream, table_limit(max_ident).saturating_sub(suffix.len()));
+        base + &suffix
+    }
+
+    /// [`Layout::compile`] into a root table of the given name (child tables are named
+    /// after it).
+    pub fn compile_as(
+        stream: &str,
+        root_table: &str,
+        schema: &Value,
+        key_properties: &[String],
+        max_ident: usize,
+    ) -> Result<Layout, SchemaError> {
         let mut c = Compiler {
             stream,
             max_ident,
@@ -225,7 +251,7 @@ impl Layout {
             registries: Vec::new(),
             table_names: NameRegistry::default(),
         };
-        let root_name = c.table_name(stream, normalize(stream, c.table_limit()));
+        let root_name = c.table_name(stream, root_table.to_string());
         let root = c.new_table(root_name, None);
         let props = match c.shape(schema, "schema")? {
             Shape::Object(props) => props,
@@ -430,9 +456,25 @@ fn remap_field(field: &mut Field, target: usize, moved: &[usize], table: usize) 
     }
 }
 
+/// A property name as one segment of a dotted path (`user.name`): a name with a dot of its
+/// own (`"a.b"`) is escaped (`a\.b`), so that it never names the same place as a nested
+/// property (`a: {b}`), whose columns would then be one.
+fn path_segment(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.contains(['.', '\\']) {
+        key.replace('\\', "\\\\").replace('.', "\\.").into()
+    } else {
+        key.into()
+    }
+}
+
+/// The longest table name, leaving room for suffixes such as `__observes_stage`.
+fn table_limit(max_ident: usize) -> usize {
+    max_ident.saturating_sub(TABLE_NAME_RESERVE).max(16)
+}
+
 impl<'s> Compiler<'s> {
     fn table_limit(&self) -> usize {
-        self.max_ident.saturating_sub(TABLE_NAME_RESERVE).max(16)
+        table_limit(self.max_ident)
     }
 
     fn error(&self, at: &str, problem: &str) -> SchemaError {
@@ -490,7 +532,7 @@ impl<'s> Compiler<'s> {
     ) -> Result<Vec<(String, Field)>, SchemaError> {
         let mut fields = Vec::with_capacity(props.len());
         for (key, sub) in props {
-            let original = format!("{original_prefix}{key}");
+            let original = format!("{original_prefix}{}", path_segment(key));
             let name = format!("{name_prefix}{}", normalize(key, usize::MAX));
             let field = self.field(sub, table, &original, name, &format!("{at}.{key}"))?;
             fields.push((key.clone(), field));

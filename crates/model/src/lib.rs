@@ -28,6 +28,7 @@
 //! ```
 
 pub mod ident;
+pub mod infer;
 pub mod layout;
 pub mod normalize;
 pub mod time;

@@ -62,19 +62,54 @@ impl IdAllocator {
 }
 
 /// A record that contradicts its schema.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("field {field:?}: {reason}")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InvalidRecord {
     /// Where in the record (`user.created_at`, `artifacts[2].size`).
     pub field: String,
     pub reason: String,
+    /// For JSON that cannot be read (a number out of range, nesting too deep): the byte
+    /// column where reading stopped, 1-based, counted from the start of the record's text
+    /// (the loader counts it from the start of the input line).
+    pub column: Option<usize>,
 }
+
+impl std::fmt::Display for InvalidRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "field {:?}: {}", self.field, self.reason)?;
+        if let Some(column) = self.column {
+            write!(f, " at column {column}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InvalidRecord {}
 
 impl InvalidRecord {
     fn new(reason: String) -> Self {
         InvalidRecord {
             field: String::new(),
             reason,
+            column: None,
+        }
+    }
+
+    /// A serde_json error met while reading the record's JSON, with its position taken out
+    /// of the text (serde's own `at line 1 column N` counts within the record).
+    fn unreadable(message: &str) -> Self {
+        let (reason, column) = match message.rsplit_once(" at line ") {
+            Some((reason, position)) => {
+                let column = position
+                    .split_once(" column ")
+                    .and_then(|(_, c)| c.parse::<usize>().ok());
+                (reason.to_string(), column)
+            }
+            None => (message.to_string(), None),
+        };
+        InvalidRecord {
+            field: String::new(),
+            reason,
+            column,
         }
     }
 
@@ -317,13 +352,14 @@ where
         return Err(ctx
             .error
             .take()
-            .unwrap_or_else(|| InvalidRecord::new(e.to_string())));
+            .unwrap_or_else(|| InvalidRecord::unreadable(&e.to_string())));
     }
     for (&col, key) in layout.key_columns.iter().zip(&layout.key_properties) {
         if ctx.scratch[0][row + col] == Cell::Null {
             return Err(InvalidRecord {
                 field: key.clone(),
                 reason: "key property is missing or null".into(),
+                column: None,
             });
         }
     }
@@ -376,15 +412,19 @@ impl Ctx<'_, '_> {
     }
 
     /// Adds a path segment to the pending error as it unwinds through a property.
-    fn within<E>(
+    fn within<E: fmt::Display>(
         &mut self,
         result: Result<(), E>,
         segment: impl FnOnce(InvalidRecord) -> InvalidRecord,
     ) -> Result<(), E> {
-        if result.is_err() {
-            if let Some(e) = self.error.take() {
-                self.error = Some(segment(e));
-            }
+        if let Err(e) = &result {
+            // Either ours (set where it arose) or the JSON reader's, met inside this
+            // property: both get the property's path as they unwind.
+            let inner = self
+                .error
+                .take()
+                .unwrap_or_else(|| InvalidRecord::unreadable(&e.to_string()));
+            self.error = Some(segment(inner));
         }
         result
     }
@@ -482,8 +522,18 @@ fn convert<'de>(
             }
         }
         Scalar::F64(f) => {
-            let integral = f.fract() == 0.0 && f.abs() < 9.2e18;
+            // Written with a fraction or an exponent (`3.0`, `1e3`): an integer only where
+            // every integer is a double, so the value read is the value written. Past 2^53
+            // `9007199254740993.0` reads as ...992: a silently changed number.
+            let integral = f.fract() == 0.0 && f.abs() < EXACT_DOUBLE_INTEGERS;
             if !(accepts.has(Accepts::NUM) || (accepts.has(Accepts::INT) && integral)) {
+                if accepts.has(Accepts::INT) && f.fract() == 0.0 {
+                    return Err(InvalidRecord::new(format!(
+                        "{} cannot be read exactly as an integer: written with a fraction or an \
+                         exponent, only integers below 2^53 are (write it without \".0\")",
+                        value.describe()
+                    )));
+                }
                 return Err(mismatch(accepts, &value));
             }
             Ok(match ty {
@@ -534,6 +584,9 @@ fn convert<'de>(
         Scalar::Object | Scalar::Array => Err(mismatch(accepts, &value)),
     }
 }
+
+/// 2^53: below it every integer is exactly a double.
+const EXACT_DOUBLE_INTEGERS: f64 = 9_007_199_254_740_992.0;
 
 /// Longest text value a batch takes (Arrow's offsets are 32-bit).
 const MAX_BATCH_TEXT: usize = 1 << 30;

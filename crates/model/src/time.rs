@@ -94,8 +94,14 @@ fn parse_clock(b: &[u8]) -> Option<(i64, usize)> {
             used = i;
         }
     }
-    if h > 23 || mi > 59 || s > 59 {
+    if h > 23 || mi > 59 || s > 60 {
         return None;
+    }
+    if s == 60 {
+        // A leap second (RFC 3339 allows `23:59:60`): kept within its minute, as
+        // PostgreSQL does, at the last microsecond before the next one.
+        s = 59;
+        micros = 999_999;
     }
     Some((
         (h as i64 * 3600 + mi as i64 * 60 + s as i64) * 1_000_000 + micros,
@@ -174,7 +180,9 @@ mod tests {
     #[test]
     fn timestamps() {
         let day = 86_400_000_000i64;
-        let cases: [(&str, Option<i64>); 14] = [
+        let cases: [(&str, Option<i64>); 16] = [
+            ("2016-12-31T23:59:60Z", Some(17_166 * day + 86_399_999_999)),
+            ("2016-12-31T23:59:61Z", None),
             ("2026-11-25T16:13:00Z", Some(1_795_623_180_000_000)),
             ("2026-11-25T16:13:00.123456Z", Some(1_795_623_180_123_456)),
             ("2026-11-25T16:13:00.1234567Z", Some(1_795_623_180_123_456)),

@@ -1,0 +1,413 @@
+//! Defects found by an adversarial pass, each pinned: names that would collide, exact
+//! numbers, errors that point where the problem is, and a file re-read after a crash.
+
+mod common;
+
+use common::*;
+use observes_model::ident::short_hash;
+
+fn schema(stream: &str, properties: &str) -> String {
+    format!(
+        r#"{{"type":"SCHEMA","stream":"{stream}","schema":{{"properties":{{"id":{{"type":"integer"}}{properties}}}}},"key_properties":["id"]}}"#
+    )
+}
+
+fn record(stream: &str, body: &str) -> String {
+    format!(r#"{{"type":"RECORD","stream":"{stream}","record":{body}}}"#)
+}
+
+const STATE: &str = r#"{"type":"STATE","value":{"at":1}}"#;
+
+fn target(db: &std::path::Path, mode: &str, lines: &[String]) -> std::process::Output {
+    let url = format!("duckdb://{}", db.display());
+    run_with_input(
+        &["target", &url, "--schema", "s", "--write", mode],
+        &(lines.join("\n") + "\n"),
+    )
+}
+
+fn tables_of(db: &std::path::Path) -> Vec<Vec<String>> {
+    query(
+        db,
+        "SELECT stream, json_extract_string(tables, '$[*].table')::VARCHAR FROM s._observes_schema_versions \
+         QUALIFY version = MAX(version) OVER (PARTITION BY stream) ORDER BY stream",
+    )
+}
+
+#[test]
+fn streams_whose_names_normalize_alike_never_share_a_table() {
+    let v = r#","v":{"type":"string"}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wh.duckdb");
+    // Across loads, under merge: `foo_bar` once overwrote `fooBar`'s rows.
+    let out = target(
+        &db,
+        "merge",
+        &[
+            schema("fooBar", v),
+            record("fooBar", r#"{"id":1,"v":"camel"}"#),
+            STATE.into(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hashed = format!("foo_bar_{}", short_hash("foo_bar"));
+    for _ in 0..2 {
+        let out = target(
+            &db,
+            "merge",
+            &[
+                schema("foo_bar", v),
+                record("foo_bar", r#"{"id":1,"v":"snake"}"#),
+                STATE.into(),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(
+        query(&db, "SELECT id, v FROM s.foo_bar"),
+        rows(&[&["1", "camel"]])
+    );
+    assert_eq!(
+        query(&db, &format!("SELECT id, v FROM s.{hashed}")),
+        rows(&[&["1", "snake"]]),
+        "the second stream keeps its own table on every load"
+    );
+    assert_eq!(
+        tables_of(&db),
+        rows(&[
+            &["fooBar", "[foo_bar]"],
+            &["foo_bar", &format!("[{hashed}]")]
+        ])
+    );
+
+    // In one load, in every mode: `Jobs` and `jobs`, `a.b` and `a_b`, and a stream named
+    // like another's child table, in both orders.
+    let artifacts = r#","artifacts":{"type":"array","items":{"type":"object","properties":{"n":{"type":"integer"}}}}"#;
+    for mode in ["append", "merge", "replace"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wh.duckdb");
+        let out = target(
+            &db,
+            mode,
+            &[
+                schema("Jobs", ""),
+                schema("jobs", ""),
+                schema("a.b", ""),
+                schema("a_b", ""),
+                schema("runs", artifacts),
+                schema("runs__artifacts", ""),
+                schema("builds__artifacts", ""),
+                schema("builds", artifacts),
+                record("Jobs", r#"{"id":1}"#),
+                record("jobs", r#"{"id":2}"#),
+                record("a.b", r#"{"id":3}"#),
+                record("a_b", r#"{"id":4}"#),
+                record("runs", r#"{"id":5,"artifacts":[{"n":50}]}"#),
+                record("runs__artifacts", r#"{"id":6}"#),
+                record("builds__artifacts", r#"{"id":7}"#),
+                record("builds", r#"{"id":8,"artifacts":[{"n":80}]}"#),
+                STATE.into(),
+            ],
+        );
+        assert!(out.status.success(), "{mode}: {}", stderr(&out));
+        let h = |s: &str| {
+            format!(
+                "{}_{}",
+                observes_model::ident::normalize(s, 200),
+                short_hash(s)
+            )
+        };
+        let expected: Vec<(String, String)> = vec![
+            ("jobs".into(), "SELECT id FROM s.jobs".into()),
+            ("2".into(), format!("SELECT id FROM s.{}", h("jobs"))),
+            ("3".into(), "SELECT id FROM s.a_b".into()),
+            ("4".into(), format!("SELECT id FROM s.{}", h("a_b"))),
+            ("50".into(), "SELECT n FROM s.runs__artifacts".into()),
+            (
+                "6".into(),
+                format!("SELECT id FROM s.{}", h("runs__artifacts")),
+            ),
+            ("7".into(), "SELECT id FROM s.builds__artifacts".into()),
+            (
+                "80".into(),
+                format!("SELECT n FROM s.{}__artifacts", h("builds")),
+            ),
+        ];
+        for (want, sql) in expected {
+            let want = if want == "jobs" {
+                "1".to_string()
+            } else {
+                want
+            };
+            assert_eq!(query(&db, &sql), rows(&[&[want.as_str()]]), "{mode}: {sql}");
+        }
+    }
+}
+
+#[test]
+fn a_stream_named_like_observes_own_tables_gets_a_table_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wh.duckdb");
+    let out = target(
+        &db,
+        "append",
+        &[
+            schema("_observes_loads", ""),
+            record("_observes_loads", r#"{"id":1}"#),
+            schema("jobs__observes_stage", ""),
+            record("jobs__observes_stage", r#"{"id":2}"#),
+            STATE.into(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (stream, id) in [("_observes_loads", "1"), ("jobs__observes_stage", "2")] {
+        assert_eq!(
+            query(
+                &db,
+                &format!("SELECT id FROM s.{stream}_{}", short_hash(stream))
+            ),
+            rows(&[&[id]]),
+            "{stream}"
+        );
+    }
+    assert_eq!(
+        query(
+            &db,
+            "SELECT stream, rows FROM s._observes_loads ORDER BY stream"
+        ),
+        rows(&[&["_observes_loads", "1"], &["jobs__observes_stage", "1"]])
+    );
+}
+
+#[test]
+fn a_dotted_property_beside_a_nested_object_gets_its_own_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wh.duckdb");
+    let both =
+        r#","a.b":{"type":"string"},"a":{"type":"object","properties":{"b":{"type":"string"}}}"#;
+    let out = target(
+        &db,
+        "merge",
+        &[
+            schema("t", both),
+            record("t", r#"{"id":1,"a.b":"dotted","a":{"b":"nested"}}"#),
+            STATE.into(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        query(&db, "SELECT a_b, a__b FROM s.t"),
+        rows(&[&["dotted", "nested"]])
+    );
+    // The same through schema evolution.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wh.duckdb");
+    let out = target(
+        &db,
+        "merge",
+        &[
+            schema("t", r#","a.b":{"type":"string"}"#),
+            record("t", r#"{"id":1,"a.b":"dotted"}"#),
+            schema("t", both),
+            record("t", r#"{"id":2,"a.b":"x","a":{"b":"y"}}"#),
+            STATE.into(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        query(&db, "SELECT id, a_b, a__b FROM s.t ORDER BY id"),
+        rows(&[&["1", "dotted", "NULL"], &["2", "x", "y"]])
+    );
+}
+
+fn last_line(out: &std::process::Output) -> String {
+    stderr(out).lines().last().unwrap_or("").to_string()
+}
+
+#[test]
+fn numbers_are_exact_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wh.duckdb");
+    let n = r#","n":{"type":"integer"}"#;
+    let out = target(
+        &db,
+        "append",
+        &[
+            schema("t", n),
+            record("t", r#"{"id":1,"n":3.0}"#),
+            record("t", r#"{"id":2,"n":9007199254740991.0}"#),
+            record("t", r#"{"id":3,"n":9223372036854775807}"#),
+            STATE.into(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        query(&db, "SELECT id, n FROM s.t ORDER BY id"),
+        rows(&[
+            &["1", "3"],
+            &["2", "9007199254740991"],
+            &["3", "9223372036854775807"]
+        ])
+    );
+    let out = target(
+        &db,
+        "append",
+        &[
+            schema("t", n),
+            record("t", r#"{"id":4,"n":9007199254740993.0}"#),
+            STATE.into(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        last_line(&out),
+        "error: line 2, stream \"t\": field \"n\": number 9007199254740992.0 cannot be read exactly as an integer: written with a fraction or an exponent, only integers below 2^53 are (write it without \".0\")"
+    );
+    assert_eq!(query(&db, "SELECT COUNT(*) FROM s.t"), rows(&[&["3"]]));
+}
+
+#[test]
+fn unreadable_values_are_located_in_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wh.duckdb");
+    let bad = record("t", r#"{"id":2,"n":1e400}"#);
+    let out = target(
+        &db,
+        "append",
+        &[schema("t", r#","n":{"type":"number"}"#), bad.clone()],
+    );
+    assert!(!out.status.success());
+    // serde_json stops just past the number; the column counts from the line's start.
+    let column = bad.find("1e400").unwrap() + "1e400".len();
+    assert_eq!(
+        last_line(&out),
+        format!("error: line 2, stream \"t\": field \"n\": number out of range at column {column}")
+    );
+
+    let deep = format!(
+        r#"{{"id":1,"a":{}1{}}}"#,
+        r#"{"a":"#.repeat(5000),
+        "}".repeat(5000)
+    );
+    let out = target(
+        &db,
+        "append",
+        &[schema("t", r#","a":{"type":"object"}"#), record("t", &deep)],
+    );
+    assert!(!out.status.success());
+    let last = last_line(&out);
+    assert!(
+        last.starts_with(
+            "error: line 2, stream \"t\": field \"a\": recursion limit exceeded at column "
+        ),
+        "{last}"
+    );
+
+    let bom = format!("\u{feff}{}", schema("t", ""));
+    let out = target(
+        &db,
+        "append",
+        &[bom, record("t", r#"{"id":9}"#), STATE.into()],
+    );
+    assert!(
+        out.status.success(),
+        "a byte order mark is skipped: {}",
+        stderr(&out)
+    );
+
+    let leap = schema("leap", r#","ts":{"type":"string","format":"date-time"}"#);
+    let out = target(
+        &db,
+        "append",
+        &[
+            leap,
+            record("leap", r#"{"id":1,"ts":"2016-12-31T23:59:60Z"}"#),
+            STATE.into(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        query(
+            &db,
+            "SELECT strftime(ts, '%Y-%m-%d %H:%M:%S.%f') FROM s.leap"
+        ),
+        rows(&[&["2016-12-31 23:59:59.999999"]])
+    );
+}
+
+/// A `singer-file` pipeline killed mid-file and run again ends as one uninterrupted run,
+/// under append too; a run of the finished file adds nothing; a changed file starts over.
+#[test]
+fn a_file_is_read_on_from_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut lines = vec![schema("t", r#","v":{"type":"string"}"#)];
+    for i in 1..=60 {
+        lines.push(record("t", &format!(r#"{{"id":{i},"v":"r{i}"}}"#)));
+        if i % 10 == 0 {
+            lines.push(format!(r#"{{"type":"STATE","value":{{"at":{i}}}}}"#));
+        }
+    }
+    // Records after the last STATE: the end of the file is a checkpoint too.
+    lines.push(record("t", r#"{"id":61,"v":"tail"}"#));
+    std::fs::write(root.join("in.singer"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(
+        root.join("observes.toml"),
+        "warehouse = \"duckdb://wh.duckdb\"\n[pipelines.file]\nsource = \"singer-file\"\npath = \"in.singer\"\nschema = \"s\"\nwrite = \"append\"\ncommit_records = 0\n",
+    )
+    .unwrap();
+    let db = root.join("wh.duckdb");
+    let run = |failpoint: Option<&str>| {
+        let mut cmd = observes();
+        cmd.current_dir(root)
+            .args(["run", "file", "--config", "observes.toml"]);
+        if let Some(point) = failpoint {
+            cmd.env("OBSERVES_FAILPOINT", point);
+        }
+        cmd.output().unwrap()
+    };
+    // Killed right after the third commit, before the state store heard of it.
+    let out = run(Some("after-commit:3"));
+    assert!(!out.status.success(), "killed");
+    assert_eq!(query(&db, "SELECT COUNT(*) FROM s.t"), rows(&[&["30"]]));
+    let out = run(None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all = query(
+        &db,
+        "SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id) FROM s.t",
+    );
+    assert_eq!(
+        all,
+        rows(&[&["61", "61", "1", "61"]]),
+        "no row twice, none lost"
+    );
+    let out = run(None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        query(&db, "SELECT COUNT(*) FROM s.t"),
+        rows(&[&["61"]]),
+        "nothing new"
+    );
+    let state: serde_json::Value = serde_json::from_str(
+        &query(&db, "SELECT CAST(state AS VARCHAR) FROM s._observes_state")[0][0],
+    )
+    .unwrap();
+    assert_eq!(state["state"], serde_json::json!({"at": 60}));
+    assert_eq!(state["singer_file"]["line"], serde_json::json!(lines.len()));
+
+    // A changed file is read from the start, with a warning.
+    std::fs::write(root.join("in.singer"), lines[..3].join("\n") + "\n").unwrap();
+    let out = observes()
+        .current_dir(root)
+        .env("OBSERVES_LOG", "warn")
+        .args(["run", "file", "--config", "observes.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the file changed since its last run"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(query(&db, "SELECT COUNT(*) FROM s.t"), rows(&[&["63"]]));
+}
