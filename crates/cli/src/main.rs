@@ -1133,12 +1133,28 @@ fn run_demo(dir: &std::path::Path, as_json: bool) -> Result<()> {
         "\nTables in {}:",
         summary.dir.join("warehouse.duckdb").display()
     )?;
-    for t in &summary.tables {
+    // Empty tables (quarantine, child tables of fields the demo data leaves empty) would
+    // bury the ones to look at; --json lists every table.
+    let (filled, empty): (Vec<_>, Vec<_>) = summary.tables.iter().partition(|t| t.rows > 0);
+    let width = filled
+        .iter()
+        .map(|t| t.schema.len() + 1 + t.table.len())
+        .max()
+        .unwrap_or(0)
+        .max(40);
+    for t in &filled {
         writeln!(
             out,
-            "  {:<40} {:>8} rows",
+            "  {:<width$} {:>8} rows",
             format!("{}.{}", t.schema, t.table),
             t.rows
+        )?;
+    }
+    if !empty.is_empty() {
+        writeln!(
+            out,
+            "  and {} empty tables (_observes_rejects, child tables of fields the demo data leaves empty; --json lists them)",
+            empty.len()
         )?;
     }
     writeln!(
