@@ -26,6 +26,44 @@
 //! assert_eq!(summary.streams["users"].rows, 1);
 //! ```
 
+/// A setting spelled by name in configs and flags: `FromStr`, with an error that lists the
+/// names, and `as_str` back.
+macro_rules! named_setting {
+    ($ty:ident, $what:literal, $($name:literal => $variant:ident),+ $(,)?) => {
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    other => Err(format!(
+                        "unknown {} {other:?} (expected {})",
+                        $what,
+                        $crate::one_of(&[$($name),+])
+                    )),
+                }
+            }
+        }
+
+        impl $ty {
+            /// The name configs and flags spell it with.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+/// `a, b or c`.
+fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
 pub mod ahead;
 pub mod inspect;
 pub mod metadata;
@@ -56,18 +94,7 @@ pub enum OnInvalid {
     Quarantine,
 }
 
-impl std::str::FromStr for OnInvalid {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "fail" => Ok(OnInvalid::Fail),
-            "quarantine" => Ok(OnInvalid::Quarantine),
-            other => Err(format!(
-                "unknown bad-input policy {other:?} (expected fail or quarantine)"
-            )),
-        }
-    }
-}
+named_setting!(OnInvalid, "bad-input policy", "fail" => Fail, "quarantine" => Quarantine);
 
 /// What `merge` does with a stream whose SCHEMA has no `key_properties`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,18 +107,7 @@ pub enum OnMissingKey {
     Fail,
 }
 
-impl std::str::FromStr for OnMissingKey {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "append" => Ok(OnMissingKey::Append),
-            "fail" => Ok(OnMissingKey::Fail),
-            other => Err(format!(
-                "unknown missing-key policy {other:?} (expected append or fail)"
-            )),
-        }
-    }
-}
+named_setting!(OnMissingKey, "missing-key policy", "append" => Append, "fail" => Fail);
 
 /// What open places of a schema become: objects declared without properties
 /// (`"additionalProperties": true`) and arrays without an item schema, as taps that infer
@@ -106,18 +122,7 @@ pub enum Untyped {
     Infer,
 }
 
-impl std::str::FromStr for Untyped {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "json" => Ok(Untyped::Json),
-            "infer" => Ok(Untyped::Infer),
-            other => Err(format!(
-                "unknown untyped policy {other:?} (expected json or infer)"
-            )),
-        }
-    }
-}
+named_setting!(Untyped, "untyped policy", "json" => Json, "infer" => Infer);
 
 #[derive(Debug, Clone)]
 pub struct LoadConfig {

@@ -22,30 +22,7 @@ pub enum WriteMode {
     Replace,
 }
 
-impl std::str::FromStr for WriteMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "append" => Ok(WriteMode::Append),
-            "merge" => Ok(WriteMode::Merge),
-            "replace" => Ok(WriteMode::Replace),
-            other => Err(format!(
-                "unknown write mode {other:?} (expected append, merge or replace)"
-            )),
-        }
-    }
-}
-
-impl WriteMode {
-    /// The mode as configured and as `_observes_loads.write_mode` records it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WriteMode::Append => "append",
-            WriteMode::Merge => "merge",
-            WriteMode::Replace => "replace",
-        }
-    }
-}
+named_setting!(WriteMode, "write mode", "append" => Append, "merge" => Merge, "replace" => Replace);
 
 impl std::fmt::Display for WriteMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

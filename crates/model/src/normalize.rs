@@ -1,5 +1,6 @@
 //! The normalizer: records of one stream into rows of its tables, as Arrow batches.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -656,6 +657,10 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     }
 }
 
+/// Objects with more properties than this are looked up by a hash index when a record
+/// lists them out of schema order.
+const WIDE_OBJECT: usize = 32;
+
 /// A key, borrowed from the input when it has no escapes.
 struct Key<'de>(std::borrow::Cow<'de, str>);
 
@@ -770,8 +775,30 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_, 'de> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen_nested = Vec::new();
+        // Records mostly list properties in schema order: the next one is tried first. A
+        // wide object out of order gets a hash index, so a record of n keys costs O(n),
+        // not O(n^2) (a SaaS object can have thousands of fields).
+        let mut hint = 0;
+        let mut by_name: Option<HashMap<&str, usize>> = None;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let Some(index) = self.properties.iter().position(|(name, _)| *name == key) else {
+            let found = match self.properties.get(hint) {
+                Some((name, _)) if *name == key => Some(hint),
+                _ if self.properties.len() > WIDE_OBJECT => by_name
+                    .get_or_insert_with(|| {
+                        self.properties
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (name, _))| (name.as_str(), i))
+                            .collect()
+                    })
+                    .get(&*key)
+                    .copied(),
+                _ => self.properties.iter().position(|(name, _)| *name == key),
+            };
+            if let Some(i) = found {
+                hint = i + 1;
+            }
+            let Some(index) = found else {
                 // Properties the schema does not declare are not loaded.
                 map.next_value::<IgnoredAny>()?;
                 continue;
