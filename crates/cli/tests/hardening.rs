@@ -411,3 +411,43 @@ fn a_file_is_read_on_from_its_last_checkpoint() {
     );
     assert_eq!(query(&db, "SELECT COUNT(*) FROM s.t"), rows(&[&["63"]]));
 }
+
+/// `replace` reloads in full: its source starts over every run (handed the last state, a
+/// file or a tap would send only what is new, and an empty table would be swapped in).
+#[test]
+fn a_full_reload_reads_its_source_from_the_start_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let lines = [
+        schema("t", ""),
+        record("t", r#"{"id":1}"#),
+        record("t", r#"{"id":2}"#),
+        STATE.to_string(),
+    ];
+    std::fs::write(root.join("in.singer"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(
+        root.join("observes.toml"),
+        "warehouse = \"duckdb://wh.duckdb\"\n\
+         [pipelines.file]\nsource = \"singer-file\"\npath = \"in.singer\"\nschema = \"s\"\nwrite = \"replace\"\n\
+         [pipelines.tap]\nsource = \"synthetic\"\nrecords = 50\ncheckpoint_every = 10\nschema = \"ci\"\nwrite = \"replace\"\n",
+    )
+    .unwrap();
+    let db = root.join("wh.duckdb");
+    for _ in 0..2 {
+        for pipeline in ["file", "tap"] {
+            let out = observes()
+                .current_dir(root)
+                .args(["run", pipeline, "--config", "observes.toml"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        assert_eq!(
+            query(
+                &db,
+                "SELECT (SELECT COUNT(*) FROM s.t), (SELECT COUNT(*) FROM ci.jobs)"
+            ),
+            rows(&[&["2", "50"]])
+        );
+    }
+}

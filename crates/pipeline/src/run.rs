@@ -252,8 +252,14 @@ fn run_locked(
         }
         None => stored,
     };
+    // A full reload reads its source from the start: handed the last state, a source that
+    // resumes (a tap, a file) would send only what is new, and that would be swapped in.
+    let resume_from = match pipeline.write_mode {
+        observes_load::WriteMode::Replace => None,
+        _ => state.as_ref(),
+    };
     let outcome = (|| {
-        let mut stream = MessageStream::open(&pipeline.source, state.as_ref())?;
+        let mut stream = MessageStream::open(&pipeline.source, resume_from)?;
         drive(&mut loader, &mut stream, |state| {
             failpoint("after-commit");
             rt.block_on(store.put(name, state))?;
