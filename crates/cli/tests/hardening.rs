@@ -451,3 +451,74 @@ fn a_full_reload_reads_its_source_from_the_start_every_run() {
         );
     }
 }
+
+/// A token in the API URL's query reaches no log line (at debug), no error, no metadata
+/// table and no state file, whatever fails.
+#[test]
+fn a_token_in_the_api_url_reaches_no_sink() {
+    let secret = "glpat-SECRET-in-the-query";
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for api_url in [
+        format!("http://{closed}/api/v4?private_token={secret}"),
+        format!("http://[::1/api/v4?private_token={secret}"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(
+            root.join("observes.toml"),
+            format!(
+                "warehouse = \"duckdb://wh.duckdb\"\n[pipelines.gl]\nsource = \"gitlab\"\nschema = \"gitlab\"\nwrite = \"merge\"\n\
+                 [pipelines.gl.settings]\napi_url = {api_url:?}\nprojects = [\"acme/web\"]\ntoken_env = \"TEST_GITLAB_TOKEN\"\n\
+                 [pipelines.gl.settings.http]\nmax_attempts = 2\nbackoff_ms = 1\nmax_backoff_ms = 2\n"
+            ),
+        )
+        .unwrap();
+        let out = observes()
+            .current_dir(root)
+            .env("OBSERVES_LOG", "debug")
+            .env("TEST_GITLAB_TOKEN", "other")
+            .args(["run", "gl", "--config", "observes.toml"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("error"), "{err}");
+        assert!(!err.contains(secret), "{err}");
+        assert!(!stdout(&out).contains(secret));
+        let db = root.join("wh.duckdb");
+        if db.exists() {
+            for row in query(
+                &db,
+                "SELECT COALESCE(error, '') FROM gitlab._observes_loads",
+            ) {
+                assert!(!row[0].contains(secret), "{}", row[0]);
+            }
+        }
+        for entry in walk(root) {
+            if entry
+                .extension()
+                .is_some_and(|e| e == "json" || e == "toml")
+                && !entry.ends_with("observes.toml")
+            {
+                let text = std::fs::read_to_string(&entry).unwrap_or_default();
+                assert!(!text.contains(secret), "{}", entry.display());
+            }
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

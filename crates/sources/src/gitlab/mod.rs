@@ -180,13 +180,16 @@ pub struct GitlabApi {
 
 impl GitlabApi {
     pub fn connect(config: &GitlabConfig) -> Result<GitlabApi, SourceError> {
-        let mut base = Url::parse(&config.api_url).map_err(|e| {
-            SourceError::Config(format!("GitLab api_url {:?}: {e}", config.api_url))
-        })?;
+        // A token may ride in the URL's query (`?private_token=…`): never shown.
+        let shown = match config.api_url.split_once('?') {
+            Some((path, _)) => format!("{path}?***"),
+            None => config.api_url.clone(),
+        };
+        let mut base = Url::parse(&config.api_url)
+            .map_err(|e| SourceError::Config(format!("GitLab api_url {shown:?}: {e}")))?;
         if base.cannot_be_a_base() {
             return Err(SourceError::Config(format!(
-                "GitLab api_url {:?} cannot hold paths",
-                config.api_url
+                "GitLab api_url {shown:?} cannot hold paths"
             )));
         }
         // `…/api/v4` and `…/api/v4/` alike.
