@@ -83,7 +83,16 @@ impl Trial {
     }
 
     fn command(&self) -> std::process::Command {
-        let mut cmd = observes();
+        // scripts/crash-report points this at the release build: thousands of runs.
+        let mut cmd = match std::env::var_os("OBSERVES_CRASH_BIN") {
+            Some(bin) => {
+                let mut cmd = std::process::Command::new(bin);
+                cmd.env("OBSERVES_LOG", "warn")
+                    .env_remove("OBSERVES_FAILPOINT");
+                cmd
+            }
+            None => observes(),
+        };
         cmd.current_dir(&self.root)
             .env("TEST_GITLAB_TOKEN", "glpat-fake-token")
             .args(["run", "p", "--config", "observes.toml"])
