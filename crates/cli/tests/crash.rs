@@ -13,14 +13,6 @@ use common::*;
 const RECORDS: u64 = 3000;
 const CHECKPOINT_EVERY: u64 = 500;
 
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    DuckDb,
-    Postgres,
-    /// Redshift mode on PostgreSQL: batches of 200 rows and more are staged in S3.
-    Redshift,
-}
-
 struct Setup {
     _dir: tempfile::TempDir,
     _db: Option<observes_testkit::TestDatabase>,
@@ -37,20 +29,7 @@ impl Setup {
     fn committing_every(backend: Backend, mode: &str, records: u64, commit_records: u64) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        let (url, db) = match backend {
-            Backend::DuckDb => (
-                format!("duckdb://{}", root.join("wh.duckdb").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let db = observes_testkit::TestDatabase::create();
-                (db.url.clone(), Some(db))
-            }
-            Backend::Redshift => {
-                let db = observes_testkit::TestDatabase::create();
-                (db.redshift_url(200), Some(db))
-            }
-        };
+        let (url, db) = fresh_warehouse(backend, &root);
         // Small batches: several sends (and so several kill points) per checkpoint.
         let config = format!(
             "warehouse = \"{url}\"\nstate = \"state\"\n\n[pipelines.crash]\nsource = \"synthetic\"\nrecords = {records}\ncheckpoint_every = {CHECKPOINT_EVERY}\nschema = \"ci\"\nwrite = \"{mode}\"\nbatch_rows = 700\ncommit_records = {commit_records}\n"

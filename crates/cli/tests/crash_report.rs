@@ -13,13 +13,6 @@ use common::*;
 use observes_fakes::gitlab::{FakeGitlab, GitlabOptions};
 
 #[derive(Clone, Copy, Debug)]
-enum Backend {
-    DuckDb,
-    Postgres,
-    Redshift,
-}
-
-#[derive(Clone, Copy, Debug)]
 enum Source {
     /// The built-in generator, resuming from its bookmark like any Singer tap.
     Tap,
@@ -46,20 +39,7 @@ impl Trial {
     fn new(backend: Backend, mode: &str, source: Source, fixtures: &Fixtures) -> Trial {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        let (url, db) = match backend {
-            Backend::DuckDb => (
-                format!("duckdb://{}", root.join("wh.duckdb").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let db = observes_testkit::TestDatabase::create();
-                (db.url.clone(), Some(db))
-            }
-            Backend::Redshift => {
-                let db = observes_testkit::TestDatabase::create();
-                (db.redshift_url(200), Some(db))
-            }
-        };
+        let (url, db) = fresh_warehouse(backend, &root);
         let source = match source {
             Source::Tap => {
                 "source = \"synthetic\"\nrecords = 6000\ncheckpoint_every = 500\n".to_string()

@@ -92,3 +92,34 @@ pub fn rows(items: &[&[&str]]) -> Vec<Vec<String>> {
         .map(|r| r.iter().map(|s| s.to_string()).collect())
         .collect()
 }
+
+/// The warehouses the crash tests run on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    DuckDb,
+    Postgres,
+    /// Redshift mode on PostgreSQL: batches of 200 rows and more are staged in S3.
+    Redshift,
+}
+
+/// A fresh, empty warehouse of `backend` (a DuckDB file in `dir`, or a throwaway
+/// PostgreSQL database, dropped with the guard): its URL and the guard.
+pub fn fresh_warehouse(
+    backend: Backend,
+    dir: &Path,
+) -> (String, Option<observes_testkit::TestDatabase>) {
+    match backend {
+        Backend::DuckDb => (
+            format!("duckdb://{}", dir.join("wh.duckdb").display()),
+            None,
+        ),
+        Backend::Postgres => {
+            let db = observes_testkit::TestDatabase::create();
+            (db.url.clone(), Some(db))
+        }
+        Backend::Redshift => {
+            let db = observes_testkit::TestDatabase::create();
+            (db.redshift_url(200), Some(db))
+        }
+    }
+}
