@@ -258,7 +258,13 @@ impl Normalizer {
     }
 
     /// [`Normalizer::push`] by `serde`, the reference the fast path follows.
-    fn push_slow(&mut self, record: &Record, ids: &mut IdAllocator) -> Result<(), InvalidRecord> {
+    /// [`Normalizer::push`] by the serde walk alone: the reference the fast path is held
+    /// to (the differential tests and the fuzz target compare the two).
+    pub fn push_slow(
+        &mut self,
+        record: &Record,
+        ids: &mut IdAllocator,
+    ) -> Result<(), InvalidRecord> {
         let mut scratch = recycle(std::mem::take(&mut self.scratch));
         let result = match record {
             Record::Raw(raw) => {
