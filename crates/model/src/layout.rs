@@ -327,6 +327,12 @@ impl Layout {
             .collect();
     }
 
+    /// The root table's properties and how each is stored (for tools and tests that read
+    /// the tables back).
+    pub fn properties(&self) -> &[(String, Field)] {
+        &self.properties
+    }
+
     pub fn root(&self) -> &Table {
         &self.tables[0]
     }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::Array;
+use observes_model::layout::Field;
 use observes_model::{IdAllocator, Layout, Normalizer};
 use observes_singer::Record;
 use proptest::prelude::*;
@@ -111,8 +112,22 @@ fn elements(value: &Value) -> usize {
 }
 
 fn root_and_records() -> impl Strategy<Value = (Vec<(String, Shape)>, Vec<Value>)> {
-    prop::collection::vec((name(), shape()), 1..6)
-        .prop_map(dedup)
+    // Often a dotted name beside the nested object it spells (`a.b` and `a: {b}`).
+    let meeting = prop_oneof![
+        Just(vec![]),
+        Just(vec![
+            ("a.b".to_string(), Shape::Text),
+            (
+                "a".to_string(),
+                Shape::Object(vec![("b".into(), Shape::Int)])
+            ),
+        ]),
+    ];
+    (prop::collection::vec((name(), shape()), 1..6), meeting)
+        .prop_map(|(mut props, meeting)| {
+            props.extend(meeting);
+            dedup(props)
+        })
         .prop_flat_map(|props| {
             let root = Shape::Object(props.clone());
             let record = value_of(&root).prop_map(|v| match v {
@@ -177,6 +192,25 @@ proptest! {
         prop_assert_eq!(cells, expected_cells);
         prop_assert_eq!(child_rows, expected_rows);
     }
+
+    /// Each record can be rebuilt from its tables: the same values at the same places
+    /// (what the tables cannot tell apart, null, `{}` and `[]`, aside).
+    #[test]
+    fn records_can_be_rebuilt_from_their_tables((props, records) in root_and_records()) {
+        let schema = schema_of(&Shape::Object(props));
+        let layout = Arc::new(Layout::compile("s", &schema, &[], 255).unwrap());
+        let mut normalizer = Normalizer::new(layout.clone());
+        let mut ids = IdAllocator::new(1);
+        for record in &records {
+            let raw = observes_singer::RawRecord::parse(&record.to_string()).unwrap();
+            normalizer.push(&Record::Raw(raw), &mut ids).unwrap();
+        }
+        let tables = Tables::read(&layout, normalizer.take_batches());
+        for (row, record) in records.iter().enumerate() {
+            let rebuilt = tables.object(layout.properties(), 0, row);
+            prop_assert_eq!(Value::Object(rebuilt), prune(record), "{}", record);
+        }
+    }
 }
 
 /// A wide object (past the size where keys are looked up by a hash index) read in reverse
@@ -219,5 +253,139 @@ fn wide_objects_in_any_order_fill_their_own_columns() {
             "{}",
             column.name
         );
+    }
+}
+
+/// The tables of one normalizer's output, as JSON cells, to read records back.
+struct Tables {
+    /// Per table: rows of cells.
+    rows: Vec<Vec<Vec<Value>>>,
+    /// Per table: the `_observes_id`, `_observes_parent_id`, `_observes_list_idx` columns.
+    meta: Vec<(usize, Option<usize>, Option<usize>)>,
+}
+
+impl Tables {
+    fn read(layout: &Layout, batches: Vec<(usize, arrow::record_batch::RecordBatch)>) -> Tables {
+        use arrow::array::{BooleanArray, Int64Array, StringArray};
+        let mut rows: Vec<Vec<Vec<Value>>> = vec![Vec::new(); layout.tables.len()];
+        for (table, batch) in batches {
+            let columns = &layout.tables[table].columns;
+            for r in 0..batch.num_rows() {
+                let cells = (0..columns.len())
+                    .map(|c| {
+                        let array = batch.column(c);
+                        if array.is_null(r) {
+                            return Value::Null;
+                        }
+                        let any = array.as_any();
+                        if let Some(a) = any.downcast_ref::<Int64Array>() {
+                            json!(a.value(r))
+                        } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+                            json!(a.value(r))
+                        } else if let Some(a) = any.downcast_ref::<StringArray>() {
+                            match columns[c].ty {
+                                observes_model::ColumnType::Json => {
+                                    serde_json::from_str(a.value(r)).unwrap()
+                                }
+                                _ => json!(a.value(r)),
+                            }
+                        } else {
+                            panic!("column {} of an unexpected type", columns[c].name)
+                        }
+                    })
+                    .collect();
+                rows[table].push(cells);
+            }
+        }
+        let meta = layout
+            .tables
+            .iter()
+            .map(|t| {
+                (
+                    t.column_index("_observes_id").unwrap(),
+                    t.column_index("_observes_parent_id"),
+                    t.column_index("_observes_list_idx"),
+                )
+            })
+            .collect();
+        Tables { rows, meta }
+    }
+
+    fn object(
+        &self,
+        properties: &[(String, Field)],
+        table: usize,
+        row: usize,
+    ) -> Map<String, Value> {
+        properties
+            .iter()
+            .filter_map(|(key, field)| {
+                let value = self.value(field, table, row);
+                (!is_empty(&value)).then(|| (key.clone(), value))
+            })
+            .collect()
+    }
+
+    /// What `field` holds for row `row` of `table`.
+    fn value(&self, field: &Field, table: usize, row: usize) -> Value {
+        match field {
+            Field::Scalar { column, .. } | Field::Json { column } => {
+                self.rows[table][row][*column].clone()
+            }
+            Field::Object { properties } => Value::Object(self.object(properties, table, row)),
+            Field::Array { table: child, item } => {
+                let id = &self.rows[table][row][self.meta[table].0];
+                let (_, parent, index) = self.meta[*child];
+                let mut children: Vec<(i64, usize)> = self.rows[*child]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, cells)| &cells[parent.unwrap()] == id)
+                    .map(|(r, cells)| (cells[index.unwrap()].as_i64().unwrap(), r))
+                    .collect();
+                children.sort();
+                Value::Array(
+                    children
+                        .into_iter()
+                        .map(|(_, r)| match self.value(item, *child, r) {
+                            // An element stays (it is a row); null, {} and [] read the same.
+                            v if is_empty(&v) => Value::Null,
+                            other => other,
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(map) => map.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        _ => false,
+    }
+}
+
+/// A record as its tables can show it: nulls, empty objects and empty arrays left out of
+/// objects; an array's empty object or empty array element reads as null.
+fn prune(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), prune(v)))
+                .filter(|(_, v)| !is_empty(v))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| match prune(item) {
+                    v if is_empty(&v) => Value::Null,
+                    other => other,
+                })
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
