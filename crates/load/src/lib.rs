@@ -468,7 +468,8 @@ impl<'w> Loader<'w> {
             let inference = SchemaInference::new(&message.schema);
             if inference.is_open() {
                 // A schema that cannot be loaded fails at its own line, record or not.
-                Layout::compile(name, &message.schema, &message.key_properties, 255)
+                let max = self.wh.dialect().max_identifier;
+                Layout::compile(name, &message.schema, &message.key_properties, max)
                     .map_err(|source| LoadError::Schema { line, source })?;
                 self.held.insert(
                     name.clone(),
@@ -782,15 +783,17 @@ impl<'w> Loader<'w> {
     /// evolves its tables first when the record shows something new.
     fn infer(&mut self, line: u64, message: &RecordMessage) -> Result<(), LoadError> {
         let name = &message.stream;
-        let (schema_line, schema, hash, mut inference) = match self.held.remove(name) {
-            Some(held) => (held.line, held.message, held.hash, held.inference),
+        // A held SCHEMA is applied with its first record (and its errors are reported at
+        // its own line); a stream already loading evolves only when the record shows more.
+        let (held_at, schema, hash, mut inference) = match self.held.remove(name) {
+            Some(held) => (Some(held.line), held.message, held.hash, held.inference),
             None => match self.streams.get_mut(name) {
                 Some(stream) => match stream.inference.take() {
                     Some(inference) => (
-                        line,
+                        None,
                         SchemaMessage {
                             stream: name.clone(),
-                            schema: Value::Null,
+                            schema: Value::Null, // replaced by the inferred schema below
                             key_properties: stream.normalizer.layout().key_properties.clone(),
                             bookmark_properties: Vec::new(),
                         },
@@ -810,8 +813,7 @@ impl<'w> Loader<'w> {
             },
         };
         let changed = inference.observe(&record);
-        let fresh = schema.schema != Value::Null;
-        if changed || fresh {
+        if changed || held_at.is_some() {
             if changed {
                 tracing::info!(stream = %name, line, "new keys or types in untyped objects: the tables evolve");
             }
@@ -819,9 +821,7 @@ impl<'w> Loader<'w> {
                 schema: inference.schema(),
                 ..schema
             };
-            // A held SCHEMA's own errors are reported at its line.
-            let at = if fresh { schema_line } else { line };
-            self.apply_schema(at, message, hash, Some(inference))
+            self.apply_schema(held_at.unwrap_or(line), message, hash, Some(inference))
         } else {
             if let Some(stream) = self.streams.get_mut(name) {
                 stream.inference = Some(inference);

@@ -161,7 +161,7 @@ fn load_lines(
         let state = match loader.handle_record_line(text)? {
             Some(state) => state,
             None => match observes_singer::parse_message(text) {
-                Ok(observes_singer::Message::State(mut state)) if file.is_some() => {
+                Ok(observes_singer::Message::State(mut state)) => {
                     if let Some(file) = file.as_deref_mut() {
                         state.value = file.wrap(state.value, end, number);
                     }
