@@ -4,7 +4,7 @@
 //! - [`Layout::compile`] turns a SCHEMA into a root table and one child table per array;
 //!   nested objects are flattened into `parent__child` columns; names are normalized by
 //!   [`ident::normalize`] within a dialect's length limit.
-//! - [`Normalizer`] turns records into Arrow [`RecordBatch`](arrow::record_batch::RecordBatch)es,
+//! - [`Normalizer`] turns records into Arrow [`RecordBatch`](arrow_array::RecordBatch)es,
 //!   one per table, checking each value against its schema.
 //! - [`Layout::reconcile`] fits a layout to the columns a table already has (schema
 //!   evolution: new columns added, compatible types widened).

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{
+use ::arrow_schema::{Field as ArrowField, Schema, SchemaRef};
+use arrow_array::RecordBatch;
+use arrow_array::{
     ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
     Time64MicrosecondArray, TimestampMicrosecondArray,
 };
-use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{Field as ArrowField, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
+use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use std::borrow::Cow;
 
 use observes_singer::json::{self, Bail};

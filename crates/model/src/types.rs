@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow_schema::{DataType, TimeUnit};
 
 /// The type of a warehouse column, independent of the warehouse's dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

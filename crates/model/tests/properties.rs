@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::Array;
+use arrow_array::Array;
 use observes_model::layout::Field;
 use observes_model::{IdAllocator, Layout, Normalizer};
 use observes_singer::Record;
@@ -244,7 +244,7 @@ fn wide_objects_in_any_order_fill_their_own_columns() {
         let values = batch
             .column(i)
             .as_any()
-            .downcast_ref::<arrow::array::Int64Array>()
+            .downcast_ref::<arrow_array::Int64Array>()
             .unwrap();
         let expected: i64 = column.name[1..].parse().unwrap();
         assert_eq!(
@@ -265,8 +265,8 @@ struct Tables {
 }
 
 impl Tables {
-    fn read(layout: &Layout, batches: Vec<(usize, arrow::record_batch::RecordBatch)>) -> Tables {
-        use arrow::array::{BooleanArray, Int64Array, StringArray};
+    fn read(layout: &Layout, batches: Vec<(usize, arrow_array::RecordBatch)>) -> Tables {
+        use arrow_array::{BooleanArray, Int64Array, StringArray};
         let mut rows: Vec<Vec<Vec<Value>>> = vec![Vec::new(); layout.tables.len()];
         for (table, batch) in batches {
             let columns = &layout.tables[table].columns;

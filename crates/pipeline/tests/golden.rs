@@ -229,7 +229,7 @@ impl Warehouse for Recording {
         &mut self,
         schema: &str,
         table: &str,
-        batch: &arrow::record_batch::RecordBatch,
+        batch: &arrow_array::RecordBatch,
     ) -> observes_warehouse::Result<()> {
         self.inner.bulk_append(schema, table, batch)
     }

@@ -23,7 +23,7 @@ pub mod postgres;
 pub mod redshift;
 pub mod sql;
 
-use arrow::record_batch::RecordBatch;
+use arrow_array::RecordBatch;
 use observes_model::ColumnType;
 
 /// A value bound to a SQL parameter or read from a result.

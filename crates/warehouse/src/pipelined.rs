@@ -8,7 +8,7 @@
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 
-use arrow::record_batch::RecordBatch;
+use arrow_array::RecordBatch;
 use observes_model::ColumnType;
 
 use crate::{Dialect, Result, SqlValue, Warehouse, WarehouseError};
@@ -217,8 +217,8 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use arrow::array::Int64Array;
-    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow_array::Int64Array;
+    use arrow_schema::{DataType, Field, Schema};
 
     fn batch(column: &str) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Int64, true)]));

@@ -4,9 +4,9 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use arrow::record_batch::RecordBatch;
+use arrow_array::RecordBatch;
+use arrow_array::{Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::ObjectStore;

@@ -5,13 +5,12 @@
 //! threads compress them in parallel. The inserts run inside the connection's open
 //! transaction, so their rows commit or roll back with everything else.
 
-use std::ffi::{CStr, CString};
 use std::sync::Arc;
 
-use arrow::record_batch::RecordBatch;
-use duckdb::types::{TimeUnit, ToSqlOutput, Value};
-use duckdb::{ffi, params_from_iter, Connection, ToSql};
+use arrow_array::RecordBatch;
 use observes_model::ColumnType;
+
+use capi::{Connection, Database};
 
 use crate::{sql, Dialect, Result, SqlValue, Warehouse, WarehouseError};
 
@@ -62,6 +61,7 @@ fn column_type(data_type: &str) -> Option<ColumnType> {
     })
 }
 
+mod capi;
 mod scan;
 
 pub struct DuckDbWarehouse {
@@ -76,46 +76,6 @@ pub struct DuckDbWarehouse {
     memory_limit: Option<String>,
     /// A file attached as [`CATALOG`] (not `:memory:`).
     attached: bool,
-    _database: Arc<Database>,
-}
-
-/// A database handle of our own, shared by its connections and closed after the last:
-/// registering the scan needs a connection handle that `duckdb::Connection` does not give.
-struct Database(ffi::duckdb_database);
-
-// SAFETY: a DuckDB database handle may be used and closed from any thread.
-unsafe impl Send for Database {}
-unsafe impl Sync for Database {}
-
-impl Database {
-    fn open(path: &str) -> std::result::Result<Database, String> {
-        let c_path = CString::new(path).map_err(|e| e.to_string())?;
-        let mut db: ffi::duckdb_database = std::ptr::null_mut();
-        let mut error: *mut std::ffi::c_char = std::ptr::null_mut();
-        // SAFETY: the out-pointers are valid; an error message is DuckDB's to free.
-        unsafe {
-            if ffi::duckdb_open_ext(c_path.as_ptr(), &mut db, std::ptr::null_mut(), &mut error)
-                != ffi::DuckDBSuccess
-            {
-                let message = if error.is_null() {
-                    "cannot open the database".to_string()
-                } else {
-                    let message = CStr::from_ptr(error).to_string_lossy().into_owned();
-                    ffi::duckdb_free(error.cast());
-                    message
-                };
-                return Err(message);
-            }
-        }
-        Ok(Database(db))
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        // SAFETY: every connection to it is closed by now (see `DuckDbWarehouse`).
-        unsafe { ffi::duckdb_close(&mut self.0) }
-    }
 }
 
 struct Pending {
@@ -136,93 +96,56 @@ const ROW_GROUPS_PER_INSERT: usize = 2;
 /// Wide rows are inserted sooner, whole row group or not, to keep memory flat.
 const INSERT_BYTES: usize = 96 << 20;
 
-struct Param<'a>(&'a SqlValue);
-
-impl ToSql for Param<'_> {
-    fn to_sql(&self) -> duckdb::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Owned(match self.0 {
-            SqlValue::Null => Value::Null,
-            SqlValue::Bool(b) => Value::Boolean(*b),
-            SqlValue::Int(i) => Value::BigInt(*i),
-            SqlValue::Float(f) => Value::Double(*f),
-            SqlValue::Text(s) => Value::Text(s.clone()),
-            SqlValue::Timestamp(t) => Value::Timestamp(TimeUnit::Microsecond, *t),
-            SqlValue::Date(d) => Value::Date32(*d),
-            SqlValue::Time(t) => Value::Time64(TimeUnit::Microsecond, *t),
-        }))
-    }
-}
-
-fn from_duckdb(value: Value) -> SqlValue {
-    match value {
-        Value::Null => SqlValue::Null,
-        Value::Boolean(b) => SqlValue::Bool(b),
-        Value::TinyInt(i) => SqlValue::Int(i.into()),
-        Value::SmallInt(i) => SqlValue::Int(i.into()),
-        Value::Int(i) => SqlValue::Int(i.into()),
-        Value::BigInt(i) => SqlValue::Int(i),
-        Value::HugeInt(i) => {
-            i64::try_from(i).map_or_else(|_| SqlValue::Text(i.to_string()), SqlValue::Int)
-        }
-        Value::UTinyInt(i) => SqlValue::Int(i.into()),
-        Value::USmallInt(i) => SqlValue::Int(i.into()),
-        Value::UInt(i) => SqlValue::Int(i.into()),
-        Value::UBigInt(i) => {
-            i64::try_from(i).map_or_else(|_| SqlValue::Text(i.to_string()), SqlValue::Int)
-        }
-        Value::Float(f) => SqlValue::Float(f.into()),
-        Value::Double(f) => SqlValue::Float(f),
-        Value::Timestamp(unit, v) => SqlValue::Timestamp(match unit {
-            TimeUnit::Second => v * 1_000_000,
-            TimeUnit::Millisecond => v * 1_000,
-            TimeUnit::Microsecond => v,
-            TimeUnit::Nanosecond => v / 1_000,
-        }),
-        Value::Text(s) => SqlValue::Text(s),
-        Value::Date32(d) => SqlValue::Text(date_text(d)),
-        // DECIMAL (e.g. ROUND(CAST(x AS NUMERIC), 1)): its exact text read as a float.
-        Value::Decimal(d) => d
-            .to_string()
-            .parse()
-            .map_or_else(|_| SqlValue::Text(d.to_string()), SqlValue::Float),
-        other => SqlValue::Text(format!("{other:?}")),
-    }
-}
-
-fn date_text(days: i32) -> String {
-    let (y, m, d) = observes_model::time::civil_from_days(days.into());
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 /// DuckDB's buffer pool is trimmed to this after each commit: it otherwise keeps every
 /// block of the file it has written (up to its `memory_limit`, by default 80% of the
 /// machine), so a long load's memory would grow with the file (bench/RESULTS.md).
 const TRIM_TO: &str = "64MB";
 
-/// What follows `duckdb://`: `PATH[?memory_limit=SIZE]`.
+/// What follows `duckdb://`: `PATH[?memory_limit=SIZE&lock_wait=SECONDS]`.
 #[derive(Debug, PartialEq)]
 struct Target<'a> {
     path: &'a str,
     /// `None`: DuckDB's default.
     memory_limit: Option<&'a str>,
+    /// How long to wait for another process's lock on the file.
+    lock_wait: std::time::Duration,
 }
+
+/// A DuckDB file has one writing process at a time. Two runs of a queue on one file (two
+/// pipelines, say) take turns rather than fail; the wait is bounded, and logged.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl<'a> Target<'a> {
     fn parse(target: &'a str) -> std::result::Result<Target<'a>, String> {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let mut memory_limit = None;
+        let mut lock_wait = LOCK_WAIT;
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             match pair.split_once('=') {
+                Some(("lock_wait", seconds)) => {
+                    lock_wait = seconds
+                        .parse()
+                        .map(std::time::Duration::from_secs)
+                        .map_err(|_| format!("lock_wait {seconds:?} is not a number of seconds"))?
+                }
                 Some(("memory_limit", size)) if is_size(size) => memory_limit = Some(size),
                 Some(("memory_limit", size)) => {
                     return Err(format!(
                         "memory_limit {size:?} is not a size such as 512MB or 4GB"
                     ))
                 }
-                _ => return Err(format!("unknown parameter {pair:?} (known: memory_limit)")),
+                _ => {
+                    return Err(format!(
+                        "unknown parameter {pair:?} (known: memory_limit, lock_wait)"
+                    ))
+                }
             }
         }
-        Ok(Target { path, memory_limit })
+        Ok(Target {
+            path,
+            memory_limit,
+            lock_wait,
+        })
     }
 }
 
@@ -236,14 +159,19 @@ fn is_size(text: &str) -> bool {
 }
 
 impl DuckDbWarehouse {
-    /// Opens (or creates) a DuckDB file, `PATH[?memory_limit=SIZE]`; `:memory:` for an
-    /// in-memory database.
+    /// Opens (or creates) a DuckDB file, `PATH[?memory_limit=SIZE&lock_wait=SECONDS]`;
+    /// `:memory:` for an in-memory database. A file another process holds is waited for,
+    /// `lock_wait` seconds at most (600 by default; 0 fails at once).
     pub fn open(target: &str) -> Result<Self> {
         let open_err = |message: String| WarehouseError::Open {
             url: format!("duckdb://{target}"),
             message,
         };
-        let Target { path, memory_limit } = Target::parse(target).map_err(open_err)?;
+        let Target {
+            path,
+            memory_limit,
+            lock_wait,
+        } = Target::parse(target).map_err(open_err)?;
         if path != ":memory:" {
             if let Some(parent) = std::path::Path::new(path).parent() {
                 if !parent.as_os_str().is_empty() {
@@ -254,19 +182,43 @@ impl DuckDbWarehouse {
         // A file is attached to an in-memory database under a fixed catalog name
         // ([`CATALOG`]); its spill files go beside it, not into the working directory.
         let database = Arc::new(Database::open(":memory:").map_err(open_err)?);
-        // SAFETY: the handle is open, and `database` outlives the connection.
-        let conn = unsafe { Connection::open_from_raw(database.0) }
-            .map_err(|e| open_err(e.to_string()))?;
+        let conn = Connection::open(&database).map_err(open_err)?;
         let attached = path != ":memory:";
         if attached {
-            conn.execute_batch(&format!(
+            let attach = format!(
                 "SET temp_directory = {}; ATTACH {} AS {}; USE {};",
                 sql::literal(&format!("{path}.tmp")),
                 sql::literal(path),
                 sql::quote(CATALOG),
                 sql::quote(CATALOG),
-            ))
-            .map_err(|e| open_err(e.to_string()))?;
+            );
+            let started = std::time::Instant::now();
+            let mut pause = std::time::Duration::from_millis(50);
+            let mut said = false;
+            loop {
+                match conn.execute_batch(&attach) {
+                    Ok(()) => break,
+                    Err(e)
+                        if e.contains("Could not set lock on file")
+                            && started.elapsed() < lock_wait =>
+                    {
+                        if !said {
+                            // DuckDB names the process holding the lock.
+                            tracing::info!(file = path, holder = %e, "waiting for another process's lock on the warehouse file");
+                            said = true;
+                        }
+                        std::thread::sleep(pause.min(lock_wait.saturating_sub(started.elapsed())));
+                        pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                    }
+                    Err(e) if e.contains("Could not set lock on file") && !lock_wait.is_zero() => {
+                        return Err(open_err(format!(
+                            "{e} (waited {} s; the URL's lock_wait sets how long)",
+                            started.elapsed().as_secs()
+                        )))
+                    }
+                    Err(e) => return Err(open_err(e)),
+                }
+            }
         }
         // Offline machines must never try to download an extension mid-load. A load's
         // row groups are compressed and written as soon as each is complete, not held
@@ -279,40 +231,39 @@ impl DuckDbWarehouse {
         .map_err(|e| open_err(e.to_string()))?;
         if let Some(size) = memory_limit {
             conn.execute_batch(&format!("SET memory_limit = '{size}'"))
-                .map_err(|e| open_err(e.to_string()))?;
+                .map_err(open_err)?;
         }
         // Timestamps are stored in UTC; show them in UTC too, whatever the machine's zone.
         // The setting comes with the ICU extension; a DuckDB built without it (the
         // `bundled` feature) has no zones and shows UTC anyway.
-        let has_zones: bool = conn
-            .query_row(
+        let (_, zones) = conn
+            .query(
                 "SELECT count(*) > 0 FROM duckdb_settings() WHERE name = 'TimeZone'",
-                [],
-                |row| row.get(0),
+                &[],
             )
-            .map_err(|e| open_err(e.to_string()))?;
+            .map_err(open_err)?;
+        let has_zones = zones == [[SqlValue::Bool(true)]];
         if has_zones {
             conn.execute_batch("SET TimeZone = 'UTC'")
-                .map_err(|e| open_err(e.to_string()))?;
+                .map_err(open_err)?;
         }
-        scan::register(database.0).map_err(open_err)?;
+        scan::register(database.raw()).map_err(open_err)?;
         Ok(DuckDbWarehouse {
             conn,
             pending: Vec::new(),
             insertion_order_free: false,
             memory_limit: memory_limit.map(str::to_string),
             attached,
-            _database: database,
         })
     }
 
     /// Another connection to the same database (for readers running beside a load).
     pub fn try_clone(&self) -> Result<Self> {
-        let open_err = |e: duckdb::Error| WarehouseError::Open {
+        let open_err = |message: String| WarehouseError::Open {
             url: "duckdb (clone)".into(),
-            message: e.to_string(),
+            message,
         };
-        let conn = self.conn.try_clone().map_err(open_err)?;
+        let conn = self.conn.reopen().map_err(open_err)?;
         // The default catalog is per connection.
         if self.attached {
             conn.execute_batch(&format!("USE {};", sql::quote(CATALOG)))
@@ -324,7 +275,6 @@ impl DuckDbWarehouse {
             insertion_order_free: false,
             memory_limit: self.memory_limit.clone(),
             attached: self.attached,
-            _database: self._database.clone(),
         })
     }
 
@@ -408,9 +358,9 @@ impl DuckDbWarehouse {
             scan::FUNCTION,
             registration.id
         );
-        let err = |e: duckdb::Error| WarehouseError::BulkLoad {
+        let err = |message: String| WarehouseError::BulkLoad {
             table: format!("{}.{}", pending.schema, pending.table),
-            message: e.to_string(),
+            message,
         };
         let started = std::time::Instant::now();
         if registration.units > 1 {
@@ -418,13 +368,13 @@ impl DuckDbWarehouse {
                 .execute_batch("SET SESSION preserve_insertion_order = false")
                 .map_err(err)?;
             self.insertion_order_free = true;
-            let inserted = self.conn.execute(&statement, []).map_err(err);
+            let inserted = self.conn.execute(&statement, &[]).map_err(err);
             // After a failure the transaction is aborted and refuses even a RESET; the
             // rollback that must follow resets it then.
             self.keep_insertion_order();
             inserted?;
         } else {
-            self.conn.execute(&statement, []).map_err(err)?;
+            self.conn.execute(&statement, &[]).map_err(err)?;
         }
         tracing::debug!(
             table = %pending.table,
@@ -448,18 +398,17 @@ impl DuckDbWarehouse {
         }
     }
 
-    fn sql_err(sql: &str, e: duckdb::Error) -> WarehouseError {
+    fn sql_err(sql: &str, message: String) -> WarehouseError {
         WarehouseError::Sql {
             sql: sql.to_string(),
-            message: e.to_string(),
+            message,
         }
     }
 }
 
 impl Warehouse for DuckDbWarehouse {
     fn interrupt_handle(&self) -> Option<crate::Interrupt> {
-        let handle = self.conn.interrupt_handle();
-        Some(crate::Interrupt::new(move || handle.interrupt()))
+        Some(crate::Interrupt::new(self.conn.interrupter()))
     }
 
     fn dialect(&self) -> Dialect {
@@ -468,11 +417,9 @@ impl Warehouse for DuckDbWarehouse {
 
     fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64> {
         self.flush()?;
-        let mut stmt = self.conn.prepare(sql).map_err(|e| Self::sql_err(sql, e))?;
-        let n = stmt
-            .execute(params_from_iter(params.iter().map(Param)))
-            .map_err(|e| Self::sql_err(sql, e))?;
-        Ok(n as u64)
+        self.conn
+            .execute(sql, params)
+            .map_err(|e| Self::sql_err(sql, e))
     }
 
     fn query_with_columns(
@@ -481,22 +428,9 @@ impl Warehouse for DuckDbWarehouse {
         params: &[SqlValue],
     ) -> Result<(Vec<String>, Vec<Vec<SqlValue>>)> {
         self.flush()?;
-        let mut stmt = self.conn.prepare(sql).map_err(|e| Self::sql_err(sql, e))?;
-        let mut rows = stmt
-            .query(params_from_iter(params.iter().map(Param)))
-            .map_err(|e| Self::sql_err(sql, e))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| Self::sql_err(sql, e))? {
-            let width = row.as_ref().column_count();
-            let mut values = Vec::with_capacity(width);
-            for i in 0..width {
-                let v: Value = row.get(i).map_err(|e| Self::sql_err(sql, e))?;
-                values.push(from_duckdb(v));
-            }
-            out.push(values);
-        }
-        drop(rows);
-        Ok((stmt.column_names(), out))
+        self.conn
+            .query(sql, params)
+            .map_err(|e| Self::sql_err(sql, e))
     }
 
     fn begin(&mut self) -> Result<()> {
@@ -578,7 +512,13 @@ mod tests {
     #[test]
     fn urls_set_the_memory_limit_or_get_the_default() {
         let parse = |t| Target::parse(t);
-        let file = |path, memory_limit| Ok(Target { path, memory_limit });
+        let file = |path, memory_limit| {
+            Ok(Target {
+                path,
+                memory_limit,
+                lock_wait: LOCK_WAIT,
+            })
+        };
         assert_eq!(parse("a.duckdb"), file("a.duckdb", None));
         assert_eq!(parse(":memory:"), file(":memory:", None));
         assert_eq!(
@@ -591,7 +531,19 @@ mod tests {
         );
         assert_eq!(
             parse("a.duckdb?memory=1GB"),
-            Err(r#"unknown parameter "memory=1GB" (known: memory_limit)"#.into())
+            Err(r#"unknown parameter "memory=1GB" (known: memory_limit, lock_wait)"#.into())
+        );
+        assert_eq!(
+            parse("a.duckdb?lock_wait=0&memory_limit=1GB"),
+            Ok(Target {
+                path: "a.duckdb",
+                memory_limit: Some("1GB"),
+                lock_wait: std::time::Duration::ZERO
+            })
+        );
+        assert_eq!(
+            parse("a.duckdb?lock_wait=soon"),
+            Err(r#"lock_wait "soon" is not a number of seconds"#.into())
         );
         for bad in ["1GB'; DROP TABLE t; --", "GB", "", "1 GB", "12 TERABYTES"] {
             let target = format!("a.duckdb?memory_limit={bad}");
@@ -607,17 +559,18 @@ mod tests {
     #[test]
     fn a_commit_leaves_the_buffer_pool_trimmed_and_the_memory_limit_as_set() {
         let dir = tempfile::tempdir().unwrap();
-        let one = |wh: &DuckDbWarehouse, sql: &str| -> String {
-            wh.conn.query_row(sql, [], |row| row.get(0)).unwrap()
+        let one = |wh: &DuckDbWarehouse, sql: &str| -> SqlValue {
+            wh.conn.query(sql, &[]).unwrap().1.remove(0).remove(0)
         };
         let default = one(
             &DuckDbWarehouse::open(":memory:").unwrap(),
             "SELECT current_setting('memory_limit')",
         );
-        for (query, limit) in [("", default.as_str()), ("?memory_limit=1GB", "953.6 MiB")] {
+        let mib = SqlValue::Text("953.6 MiB".into());
+        for (query, limit) in [("", &default), ("?memory_limit=1GB", &mib)] {
             let target = format!("{}{query}", dir.path().join("wh.duckdb").display());
             let mut wh = DuckDbWarehouse::open(&target).unwrap();
-            assert_eq!(one(&wh, "SELECT current_setting('memory_limit')"), limit);
+            assert_eq!(&one(&wh, "SELECT current_setting('memory_limit')"), limit);
             wh.begin().unwrap();
             // About 260 MB of hex digits: blocks DuckDB would keep cached.
             wh.execute(
@@ -627,20 +580,18 @@ mod tests {
             )
             .unwrap();
             wh.commit().unwrap();
-            let cached: i64 = wh
-                .conn
-                .query_row(
-                    "SELECT sum(memory_usage_bytes)::BIGINT FROM duckdb_memory()",
-                    [],
-                    |row| row.get(0),
-                )
-                .unwrap();
+            let SqlValue::Int(cached) = one(
+                &wh,
+                "SELECT sum(memory_usage_bytes)::BIGINT FROM duckdb_memory()",
+            ) else {
+                panic!("not a number")
+            };
             assert!(
                 cached <= 64 << 20,
                 "{cached} bytes still cached after the commit"
             );
-            assert_eq!(one(&wh, "SELECT current_setting('memory_limit')"), limit);
-            assert_eq!(one(&wh, "SELECT count(*)::VARCHAR FROM t"), "4000000");
+            assert_eq!(&one(&wh, "SELECT current_setting('memory_limit')"), limit);
+            assert_eq!(one(&wh, "SELECT count(*) FROM t"), SqlValue::Int(4_000_000));
         }
         let err = DuckDbWarehouse::open(&format!(
             "{}/x.duckdb?memory_limit=5XB",
@@ -659,6 +610,7 @@ mod tests {
 
     #[test]
     fn dates_print_as_iso() {
+        use capi::date_text;
         assert_eq!(date_text(0), "1970-01-01");
         assert_eq!(date_text(19_782), "2024-02-29");
         assert_eq!(date_text(-1), "1969-12-31");

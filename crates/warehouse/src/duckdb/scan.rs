@@ -10,9 +10,7 @@
 //! DuckDB moves them into the table as written. A unit split over threads would leave each
 //! a partial row group to append a second time.
 //!
-//! The function is registered with DuckDB's C API directly, not through `duckdb::vtab`,
-//! because a unit is claimed per thread: that needs the thread-local init state that
-//! `duckdb::vtab` does not expose.
+//! A unit is claimed per thread, with the thread-local init state of DuckDB's C API.
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
@@ -20,12 +18,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
-use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Date32Type, Float64Type};
-use arrow::record_batch::RecordBatch;
-use duckdb::core::{LogicalTypeHandle, LogicalTypeId};
-use duckdb::ffi;
-use duckdb::vtab::{BindInfo, InitInfo};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type};
+use arrow_array::RecordBatch;
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::DataType;
+use libduckdb_sys as ffi;
 use observes_model::normalize::JSON_FIELD_METADATA;
 
 use super::ROW_GROUP;
@@ -134,12 +132,13 @@ fn contained(report: impl FnOnce(&CStr), body: impl FnOnce() -> Result<(), Strin
 }
 
 unsafe extern "C" fn bind(info: ffi::duckdb_bind_info) {
-    let bind = BindInfo::from(info);
     contained(
         |m| ffi::duckdb_bind_set_error(info, m.as_ptr()),
         || {
-            let id = bind.get_parameter(0).to_uint64();
-            let bound = bind_batches(&bind, id)?;
+            let mut parameter = ffi::duckdb_bind_get_parameter(info, 0);
+            let id = ffi::duckdb_get_uint64(parameter);
+            ffi::duckdb_destroy_value(&mut parameter);
+            let bound = bind_batches(info, id)?;
             // SAFETY: DuckDB owns the box from here and frees it with `drop_boxed`.
             ffi::duckdb_bind_set_bind_data(
                 info,
@@ -151,7 +150,9 @@ unsafe extern "C" fn bind(info: ffi::duckdb_bind_info) {
     );
 }
 
-fn bind_batches(bind: &BindInfo, id: u64) -> Result<Bound, String> {
+/// # Safety
+/// `info` is the bind info of a call to `bind`.
+unsafe fn bind_batches(info: ffi::duckdb_bind_info, id: u64) -> Result<Bound, String> {
     let batches = registry()
         .get(&id)
         .cloned()
@@ -160,7 +161,10 @@ fn bind_batches(bind: &BindInfo, id: u64) -> Result<Bound, String> {
         return Err(format!("{FUNCTION}({id}): no batches"));
     };
     for field in first.schema().fields() {
-        bind.add_result_column(field.name(), logical_type(field)?);
+        let name = CString::new(field.name().as_str()).map_err(|e| e.to_string())?;
+        let mut ty = logical_type(field)?;
+        ffi::duckdb_bind_add_result_column(info, name.as_ptr(), ty);
+        ffi::duckdb_destroy_logical_type(&mut ty);
     }
     let mut units: Vec<Unit> = Vec::new();
     let mut in_unit = ROW_GROUP;
@@ -182,22 +186,22 @@ fn bind_batches(bind: &BindInfo, id: u64) -> Result<Bound, String> {
         }
     }
     let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    bind.set_cardinality(total as u64, true);
+    ffi::duckdb_bind_set_cardinality(info, total as u64, true);
     Ok(Bound { batches, units })
 }
 
 unsafe extern "C" fn init(info: ffi::duckdb_init_info) {
-    let init = InitInfo::from(info);
     contained(
         |m| ffi::duckdb_init_set_error(info, m.as_ptr()),
         || {
             // SAFETY: the bind data is the `Bound` this function's bind set.
             let bound = &*ffi::duckdb_init_get_bind_data(info).cast::<Bound>();
-            init.set_max_threads(bound.units.len().clamp(1, 64) as u64);
+            ffi::duckdb_init_set_max_threads(info, bound.units.len().clamp(1, 64) as u64);
             let claims = Claims {
                 next: AtomicUsize::new(0),
             };
-            init.set_init_data(
+            ffi::duckdb_init_set_init_data(
+                info,
                 Box::into_raw(Box::new(claims)).cast(),
                 Some(drop_boxed::<Claims>),
             );
@@ -207,7 +211,6 @@ unsafe extern "C" fn init(info: ffi::duckdb_init_info) {
 }
 
 unsafe extern "C" fn local_init(info: ffi::duckdb_init_info) {
-    let init = InitInfo::from(info);
     contained(
         |m| ffi::duckdb_init_set_error(info, m.as_ptr()),
         || {
@@ -215,7 +218,8 @@ unsafe extern "C" fn local_init(info: ffi::duckdb_init_info) {
                 unit: usize::MAX,
                 call: 0,
             };
-            init.set_init_data(
+            ffi::duckdb_init_set_init_data(
+                info,
                 Box::into_raw(Box::new(place)).cast(),
                 Some(drop_boxed::<Place>),
             );
@@ -264,16 +268,16 @@ unsafe extern "C" fn scan(info: ffi::duckdb_function_info, output: ffi::duckdb_d
     );
 }
 
-/// The DuckDB type a column of a normalizer batch is read as.
-fn logical_type(field: &arrow::datatypes::Field) -> Result<LogicalTypeHandle, String> {
+/// The DuckDB type a column of a normalizer batch is read as; the caller destroys it.
+unsafe fn logical_type(field: &arrow_schema::Field) -> Result<ffi::duckdb_logical_type, String> {
     let id = match field.data_type() {
-        DataType::Boolean => LogicalTypeId::Boolean,
-        DataType::Int64 => LogicalTypeId::Bigint,
-        DataType::Float64 => LogicalTypeId::Double,
-        DataType::Utf8 => LogicalTypeId::Varchar,
-        DataType::Timestamp(_, _) => LogicalTypeId::TimestampTZ,
-        DataType::Date32 => LogicalTypeId::Date,
-        DataType::Time64(_) => LogicalTypeId::Time,
+        DataType::Boolean => ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
+        DataType::Int64 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT,
+        DataType::Float64 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_DOUBLE,
+        DataType::Utf8 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR,
+        DataType::Timestamp(_, _) => ffi::DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_TZ,
+        DataType::Date32 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_DATE,
+        DataType::Time64(_) => ffi::DUCKDB_TYPE_DUCKDB_TYPE_TIME,
         other => {
             return Err(format!(
                 "column {:?}: Arrow type {other} is not loaded",
@@ -281,10 +285,10 @@ fn logical_type(field: &arrow::datatypes::Field) -> Result<LogicalTypeHandle, St
             ))
         }
     };
-    let mut ty = LogicalTypeHandle::from(id);
+    let ty = ffi::duckdb_create_logical_type(id);
     if field.metadata().contains_key(JSON_FIELD_METADATA) {
         // The column's own type, so DuckDB does not parse every value to cast it.
-        ty.set_alias("JSON");
+        ffi::duckdb_logical_type_set_alias(ty, c"JSON".as_ptr());
     }
     Ok(ty)
 }

@@ -5,12 +5,13 @@
 
 use std::io::{self, Write};
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
+use arrow_array::cast::AsArray;
+use arrow_array::RecordBatch;
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
     Time64MicrosecondArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, TimeUnit};
-use arrow::record_batch::RecordBatch;
+use arrow_schema::{DataType, TimeUnit};
 
 use super::{PG_EPOCH_DAYS, PG_EPOCH_MICROS};
 

@@ -13,7 +13,7 @@ mod tls;
 use std::error::Error as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arrow::record_batch::RecordBatch;
+use arrow_array::RecordBatch;
 use bytes::BytesMut;
 use observes_model::ColumnType;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};

@@ -3,9 +3,10 @@
 
 use std::io::{self, Write};
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, TimeUnit};
-use arrow::record_batch::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::Array;
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, TimeUnit};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use observes_model::time::civil_from_days;
@@ -37,28 +38,28 @@ pub fn sql_value(array: &dyn Array, row: usize) -> SqlValue {
         DataType::Boolean => SqlValue::Bool(array.as_boolean().value(row)),
         DataType::Int64 => SqlValue::Int(
             array
-                .as_primitive::<arrow::datatypes::Int64Type>()
+                .as_primitive::<arrow_array::types::Int64Type>()
                 .value(row),
         ),
         DataType::Float64 => SqlValue::Float(
             array
-                .as_primitive::<arrow::datatypes::Float64Type>()
+                .as_primitive::<arrow_array::types::Float64Type>()
                 .value(row),
         ),
         DataType::Utf8 => SqlValue::Text(array.as_string::<i32>().value(row).to_string()),
         DataType::Timestamp(TimeUnit::Microsecond, _) => SqlValue::Timestamp(
             array
-                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .as_primitive::<arrow_array::types::TimestampMicrosecondType>()
                 .value(row),
         ),
         DataType::Date32 => SqlValue::Date(
             array
-                .as_primitive::<arrow::datatypes::Date32Type>()
+                .as_primitive::<arrow_array::types::Date32Type>()
                 .value(row),
         ),
         DataType::Time64(TimeUnit::Microsecond) => SqlValue::Time(
             array
-                .as_primitive::<arrow::datatypes::Time64MicrosecondType>()
+                .as_primitive::<arrow_array::types::Time64MicrosecondType>()
                 .value(row),
         ),
         _ => SqlValue::Null,
@@ -127,8 +128,8 @@ mod tests {
     use std::io::Read;
     use std::sync::Arc;
 
-    use arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray};
-    use arrow::datatypes::{Field, Schema};
+    use arrow_array::{Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow_schema::{Field, Schema};
 
     use super::*;
 
