@@ -3,20 +3,26 @@
 //! (`attemptDurationSeconds`, at least 60) and tags; `ListJobs`/`DescribeJobs` to find a
 //! run by its key and to read recent jobs for batch-stability.
 //!
-//! Credentials and region come from the standard AWS chain (`aws-config`); `endpoint`
-//! points it at an AWS-compatible server. Secrets are not sent: on Batch they belong in
-//! the job definition, where the job's `secrets` names them.
+//! Batch's API is JSON over HTTPS, signed with SigV4. It goes through the shared HTTP
+//! client (retries, 429 and 5xx, secrets kept out of errors), signed by object_store's
+//! signer with the credential chain the S3 state store uses: the environment's keys, web
+//! identity (EKS), the container's credentials (ECS, Batch) and the instance's (EC2).
+//! The AWS SDK did the same in three minutes of a cold build. Secrets are not sent: on
+//! Batch they belong in the job definition, where the job's `secrets` names them.
 //!
-//! The SDK is async and [`Submit`] is not (the scheduler's tick calls it in its own
-//! runtime), so each call runs on this queue's runtime from a thread of its own.
+//! The region is `[queue] region`, else `AWS_REGION` or `AWS_DEFAULT_REGION`; the
+//! endpoint is `[queue] endpoint`, else `AWS_ENDPOINT_URL_BATCH` or `AWS_ENDPOINT_URL`
+//! (an AWS-compatible server), else Batch's own for the region.
+//!
+//! [`Submit`] is not async (the scheduler's tick calls it in its own runtime), so each
+//! call runs on this queue's runtime from a thread of its own.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_batch::types::{
-    ContainerOverrides, JobDetail, JobStatus, JobTimeout, KeyValuePair, KeyValuesPair,
-    ResourceRequirement, ResourceType, RetryStrategy,
-};
 use chrono::{DateTime, TimeZone, Utc};
+use object_store::aws::{AmazonS3Builder, AwsAuthorizer, AwsCredentialProvider};
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 use crate::queue::{run_id, Attempt, Run, RunStatus};
 use crate::tick::Submit;
@@ -31,7 +37,11 @@ pub struct BatchSettings {
 }
 
 pub struct BatchQueue {
-    client: aws_sdk_batch::Client,
+    http: observes_http::HttpClient,
+    credentials: AwsCredentialProvider,
+    region: String,
+    /// Where Batch's API is, with no trailing `/`.
+    endpoint: String,
     settings: BatchSettings,
     runtime: tokio::runtime::Runtime,
 }
@@ -43,16 +53,8 @@ pub fn job_name(key: &str) -> String {
     name
 }
 
-fn error(e: impl std::error::Error) -> String {
-    // The SDK's Display is terse ("service error"); its source chain says what happened.
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 impl BatchQueue {
@@ -62,36 +64,52 @@ impl BatchQueue {
                 "[queue] backend \"aws-batch\" needs job_queue and job_definition".to_string(),
             );
         }
+        let region = settings
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .ok_or("[queue] backend \"aws-batch\" needs a region: [queue] region, or AWS_REGION")?;
+        let endpoint = settings
+            .endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_BATCH"))
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .unwrap_or_else(|| format!("https://batch.{region}.amazonaws.com"))
+            .trim_end_matches('/')
+            .to_string();
+        if format!("{endpoint}/v1/submitjob")
+            .parse::<http::Uri>()
+            .is_err()
+            || !endpoint.starts_with("http")
+        {
+            return Err(format!(
+                "[queue] endpoint {endpoint:?} is not an http(s) URL"
+            ));
+        }
+        // The chain object_store builds for S3; the bucket is a placeholder it requires.
+        let credentials = AmazonS3Builder::from_env()
+            .with_region(&region)
+            .with_bucket_name("observes-batch")
+            .build()
+            .map_err(|e| format!("AWS credentials: {e}"))?
+            .credentials()
+            .clone();
+        let http = observes_http::HttpClient::new(observes_http::HttpConfig::default())
+            .map_err(|e| e.to_string())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .map_err(|e| format!("starting the async runtime: {e}"))?;
-        let client = runtime.block_on(async {
-            let https = aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https();
-            let mut loader =
-                aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https);
-            if let Some(region) = &settings.region {
-                loader = loader.region(aws_config::Region::new(region.clone()));
-            }
-            if let Some(endpoint) = &settings.endpoint {
-                loader = loader.endpoint_url(endpoint);
-            }
-            aws_sdk_batch::Client::new(&loader.load().await)
-        });
         Ok(BatchQueue {
-            client,
+            http,
+            credentials,
+            region,
+            endpoint,
             settings,
             runtime,
         })
-    }
-
-    pub fn client(&self) -> &aws_sdk_batch::Client {
-        &self.client
     }
 
     /// Runs a future on this queue's runtime, from any thread (even one inside another
@@ -102,6 +120,47 @@ impl BatchQueue {
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p))
         })
+    }
+
+    /// One call of Batch's API: `operation` is its path under `/v1/` (`submitjob`,
+    /// `listjobs`, `registerjobdefinition`, …), `body` its JSON request.
+    pub fn call(&self, operation: &str, body: &Value) -> Result<Value, String> {
+        self.block_on(self.call_async(operation, body))
+    }
+
+    async fn call_async(&self, operation: &str, body: &Value) -> Result<Value, String> {
+        let credential = self
+            .credentials
+            .get_credential()
+            .await
+            .map_err(|e| format!("AWS credentials: {e}"))?;
+        let url = format!("{}/v1/{operation}", self.endpoint);
+        let body = body.to_string();
+        let response = self
+            .http
+            .send(|client| {
+                // Signed again for each attempt: the signature carries the time. The URL
+                // was checked in `connect`; were it refused here, the unsigned request
+                // would fail with Batch's own error.
+                let signed: Option<object_store::client::HttpRequest> = http::Request::post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone().into())
+                    .ok()
+                    .map(|mut request| {
+                        AwsAuthorizer::new(&credential, "batch", &self.region)
+                            .authorize(&mut request, None);
+                        request
+                    });
+                let mut builder = client.post(&url).body(body.clone());
+                if let Some(request) = signed {
+                    builder = builder.headers(request.headers().clone());
+                }
+                builder
+            })
+            .await
+            .map_err(|e| batch_error(operation, e))?;
+        serde_json::from_slice(&response.body)
+            .map_err(|e| format!("Batch {operation}: the answer is not JSON: {e}"))
     }
 
     fn queue_for(&self, run: &Run) -> String {
@@ -117,15 +176,16 @@ impl BatchQueue {
         filter: &str,
         value: &str,
         token: Option<String>,
-    ) -> Result<aws_sdk_batch::operation::list_jobs::ListJobsOutput, String> {
-        self.client
-            .list_jobs()
-            .job_queue(&self.settings.job_queue)
-            .filters(KeyValuesPair::builder().name(filter).values(value).build())
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(error)
+    ) -> Result<JobSummaries, String> {
+        let mut request = json!({
+            "jobQueue": self.settings.job_queue,
+            "filters": [{"name": filter, "values": [value]}],
+        });
+        if let Some(token) = token {
+            request["nextToken"] = token.into();
+        }
+        let page = self.call_async("listjobs", &request).await?;
+        serde_json::from_value(page).map_err(|e| format!("Batch listjobs: {e}"))
     }
 
     /// Jobs created at or after `since` in the queue, as runs (for batch-stability).
@@ -136,12 +196,8 @@ impl BatchQueue {
             loop {
                 let after = (since.timestamp_millis() - 1).to_string();
                 let page = self.list_page("AFTER_CREATED_AT", &after, token).await?;
-                ids.extend(
-                    page.job_summary_list()
-                        .iter()
-                        .filter_map(|j| j.job_id().map(str::to_string)),
-                );
-                token = page.next_token().map(str::to_string);
+                ids.extend(page.job_summary_list.into_iter().map(|j| j.job_id));
+                token = page.next_token;
                 if token.is_none() {
                     break;
                 }
@@ -149,17 +205,117 @@ impl BatchQueue {
             let mut runs = Vec::new();
             for chunk in ids.chunks(100) {
                 let described = self
-                    .client
-                    .describe_jobs()
-                    .set_jobs(Some(chunk.to_vec()))
-                    .send()
-                    .await
-                    .map_err(error)?;
-                runs.extend(described.jobs().iter().map(run_of_job));
+                    .call_async("describejobs", &json!({ "jobs": chunk }))
+                    .await?;
+                let described: JobDetails = serde_json::from_value(described)
+                    .map_err(|e| format!("Batch describejobs: {e}"))?;
+                runs.extend(described.jobs.iter().map(run_of_job));
             }
             runs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
             Ok(runs)
         })
+    }
+}
+
+/// Batch's error (`{"__type": "ClientException", "message": …}`) said plainly.
+fn batch_error(operation: &str, e: observes_http::HttpError) -> String {
+    if let observes_http::HttpError::Status { status, body, .. } = &e {
+        if let Ok(error) = serde_json::from_str::<Value>(body) {
+            let kind = error["__type"].as_str().unwrap_or("error");
+            let kind = kind.rsplit('#').next().unwrap_or(kind);
+            let message = error["message"]
+                .as_str()
+                .or(error["Message"].as_str())
+                .unwrap_or(body);
+            return format!("Batch {operation}: HTTP {status}: {kind}: {message}");
+        }
+    }
+    format!("Batch {operation}: {e}")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobSummaries {
+    #[serde(default)]
+    job_summary_list: Vec<JobSummary>,
+    next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobSummary {
+    job_id: String,
+    #[serde(default)]
+    job_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct JobDetails {
+    #[serde(default)]
+    jobs: Vec<JobDetail>,
+}
+
+/// What Observes reads of a `DescribeJobs` job.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct JobDetail {
+    pub job_id: String,
+    pub job_name: String,
+    pub job_queue: String,
+    pub job_definition: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub created_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub stopped_at: Option<i64>,
+    pub attempts: Vec<AttemptDetail>,
+    pub container: Option<ContainerDetail>,
+    pub retry_strategy: Option<RetryStrategy>,
+    pub timeout: Option<Timeout>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AttemptDetail {
+    pub started_at: Option<i64>,
+    pub stopped_at: Option<i64>,
+    pub container: Option<ContainerDetail>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ContainerDetail {
+    pub command: Vec<String>,
+    pub exit_code: Option<i32>,
+    pub environment: Vec<NameValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NameValue {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RetryStrategy {
+    pub attempts: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Timeout {
+    pub attempt_duration_seconds: Option<u64>,
+}
+
+impl JobDetail {
+    /// The jobs of a `DescribeJobs` answer.
+    pub fn list(described: Value) -> Result<Vec<JobDetail>, String> {
+        serde_json::from_value::<JobDetails>(described)
+            .map(|d| d.jobs)
+            .map_err(|e| format!("Batch describejobs: {e}"))
     }
 }
 
@@ -169,39 +325,39 @@ fn millis(ms: Option<i64>) -> Option<DateTime<Utc>> {
 
 /// A Batch job as a run, with the facts batch-stability classifies by.
 pub fn run_of_job(job: &JobDetail) -> Run {
-    let tags = job.tags().cloned().unwrap_or_default();
-    let status = match job.status() {
-        Some(JobStatus::Succeeded) => RunStatus::Succeeded,
-        Some(JobStatus::Failed) => RunStatus::Failed,
-        Some(JobStatus::Running) | Some(JobStatus::Starting) => RunStatus::Running,
+    let status = match job.status.as_str() {
+        "SUCCEEDED" => RunStatus::Succeeded,
+        "FAILED" => RunStatus::Failed,
+        "RUNNING" | "STARTING" => RunStatus::Running,
         _ => RunStatus::Queued,
     };
-    let reason = job.status_reason().map(str::to_string);
+    let reason = job.status_reason.clone();
     let timed_out = reason
         .as_deref()
         .is_some_and(|r| r.contains("duration exceeded timeout"));
+    let exit_code = |c: &Option<ContainerDetail>| c.as_ref().and_then(|c| c.exit_code);
     let mut attempts: Vec<Attempt> = job
-        .attempts()
+        .attempts
         .iter()
         .enumerate()
         .filter_map(|(i, a)| {
             Some(Attempt {
                 number: i as u32 + 1,
-                started_at: millis(a.started_at())?,
-                stopped_at: millis(a.stopped_at()),
-                exit_code: a.container().and_then(|c| c.exit_code()),
+                started_at: millis(a.started_at)?,
+                stopped_at: millis(a.stopped_at),
+                exit_code: exit_code(&a.container),
                 timed_out: false,
                 log: Default::default(),
             })
         })
         .collect();
     if attempts.is_empty() {
-        if let Some(started_at) = millis(job.started_at()) {
+        if let Some(started_at) = millis(job.started_at) {
             attempts.push(Attempt {
                 number: 1,
                 started_at,
-                stopped_at: millis(job.stopped_at()),
-                exit_code: job.container().and_then(|c| c.exit_code()),
+                stopped_at: millis(job.stopped_at),
+                exit_code: exit_code(&job.container),
                 timed_out: false,
                 log: Default::default(),
             });
@@ -211,34 +367,45 @@ pub fn run_of_job(job: &JobDetail) -> Run {
         last.timed_out = timed_out;
     }
     Run {
-        id: job.job_id().unwrap_or_default().to_string(),
-        key: tags.get("observes:run_key").cloned().unwrap_or_default(),
-        job: tags
+        id: job.job_id.clone(),
+        key: job
+            .tags
+            .get("observes:run_key")
+            .cloned()
+            .unwrap_or_default(),
+        job: job
+            .tags
             .get("observes:job")
             .cloned()
-            .unwrap_or_else(|| job.job_name().unwrap_or_default().to_string()),
+            .unwrap_or_else(|| job.job_name.clone()),
         command: job
-            .container()
-            .map(|c| c.command().to_vec())
+            .container
+            .as_ref()
+            .map(|c| c.command.clone())
             .unwrap_or_default(),
         cwd: Default::default(),
-        attempts_allowed: job.retry_strategy().and_then(|r| r.attempts()).unwrap_or(1) as u32,
+        attempts_allowed: job
+            .retry_strategy
+            .as_ref()
+            .and_then(|r| r.attempts)
+            .unwrap_or(1),
         timeout_seconds: job
-            .timeout()
-            .and_then(|t| t.attempt_duration_seconds())
-            .unwrap_or(0) as u64,
+            .timeout
+            .as_ref()
+            .and_then(|t| t.attempt_duration_seconds)
+            .unwrap_or(0),
         environment: Default::default(),
         secrets: Default::default(),
-        tags: tags.into_iter().collect(),
+        tags: job.tags.clone(),
         scheduled_for: None,
-        created_at: millis(job.created_at()).unwrap_or_default(),
-        started_at: millis(job.started_at()),
-        stopped_at: millis(job.stopped_at()),
+        created_at: millis(job.created_at).unwrap_or_default(),
+        started_at: millis(job.started_at),
+        stopped_at: millis(job.stopped_at),
         status,
         status_reason: reason,
         attempts,
         recorded: false,
-        queue: job.job_queue().unwrap_or_default().to_string(),
+        queue: job.job_queue.clone(),
         size: None,
         claimed_from: 1,
     }
@@ -249,68 +416,39 @@ impl Submit for BatchQueue {
         let name = job_name(key);
         self.block_on(async {
             let page = self.list_page("JOB_NAME", &name, None).await?;
-            Ok(page
-                .job_summary_list()
-                .iter()
-                .any(|j| j.job_name() == Some(name.as_str())))
+            Ok(page.job_summary_list.iter().any(|j| j.job_name == name))
         })
     }
 
     fn submit(&mut self, run: &Run) -> Result<(), String> {
-        let mut environment: Vec<KeyValuePair> = run
+        let mut environment: Vec<Value> = run
             .environment
             .iter()
-            .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
+            .map(|(k, v)| json!({"name": k, "value": v}))
             .collect();
-        environment.push(
-            KeyValuePair::builder()
-                .name("OBSERVES_RUN_ID")
-                .value(&run.key)
-                .build(),
-        );
+        environment.push(json!({"name": "OBSERVES_RUN_ID", "value": run.key}));
         let mut resources = Vec::new();
         if let Some(size) = run.size {
-            resources.push(
-                ResourceRequirement::builder()
-                    .r#type(ResourceType::Vcpu)
-                    .value(size.vcpus.to_string())
-                    .build(),
-            );
-            resources.push(
-                ResourceRequirement::builder()
-                    .r#type(ResourceType::Memory)
-                    .value(size.memory_mb.to_string())
-                    .build(),
-            );
+            resources.push(json!({"type": "VCPU", "value": size.vcpus.to_string()}));
+            resources.push(json!({"type": "MEMORY", "value": size.memory_mb.to_string()}));
         }
         let mut tags: HashMap<String, String> = run.tags.clone().into_iter().collect();
         tags.insert("observes:job".into(), run.job.clone());
         tags.insert("observes:run_key".into(), run.key.clone());
-        let request = self
-            .client
-            .submit_job()
-            .job_name(job_name(&run.key))
-            .job_queue(self.queue_for(run))
-            .job_definition(&self.settings.job_definition)
-            .container_overrides(
-                ContainerOverrides::builder()
-                    .set_command(Some(run.command.clone()))
-                    .set_environment(Some(environment))
-                    .set_resource_requirements(Some(resources))
-                    .build(),
-            )
-            .retry_strategy(
-                RetryStrategy::builder()
-                    .attempts(run.attempts_allowed.clamp(1, 10) as i32)
-                    .build(),
-            )
-            .timeout(
-                JobTimeout::builder()
-                    .attempt_duration_seconds(run.timeout_seconds.max(60) as i32)
-                    .build(),
-            )
-            .set_tags(Some(tags))
-            .propagate_tags(true);
-        self.block_on(async { request.send().await.map(|_| ()).map_err(error) })
+        let request = json!({
+            "jobName": job_name(&run.key),
+            "jobQueue": self.queue_for(run),
+            "jobDefinition": self.settings.job_definition,
+            "containerOverrides": {
+                "command": run.command,
+                "environment": environment,
+                "resourceRequirements": resources,
+            },
+            "retryStrategy": {"attempts": run.attempts_allowed.clamp(1, 10)},
+            "timeout": {"attemptDurationSeconds": run.timeout_seconds.max(60)},
+            "tags": tags,
+            "propagateTags": true,
+        });
+        self.call("submitjob", &request).map(|_| ())
     }
 }

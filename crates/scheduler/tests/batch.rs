@@ -6,10 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_batch::types::{
-    CeState, CeType, ComputeEnvironmentOrder, ContainerProperties, JobDefinitionType, JobStatus,
-};
-use observes_scheduler::batch::{BatchQueue, BatchSettings};
+use observes_scheduler::batch::{BatchQueue, BatchSettings, JobDetail};
 use observes_scheduler::catalogue::{Catalogue, RawJob, SchedulerSettings};
 use observes_scheduler::queue::Run;
 use observes_scheduler::stability::{self, Failure};
@@ -85,59 +82,42 @@ fn submits_with_every_setting_and_reads_jobs_back_for_stability() {
         endpoint: Some(endpoint.clone()),
     })
     .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = queue.client().clone();
     let role = moto_role(&endpoint, &name);
-    rt.block_on(async {
-        let env = client
-            .create_compute_environment()
-            .compute_environment_name(&name)
-            .service_role(&role)
-            .r#type(CeType::Unmanaged)
-            .state(CeState::Enabled)
-            .send()
-            .await
-            .unwrap();
-        client
-            .create_job_queue()
-            .job_queue_name(&name)
-            .state(aws_sdk_batch::types::JqState::Enabled)
-            .priority(1)
-            .compute_environment_order(
-                ComputeEnvironmentOrder::builder()
-                    .order(1)
-                    .compute_environment(env.compute_environment_arn().unwrap())
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        client
-            .register_job_definition()
-            .job_definition_name("observes-test")
-            .r#type(JobDefinitionType::Container)
-            .container_properties(
-                ContainerProperties::builder()
-                    .image("ghcr.io/example/observes:latest")
-                    .resource_requirements(
-                        aws_sdk_batch::types::ResourceRequirement::builder()
-                            .r#type(aws_sdk_batch::types::ResourceType::Vcpu)
-                            .value("1")
-                            .build(),
-                    )
-                    .resource_requirements(
-                        aws_sdk_batch::types::ResourceRequirement::builder()
-                            .r#type(aws_sdk_batch::types::ResourceType::Memory)
-                            .value("512")
-                            .build(),
-                    )
-                    .command("true")
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
+    let env = queue
+        .call(
+            "createcomputeenvironment",
+            &serde_json::json!({
+                "computeEnvironmentName": name, "serviceRole": role,
+                "type": "UNMANAGED", "state": "ENABLED",
+            }),
+        )
+        .unwrap();
+    queue
+        .call(
+            "createjobqueue",
+            &serde_json::json!({
+                "jobQueueName": name, "state": "ENABLED", "priority": 1,
+                "computeEnvironmentOrder": [
+                    {"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}
+                ],
+            }),
+        )
+        .unwrap();
+    queue
+        .call(
+            "registerjobdefinition",
+            &serde_json::json!({
+                "jobDefinitionName": "observes-test", "type": "container",
+                "containerProperties": {
+                    "image": "ghcr.io/example/observes:latest",
+                    "resourceRequirements": [
+                        {"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}
+                    ],
+                    "command": ["true"],
+                },
+            }),
+        )
+        .unwrap();
     let catalogue = catalogue();
     let job = catalogue.job("/observes/etl/checkly").unwrap();
     let since = chrono::Utc::now() - chrono::Duration::seconds(5);
@@ -155,73 +135,51 @@ fn submits_with_every_setting_and_reads_jobs_back_for_stability() {
         "found again by its key"
     );
 
-    let described = rt.block_on(async {
-        let page = client
-            .list_jobs()
-            .job_queue(&name)
-            .job_status(JobStatus::Submitted)
-            .send()
-            .await
-            .unwrap();
-        let mut ids: Vec<String> = page
-            .job_summary_list()
-            .iter()
-            .filter_map(|j| j.job_id().map(str::to_string))
-            .collect();
-        if ids.is_empty() {
-            let all = client
-                .list_jobs()
-                .job_queue(&name)
-                .filters(
-                    aws_sdk_batch::types::KeyValuesPair::builder()
-                        .name("JOB_NAME")
-                        .values("observes-etl-checkly-20261125T100000Z")
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-            ids = all
-                .job_summary_list()
-                .iter()
-                .filter_map(|j| j.job_id().map(str::to_string))
-                .collect();
-        }
-        client
-            .describe_jobs()
-            .set_jobs(Some(ids))
-            .send()
-            .await
-            .unwrap()
-    });
-    let detail = &described.jobs()[0];
-    assert_eq!(
-        detail.job_name(),
-        Some("observes-etl-checkly-20261125T100000Z")
-    );
+    let listed = queue
+        .call(
+            "listjobs",
+            &serde_json::json!({
+                "jobQueue": name,
+                "filters": [{"name": "JOB_NAME", "values": ["observes-etl-checkly-20261125T100000Z"]}],
+            }),
+        )
+        .unwrap();
+    let ids: Vec<&str> = listed["jobSummaryList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["jobId"].as_str().unwrap())
+        .collect();
+    let described = JobDetail::list(
+        queue
+            .call("describejobs", &serde_json::json!({ "jobs": ids }))
+            .unwrap(),
+    )
+    .unwrap();
+    let detail = &described[0];
+    assert_eq!(detail.job_name, "observes-etl-checkly-20261125T100000Z");
     assert!(
-        detail
-            .job_queue()
-            .unwrap()
-            .ends_with(&format!("job-queue/{name}")),
+        detail.job_queue.ends_with(&format!("job-queue/{name}")),
         "{:?}",
-        detail.job_queue()
+        detail.job_queue
     );
     assert!(
         detail
-            .job_definition()
-            .unwrap()
+            .job_definition
             .contains("job-definition/observes-test"),
         "{:?}",
-        detail.job_definition()
+        detail.job_definition
     );
     // moto keeps the timeout, tags and command overrides (retry strategy and resource
     // overrides it drops: the wire test below checks those as sent).
     assert_eq!(
-        detail.timeout().and_then(|t| t.attempt_duration_seconds()),
+        detail
+            .timeout
+            .as_ref()
+            .and_then(|t| t.attempt_duration_seconds),
         Some(3600)
     );
-    let tags = detail.tags().unwrap();
+    let tags = &detail.tags;
     assert_eq!(tags.get("team").map(String::as_str), Some("data"));
     assert_eq!(
         tags.get("observes:job").map(String::as_str),
@@ -231,17 +189,12 @@ fn submits_with_every_setting_and_reads_jobs_back_for_stability() {
         tags.get("observes:run_key").map(String::as_str),
         Some("/observes/etl/checkly@2026-11-25T10:00:00Z")
     );
-    let container = detail.container().unwrap();
-    assert_eq!(container.command(), ["observes", "run", "checkly"]);
+    let container = detail.container.as_ref().unwrap();
+    assert_eq!(container.command, ["observes", "run", "checkly"]);
     let env: Vec<(String, String)> = container
-        .environment()
+        .environment
         .iter()
-        .map(|e| {
-            (
-                e.name().unwrap().to_string(),
-                e.value().unwrap().to_string(),
-            )
-        })
+        .map(|e| (e.name.clone(), e.value.clone()))
         .collect();
     assert!(
         env.contains(&("OBSERVES_LOG".to_string(), "info".to_string())),
@@ -313,7 +266,9 @@ fn submit_job_sends_overrides_retry_strategy_timeout_and_tags() {
             if let Some(v) = lower.strip_prefix("content-length:") {
                 length = v.trim().parse().unwrap();
             }
-            authorized |= lower.starts_with("authorization: aws4-hmac-sha256");
+            // SigV4 for Batch in the region, over the headers that matter.
+            authorized |= lower.starts_with("authorization: aws4-hmac-sha256 credential=observes-test/")
+                && lower.contains("/us-east-1/batch/aws4_request, signedheaders=content-type;host;x-amz-content-sha256;x-amz-date, signature=");
             if line == "\r\n" {
                 break;
             }
@@ -378,5 +333,59 @@ fn submit_job_sends_overrides_retry_strategy_timeout_and_tags() {
             },
             "propagateTags": true
         })
+    );
+}
+
+/// Batch's own error, said plainly; a 400 is not retried.
+#[test]
+fn batch_errors_name_the_operation_and_batchs_message() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = [0; 65536];
+        let _ = stream.read(&mut buf).unwrap();
+        let reply =
+            r#"{"__type":"ClientException","message":"Job queue observes_soon does not exist."}"#;
+        write!(
+            stream,
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nx-amzn-ErrorType: ClientException\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+            reply.len()
+        )
+        .unwrap();
+        // A retry would be refused here: the listener is gone.
+        drop(listener);
+    });
+    observes_testkit::s3_endpoint();
+    let queue = BatchQueue::connect(BatchSettings {
+        job_queue: "observes_soon".into(),
+        job_definition: "observes:12".into(),
+        region: Some("us-east-1".into()),
+        endpoint: Some(endpoint),
+    })
+    .unwrap();
+    let err = queue
+        .call(
+            "listjobs",
+            &serde_json::json!({"jobQueue": "observes_soon"}),
+        )
+        .unwrap_err();
+    server.join().unwrap();
+    assert_eq!(
+        err,
+        "Batch listjobs: HTTP 400: ClientException: Job queue observes_soon does not exist."
+    );
+    let err = BatchQueue::connect(BatchSettings {
+        job_queue: "q".into(),
+        job_definition: "d".into(),
+        region: Some("us-east-1".into()),
+        endpoint: Some("batch.example.com".into()),
+    })
+    .err()
+    .unwrap();
+    assert_eq!(
+        err,
+        "[queue] endpoint \"batch.example.com\" is not an http(s) URL"
     );
 }
