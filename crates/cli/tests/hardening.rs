@@ -522,3 +522,273 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The token in the API URL's query, on a run that loads (its fake takes the token from the
+/// query, and GitLab's `Link` headers repeat it) and on one that fails, both run by the
+/// local queue: no quarantined record, metadata row, queue log, queue file, state file or
+/// batch-stability report (webhook included) carries it.
+#[test]
+fn a_token_in_the_api_url_reaches_no_sink_through_the_queue() {
+    use observes_fakes::gitlab::{FakeGitlab, GitlabOptions};
+    let secret = "glpat-SECRET-in-the-query";
+    let fake = FakeGitlab::start(GitlabOptions {
+        projects: 1,
+        pipelines_per_project: 3,
+        token: secret.into(),
+        ..GitlabOptions::default()
+    })
+    .unwrap();
+    // One job the JSON Schema refuses (a duration that is not a number): quarantined.
+    let quarantined = {
+        let mut world = fake.world();
+        world.jobs[0]["duration"] = serde_json::json!("forever");
+        world.jobs[0]["id"].as_i64().unwrap()
+    };
+    let project = fake.project_paths()[0].clone();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let pipeline = |name: &str, api_url: &str| {
+        format!(
+            "[pipelines.{name}]\nsource = \"gitlab\"\nschema = \"{name}\"\nwrite = \"merge\"\non_invalid = \"quarantine\"\n\
+             [pipelines.{name}.settings]\napi_url = {api_url:?}\nprojects = [{project:?}]\ntoken_env = \"TEST_GITLAB_TOKEN\"\n\
+             [pipelines.{name}.settings.http]\nmax_attempts = 2\nbackoff_ms = 1\nmax_backoff_ms = 2\n\
+             [jobs.\"/observes/etl/{name}\"]\ncommand = [\"observes\", \"run\", \"{name}\"]\nschedule = \"*/15 * * * *\"\n"
+        )
+    };
+    std::fs::write(
+        root.join("observes.toml"),
+        format!(
+            "warehouse = \"duckdb://wh.duckdb\"\n{}{}",
+            pipeline("gl", &format!("{}?private_token={secret}", fake.api_url())),
+            pipeline(
+                "broken",
+                &format!("http://{closed}/api/v4?private_token={secret}")
+            ),
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = observes()
+            .current_dir(root)
+            .env("OBSERVES_LOG", "debug")
+            // The header's token is wrong: only the query's gets the data.
+            .env("TEST_GITLAB_TOKEN", "not-the-token")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!stderr(&out).contains(secret), "{}", stderr(&out));
+        assert!(!stdout(&out).contains(secret), "{}", stdout(&out));
+        out
+    };
+    for now in ["2026-11-27T10:50:00Z", "2026-11-27T11:20:00Z"] {
+        assert!(run(&["scheduler", "tick", "--now", now]).status.success());
+    }
+    run(&["queue", "work"]);
+    let out = run(&["queue", "list", "--json"]);
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut logs = String::new();
+    for r in &runs {
+        let out = run(&["queue", "logs", r["id"].as_str().unwrap()]);
+        logs.push_str(&stdout(&out));
+    }
+    let status: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|r| (r["job"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("/observes/etl/broken", "failed"),
+            ("/observes/etl/gl", "succeeded")
+        ],
+        "{logs}"
+    );
+    // The debug logs were written (the failing run's error among them), without the token.
+    assert!(logs.contains("DEBUG"), "{logs}");
+    assert!(
+        logs.contains(
+            "error: pipeline \"broken\" failed: source gitlab: stream projects: GET http://"
+        ),
+        "{logs}"
+    );
+    assert!(!logs.contains(secret));
+
+    let db = root.join("wh.duckdb");
+    assert_eq!(
+        query(
+            &db,
+            "SELECT stream, CAST(record::JSON->>'id' AS BIGINT), reason FROM gl._observes_rejects"
+        ),
+        rows(&[&[
+            "jobs",
+            &quarantined.to_string(),
+            "field \"duration\": expected number or null, got string \"forever\""
+        ]])
+    );
+    assert_eq!(
+        query(&db, "SELECT COUNT(*) > 0 FROM gl.jobs"),
+        rows(&[&["true"]])
+    );
+    for sql in [
+        "SELECT reason || record FROM gl._observes_rejects",
+        "SELECT COALESCE(error, '') FROM gl._observes_loads",
+        "SELECT COALESCE(error, '') FROM broken._observes_loads",
+        "SELECT CAST(COLUMNS(*) AS VARCHAR) FROM observes._observes_job_runs",
+    ] {
+        for row in query(&db, sql) {
+            assert!(row.iter().all(|v| !v.contains(secret)), "{sql}: {row:?}");
+        }
+    }
+
+    // batch-stability, to a webhook: the failure is there, the token is not.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let received = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0; 4096];
+        // Until the body is complete: the header says how long it is.
+        loop {
+            let n = stream.read(&mut buf).unwrap();
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    std::io::Write::write_all(
+                        &mut stream,
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .unwrap();
+                    return body.to_string();
+                }
+            }
+        }
+    });
+    let out = observes()
+        .current_dir(root)
+        .env("OBSERVES_STABILITY_WEBHOOK", &hook)
+        .args(["job", "batch-stability", "--hours", "100000", "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let body = received.join().unwrap();
+    let posted: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        posted["failures"]["/observes/etl/broken"][0]["kind"],
+        "failed"
+    );
+    assert!(!body.contains(secret), "{body}");
+
+    // Every file the runs left (queue runs and logs, state, the warehouse's bytes).
+    for entry in walk(root) {
+        if entry.ends_with("observes.toml") {
+            continue;
+        }
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{}",
+            entry.display()
+        );
+    }
+}
+
+/// A DuckDB file has one writing process at a time: a second load (another pipeline's run
+/// on the queue, say) waits for the first one's lock, says so, and then loads; with
+/// `lock_wait=0` it fails at once with DuckDB's own message.
+#[test]
+fn two_loads_into_one_duckdb_file_take_turns() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wh.duckdb");
+    let url = format!("duckdb://{}", db.display());
+    let input = |n: i64| {
+        format!(
+            "{}\n{}\n{STATE}\n",
+            schema("t", ""),
+            record("t", &format!(r#"{{"id":{n}}}"#))
+        )
+    };
+    let load = |schema: &str, url: &str| {
+        observes()
+            .env("OBSERVES_LOG", "info")
+            .args(["target", url, "--schema", schema, "--write", "append"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // The first load holds the file while its input stays open.
+    let mut first = load("first", &url);
+    let mut first_in = first.stdin.take().unwrap();
+    first_in
+        .write_all(format!("{}\n", schema("t", "")).as_bytes())
+        .unwrap();
+    first_in.flush().unwrap();
+    let refused = (0..200)
+        .find_map(|_| {
+            let out = run_with_input(
+                &["target", &format!("{url}?lock_wait=0"), "--schema", "probe"],
+                &input(0),
+            );
+            let err = stderr(&out);
+            if err.contains("Could not set lock on file") {
+                return Some(err);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            None
+        })
+        .expect("the first load never took the file");
+    assert!(refused.contains("error: "), "{refused}");
+    assert!(!refused.contains("waited"), "{refused}");
+
+    let mut second = load("second", &url);
+    let mut second_in = second.stdin.take().unwrap();
+    second_in.write_all(input(2).as_bytes()).unwrap();
+    drop(second_in);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        second.try_wait().unwrap().is_none(),
+        "the second load waits for the file"
+    );
+    first_in
+        .write_all(format!("{}\n{STATE}\n", record("t", r#"{"id":1}"#)).as_bytes())
+        .unwrap();
+    drop(first_in);
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{:?} {}",
+        first.status,
+        stderr(&first)
+    );
+    let second = second.wait_with_output().unwrap();
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("waiting for another process's lock on the warehouse file"),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(
+        query(
+            &db,
+            "SELECT (SELECT string_agg(id::VARCHAR, ',') FROM first.t), (SELECT string_agg(id::VARCHAR, ',') FROM second.t)"
+        ),
+        rows(&[&["1", "2"]])
+    );
+}
