@@ -645,38 +645,7 @@ fn a_token_in_the_api_url_reaches_no_sink_through_the_queue() {
     }
 
     // batch-stability, to a webhook: the failure is there, the token is not.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    let received = std::thread::spawn(move || {
-        use std::io::Read;
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut request = Vec::new();
-        let mut buf = [0; 4096];
-        // Until the body is complete: the header says how long it is.
-        loop {
-            let n = stream.read(&mut buf).unwrap();
-            request.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&request).to_string();
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                if body.len() >= length {
-                    std::io::Write::write_all(
-                        &mut stream,
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    )
-                    .unwrap();
-                    return body.to_string();
-                }
-            }
-        }
-    });
+    let (hook, received) = webhook("/hook");
     let out = observes()
         .current_dir(root)
         .env("OBSERVES_STABILITY_WEBHOOK", &hook)
@@ -684,7 +653,7 @@ fn a_token_in_the_api_url_reaches_no_sink_through_the_queue() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let body = received.join().unwrap();
+    let (_, body) = received.join().unwrap();
     let posted: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         posted["failures"]["/observes/etl/broken"][0]["kind"],

@@ -153,36 +153,7 @@ fn ticks_submit_the_queue_runs_and_stability_reports() {
     );
 
     // The report also goes to a webhook, whose URL comes from the environment.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let hook = format!("http://{}/hooks/T0K3N", listener.local_addr().unwrap());
-    let received = std::thread::spawn(move || {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut first = String::new();
-        reader.read_line(&mut first).unwrap();
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        reader
-            .get_mut()
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        (
-            first,
-            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
-        )
-    });
+    let (hook, received) = webhook("/hooks/T0K3N");
     let out = observes()
         .current_dir(root)
         .env("OBSERVES_STABILITY_WEBHOOK", &hook)
@@ -191,6 +162,7 @@ fn ticks_submit_the_queue_runs_and_stability_reports() {
         .unwrap();
     assert!(!out.status.success());
     let (first, posted) = received.join().unwrap();
+    let posted: serde_json::Value = serde_json::from_str(&posted).unwrap();
     assert_eq!(first, "POST /hooks/T0K3N HTTP/1.1\r\n");
     assert_eq!(
         posted,
