@@ -118,8 +118,8 @@ enum Command {
     /// Serve a fake of an external API on 127.0.0.1 with generated data (for trying
     /// observes without credentials). Runs until stopped.
     FakeApi {
-        #[arg(value_enum)]
-        api: FakeApiKind,
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(observes_fakes::FAKES.iter().map(|k| k.name)))]
+        api: String,
         #[arg(long, default_value_t = 8080)]
         port: u16,
         /// Seed of the generated data.
@@ -311,14 +311,6 @@ enum QueueAction {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum FakeApiKind {
-    Gitlab,
-    Checkly,
-    Timedoctor,
-    Zoho,
-}
-
 #[derive(Subcommand)]
 enum Job {
     /// The catalogue: one line per job (name, schedule, size, queue, command).
@@ -437,51 +429,10 @@ enum Tap {
         #[arg(long)]
         state: Option<PathBuf>,
     },
-    /// GitLab: projects, members, pipelines, jobs, merge requests, issues.
-    Gitlab {
-        /// Settings (TOML): api_url, projects, token_env, streams, start_date, …
-        #[arg(long, default_value = "gitlab.toml")]
-        config: PathBuf,
-        /// A Singer state file to resume from.
-        #[arg(long)]
-        state: Option<PathBuf>,
-    },
-    /// Checkly: checks, groups, results, statuses, alerts, channels, dashboards, …
-    Checkly {
-        /// Settings (TOML): api_url, account_id_env, api_key_env, streams, start_date, …
-        #[arg(long, default_value = "checkly.toml")]
-        config: PathBuf,
-        /// A Singer state file to resume from.
-        #[arg(long)]
-        state: Option<PathBuf>,
-    },
-    /// Time Doctor: users, projects and worklogs.
-    Timedoctor {
-        /// Settings (TOML): api_url, email_env, password_env, company_id, start_date, …
-        #[arg(long, default_value = "timedoctor.toml")]
-        config: PathBuf,
-        /// A Singer state file to resume from.
-        #[arg(long)]
-        state: Option<PathBuf>,
-    },
-    /// Zoho CRM: the records of chosen modules (Deals by default) and the users.
-    Zoho {
-        /// Settings (TOML): accounts_url, client_id_env, client_secret_env, refresh_token_env, modules, …
-        #[arg(long, default_value = "zoho.toml")]
-        config: PathBuf,
-        /// A Singer state file to resume from.
-        #[arg(long)]
-        state: Option<PathBuf>,
-    },
-    /// Code: the commits (no merges, after .mailmap) and changed files of git repositories.
-    Code {
-        /// Settings (TOML): root (a folder of groups of repositories), groups, ignore.
-        #[arg(long, default_value = "code.toml")]
-        config: PathBuf,
-        /// A Singer state file to resume from.
-        #[arg(long)]
-        state: Option<PathBuf>,
-    },
+    /// A built-in source, `observes tap NAME [--config NAME.toml] [--state FILE]` (the
+    /// list follows).
+    #[command(external_subcommand)]
+    Builtin(Vec<String>),
 }
 
 #[derive(Subcommand)]
@@ -533,9 +484,21 @@ fn init_logging(format: LogFormat, filter: &str) {
     }
 }
 
+/// The command line, with `observes tap --help` listing the registered sources.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut list = String::from("Built-in sources (observes tap NAME --help):\n");
+    for kind in observes_sources::SOURCES {
+        list.push_str(&format!("  {:<12}{}\n", kind.name, kind.about));
+    }
+    let command = Cli::command().mut_subcommand("tap", |tap| tap.after_help(list));
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
-    let cli = Cli::parse();
+    let cli = parse_cli();
     init_logging(cli.log_format, &cli.log);
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -616,41 +579,9 @@ fn dispatch(command: Command) -> Result<()> {
             },
         ),
         Command::Tap {
-            tap: Tap::Gitlab { config, state },
-        } => run_builtin_tap(
-            observes_sources::Builtin::Gitlab(observes_sources::read_config(&config)?),
-            state,
-        ),
-        Command::Tap {
-            tap: Tap::Checkly { config, state },
-        } => run_builtin_tap(
-            observes_sources::Builtin::Checkly(observes_sources::read_config(&config)?),
-            state,
-        ),
-        Command::Tap {
-            tap: Tap::Timedoctor { config, state },
-        } => run_builtin_tap(
-            observes_sources::Builtin::TimeDoctor(observes_sources::read_config(&config)?),
-            state,
-        ),
-        Command::Tap {
-            tap: Tap::Zoho { config, state },
-        } => run_builtin_tap(
-            observes_sources::Builtin::Zoho(observes_sources::read_config(&config)?),
-            state,
-        ),
-        Command::Tap {
-            tap: Tap::Code { config, state },
-        } => {
-            let settings: observes_sources::code::CodeConfig =
-                observes_sources::read_config(&config)?;
-            let base = observes_pipeline::config::absolute_dir(&config)?;
-            run_builtin_tap(
-                observes_sources::Builtin::Code(Box::new(settings.resolve(&base))),
-                state,
-            )
-        }
-        Command::FakeApi { api, port, seed } => fake_api(api, port, seed),
+            tap: Tap::Builtin(args),
+        } => builtin_tap(&args),
+        Command::FakeApi { api, port, seed } => fake_api(&api, port, seed),
         Command::SampleRepo {
             path,
             commits,
@@ -797,9 +728,51 @@ fn read_state(path: Option<PathBuf>) -> Result<Option<Value>> {
     Ok(Some(state))
 }
 
+/// `observes tap NAME …` for a source of the registry: its own arguments, read here.
+fn builtin_tap(args: &[String]) -> Result<()> {
+    let name = args.first().map(String::as_str).unwrap_or_default();
+    let Some(kind) = observes_sources::registry::find(name) else {
+        bail!(
+            "no tap named {name:?} (built in: synthetic, {})",
+            observes_sources::registry::names()
+        );
+    };
+    let matches = clap::Command::new(kind.name)
+        .bin_name(format!("observes tap {}", kind.name))
+        .about(kind.about)
+        .arg(
+            clap::Arg::new("config")
+                .long("config")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(format!(
+                    "{} [default: {}.toml]",
+                    kind.settings_help, kind.name
+                )),
+        )
+        .arg(
+            clap::Arg::new("state")
+                .long("state")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("A Singer state file to resume from."),
+        )
+        .try_get_matches_from(args)
+        .unwrap_or_else(|e| e.exit());
+    let config = matches
+        .get_one::<PathBuf>("config")
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.toml", kind.name)));
+    // Relative paths in the settings start at the file's folder.
+    let dir = observes_pipeline::config::absolute_dir(&config)?;
+    let source = (kind.build)(&observes_sources::Settings::File(config), &dir)?;
+    run_builtin_tap(
+        source.as_ref(),
+        matches.get_one::<PathBuf>("state").cloned(),
+    )
+}
+
 /// Runs a built-in source as a Singer tap: messages to stdout, flushed at every STATE so
 /// a consumer can commit as it goes.
-fn run_builtin_tap(source: observes_sources::Builtin, state: Option<PathBuf>) -> Result<()> {
+fn run_builtin_tap(source: &dyn observes_sources::Source, state: Option<PathBuf>) -> Result<()> {
     let state = read_state(state)?;
     let stdout = std::io::stdout().lock();
     let mut writer = MessageWriter::new(std::io::BufWriter::with_capacity(1 << 16, stdout));
@@ -828,82 +801,13 @@ fn run_builtin_tap(source: observes_sources::Builtin, state: Option<PathBuf>) ->
     Ok(())
 }
 
-fn fake_api(api: FakeApiKind, port: u16, seed: u64) -> Result<()> {
-    match api {
-        FakeApiKind::Gitlab => {
-            let fake = observes_fakes::gitlab::FakeGitlab::start_on(
-                observes_fakes::gitlab::GitlabOptions {
-                    seed,
-                    ..Default::default()
-                },
-                port,
-            )
-            .with_context(|| format!("serving on 127.0.0.1:{port}"))?;
-            println!("fake GitLab at {}", fake.api_url());
-            println!("token: {} (header PRIVATE-TOKEN)", fake.token);
-            println!("projects: {}", fake.project_paths().join(", "));
-            let ids: Vec<String> = fake
-                .world()
-                .project_ids()
-                .iter()
-                .map(i64::to_string)
-                .collect();
-            println!("project ids: {}", ids.join(" "));
-            println!(
-                "try: curl -H 'PRIVATE-TOKEN: {}' '{}/projects/{}/jobs?per_page=5' -i",
-                fake.token,
-                fake.api_url(),
-                fake.project_paths()
-                    .first()
-                    .map(|p| p.replace('/', "%2F"))
-                    .unwrap_or_default()
-            );
-            fake.server.wait();
-        }
-        FakeApiKind::Checkly => {
-            let fake = observes_fakes::checkly::FakeCheckly::start_on(
-                observes_fakes::checkly::ChecklyOptions {
-                    seed,
-                    ..Default::default()
-                },
-                port,
-            )
-            .with_context(|| format!("serving on 127.0.0.1:{port}"))?;
-            println!("fake Checkly at {}", fake.api_url());
-            println!("account: {} (header X-Checkly-Account)", fake.account_id);
-            println!("api key: {} (Authorization: Bearer)", fake.api_key);
-            fake.server.wait();
-        }
-        FakeApiKind::Timedoctor => {
-            let fake = observes_fakes::timedoctor::FakeTimeDoctor::start_on(
-                observes_fakes::timedoctor::TimeDoctorOptions {
-                    seed,
-                    ..Default::default()
-                },
-                port,
-            )
-            .with_context(|| format!("serving on 127.0.0.1:{port}"))?;
-            println!("fake Time Doctor at {}", fake.api_url());
-            println!("email: {}", fake.email);
-            println!("password: {} (POST /api/1.0/login)", fake.password);
-            fake.server.wait();
-        }
-        FakeApiKind::Zoho => {
-            let fake = observes_fakes::zoho::FakeZoho::start_on(
-                observes_fakes::zoho::ZohoOptions {
-                    seed,
-                    ..Default::default()
-                },
-                port,
-            )
-            .with_context(|| format!("serving on 127.0.0.1:{port}"))?;
-            println!("fake Zoho CRM (accounts and API) at {}", fake.url());
-            println!("client id: {}", fake.client_id);
-            println!("client secret: {}", fake.client_secret);
-            println!("refresh token: {}", fake.refresh_token);
-            fake.server.wait();
-        }
+fn fake_api(api: &str, port: u16, seed: u64) -> Result<()> {
+    let kind = observes_fakes::find(api).with_context(|| format!("no fake named {api:?}"))?;
+    let fake = (kind.start)(seed, port).with_context(|| format!("serving on 127.0.0.1:{port}"))?;
+    for line in fake.describe() {
+        println!("{line}");
     }
+    fake.wait();
     Ok(())
 }
 

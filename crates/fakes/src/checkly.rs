@@ -264,6 +264,46 @@ pub struct FakeCheckly {
     pub api_key: String,
 }
 
+/// This fake in the registry ([`crate::FAKES`]).
+pub const FAKE: crate::FakeKind = crate::FakeKind {
+    name: "checkly",
+    start: |seed, port| {
+        let fake = FakeCheckly::start_on(
+            ChecklyOptions {
+                seed,
+                ..Default::default()
+            },
+            port,
+        )?;
+        Ok(Box::new(fake))
+    },
+};
+
+impl crate::RunningFake for FakeCheckly {
+    fn describe(&self) -> Vec<String> {
+        vec![
+            format!("fake Checkly at {}", self.api_url()),
+            format!("account: {} (header X-Checkly-Account)", self.account_id),
+            format!("api key: {} (Authorization: Bearer)", self.api_key),
+        ]
+    }
+
+    fn settings(&self) -> String {
+        format!(
+            "# For the fake Checkly: a real account needs account_id_env and\n\
+             # api_key_env instead.\n\
+             api_url = \"{}\"\naccount_id = \"{}\"\napi_key = \"{}\"\nresults_requests_per_second = 100\n[http]\nrequests_per_second = 100\n",
+            self.api_url(),
+            self.account_id,
+            self.api_key
+        )
+    }
+
+    fn wait(self: Box<Self>) {
+        self.server.wait()
+    }
+}
+
 impl FakeCheckly {
     pub fn start(options: ChecklyOptions) -> std::io::Result<FakeCheckly> {
         FakeCheckly::start_on(options, 0)

@@ -504,6 +504,68 @@ pub struct FakeGitlab {
     pub token: String,
 }
 
+/// This fake in the registry ([`crate::FAKES`]).
+pub const FAKE: crate::FakeKind = crate::FakeKind {
+    name: "gitlab",
+    start: |seed, port| {
+        let fake = FakeGitlab::start_on(
+            GitlabOptions {
+                seed,
+                ..Default::default()
+            },
+            port,
+        )?;
+        Ok(Box::new(fake))
+    },
+};
+
+impl crate::RunningFake for FakeGitlab {
+    fn describe(&self) -> Vec<String> {
+        let first = self
+            .project_paths()
+            .first()
+            .map(|p| p.replace('/', "%2F"))
+            .unwrap_or_default();
+        let ids: Vec<String> = self
+            .world()
+            .project_ids()
+            .iter()
+            .map(i64::to_string)
+            .collect();
+        vec![
+            format!("fake GitLab at {}", self.api_url()),
+            format!("token: {} (header PRIVATE-TOKEN)", self.token),
+            format!("projects: {}", self.project_paths().join(", ")),
+            format!("project ids: {}", ids.join(" ")),
+            format!(
+                "try: curl -H 'PRIVATE-TOKEN: {}' '{}/projects/{first}/jobs?per_page=5' -i",
+                self.token,
+                self.api_url()
+            ),
+        ]
+    }
+
+    fn settings(&self) -> String {
+        let projects: Vec<String> = self
+            .project_paths()
+            .iter()
+            .map(|p| format!("{p:?}"))
+            .collect();
+        format!(
+            "# For the fake GitLab: a real one needs its own URL and\n\
+             # token_env = \"GITLAB_TOKEN\" instead of a token here.\n\
+             api_url = \"{}\"\nprojects = [{}]\ntoken = \"{}\"\n",
+            self.api_url(),
+            projects.join(", "),
+            self.token
+        )
+    }
+
+    fn wait(self: Box<Self>) {
+        self.server.wait()
+    }
+}
+
 impl FakeGitlab {
     pub fn start(options: GitlabOptions) -> std::io::Result<FakeGitlab> {
         FakeGitlab::start_on(options, 0)

@@ -18,6 +18,32 @@ pub mod timedoctor;
 pub mod zoho;
 
 use std::net::SocketAddr;
+
+/// A fake, started: what `observes fake-api NAME` prints, and the settings its source reads
+/// to reach it (the demo writes them beside its config).
+pub trait RunningFake {
+    /// Where it listens and how to sign in, one line each.
+    fn describe(&self) -> Vec<String>;
+    /// The settings (TOML) of the source of the same name, pointed at this fake.
+    fn settings(&self) -> String;
+    /// Serves until the process is stopped.
+    fn wait(self: Box<Self>);
+}
+
+/// A registered fake: one per source that reads an API, under the source's name.
+pub struct FakeKind {
+    pub name: &'static str,
+    /// Starts it on 127.0.0.1 (`port` 0: any free one), its world generated from `seed`.
+    pub start: fn(seed: u64, port: u16) -> std::io::Result<Box<dyn RunningFake>>,
+}
+
+/// Every fake.
+pub const FAKES: &[FakeKind] = &[gitlab::FAKE, checkly::FAKE, timedoctor::FAKE, zoho::FAKE];
+
+/// The fake of this name.
+pub fn find(name: &str) -> Option<&'static FakeKind> {
+    FAKES.iter().find(|k| k.name == name)
+}
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Body;

@@ -150,6 +150,46 @@ pub struct FakeTimeDoctor {
     pub password: String,
 }
 
+/// This fake in the registry ([`crate::FAKES`]).
+pub const FAKE: crate::FakeKind = crate::FakeKind {
+    name: "timedoctor",
+    start: |seed, port| {
+        let fake = FakeTimeDoctor::start_on(
+            TimeDoctorOptions {
+                seed,
+                ..Default::default()
+            },
+            port,
+        )?;
+        Ok(Box::new(fake))
+    },
+};
+
+impl crate::RunningFake for FakeTimeDoctor {
+    fn describe(&self) -> Vec<String> {
+        vec![
+            format!("fake Time Doctor at {}", self.api_url()),
+            format!("email: {}", self.email),
+            format!("password: {} (POST /api/1.0/login)", self.password),
+        ]
+    }
+
+    fn settings(&self) -> String {
+        format!(
+            "# For the fake Time Doctor: a real account needs email_env and\n\
+             # password_env instead.\n\
+             api_url = \"{}\"\nemail = \"{}\"\npassword = \"{}\"\n[http]\nrequests_per_second = 100\n",
+            self.api_url(),
+            self.email,
+            self.password
+        )
+    }
+
+    fn wait(self: Box<Self>) {
+        self.server.wait()
+    }
+}
+
 impl FakeTimeDoctor {
     pub fn start(options: TimeDoctorOptions) -> std::io::Result<FakeTimeDoctor> {
         FakeTimeDoctor::start_on(options, 0)

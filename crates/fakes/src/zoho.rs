@@ -193,6 +193,48 @@ pub struct FakeZoho {
     pub refresh_token: String,
 }
 
+/// This fake in the registry ([`crate::FAKES`]).
+pub const FAKE: crate::FakeKind = crate::FakeKind {
+    name: "zoho",
+    start: |seed, port| {
+        let fake = FakeZoho::start_on(
+            ZohoOptions {
+                seed,
+                ..Default::default()
+            },
+            port,
+        )?;
+        Ok(Box::new(fake))
+    },
+};
+
+impl crate::RunningFake for FakeZoho {
+    fn describe(&self) -> Vec<String> {
+        vec![
+            format!("fake Zoho CRM (accounts and API) at {}", self.url()),
+            format!("client id: {}", self.client_id),
+            format!("client secret: {}", self.client_secret),
+            format!("refresh token: {}", self.refresh_token),
+        ]
+    }
+
+    fn settings(&self) -> String {
+        format!(
+            "# For the fake Zoho CRM: a real org needs its data centre's accounts_url\n\
+             # and client_id_env, client_secret_env, refresh_token_env.\n\
+             accounts_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\n[http]\nrequests_per_second = 100\n",
+            self.url(),
+            self.client_id,
+            self.client_secret,
+            self.refresh_token
+        )
+    }
+
+    fn wait(self: Box<Self>) {
+        self.server.wait()
+    }
+}
+
 impl FakeZoho {
     pub fn start(options: ZohoOptions) -> std::io::Result<FakeZoho> {
         FakeZoho::start_on(options, 0)

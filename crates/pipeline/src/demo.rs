@@ -1,8 +1,8 @@
 //! `observes run demo`: a self-contained folder with its own `observes.toml`, a DuckDB
-//! warehouse and a state folder, loaded by every demo pipeline. The GitLab, Checkly,
-//! Time Doctor and Zoho CRM pipelines read in-process fakes of those APIs, started for the
-//! run; their settings files (`data/gitlab.toml`, `data/checkly.toml`,
-//! `data/timedoctor.toml`, `data/zoho.toml`) are rewritten with the fakes' addresses.
+//! warehouse and a state folder, loaded by every demo pipeline. Each API source's pipeline
+//! reads an in-process fake of the API (every fake of [`observes_fakes::FAKES`] is started
+//! for the run), through the settings file `data/<source>.toml` rewritten with the fake's
+//! address.
 //!
 //! Git: three sample repositories are built once under `git/` (two groups); the mirror job
 //! publishes them to `storage/mirror/` with local clones in `mirror/`, the `code`
@@ -11,10 +11,6 @@
 
 use std::path::{Path, PathBuf};
 
-use observes_fakes::checkly::{ChecklyOptions, FakeCheckly};
-use observes_fakes::gitlab::{FakeGitlab, GitlabOptions};
-use observes_fakes::timedoctor::{FakeTimeDoctor, TimeDoctorOptions};
-use observes_fakes::zoho::{FakeZoho, ZohoOptions};
 use observes_warehouse::SqlValue;
 
 use crate::config::Config;
@@ -215,53 +211,18 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
         std::fs::write(&config_path, DEMO_CONFIG).map_err(io)?;
     }
     std::fs::write(dir.join("data/gitlab.singer"), GITLAB_SAMPLE).map_err(io)?;
-    // The fakes live as long as the demo runs.
-    let gitlab = FakeGitlab::start(GitlabOptions::default()).map_err(io)?;
-    let checkly = FakeCheckly::start(ChecklyOptions::default()).map_err(io)?;
-    let timedoctor = FakeTimeDoctor::start(TimeDoctorOptions::default()).map_err(io)?;
-    let zoho = FakeZoho::start(ZohoOptions::default()).map_err(io)?;
-    let projects: Vec<String> = gitlab
-        .project_paths()
-        .iter()
-        .map(|p| format!("{p:?}"))
-        .collect();
-    let gitlab_settings = format!(
-        "# Written by `observes run demo` for its fake GitLab; a real one needs its own URL and\n\
-         # token_env = \"GITLAB_TOKEN\" instead of a token here.\n\
-         api_url = \"{}\"\nprojects = [{}]\ntoken = \"{}\"\n",
-        gitlab.api_url(),
-        projects.join(", "),
-        gitlab.token
-    );
-    std::fs::write(dir.join("data/gitlab.toml"), gitlab_settings).map_err(io)?;
-    let checkly_settings = format!(
-        "# Written by `observes run demo` for its fake Checkly; a real account needs\n\
-         # account_id_env and api_key_env instead.\n\
-         api_url = \"{}\"\naccount_id = \"{}\"\napi_key = \"{}\"\nresults_requests_per_second = 100\n[http]\nrequests_per_second = 100\n",
-        checkly.api_url(),
-        checkly.account_id,
-        checkly.api_key
-    );
-    std::fs::write(dir.join("data/checkly.toml"), checkly_settings).map_err(io)?;
-    let timedoctor_settings = format!(
-        "# Written by `observes run demo` for its fake Time Doctor; a real account needs\n\
-         # email_env and password_env instead.\n\
-         api_url = \"{}\"\nemail = \"{}\"\npassword = \"{}\"\n[http]\nrequests_per_second = 100\n",
-        timedoctor.api_url(),
-        timedoctor.email,
-        timedoctor.password
-    );
-    std::fs::write(dir.join("data/timedoctor.toml"), timedoctor_settings).map_err(io)?;
-    let zoho_settings = format!(
-        "# Written by `observes run demo` for its fake Zoho CRM; a real org needs its data\n\
-         # centre's accounts_url and client_id_env, client_secret_env, refresh_token_env.\n\
-         accounts_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\n[http]\nrequests_per_second = 100\n",
-        zoho.url(),
-        zoho.client_id,
-        zoho.client_secret,
-        zoho.refresh_token
-    );
-    std::fs::write(dir.join("data/zoho.toml"), zoho_settings).map_err(io)?;
+    // Every registered fake, started for the run (they live as long as it does); its
+    // source's settings go to data/<name>.toml, where the demo's pipelines read them.
+    let mut fakes = Vec::new();
+    for kind in observes_fakes::FAKES {
+        let fake = (kind.start)(1, 0).map_err(io)?;
+        let settings = format!(
+            "# Written by `observes run demo`, rewritten at every run.\n{}",
+            fake.settings()
+        );
+        std::fs::write(dir.join(format!("data/{}.toml", kind.name)), settings).map_err(io)?;
+        fakes.push(fake);
+    }
     for (group, name, commits, seed) in SAMPLE_REPOSITORIES {
         let path = dir.join("git").join(group).join(name);
         if !path.exists() {
@@ -285,12 +246,9 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
     for name in config.pipelines.keys() {
         runs.push(run_pipeline(&config, name)?);
     }
-    let bills = if config.pipelines.values().any(|p| {
-        matches!(
-            p.source,
-            crate::sources::SourceConfig::Builtin(observes_sources::Builtin::Code(_))
-        )
-    }) {
+    let bills = if config.pipelines.values().any(
+        |p| matches!(&p.source, crate::sources::SourceConfig::Builtin(s) if s.name() == "code"),
+    ) {
         let mut wh = observes_warehouse::connect(&config.warehouse)?;
         Some(observes_jobs::bills::compute_bills(
             wh.as_mut(),
@@ -384,4 +342,44 @@ pub fn table_counts(config: &Config) -> Result<Vec<TableCount>, RunError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use observes_sources::{registry, Settings, SOURCES};
+
+    /// What makes a source whole: a demo pipeline, and for an API its fake, whose settings
+    /// the source reads.
+    #[test]
+    fn every_registered_source_has_a_demo_pipeline_and_every_api_a_fake() {
+        let demo: toml::Table = toml::from_str(DEMO_CONFIG).unwrap();
+        let demo_sources: Vec<&str> = demo["pipelines"]
+            .as_table()
+            .unwrap()
+            .values()
+            .filter_map(|p| p["source"].as_str())
+            .collect();
+        for kind in SOURCES {
+            assert!(
+                demo_sources.contains(&kind.name),
+                "no demo pipeline reads {}",
+                kind.name
+            );
+            assert_eq!(
+                observes_fakes::find(kind.name).is_some(),
+                kind.reads_api,
+                "{}: an API source has a fake of its name, and only it",
+                kind.name
+            );
+        }
+        for fake in observes_fakes::FAKES {
+            let kind = registry::find(fake.name).expect("a fake of a registered source");
+            let running = (fake.start)(1, 0).unwrap();
+            let settings: toml::Value = toml::from_str(&running.settings()).unwrap();
+            let source = (kind.build)(&Settings::Table(settings), Path::new("/")).unwrap();
+            assert_eq!(source.name(), fake.name);
+            assert!(!running.describe().is_empty());
+        }
+    }
 }

@@ -9,6 +9,7 @@
 pub mod checkly;
 pub mod code;
 pub mod gitlab;
+pub mod registry;
 pub mod schemas;
 pub mod stream;
 pub mod timedoctor;
@@ -20,45 +21,8 @@ use std::time::Duration;
 use observes_http::{HttpClient, HttpConfig, HttpError, RetryPolicy};
 use serde::Deserialize;
 
+pub use registry::{Settings, Source, SourceKind, SOURCES};
 pub use stream::{Emitter, Sink, StreamDef};
-
-/// A built-in source with its settings: what `observes tap NAME` and a pipeline's
-/// `source = "NAME"` run.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Builtin {
-    Gitlab(Box<gitlab::GitlabConfig>),
-    Checkly(Box<checkly::ChecklyConfig>),
-    Code(Box<code::CodeConfig>),
-    TimeDoctor(Box<timedoctor::TimeDoctorConfig>),
-    Zoho(Box<zoho::ZohoConfig>),
-}
-
-impl Builtin {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Builtin::Gitlab(_) => "gitlab",
-            Builtin::Checkly(_) => "checkly",
-            Builtin::Code(_) => "code",
-            Builtin::TimeDoctor(_) => "timedoctor",
-            Builtin::Zoho(_) => "zoho",
-        }
-    }
-
-    /// Extracts everything new since `state`, into `sink`.
-    pub async fn run(
-        &self,
-        state: Option<&serde_json::Value>,
-        sink: &mut dyn Sink,
-    ) -> Result<(), SourceError> {
-        match self {
-            Builtin::Gitlab(c) => gitlab::run(c, state, sink).await.map(|_| ()),
-            Builtin::Checkly(c) => checkly::run(c, state, sink).await.map(|_| ()),
-            Builtin::Code(c) => code::run(c, state, sink).map(|_| ()),
-            Builtin::TimeDoctor(c) => timedoctor::run(c, state, sink).await.map(|_| ()),
-            Builtin::Zoho(c) => zoho::run(c, state, sink).await.map(|_| ()),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

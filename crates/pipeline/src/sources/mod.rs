@@ -4,10 +4,8 @@
 //! - `command`: any Singer tap, run as a child process; the committed state is handed to
 //!   it as `--state FILE`, as Singer taps expect.
 //! - `synthetic`: the built-in generator of CI-job-like records ([`synthetic`]).
-//! - `code`: the commits of git repositories ([`observes_sources::code`]), run like the
-//!   API sources.
-//! - `gitlab`, `checkly`: the built-in API sources ([`observes_sources`]), run on their
-//!   own thread and runtime, resuming from the committed state.
+//! - the built-in sources ([`observes_sources::SOURCES`]: the APIs and `code`), run on
+//!   their own thread and runtime, resuming from the committed state.
 
 pub mod singer_file;
 pub mod synthetic;
@@ -21,7 +19,7 @@ use std::thread;
 use observes_singer::{Line, LineBlock, LineBlocks, ReadError};
 use serde_json::Value;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum SourceConfig {
     SingerFile {
         path: PathBuf,
@@ -33,8 +31,8 @@ pub enum SourceConfig {
         dir: Option<PathBuf>,
     },
     Synthetic(synthetic::SyntheticConfig),
-    /// `gitlab`, `checkly`, `code`.
-    Builtin(observes_sources::Builtin),
+    /// A source of the registry ([`observes_sources::SOURCES`]), its settings read.
+    Builtin(Arc<dyn observes_sources::Source>),
 }
 
 impl SourceConfig {

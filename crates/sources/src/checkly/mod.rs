@@ -2,12 +2,7 @@
 //! alerts, alert channels, dashboards, environment variables, maintenance windows,
 //! snippets and daily rolled-up reporting.
 //!
-//! ```toml
-//! api_url = "https://api.checklyhq.com"
-//! account_id_env = "CHECKLY_ACCOUNT_ID"   # or account_id = "…"
-//! api_key_env = "CHECKLY_API_KEY"         # or api_key = "…"
-//! start_date = "2024-03-01T00:00:00Z"     # default: 30 days ago (raw results live 30 days)
-//! ```
+//! Settings: [`SOURCE`]`.example` shows them all.
 //!
 //! Check results and check alerts are read in the API's windows of at most six hours,
 //! every page of every window, from the bookmark (minus a lookback) to now; the bookmark
@@ -39,6 +34,18 @@ pub const STREAM_NAMES: [&str; 11] = [
     "check_results",
     "check_alerts",
 ];
+
+crate::registry::register!(
+    ChecklyConfig,
+    "checkly",
+    "Checkly: checks, groups, results, statuses, alerts, channels, dashboards, …",
+    "Settings (TOML): api_url, account_id_env, api_key_env, streams, start_date, …",
+    r#"api_url = "https://api.checklyhq.com"
+account_id_env = "CHECKLY_ACCOUNT_ID"   # or account_id = "…"
+api_key_env = "CHECKLY_API_KEY"         # or api_key = "…"
+start_date = "2024-03-01T00:00:00Z"     # default: 30 days ago (raw results live 30 days)
+"#
+);
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

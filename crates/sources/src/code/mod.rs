@@ -1,12 +1,6 @@
 //! Code: the commits of git repositories, grouped (a group owns repositories).
 //!
-//! ```toml
-//! root = "mirror"                  # <root>/<group>/<repository>: every repository two levels down
-//! [groups]                         # and/or repositories listed per group
-//! acme = ["/srv/git/acme/web", "/srv/git/acme/api.git"]
-//! [ignore]                         # per repository: commits touching only these paths are not billed
-//! "acme/web" = ["vendor/**", "*.lock"]
-//! ```
+//! Settings: [`SOURCE`]`.example` shows them all.
 //!
 //! Streams: `commits` (no merges; after `.mailmap`), `files` (each commit's changed
 //! paths) and `sightings` (each extraction of a commit, for "first seen"). Each repository's bookmark is the set of commits its branches and tags pointed
@@ -27,6 +21,37 @@ use serde_json::{json, Map, Value};
 use crate::stream::{Emitter, Sink, StreamDef};
 use crate::SourceError;
 use git::{CommitWalk, LogEntry};
+
+/// This source in the registry ([`crate::registry::SOURCES`]). Its paths are relative to
+/// the settings' folder.
+pub const SOURCE: crate::registry::SourceKind = crate::registry::SourceKind {
+    name: "code",
+    about: "Code: the commits (no merges, after .mailmap) and changed files of git repositories.",
+    settings_help: "Settings (TOML): root (a folder of groups of repositories), groups, ignore.",
+    example: r#"root = "mirror"                  # <root>/<group>/<repository>: every repository two levels down
+[groups]                         # and/or repositories listed per group
+acme = ["/srv/git/acme/web", "/srv/git/acme/api.git"]
+[ignore]                         # per repository: commits touching only these paths are not billed
+"acme/web" = ["vendor/**", "*.lock"]
+"#,
+    reads_api: false,
+    build: |settings, dir| Ok(Box::new(settings.parse::<CodeConfig>()?.resolve(dir))),
+};
+
+impl crate::registry::Source for CodeConfig {
+    fn name(&self) -> &'static str {
+        "code"
+    }
+
+    fn run<'a>(
+        &'a self,
+        state: Option<&'a Value>,
+        sink: &'a mut dyn Sink,
+    ) -> crate::registry::Running<'a> {
+        // Git runs as child processes: nothing here awaits.
+        Box::pin(std::future::ready(run(self, state, sink).map(|_| ())))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -1,14 +1,7 @@
 //! GitLab (REST v4): projects, pipelines, jobs, merge requests, issues and project
 //! members of the configured projects, with per-project bookmarks.
 //!
-//! ```toml
-//! api_url = "https://gitlab.com/api/v4"
-//! projects = ["fluidattacks/universe", "20741933"]
-//! token_env = "GITLAB_TOKEN"     # or token = "…", or an [oauth] table
-//! start_date = "2024-01-01T00:00:00Z"
-//! lookback_seconds = 300
-//! max_pages = 500                # per run; the rest waits in the bookmarks
-//! ```
+//! Settings: [`SOURCE`]`.example` shows them all.
 //!
 //! How each stream stays correct while GitLab changes under it:
 //! - pipelines, merge requests, issues: sorted by `updated_at` ascending and walked by
@@ -43,6 +36,20 @@ pub const STREAM_NAMES: [&str; 6] = [
     "merge_requests",
     "issues",
 ];
+
+crate::registry::register!(
+    GitlabConfig,
+    "gitlab",
+    "GitLab: projects, members, pipelines, jobs, merge requests, issues.",
+    "Settings (TOML): api_url, projects, token_env, streams, start_date, …",
+    r#"api_url = "https://gitlab.com/api/v4"
+projects = ["fluidattacks/universe", "20741933"]
+token_env = "GITLAB_TOKEN"     # or token = "…", or an [oauth] table
+start_date = "2024-01-01T00:00:00Z"
+lookback_seconds = 300
+max_pages = 500                # per run; the rest waits in the bookmarks
+"#
+);
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

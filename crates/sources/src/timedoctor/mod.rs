@@ -1,13 +1,6 @@
 //! Time Doctor 2 (`/api/1.0`): users, projects and worklogs.
 //!
-//! ```toml
-//! api_url = "https://api2.timedoctor.com"
-//! email_env = "TIMEDOCTOR_EMAIL"          # or email = "…"
-//! password_env = "TIMEDOCTOR_PASSWORD"    # or password = "…"
-//! company_id = "Qm3xT9aLp0ZrW7cB"         # default: the login's first company
-//! start_date = "2025-01-01T00:00:00Z"     # default: a year ago (older worklogs expire)
-//! lookback_days = 3                       # worklogs are edited after the fact
-//! ```
+//! Settings: [`SOURCE`]`.example` shows them all.
 //!
 //! A run logs in with email and password (read-only permission) and sends the token as
 //! `Authorization: JWT …`. Users and projects are read whole. Worklogs are read in
@@ -28,6 +21,20 @@ use crate::window::{format_time, parse_time, resume_from, windows, Time};
 use crate::{HttpSettings, SourceError};
 
 pub const STREAM_NAMES: [&str; 3] = ["users", "projects", "worklogs"];
+
+crate::registry::register!(
+    TimeDoctorConfig,
+    "timedoctor",
+    "Time Doctor: users, projects and worklogs.",
+    "Settings (TOML): api_url, email_env, password_env, company_id, start_date, …",
+    r#"api_url = "https://api2.timedoctor.com"
+email_env = "TIMEDOCTOR_EMAIL"          # or email = "…"
+password_env = "TIMEDOCTOR_PASSWORD"    # or password = "…"
+company_id = "Qm3xT9aLp0ZrW7cB"         # default: the login's first company
+start_date = "2025-01-01T00:00:00Z"     # default: a year ago (older worklogs expire)
+lookback_days = 3                       # worklogs are edited after the fact
+"#
+);
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,13 +1,6 @@
 //! Zoho CRM (API v2): the records of chosen modules (Deals by default) and the users.
 //!
-//! ```toml
-//! accounts_url = "https://accounts.zoho.com"   # the data centre's accounts host
-//! client_id_env = "ZOHO_CLIENT_ID"
-//! client_secret_env = "ZOHO_CLIENT_SECRET"
-//! refresh_token_env = "ZOHO_REFRESH_TOKEN"
-//! modules = ["Deals", "Accounts"]
-//! start_date = "2024-01-01T00:00:00Z"          # optional: records modified since
-//! ```
+//! Settings: [`SOURCE`]`.example` shows them all.
 //!
 //! A run trades the refresh token for an access token through the shared OAuth2 client
 //! (the answer's `api_domain` is where the API lives), sends it as
@@ -30,6 +23,20 @@ use url::Url;
 use crate::stream::{object, Emitter, Sink, StreamDef};
 use crate::window::{format_time, parse_time, Time};
 use crate::{HttpSettings, SourceError};
+
+crate::registry::register!(
+    ZohoConfig,
+    "zoho",
+    "Zoho CRM: the records of chosen modules (Deals by default) and the users.",
+    "Settings (TOML): accounts_url, client_id_env, client_secret_env, refresh_token_env, modules, …",
+    r#"accounts_url = "https://accounts.zoho.com"   # the data centre's accounts host
+client_id_env = "ZOHO_CLIENT_ID"
+client_secret_env = "ZOHO_CLIENT_SECRET"
+refresh_token_env = "ZOHO_REFRESH_TOKEN"
+modules = ["Deals", "Accounts"]
+start_date = "2024-01-01T00:00:00Z"          # optional: records modified since
+"#
+);
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
