@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod run;
 pub mod sources;
+pub mod state;
 
 pub use config::{Config, ConfigError, PipelineConfig};
 pub use run::{drive, run_pipeline, RunError, RunSummary};
