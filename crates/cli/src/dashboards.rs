@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use observes_dashboards::data::Params;
 use observes_pipeline::Config;
 
-use crate::{DashboardAction, DashboardPlace};
+use crate::args::{DashboardAction, DashboardPlace};
 
 fn place(p: &DashboardPlace) -> Result<(Config, PathBuf)> {
     let config = Config::load(&p.config)?;

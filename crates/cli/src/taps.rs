@@ -1,0 +1,155 @@
+//! `observes tap …`, `observes fake-api …` and `observes sample-repo …`: Singer taps on
+//! stdout, fakes of the APIs, sample repositories.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use observes_pipeline::sources::synthetic::{self, SyntheticConfig};
+use observes_singer::{Message, MessageWriter};
+use serde_json::Value;
+
+use crate::args::Tap;
+use crate::runtime;
+
+/// `observes tap …`.
+pub(crate) fn tap(tap: Tap) -> Result<()> {
+    match tap {
+        Tap::Builtin(args) => builtin_tap(&args),
+        Tap::Synthetic {
+            records,
+            seed,
+            checkpoint_every,
+            state,
+        } => {
+            let state = read_state(state)?;
+            let config = SyntheticConfig {
+                records,
+                seed,
+                checkpoint_every,
+            };
+            let stdout = std::io::stdout().lock();
+            let mut writer = MessageWriter::new(std::io::BufWriter::with_capacity(1 << 20, stdout));
+            for message in synthetic::messages(&config, synthetic::position(state.as_ref())) {
+                writer.write(&message).context("writing to stdout")?;
+            }
+            writer.flush().context("writing to stdout")?;
+            Ok(())
+        }
+    }
+}
+
+/// `observes sample-repo PATH`.
+pub(crate) fn sample_repo(
+    path: &std::path::Path,
+    commits: usize,
+    seed: u64,
+    merge_every: usize,
+) -> Result<()> {
+    if path.exists() {
+        bail!("{} exists already", path.display());
+    }
+    let spec = observes_sources::code::sample::SampleRepo {
+        commits,
+        seed,
+        merge_every,
+        ..Default::default()
+    };
+    observes_sources::code::sample::build(path, &spec)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    println!("{}: {commits} commits", path.display());
+    Ok(())
+}
+
+pub(crate) fn read_state(path: Option<PathBuf>) -> Result<Option<Value>> {
+    let Some(path) = path else { return Ok(None) };
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let state = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    Ok(Some(state))
+}
+
+/// `observes tap NAME …` for a source of the registry: its own arguments, read here.
+pub(crate) fn builtin_tap(args: &[String]) -> Result<()> {
+    let name = args.first().map(String::as_str).unwrap_or_default();
+    let Some(kind) = observes_sources::registry::find(name) else {
+        bail!(
+            "no tap named {name:?} (built in: synthetic, {})",
+            observes_sources::registry::names()
+        );
+    };
+    let matches = clap::Command::new(kind.name)
+        .bin_name(format!("observes tap {}", kind.name))
+        .about(kind.about)
+        .arg(
+            clap::Arg::new("config")
+                .long("config")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(format!(
+                    "{} [default: {}.toml]",
+                    kind.settings_help, kind.name
+                )),
+        )
+        .arg(
+            clap::Arg::new("state")
+                .long("state")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("A Singer state file to resume from."),
+        )
+        .try_get_matches_from(args)
+        .unwrap_or_else(|e| e.exit());
+    let config = matches
+        .get_one::<PathBuf>("config")
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.toml", kind.name)));
+    // Relative paths in the settings start at the file's folder.
+    let dir = observes_pipeline::config::absolute_dir(&config)?;
+    let source = (kind.build)(&observes_sources::Settings::File(config), &dir)?;
+    run_builtin_tap(
+        source.as_ref(),
+        matches.get_one::<PathBuf>("state").cloned(),
+    )
+}
+
+/// Runs a built-in source as a Singer tap: messages to stdout, flushed at every STATE so
+/// a consumer can commit as it goes.
+pub(crate) fn run_builtin_tap(
+    source: &dyn observes_sources::Source,
+    state: Option<PathBuf>,
+) -> Result<()> {
+    let state = read_state(state)?;
+    let stdout = std::io::stdout().lock();
+    let mut writer = MessageWriter::new(std::io::BufWriter::with_capacity(1 << 16, stdout));
+    let mut write_error = None;
+    let mut sink = |message: Message| {
+        let is_state = matches!(message, Message::State(_));
+        let written =
+            writer
+                .write(&message)
+                .and_then(|()| if is_state { writer.flush() } else { Ok(()) });
+        match written {
+            Ok(()) => true,
+            Err(e) => {
+                write_error = Some(e);
+                false
+            }
+        }
+    };
+    let rt = runtime()?;
+    let result = rt.block_on(source.run(state.as_ref(), &mut sink));
+    if let Some(e) = write_error {
+        return Err(e).context("writing to stdout");
+    }
+    result?;
+    writer.flush().context("writing to stdout")?;
+    Ok(())
+}
+
+pub(crate) fn fake_api(api: &str, port: u16, seed: u64) -> Result<()> {
+    let kind = observes_fakes::find(api).with_context(|| format!("no fake named {api:?}"))?;
+    let fake = (kind.start)(seed, port).with_context(|| format!("serving on 127.0.0.1:{port}"))?;
+    for line in fake.describe() {
+        println!("{line}");
+    }
+    fake.wait();
+    Ok(())
+}
