@@ -91,11 +91,7 @@ pub fn run(action: DashboardAction) -> Result<()> {
                     warehouse: config.warehouse.clone(),
                     query_timeout: std::time::Duration::from_secs_f64(timeout.max(0.1)),
                 });
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            rt.block_on(async move {
+            crate::runtime()?.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("listening on {addr}"))?;

@@ -11,7 +11,7 @@ mod taps;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use observes_load::LoadConfig;
 
 use args::{Command, LogFormat, QueueAction, ScheduleAction, SchedulerAction};
@@ -158,9 +158,6 @@ fn dispatch(command: Command) -> Result<()> {
 }
 
 /// The runtime the CLI's async calls run on.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    Ok(observes_state::runtime()?)
 }

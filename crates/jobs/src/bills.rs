@@ -236,10 +236,6 @@ pub fn compute_bills(
     let empty = BTreeMap::new();
     let all_groups: BTreeSet<&String> = active.keys().chain(config.groups.keys()).collect();
     let folder = month.folder();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| JobError::Config(format!("starting the async runtime: {e}")))?;
     let mut report = BillsReport {
         month: month.to_string(),
         groups: Vec::new(),
@@ -270,7 +266,7 @@ pub fn compute_bills(
             csv.push('\n');
         }
         let name = format!("{group}.csv");
-        rt.block_on(storage.put_bytes(&folder, &name, Bytes::from(csv)))?;
+        storage.wait(storage.put_bytes(&folder, &name, Bytes::from(csv)))?;
         report.groups.push(GroupBill {
             group: group.clone(),
             key: format!("{folder}/{name}"),
@@ -279,13 +275,13 @@ pub fn compute_bills(
         });
     }
     // A group billed by an earlier computation of this month and not now: its file goes.
-    for name in rt.block_on(storage.list(&folder))? {
+    for name in storage.wait(storage.list(&folder))? {
         let written = report
             .groups
             .iter()
             .any(|g| g.key.ends_with(&format!("/{name}")));
         if name.ends_with(".csv") && !written {
-            rt.block_on(storage.delete(&folder, &name))?;
+            storage.wait(storage.delete(&folder, &name))?;
             report.removed.push(format!("{folder}/{name}"));
         }
     }

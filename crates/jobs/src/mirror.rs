@@ -483,15 +483,11 @@ pub fn mirror(
     group: Option<&str>,
 ) -> Result<MirrorReport, JobError> {
     let targets = config.selected(group)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| JobError::Config(format!("starting the async runtime: {e}")))?;
+    let runtime = observes_state::runtime()?;
     let job = Mirror {
         config,
         storage,
-        runtime: &runtime,
+        runtime,
         helpers: Helpers::new()?,
     };
     let next = AtomicUsize::new(0);

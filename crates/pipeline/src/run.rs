@@ -33,8 +33,6 @@ pub enum RunError {
     Read(#[from] ReadError),
     #[error(transparent)]
     Job(Box<observes_jobs::JobError>),
-    #[error("starting the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
 }
 
 impl From<observes_jobs::JobError> for RunError {
@@ -205,19 +203,15 @@ fn load_config(pipeline: &PipelineConfig) -> LoadConfig {
 pub fn run_pipeline(config: &Config, name: &str) -> Result<RunSummary, RunError> {
     let pipeline = config.pipeline(name)?.clone();
     let started = Instant::now();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(RunError::Runtime)?;
     let store = StateStore::open(&config.state)?;
     let owner = format!(
         "pid {} at {}",
         std::process::id(),
         chrono::Utc::now().to_rfc3339()
     );
-    let lock = rt.block_on(store.lock(name, &owner, LOCK_TTL))?;
-    let result = run_locked(config, &pipeline, &store, &rt);
-    let unlocked = rt.block_on(store.unlock(lock));
+    let lock = store.wait(store.lock(name, &owner, LOCK_TTL))?;
+    let result = run_locked(config, &pipeline, &store);
+    let unlocked = store.wait(store.unlock(lock));
     let load = result?;
     unlocked?;
     Ok(RunSummary {
@@ -231,14 +225,13 @@ fn run_locked(
     config: &Config,
     pipeline: &PipelineConfig,
     store: &StateStore,
-    rt: &tokio::runtime::Runtime,
 ) -> Result<LoadSummary, RunError> {
     let mut wh = observes_warehouse::connect_pipelined(&config.warehouse)?;
     let mut loader = Loader::begin(wh.as_mut(), load_config(pipeline))?;
     let name = pipeline.name.as_str();
     // The warehouse's copy is authoritative: a crash between a commit and the copy to the
     // store leaves the store one checkpoint behind, which is repaired here.
-    let stored = rt.block_on(store.get(name))?;
+    let stored = store.wait(store.get(name))?;
     let state = match loader.previous_state().cloned() {
         Some(committed) => {
             if stored.as_ref() != Some(&committed) {
@@ -246,7 +239,7 @@ fn run_locked(
                     pipeline = name,
                     "state store was behind the warehouse; repairing it"
                 );
-                rt.block_on(store.put(name, &committed))?;
+                store.wait(store.put(name, &committed))?;
             }
             Some(committed)
         }
@@ -262,7 +255,7 @@ fn run_locked(
         let mut stream = MessageStream::open(&pipeline.source, resume_from)?;
         drive(&mut loader, &mut stream, |state| {
             failpoint("after-commit");
-            rt.block_on(store.put(name, state))?;
+            store.wait(store.put(name, state))?;
             Ok(())
         })?;
         // A tap that failed leaves its last records without a state to cover them.
@@ -271,14 +264,14 @@ fn run_locked(
     })();
     if let Err(e) = outcome {
         if let Some(state) = loader.abort(&e.to_string()) {
-            rt.block_on(store.put(name, &state))?;
+            store.wait(store.put(name, &state))?;
         }
         return Err(e);
     }
     let summary = loader.finish()?;
     if let Some(state) = &summary.state {
         failpoint("after-commit");
-        rt.block_on(store.put(name, state))?;
+        store.wait(store.put(name, state))?;
     }
     Ok(summary)
 }

@@ -17,7 +17,7 @@ pub fn get(config: &Config, pipeline: &str) -> Result<Option<Value>, RunError> {
         return Ok(Some(state));
     }
     let store = StateStore::open(&config.state)?;
-    Ok(runtime()?.block_on(store.get(pipeline))?)
+    Ok(store.wait(store.get(pipeline))?)
 }
 
 /// Replaces the committed state with `state`, as if a load had committed it.
@@ -26,12 +26,12 @@ pub fn set(config: &Config, pipeline: &str, state: &Value) -> Result<(), RunErro
         config,
         pipeline,
         "observes state set",
-        |wh, store, rt, schema| {
+        |wh, store, schema| {
             wh.begin()?;
             let (load_id, _) = observes_load::metadata::prepare(wh, schema, pipeline)?;
             observes_load::metadata::write_state(wh, schema, pipeline, state, load_id - 1)?;
             wh.commit()?;
-            rt.block_on(store.put(pipeline, state))?;
+            store.wait(store.put(pipeline, state))?;
             Ok(())
         },
     )
@@ -43,11 +43,11 @@ pub fn clear(config: &Config, pipeline: &str) -> Result<(), RunError> {
         config,
         pipeline,
         "observes state clear",
-        |wh, store, rt, schema| {
+        |wh, store, schema| {
             wh.begin()?;
             observes_load::metadata::clear_state(wh, schema, pipeline)?;
             wh.commit()?;
-            rt.block_on(store.clear(pipeline))?;
+            store.wait(store.clear(pipeline))?;
             Ok(())
         },
     )
@@ -61,24 +61,15 @@ fn locked(
     change: impl FnOnce(
         &mut dyn observes_warehouse::Warehouse,
         &StateStore,
-        &tokio::runtime::Runtime,
         &str,
     ) -> Result<(), RunError>,
 ) -> Result<(), RunError> {
     let schema = config.pipeline(pipeline)?.schema.clone();
-    let rt = runtime()?;
     let store = StateStore::open(&config.state)?;
     let mut wh = observes_warehouse::connect(&config.warehouse)?;
-    let lock = rt.block_on(store.lock(pipeline, owner, LOCK_TTL))?;
-    let result = change(wh.as_mut(), &store, &rt, &schema);
-    let unlocked = rt.block_on(store.unlock(lock));
+    let lock = store.wait(store.lock(pipeline, owner, LOCK_TTL))?;
+    let result = change(wh.as_mut(), &store, &schema);
+    let unlocked = store.wait(store.unlock(lock));
     result?;
     Ok(unlocked?)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, RunError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(RunError::Runtime)
 }

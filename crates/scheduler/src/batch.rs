@@ -14,8 +14,8 @@
 //! endpoint is `[queue] endpoint`, else `AWS_ENDPOINT_URL_BATCH` or `AWS_ENDPOINT_URL`
 //! (an AWS-compatible server), else Batch's own for the region.
 //!
-//! [`Submit`] is not async (the scheduler's tick calls it in its own runtime), so each
-//! call runs on this queue's runtime from a thread of its own.
+//! [`Submit`] is not async (the scheduler's tick calls it from inside the runtime), so
+//! each call runs on the process's runtime from a thread of its own.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -43,7 +43,7 @@ pub struct BatchQueue {
     /// Where Batch's API is, with no trailing `/`.
     endpoint: String,
     settings: BatchSettings,
-    runtime: tokio::runtime::Runtime,
+    runtime: &'static tokio::runtime::Runtime,
 }
 
 /// A run key as a Batch job name: letters, digits, `-` and `_`, at most 128.
@@ -97,11 +97,7 @@ impl BatchQueue {
             .clone();
         let http = observes_http::HttpClient::new(observes_http::HttpConfig::default())
             .map_err(|e| e.to_string())?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .map_err(|e| format!("starting the async runtime: {e}"))?;
+        let runtime = observes_state::runtime().map_err(|e| e.to_string())?;
         Ok(BatchQueue {
             http,
             credentials,

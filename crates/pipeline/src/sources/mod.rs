@@ -245,13 +245,9 @@ impl MessageStream {
                 number += 1;
                 out.push(Item::Line(Line { number, message }))
             };
-            let result = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| {
-                    observes_sources::SourceError::Config(format!("starting a runtime: {e}"))
-                })
-                .and_then(|rt| rt.block_on(run(&mut sink)));
+            let result = observes_state::block_on(run(&mut sink))
+                .map_err(|e| observes_sources::SourceError::Config(e.to_string()))
+                .and_then(|ran| ran);
             match result {
                 Ok(()) | Err(observes_sources::SourceError::Stopped) => {}
                 Err(error) => {
