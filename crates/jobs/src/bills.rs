@@ -188,12 +188,10 @@ pub fn compute_bills(
          WHERE c.billable AND f.first_seen >= $1 AND f.first_seen < $2 \
          ORDER BY c.namespace, c.author_name, c.author_email, f.first_seen, c.repository, c.hash"
     );
-    let rows = warehouse
-        .query(
-            &sql,
-            &[SqlValue::Timestamp(start), SqlValue::Timestamp(end)],
-        )
-        .map_err(|e| JobError::Warehouse(e.to_string()))?;
+    let rows = warehouse.query(
+        &sql,
+        &[SqlValue::Timestamp(start), SqlValue::Timestamp(end)],
+    )?;
     let text = |v: &SqlValue| v.as_str().unwrap_or_default().to_string();
     // group → actor → the first contributing commit
     let mut active: BTreeMap<String, BTreeMap<String, Contribution>> = BTreeMap::new();

@@ -13,8 +13,12 @@ pub mod mirror;
 pub enum JobError {
     #[error(transparent)]
     Storage(#[from] observes_state::StateError),
-    #[error("warehouse: {0}")]
-    Warehouse(String),
+    #[error("warehouse")]
+    Warehouse(#[from] observes_warehouse::WarehouseError),
+    #[error(transparent)]
+    Runtime(#[from] observes_state::RuntimeError),
+    #[error("mirror: helper scripts")]
+    Helpers(#[source] std::io::Error),
     #[error("{0}")]
     Config(String),
 }

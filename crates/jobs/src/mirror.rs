@@ -251,7 +251,7 @@ struct Helpers {
 impl Helpers {
     fn new() -> Result<Helpers, JobError> {
         use std::os::unix::fs::PermissionsExt;
-        let io = |e: std::io::Error| JobError::Config(format!("mirror: helper scripts: {e}"));
+        let io = JobError::Helpers;
         let dir = tempfile::Builder::new()
             .prefix("observes-mirror-")
             .tempdir()

@@ -53,37 +53,18 @@ pub enum StateError {
         owner: String,
         expires_at: DateTime<Utc>,
     },
-    #[error("starting the async runtime: {0}")]
-    Runtime(String),
+    #[error(transparent)]
+    Runtime(#[from] observes_runtime::RuntimeError),
 }
 
-/// The process's one runtime for async work that sync code waits on (the state store,
-/// object storage, the API sources, HTTP calls): built on first use, never dropped.
-pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RUNTIME: std::sync::LazyLock<std::result::Result<tokio::runtime::Runtime, String>> =
-        std::sync::LazyLock::new(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("observes-async")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        });
-    RUNTIME.as_ref().map_err(|e| StateError::Runtime(e.clone()))
-}
-
-/// Waits for `future` on [`runtime`], from sync code (never from inside async code: that
-/// panics, as tokio's `block_on` does).
-pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
-    Ok(runtime()?.block_on(future))
-}
+pub use observes_runtime::{block_on, runtime, RuntimeError};
 
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
 
 impl StateStore {
     /// The blocking form of the store's calls, for sync code: `store.wait(store.get(p))`.
     pub fn wait<T>(&self, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        block_on(call)?
+        observes_runtime::block_on(call)?
     }
 }
 

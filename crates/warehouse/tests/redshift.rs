@@ -100,7 +100,7 @@ fn large_batches_are_staged_in_s3_and_copied_with_a_manifest() {
     wh.bulk_append("raw", "t", &batch(&names)).unwrap();
     wh.commit().unwrap();
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rt = observes_runtime::runtime().unwrap();
     let store = AmazonS3Builder::from_env()
         .with_bucket_name(&bucket)
         .build()

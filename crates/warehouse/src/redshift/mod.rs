@@ -148,7 +148,6 @@ pub struct RedshiftWarehouse {
     pg: PostgresWarehouse,
     options: RedshiftOptions,
     store: Option<Arc<dyn ObjectStore>>,
-    runtime: tokio::runtime::Runtime,
     /// Every `COPY` sent (credentials redacted), for tests and the debug log.
     copies: Vec<String>,
     /// `VARCHAR` widths per table, so a batch costs no catalog query. Cleared by anything
@@ -166,10 +165,6 @@ impl RedshiftWarehouse {
             message,
         };
         let pg = PostgresWarehouse::connect(&options.connection_url)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| open_err(e.to_string()))?;
         let store: Option<Arc<dyn ObjectStore>> = match &options.staging {
             Some((bucket, _)) => {
                 let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
@@ -197,7 +192,6 @@ impl RedshiftWarehouse {
             pg,
             options,
             store,
-            runtime,
             copies: Vec::new(),
             widths: std::collections::HashMap::new(),
             sequence: 0,
@@ -392,9 +386,11 @@ impl RedshiftWarehouse {
         for (i, part) in parts.into_iter().enumerate() {
             let key = format!("{folder}/part-{i:04}.csv.gz");
             let length = part.len();
-            self.runtime
-                .block_on(store.put(&Path::from(key.as_str()), Bytes::from(part).into()))
-                .map_err(|e| err(format!("staging s3://{bucket}/{key}: {e}")))?;
+            observes_runtime::block_on(
+                store.put(&Path::from(key.as_str()), Bytes::from(part).into()),
+            )
+            .map_err(|e| err(e.to_string()))?
+            .map_err(|e| err(format!("staging s3://{bucket}/{key}: {e}")))?;
             entries.push(serde_json::json!({
                 "url": format!("s3://{bucket}/{key}"),
                 "mandatory": true,
@@ -404,12 +400,12 @@ impl RedshiftWarehouse {
         let manifest_key = format!("{folder}/manifest");
         let manifest = serde_json::to_vec_pretty(&serde_json::json!({ "entries": entries }))
             .unwrap_or_default();
-        self.runtime
-            .block_on(store.put(
-                &Path::from(manifest_key.as_str()),
-                Bytes::from(manifest).into(),
-            ))
-            .map_err(|e| err(format!("staging s3://{bucket}/{manifest_key}: {e}")))?;
+        observes_runtime::block_on(store.put(
+            &Path::from(manifest_key.as_str()),
+            Bytes::from(manifest).into(),
+        ))
+        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| err(format!("staging s3://{bucket}/{manifest_key}: {e}")))?;
 
         let columns = sql::column_list(
             batch.schema().fields().iter().map(|f| f.name().as_str()),
@@ -454,10 +450,11 @@ impl RedshiftWarehouse {
             table: format!("{schema}.{table}"),
             message,
         };
-        let manifest = self
-            .runtime
-            .block_on(async { store.get(&Path::from(manifest_key)).await?.bytes().await })
-            .map_err(|e| err(e.to_string()))?;
+        let manifest = observes_runtime::block_on(async {
+            store.get(&Path::from(manifest_key)).await?.bytes().await
+        })
+        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| err(e.to_string()))?;
         let manifest: serde_json::Value =
             serde_json::from_slice(&manifest).map_err(|e| err(e.to_string()))?;
         let statement = format!(
@@ -469,10 +466,11 @@ impl RedshiftWarehouse {
         for entry in manifest["entries"].as_array().into_iter().flatten() {
             let url = entry["url"].as_str().unwrap_or_default();
             let key = url.splitn(4, '/').nth(3).unwrap_or_default();
-            let gz = self
-                .runtime
-                .block_on(async { store.get(&Path::from(key)).await?.bytes().await })
-                .map_err(|e| err(format!("{url}: {e}")))?;
+            let gz = observes_runtime::block_on(async {
+                store.get(&Path::from(key)).await?.bytes().await
+            })
+            .map_err(|e| err(e.to_string()))?
+            .map_err(|e| err(format!("{url}: {e}")))?;
             let mut decoder = flate2::read::GzDecoder::new(&gz[..]);
             std::io::copy(&mut decoder, &mut writer).map_err(|e| err(format!("{url}: {e}")))?;
         }
