@@ -15,7 +15,6 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 use observes_model::{IdAllocator, Layout, Normalizer};
-use observes_singer::json::Bail;
 use observes_singer::LineBlock;
 
 /// The streams' layouts as the loader had them, and the load's id.
@@ -83,28 +82,22 @@ fn prepare_with(block: &LineBlock, layouts: &Layouts, spares: &Spares) -> Prepar
     let mut streams: Vec<(String, Normalizer, u64)> = Vec::new();
     let mut lines = 0;
     for (_, text) in block.lines() {
-        let mut started = None;
-        let scanned = observes_singer::scan_record_line(text, |name, c| {
-            let index = match streams.iter().position(|(n, ..)| n == name) {
-                Some(index) => index,
+        let mut index = None;
+        let pushed = observes_model::push_line(text, &mut ids, |name| {
+            let i = match streams.iter().position(|(n, ..)| n == name) {
+                Some(i) => i,
                 None => {
-                    let layout = layouts.streams.get(name).ok_or(Bail)?;
+                    let layout = layouts.streams.get(name)?;
                     streams.push((name.to_string(), spares.take(layout), 0));
                     streams.len() - 1
                 }
             };
-            let normalizer = &mut streams[index].1;
-            started = Some((index, normalizer.mark(&ids)));
-            normalizer.push_json(c, &mut ids)
+            index = Some(i);
+            Some(&mut streams[i].1)
         });
-        match (scanned, started) {
-            (Ok(_), Some((index, _))) => streams[index].2 += 1,
-            (_, started) => {
-                if let Some((index, mark)) = started {
-                    streams[index].1.undo(mark, &mut ids);
-                }
-                break;
-            }
+        match (pushed, index) {
+            (Ok(_), Some(i)) => streams[i].2 += 1,
+            _ => break,
         }
         lines += 1;
     }

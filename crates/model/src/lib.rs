@@ -37,5 +37,5 @@ pub mod types;
 pub use layout::{
     Column, IncompatibleChange, Layout, SchemaChangePolicy, SchemaError, Table, TableChange,
 };
-pub use normalize::{arrow_schema, IdAllocator, InvalidRecord, Mark, Normalizer};
+pub use normalize::{arrow_schema, push_line, IdAllocator, InvalidRecord, Normalizer, NotFast};
 pub use types::ColumnType;

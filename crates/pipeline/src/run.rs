@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use observes_load::ahead::{Ahead, Helpers};
 use observes_load::{failpoint, LoadConfig, LoadError, LoadSummary, Loader};
-use observes_singer::{LineBlock, ReadError};
+use observes_singer::ReadError;
 use observes_state::{StateError, StateStore};
 use observes_warehouse::WarehouseError;
 use serde_json::Value;
@@ -112,7 +112,7 @@ pub fn drive(
                 }
             }
             Queued::Item(Item::Lines(block)) => {
-                load_lines(loader, &block, 0, &mut on_commit, stream.file.as_mut())?
+                loader.load_lines(&block, 0, file_state(&mut stream.file), &mut on_commit)?
             }
             Queued::Ahead(ahead) => {
                 let (block, prepared) = ahead.wait();
@@ -126,7 +126,7 @@ pub fn drive(
                     }
                     done = lines;
                 }
-                load_lines(loader, &block, done, &mut on_commit, stream.file.as_mut())?;
+                loader.load_lines(&block, done, file_state(&mut stream.file), &mut on_commit)?;
             }
             Queued::Item(Item::Bad { error, raw }) => {
                 if !loader.reject_line(error.line(), error.reason(), &raw)? {
@@ -138,51 +138,23 @@ pub fn drive(
     Ok(())
 }
 
+/// A file's `STATE`s carry where in the file they end (see
+/// [`crate::sources::singer_file`]); other sources' states go as they are.
+fn file_state(
+    file: &mut Option<crate::sources::singer_file::FileCursor>,
+) -> impl FnMut(Value, u64, u64) -> Value + '_ {
+    move |value, end, line| match file {
+        Some(file) => file.wrap(value, end, line),
+        None => value,
+    }
+}
+
 /// Blocks of lines read ahead of the loader: enough to keep every helper busy.
 const AHEAD_BLOCKS: usize = 4;
 
 enum Queued {
     Item(Item),
     Ahead(Ahead),
-}
-
-/// Loads the lines of a block from the `skip`th on, in order. A file's `STATE`s carry
-/// where in the file they are (see [`crate::sources::singer_file`]).
-fn load_lines(
-    loader: &mut Loader<'_>,
-    block: &LineBlock,
-    skip: usize,
-    on_commit: &mut impl FnMut(&Value) -> Result<(), RunError>,
-    mut file: Option<&mut crate::sources::singer_file::FileCursor>,
-) -> Result<(), RunError> {
-    for (number, text, end) in block.lines_with_end().skip(skip) {
-        let state = match loader.handle_record_line(text)? {
-            Some(state) => state,
-            None => match observes_singer::parse_message(text) {
-                Ok(observes_singer::Message::State(mut state)) => {
-                    if let Some(file) = file.as_deref_mut() {
-                        state.value = file.wrap(state.value, end, number);
-                    }
-                    loader.handle(number, observes_singer::Message::State(state))?
-                }
-                Ok(message) => loader.handle(number, message)?,
-                Err(source) => {
-                    let error = ReadError::Line {
-                        line: number,
-                        source,
-                    };
-                    if !loader.reject_line(number, error.reason(), text)? {
-                        return Err(error.into());
-                    }
-                    None
-                }
-            },
-        };
-        if let Some(state) = state {
-            on_commit(&state)?;
-        }
-    }
-    Ok(())
 }
 
 fn load_config(pipeline: &PipelineConfig) -> LoadConfig {
