@@ -81,9 +81,10 @@ pub(crate) enum Command {
         #[arg(long, default_value = "target")]
         pipeline: String,
         /// A STATE commits once this many records arrived since the last commit (0: every
-        /// STATE commits as it comes) ...
-        #[arg(long, default_value_t = observes_load::CommitPolicy::default().records)]
-        commit_records: u64,
+        /// STATE commits as it comes; default: the warehouse's, 491520 for DuckDB,
+        /// PostgreSQL and Redshift) ...
+        #[arg(long)]
+        commit_records: Option<u64>,
         /// ... or once this many seconds passed since it. The last STATE always commits.
         #[arg(long, default_value_t = observes_load::CommitPolicy::default().interval.as_secs_f64())]
         commit_seconds: f64,

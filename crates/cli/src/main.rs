@@ -102,7 +102,7 @@ fn dispatch(command: Command) -> Result<()> {
                 on_missing_key,
                 untyped,
                 commit: observes_pipeline::config::commit_policy(
-                    Some(commit_records),
+                    commit_records,
                     Some(commit_seconds),
                 )
                 .map_err(anyhow::Error::msg)?,

@@ -51,8 +51,9 @@ pub struct LoadConfig {
     pub schema: String,
     pub write_mode: WriteMode,
     pub on_invalid: OnInvalid,
-    /// Rows buffered per stream before they are sent to the warehouse (not committed).
-    pub batch_rows: usize,
+    /// Rows buffered per stream before they are sent to the warehouse (not committed);
+    /// `None`: the warehouse's ([`observes_warehouse::LoadSizes`]).
+    pub batch_rows: Option<usize>,
     /// What an incompatible type change does.
     pub on_schema_change: SchemaChangePolicy,
     /// When a `STATE` commits; see [`CommitPolicy`].
@@ -64,7 +65,9 @@ pub struct LoadConfig {
 }
 
 /// When a checkpoint (a `STATE`) is committed: once at least `records` records arrived
-/// since the last commit, or `interval` has passed since it, whichever comes first; the
+/// since the last commit (`None`: the warehouse's number,
+/// [`observes_warehouse::LoadSizes::commit_records`]), or `interval` has passed since
+/// it, whichever comes first; the
 /// last checkpoint always commits. Until then later states supersede earlier ones (the
 /// commit carries the latest), as Singer targets batch them. `records = 0` commits every
 /// checkpoint as it comes.
@@ -74,19 +77,14 @@ pub struct LoadConfig {
 /// every few hundred records would otherwise spend its time committing.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CommitPolicy {
-    pub records: u64,
+    pub records: Option<u64>,
     pub interval: std::time::Duration,
 }
 
 impl Default for CommitPolicy {
     fn default() -> Self {
         CommitPolicy {
-            // Four DuckDB row groups. A table that gets whole row groups in a transaction
-            // has them compressed as they fill, several at a time, and moved over as
-            // written at commit; what is left over is appended, logged and compressed again
-            // at the commit, on one thread. Fewer, larger commits leave less of that
-            // (bench/RESULTS.md); a crash redoes at most this many records.
-            records: 4 * observes_warehouse::duckdb::ROW_GROUP as u64,
+            records: None,
             interval: std::time::Duration::from_secs(30),
         }
     }
@@ -96,7 +94,7 @@ impl CommitPolicy {
     /// Every checkpoint commits as it comes.
     pub fn every_checkpoint() -> Self {
         CommitPolicy {
-            records: 0,
+            records: Some(0),
             interval: std::time::Duration::ZERO,
         }
     }
@@ -109,7 +107,7 @@ impl LoadConfig {
             schema: schema.to_string(),
             write_mode: WriteMode::Append,
             on_invalid: OnInvalid::Fail,
-            batch_rows: 50_000,
+            batch_rows: None,
             on_schema_change: SchemaChangePolicy::Fail,
             commit: CommitPolicy::default(),
             on_missing_key: OnMissingKey::Append,

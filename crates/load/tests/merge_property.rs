@@ -48,7 +48,7 @@ proptest! {
         let mut wh = observes_warehouse::connect("duckdb://:memory:").unwrap();
         let mut config = LoadConfig::new("p", "raw");
         config.write_mode = WriteMode::Merge;
-        config.batch_rows = 3; // several batches, and merges across them
+        config.batch_rows = Some(3); // several batches, and merges across them
         if every_checkpoint {
             config.commit = CommitPolicy::every_checkpoint();
         }

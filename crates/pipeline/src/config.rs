@@ -11,8 +11,8 @@
 //! schema = "gitlab"
 //! write = "merge"                           # append | merge | replace
 //! on_invalid = "fail"                       # fail | quarantine
-//! batch_rows = 50000                        # rows buffered per stream between sends
-//! commit_records = 491520                   # a STATE commits once this many records wait,
+//! batch_rows = 50000                        # rows buffered per stream between sends (default: the warehouse's)
+//! commit_records = 491520                   # a STATE commits once this many records wait (default: the warehouse's),
 //! commit_seconds = 30                       #   or this long after the last commit (0: every STATE)
 //! on_schema_change = "fail"                 # fail | variant (new type, new column)
 //! on_missing_key = "append"                 # merge of a keyless stream: append | fail
@@ -150,7 +150,7 @@ pub fn commit_policy(
         Some(s) => return Err(format!("commit_seconds must be 0 or more, not {s}")),
     };
     Ok(observes_load::CommitPolicy {
-        records: records.unwrap_or(defaults.records),
+        records: records.or(defaults.records),
         interval,
     })
 }

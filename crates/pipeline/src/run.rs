@@ -165,7 +165,7 @@ fn load_config(pipeline: &PipelineConfig) -> LoadConfig {
         on_schema_change: pipeline.on_schema_change,
         on_missing_key: pipeline.on_missing_key,
         untyped: pipeline.untyped,
-        batch_rows: pipeline.batch_rows.unwrap_or(defaults.batch_rows).max(1),
+        batch_rows: pipeline.batch_rows,
         commit: pipeline.commit,
         ..defaults
     }

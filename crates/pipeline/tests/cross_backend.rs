@@ -11,7 +11,7 @@ use observes_warehouse::Warehouse;
 fn load(wh: &mut dyn Warehouse, schema: &str, mode: WriteMode, stream: MessageStream) {
     let config = LoadConfig {
         write_mode: mode,
-        batch_rows: 2_000,
+        batch_rows: Some(2_000),
         ..LoadConfig::new(schema, schema)
     };
     let mut loader = Loader::begin(wh, config).unwrap();

@@ -44,7 +44,7 @@ fn run_case_on(dir: &Path, wh: &mut dyn Warehouse, block_bytes: usize) -> String
     }
     // Tiny batches, so every case also crosses batch boundaries; every STATE a commit, so
     // the cases show each checkpoint's transaction.
-    config.batch_rows = 3;
+    config.batch_rows = Some(3);
     config.commit = observes_load::CommitPolicy::every_checkpoint();
     let mut inputs: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()

@@ -12,7 +12,7 @@ use observes_warehouse::{SqlValue, Warehouse};
 fn load(wh: &mut dyn Warehouse, records: u64, seed: u64) {
     let config = LoadConfig {
         write_mode: WriteMode::Replace,
-        batch_rows: 1000,
+        batch_rows: Some(1000),
         ..LoadConfig::new("catalog", "raw")
     };
     let mut loader = Loader::begin(wh, config).unwrap();

@@ -94,7 +94,22 @@ pub struct Dialect {
     /// JSON columns take `JSON_PARSE(text)` and read back with `JSON_SERIALIZE(column)`
     /// (Redshift's `SUPER`); elsewhere text goes in and comes out as it is.
     pub json_functions: bool,
+    /// How this warehouse is best loaded: the loader's defaults, which a pipeline may
+    /// override.
+    pub load: LoadSizes,
     type_name: fn(ColumnType) -> &'static str,
+}
+
+/// The sizes a load works in, per warehouse (as dlt's destination capabilities are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadSizes {
+    /// Rows a stream buffers before they are sent (not committed).
+    pub batch_rows: usize,
+    /// Bytes a stream buffers before they are sent, whatever the row count (wide or
+    /// text-heavy records).
+    pub batch_bytes: usize,
+    /// Records a checkpoint gathers before its `STATE` commits.
+    pub commit_records: u64,
 }
 
 impl Dialect {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use observes_model::infer::SchemaInference;
 use observes_model::{IdAllocator, Normalizer};
 use observes_singer::{Message, RecordMessage, SchemaMessage};
-use observes_warehouse::{sql, PendingCommit, Warehouse};
+use observes_warehouse::{sql, LoadSizes, PendingCommit, Warehouse};
 use serde_json::Value;
 
 use crate::{
@@ -19,10 +19,6 @@ use crate::{
 mod commit;
 mod lines;
 mod schema;
-
-/// Bytes buffered per stream before they are sent to the warehouse, whatever the row count
-/// (wide or text-heavy records).
-const BATCH_BYTES: usize = 64 << 20;
 
 /// Per-stream counts of a load.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,6 +82,8 @@ struct HeldSchema {
 pub struct Loader<'w> {
     wh: &'w mut dyn Warehouse,
     config: LoadConfig,
+    /// The warehouse's sizes with the config's overrides.
+    sizes: LoadSizes,
     ids: IdAllocator,
     streams: HashMap<String, Stream>,
     /// Streams whose latest SCHEMA waits for a record to type its open places.
@@ -126,9 +124,16 @@ impl<'w> Loader<'w> {
         };
         wh.commit()?;
         tracing::info!(pipeline = %config.pipeline, schema = %config.schema, load_id, mode = ?config.write_mode, "load started");
+        let defaults = wh.dialect().load;
+        let sizes = LoadSizes {
+            batch_rows: config.batch_rows.unwrap_or(defaults.batch_rows).max(1),
+            commit_records: config.commit.records.unwrap_or(defaults.commit_records),
+            ..defaults
+        };
         Ok(Loader {
             wh,
             config,
+            sizes,
             ids: IdAllocator::new(load_id),
             streams: HashMap::new(),
             held: HashMap::new(),
@@ -208,9 +213,8 @@ impl<'w> Loader<'w> {
                     // A full reload commits its state with the swap, at the end.
                     return Ok(None);
                 }
-                let policy = self.config.commit;
-                if self.records_seen - self.records_committed >= policy.records
-                    || self.last_commit.elapsed() >= policy.interval
+                if self.records_seen - self.records_committed >= self.sizes.commit_records
+                    || self.last_commit.elapsed() >= self.config.commit.interval
                 {
                     self.checkpoint()
                 } else {
@@ -346,8 +350,8 @@ impl<'w> Loader<'w> {
 
     fn flush_if_full(&mut self, name: &str) -> Result<(), LoadError> {
         let full = self.streams.get(name).is_some_and(|s| {
-            s.normalizer.buffered_rows() >= self.config.batch_rows
-                || s.normalizer.buffered_bytes() >= BATCH_BYTES
+            s.normalizer.buffered_rows() >= self.sizes.batch_rows
+                || s.normalizer.buffered_bytes() >= self.sizes.batch_bytes
         });
         if full {
             self.flush_stream(name)?;
@@ -459,5 +463,25 @@ mod tests {
             loader.abort(&err.to_string()),
             Some(serde_json::json!({"at": 1}))
         );
+    }
+
+    #[test]
+    fn sizes_are_the_warehouses_unless_the_load_sets_them() {
+        let duckdb = observes_warehouse::duckdb::DIALECT.load;
+        let mut wh = observes_warehouse::connect("duckdb://:memory:").unwrap();
+        let loader = Loader::begin(wh.as_mut(), LoadConfig::new("p", "raw")).unwrap();
+        assert_eq!(loader.sizes, duckdb);
+        assert_eq!(duckdb.commit_records, 491_520);
+        drop(loader);
+        let mut config = LoadConfig::new("p", "raw");
+        config.batch_rows = Some(0);
+        config.commit.records = Some(7);
+        let loader = Loader::begin(wh.as_mut(), config).unwrap();
+        let want = LoadSizes {
+            batch_rows: 1,
+            commit_records: 7,
+            ..duckdb
+        };
+        assert_eq!(loader.sizes, want);
     }
 }

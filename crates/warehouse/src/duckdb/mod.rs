@@ -12,7 +12,7 @@ use observes_model::ColumnType;
 
 use capi::{Connection, Database};
 
-use crate::{sql, Dialect, Result, SqlValue, Warehouse, WarehouseError};
+use crate::{sql, Dialect, LoadSizes, Result, SqlValue, Warehouse, WarehouseError};
 
 /// The catalog a DuckDB file is attached as. DuckDB names a file's catalog after the file,
 /// so `gitlab.duckdb` with a schema `gitlab` made every `gitlab.table` ambiguous (a binder
@@ -30,6 +30,16 @@ pub const DIALECT: Dialect = Dialect {
     alter_type_in_place: true,
     json_functions: false,
     long_text: "VARCHAR",
+    load: LoadSizes {
+        batch_rows: 50_000,
+        batch_bytes: 64 << 20,
+        // Four row groups. A table that gets whole row groups in a transaction has them
+        // compressed as they fill, several at a time, and moved over as written at commit;
+        // what is left over is appended, logged and compressed again at the commit, on one
+        // thread. Fewer, larger commits leave less of that (bench/RESULTS.md); a crash
+        // redoes at most this many records.
+        commit_records: 4 * ROW_GROUP as u64,
+    },
     type_name,
 };
 

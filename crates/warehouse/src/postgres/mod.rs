@@ -19,7 +19,7 @@ use observes_model::ColumnType;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, Config, NoTls};
 
-use crate::{sql, Dialect, Result, SqlValue, Warehouse, WarehouseError};
+use crate::{sql, Dialect, LoadSizes, Result, SqlValue, Warehouse, WarehouseError};
 
 pub const DIALECT: Dialect = Dialect {
     reserved_schemas: &[],
@@ -29,6 +29,12 @@ pub const DIALECT: Dialect = Dialect {
     alter_type_in_place: true,
     json_functions: false,
     long_text: "TEXT",
+    // The sizes the PostgreSQL benchmark (bench/RESULTS.md) was measured with.
+    load: LoadSizes {
+        batch_rows: 50_000,
+        batch_bytes: 64 << 20,
+        commit_records: 491_520,
+    },
     type_name,
 };
 

@@ -49,6 +49,9 @@ pub const DIALECT: Dialect = Dialect {
     alter_type_in_place: false,
     json_functions: true,
     long_text: "VARCHAR(65535)",
+    // PostgreSQL's sizes until a cluster measures better ones: each batch is one S3
+    // upload and one COPY, each commit one of Redshift's (slow) commits.
+    load: super::postgres::DIALECT.load,
     type_name,
 };
 
