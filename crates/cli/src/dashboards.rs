@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use observes_app::Config;
 use observes_dashboards::data::Params;
-use observes_pipeline::Config;
 
 use crate::args::{DashboardAction, DashboardPlace};
 

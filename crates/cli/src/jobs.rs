@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::{bail, Result};
-use observes_pipeline::Config;
+use observes_app::Config;
 use observes_state::StateStore;
 use serde_json::json;
 

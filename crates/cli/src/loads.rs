@@ -3,8 +3,9 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
+use observes_app::{demo, run_pipeline, Config};
 use observes_load::{LoadConfig, Loader};
-use observes_pipeline::{demo, drive, run_pipeline, Config, MessageStream};
+use observes_pipeline::{drive, MessageStream};
 use observes_singer::{Message, MessageWriter};
 use serde_json::{json, Value};
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
-use observes_pipeline::Config;
+use observes_app::Config;
 use observes_scheduler::queue::{LocalQueue, Run, RunStatus};
 use observes_scheduler::{runs, stability, tick};
 use observes_state::StateStore;

@@ -1,7 +1,7 @@
 //! `observes state get | set | clear` (the changes are made by `observes_pipeline::state`).
 
 use anyhow::{bail, Context, Result};
-use observes_pipeline::Config;
+use observes_app::Config;
 use serde_json::Value;
 
 use crate::args::StateAction;
@@ -9,7 +9,9 @@ use crate::args::StateAction;
 pub(crate) fn state(action: StateAction) -> Result<()> {
     match action {
         StateAction::Get { pipeline, config } => {
-            match observes_pipeline::state::get(&Config::load(&config)?, &pipeline)? {
+            let config = Config::load(&config)?;
+            let pipeline = config.pipeline(&pipeline)?;
+            match observes_pipeline::state::get(&config.destination(), pipeline)? {
                 Some(s) => println!("{}", serde_json::to_string_pretty(&s)?),
                 None => println!("null"),
             }
@@ -28,10 +30,14 @@ pub(crate) fn state(action: StateAction) -> Result<()> {
             if !value.is_object() {
                 bail!("the state must be a JSON object");
             }
-            observes_pipeline::state::set(&Config::load(&config)?, &pipeline, &value)?;
+            let config = Config::load(&config)?;
+            let pipeline = config.pipeline(&pipeline)?;
+            observes_pipeline::state::set(&config.destination(), pipeline, &value)?;
         }
         StateAction::Clear { pipeline, config } => {
-            observes_pipeline::state::clear(&Config::load(&config)?, &pipeline)?;
+            let config = Config::load(&config)?;
+            let pipeline = config.pipeline(&pipeline)?;
+            observes_pipeline::state::clear(&config.destination(), pipeline)?;
         }
     }
     Ok(())

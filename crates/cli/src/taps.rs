@@ -102,7 +102,7 @@ pub(crate) fn builtin_tap(args: &[String]) -> Result<()> {
         .cloned()
         .unwrap_or_else(|| PathBuf::from(format!("{}.toml", kind.name)));
     // Relative paths in the settings start at the file's folder.
-    let dir = observes_pipeline::config::absolute_dir(&config)?;
+    let dir = observes_app::absolute_dir(&config)?;
     let source = (kind.build)(&observes_sources::Settings::File(config), &dir)?;
     run_builtin_tap(
         source.as_ref(),

@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use observes_jobs::bills::{compute_bills, BillsConfig, Month};
+use observes_load::{LoadConfig, Loader, WriteMode};
+use observes_singer::MessageReader;
 use observes_state::StateStore;
 use serde_json::json;
 
@@ -199,15 +201,22 @@ fn load_fixture(dir: &Path, warehouse: &str) -> String {
         }})
         .to_string(),
     );
-    std::fs::write(dir.join("commits.singer"), lines.join("\n") + "\n").unwrap();
-    std::fs::write(
-        dir.join("observes.toml"),
-        format!("warehouse = \"{warehouse}\"\n[pipelines.fixture]\nsource = \"singer-file\"\npath = \"commits.singer\"\nschema = \"code\"\nwrite = \"merge\"\n"),
-    )
-    .unwrap();
-    let config = observes_pipeline::Config::load(&dir.join("observes.toml")).unwrap();
-    observes_pipeline::run_pipeline(&config, "fixture").unwrap();
-    config.warehouse
+    // Loaded as the code pipeline loads it: merged by key into schema `code`.
+    let warehouse = match warehouse.strip_prefix("duckdb://") {
+        Some(file) => format!("duckdb://{}", dir.join(file).display()),
+        None => warehouse.to_string(),
+    };
+    let mut wh = observes_warehouse::connect(&warehouse).unwrap();
+    let mut config = LoadConfig::new("fixture", "code");
+    config.write_mode = WriteMode::Merge;
+    let mut loader = Loader::begin(wh.as_mut(), config).unwrap();
+    let text = lines.join("\n") + "\n";
+    for line in MessageReader::new(text.as_bytes()) {
+        let line = line.unwrap();
+        loader.handle(line.number, line.message).unwrap();
+    }
+    loader.finish().unwrap();
+    warehouse
 }
 
 fn read(storage: &Path, key: &str) -> String {

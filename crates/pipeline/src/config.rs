@@ -1,58 +1,7 @@
-//! `observes.toml`: the warehouse, the state store and the named pipelines.
-//!
-//! ```toml
-//! warehouse = "duckdb://warehouse.duckdb"   # relative paths are relative to this file
-//! state = "state"                           # a folder, or s3://bucket/prefix
-//! storage = "storage"                       # what jobs publish: a folder, or s3://bucket/prefix
-//!
-//! [pipelines.gitlab]
-//! source = "singer-file"                    # or "command", "synthetic"
-//! path = "data/gitlab.singer"
-//! schema = "gitlab"
-//! write = "merge"                           # append | merge | replace
-//! on_invalid = "fail"                       # fail | quarantine
-//! batch_rows = 50000                        # rows buffered per stream between sends (default: the warehouse's)
-//! commit_records = 491520                   # a STATE commits once this many records wait (default: the warehouse's),
-//! commit_seconds = 30                       #   or this long after the last commit (0: every STATE)
-//! on_schema_change = "fail"                 # fail | variant (new type, new column)
-//! on_missing_key = "append"                 # merge of a keyless stream: append | fail
-//! untyped = "json"                          # objects without properties: json | infer
-//!
-//! [pipelines.gitlab_api]
-//! source = "gitlab"                         # any built-in source: `observes tap --help` lists them
-//! config = "gitlab.toml"                    # the source's settings, as `observes tap` reads
-//! schema = "gitlab"
-//! write = "merge"
-//! # or inline: [pipelines.gitlab_api.settings] with the same keys as gitlab.toml
-//!
-//! [pipelines.code]
-//! source = "code"                           # git repositories; settings: root, groups, ignore
-//! config = "code.toml"
-//! schema = "code"
-//! write = "merge"
-//!
-//! [bills]                                   # observes job compute-bills
-//! [bills.groups]                            # group = organization
-//! web = "acme"
-//!
-//! [mirror]                                  # observes job mirror
-//! work_dir = "mirror"
-//! [mirror.groups.acme]
-//! web = { url = "https://gitlab.com/acme/web.git", credential = "acme" }
-//!
-//! [scheduler]
-//! timezone = "America/Bogota"
-//! [queue]
-//! backend = "local"                         # or "aws-batch" (job_queue, job_definition, region, endpoint)
-//! dir = "queue"
-//! concurrency = 2
-//! [jobs."/observes/etl/checkly"]            # the job catalogue
-//! command = ["observes", "run", "checkly"]
-//! schedule = "cron(0 * * * ? *)"
-//! size = "nano"
-//! ```
+//! One pipeline as `observes.toml` declares it (`[pipelines.NAME]`): its source, schema,
+//! write mode and policies. The rest of the file is the application's
+//! (`observes_app::Config`), which hands each pipeline table here.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use observes_load::{OnInvalid, WriteMode};
@@ -60,58 +9,10 @@ use serde::Deserialize;
 
 use crate::sources::SourceConfig;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-    #[error("{path}: no pipeline named {name:?} (known: {known})")]
-    UnknownPipeline {
-        path: PathBuf,
-        name: String,
-        known: String,
-    },
-}
-
+/// A `[pipelines.NAME]` table as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
-    warehouse: String,
-    #[serde(default = "default_state")]
-    state: String,
-    #[serde(default = "default_storage")]
-    storage: String,
-    #[serde(default)]
-    pipelines: BTreeMap<String, RawPipeline>,
-    #[serde(default)]
-    bills: observes_jobs::bills::BillsConfig,
-    mirror: Option<observes_jobs::mirror::MirrorConfig>,
-    #[serde(default)]
-    scheduler: observes_scheduler::catalogue::SchedulerSettings,
-    #[serde(default)]
-    queue: observes_scheduler::QueueSettings,
-    #[serde(default)]
-    sizes: BTreeMap<String, observes_scheduler::catalogue::Size>,
-    #[serde(default)]
-    jobs: BTreeMap<String, observes_scheduler::catalogue::RawJob>,
-}
-
-fn default_storage() -> String {
-    "storage".into()
-}
-
-fn default_state() -> String {
-    "state".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPipeline {
+pub struct RawPipeline {
     source: String,
     schema: String,
     path: Option<PathBuf>,
@@ -138,6 +39,18 @@ struct RawPipeline {
     commit_seconds: Option<f64>,
 }
 
+fn default_on_schema_change() -> String {
+    "fail".into()
+}
+
+fn default_write() -> String {
+    "append".into()
+}
+
+fn default_on_invalid() -> String {
+    "fail".into()
+}
+
 /// The commit policy a pipeline sets, over the defaults.
 pub fn commit_policy(
     records: Option<u64>,
@@ -153,18 +66,6 @@ pub fn commit_policy(
         records: records.or(defaults.records),
         interval,
     })
-}
-
-fn default_on_schema_change() -> String {
-    "fail".into()
-}
-
-fn default_write() -> String {
-    "append".into()
-}
-
-fn default_on_invalid() -> String {
-    "fail".into()
 }
 
 /// A pipeline as declared.
@@ -186,71 +87,31 @@ pub struct PipelineConfig {
     pub commit: observes_load::CommitPolicy,
 }
 
-/// A loaded `observes.toml`. Every relative path in it (warehouse, state, storage, the
-/// mirror's URLs and `work_dir`, the code source's `root` and `groups`, `singer-file`
-/// paths, settings files, the queue dir) is resolved once, here, against the file's folder
-/// made absolute: no later code sees a relative path, whatever its working directory (jobs
-/// run `git` and taps in other folders).
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The file as it was named (for messages).
-    pub path: PathBuf,
-    /// The file's folder, absolute.
-    pub dir: PathBuf,
-    pub warehouse: String,
-    pub state: String,
-    /// Object storage for what jobs publish (bills, mirrored repositories): a folder or
-    /// `s3://bucket/prefix`.
-    pub storage: String,
-    pub pipelines: BTreeMap<String, PipelineConfig>,
-    /// `[bills]`: compute-bills' settings.
-    pub bills: observes_jobs::bills::BillsConfig,
-    /// `[mirror]`: the repositories to mirror.
-    pub mirror: Option<observes_jobs::mirror::MirrorConfig>,
-    /// `[jobs."/name"]`, `[sizes]` and `[scheduler]`: the job catalogue.
-    pub catalogue: observes_scheduler::Catalogue,
-    /// `[queue]`, with its folder resolved.
-    pub queue: observes_scheduler::QueueSettings,
-}
-
-impl Config {
-    /// The folder of this file, absolute: where jobs run and relative paths start.
-    pub fn base(&self) -> PathBuf {
-        self.dir.clone()
-    }
-}
-
-/// The absolute folder of a file, from the working directory if the path is relative.
-/// Lexical (no symlinks resolved, the file need not exist), as a shell user reads it.
-pub fn absolute_dir(file: &Path) -> std::io::Result<PathBuf> {
-    let file = std::path::absolute(file)?;
-    Ok(file.parent().unwrap_or(Path::new("/")).to_path_buf())
-}
-
-/// `duckdb://relative.duckdb` and plain state folders are relative to the config file.
-fn resolve_url(base: &Path, url: &str) -> String {
-    if let Some(path) = url.strip_prefix("duckdb://") {
-        if path != ":memory:" && !Path::new(path).is_absolute() {
-            return format!("duckdb://{}", base.join(path).display());
-        }
-        return url.to_string();
-    }
-    if url.contains("://") || Path::new(url).is_absolute() {
-        return url.to_string();
-    }
-    base.join(url).display().to_string()
-}
-
-/// A TOML error as one line with its position (the crate's own text spans several).
-fn toml_error(text: &str, e: &toml::de::Error) -> String {
-    match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: {}", e.message())
-        }
-        None => e.message().to_string(),
+impl PipelineConfig {
+    /// Checks a pipeline table; `base` is the absolute folder its relative paths start
+    /// from. The error says what is wrong in the table, for the caller to locate.
+    pub fn parse(name: &str, p: RawPipeline, base: &Path) -> Result<PipelineConfig, String> {
+        let write_mode = p.write.parse()?;
+        let on_invalid = p.on_invalid.parse()?;
+        let source = source_config(&p, base)?;
+        Ok(PipelineConfig {
+            name: name.to_string(),
+            source: source.resolve(base),
+            write_mode,
+            on_invalid,
+            batch_rows: p.batch_rows,
+            on_schema_change: p.on_schema_change.parse()?,
+            on_missing_key: match &p.on_missing_key {
+                Some(policy) => policy.parse()?,
+                None => observes_load::OnMissingKey::default(),
+            },
+            untyped: match &p.untyped {
+                Some(policy) => policy.parse()?,
+                None => observes_load::Untyped::default(),
+            },
+            commit: commit_policy(p.commit_records, p.commit_seconds)?,
+            schema: p.schema,
+        })
     }
 }
 
@@ -332,171 +193,5 @@ fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
                 observes_sources::registry::names()
             )),
         },
-    }
-}
-
-impl Config {
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Config::parse(path, &text)
-    }
-
-    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(toml_error(text, &e)))?;
-        let base = absolute_dir(path).map_err(|e| invalid(format!("resolving its folder: {e}")))?;
-        let mut pipelines = BTreeMap::new();
-        for (name, p) in raw.pipelines {
-            let write_mode = p
-                .write
-                .parse()
-                .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
-            let on_invalid = p
-                .on_invalid
-                .parse()
-                .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
-            let source =
-                source_config(&p, &base).map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
-            pipelines.insert(
-                name.clone(),
-                PipelineConfig {
-                    name: name.clone(),
-                    source: source.resolve(&base),
-                    schema: p.schema,
-                    write_mode,
-                    on_invalid,
-                    batch_rows: p.batch_rows,
-                    on_schema_change: p
-                        .on_schema_change
-                        .parse()
-                        .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?,
-                    on_missing_key: match &p.on_missing_key {
-                        Some(policy) => policy
-                            .parse()
-                            .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?,
-                        None => observes_load::OnMissingKey::default(),
-                    },
-                    untyped: match &p.untyped {
-                        Some(policy) => policy
-                            .parse()
-                            .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?,
-                        None => observes_load::Untyped::default(),
-                    },
-                    commit: commit_policy(p.commit_records, p.commit_seconds)
-                        .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?,
-                },
-            );
-        }
-        Ok(Config {
-            path: path.to_path_buf(),
-            dir: base.clone(),
-            warehouse: resolve_url(&base, &raw.warehouse),
-            state: resolve_url(&base, &raw.state),
-            storage: resolve_url(&base, &raw.storage),
-            pipelines,
-            bills: raw.bills,
-            mirror: raw.mirror.map(|m| m.resolve(&base)),
-            catalogue: observes_scheduler::Catalogue::build(&raw.scheduler, &raw.sizes, &raw.jobs)
-                .map_err(invalid)?,
-            queue: match raw.queue.backend.as_str() {
-                "local" | "aws-batch" => observes_scheduler::QueueSettings {
-                    dir: base.join(&raw.queue.dir),
-                    ..raw.queue
-                },
-                other => {
-                    return Err(invalid(format!(
-                        "[queue] backend {other:?} is unknown (expected local or aws-batch)"
-                    )))
-                }
-            },
-        })
-    }
-
-    pub fn pipeline(&self, name: &str) -> Result<&PipelineConfig, ConfigError> {
-        self.pipelines
-            .get(name)
-            .ok_or_else(|| ConfigError::UnknownPipeline {
-                path: self.path.clone(),
-                name: name.to_string(),
-                known: self
-                    .pipelines
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_and_resolves_paths() {
-        let text = r#"
-warehouse = "duckdb://wh.duckdb"
-[pipelines.a]
-source = "singer-file"
-path = "in.singer"
-schema = "raw"
-write = "merge"
-on_invalid = "quarantine"
-[pipelines.b]
-source = "synthetic"
-records = 10
-schema = "ci"
-"#;
-        let c = Config::parse(Path::new("/x/observes.toml"), text).unwrap();
-        assert_eq!(c.warehouse, "duckdb:///x/wh.duckdb");
-        assert_eq!(c.state, "/x/state");
-        let a = c.pipeline("a").unwrap();
-        assert_eq!(a.write_mode, WriteMode::Merge);
-        assert_eq!(a.on_invalid, OnInvalid::Quarantine);
-        assert!(
-            matches!(&a.source, SourceConfig::SingerFile { path } if path == Path::new("/x/in.singer")),
-            "{:?}",
-            a.source
-        );
-        assert_eq!(c.pipeline("b").unwrap().write_mode, WriteMode::Append);
-        let err = c.pipeline("zz").unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "/x/observes.toml: no pipeline named \"zz\" (known: a, b)"
-        );
-    }
-
-    #[test]
-    fn bad_config_names_the_file_and_problem() {
-        let p = Path::new("o.toml");
-        let err = Config::parse(p, "warehouse = 1").unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "o.toml: line 1, column 13: invalid type: integer `1`, expected a string"
-        );
-        let err = Config::parse(p, "warehouse = \"x\"\n[pipelines.a]\nsource = \"synthetic\"\nschema = \"s\"\nrecords = 1\npath = \"p\"\n")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "o.toml: pipeline \"a\": source \"synthetic\" takes no \"path\""
-        );
-        let err = Config::parse(p, "warehouse = \"x\"\nbogus = 1\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("o.toml: line 2, column 1: unknown field `bogus`"),
-            "{err}"
-        );
-        let err = Config::parse(p, "warehouse = \"duckdb://x\"\n[pipelines.a]\nsource = \"singer-file\"\npath = \"x\"\nschema = \"s\"\nwrite = \"upsert\"\n")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(err, "o.toml: pipeline \"a\": unknown write mode \"upsert\" (expected append, merge or replace)");
     }
 }

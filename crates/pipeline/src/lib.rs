@@ -1,17 +1,17 @@
-//! Pipelines: what `observes.toml` declares, where messages come from, and running a
-//! pipeline end to end.
+//! Running a pipeline: where its messages come from, and taking them to the end.
 //!
 //! A run takes the pipeline's lock in the state store, reads the last committed state
 //! from the warehouse (repairing the state store if a crash left it behind), opens the
 //! source at that state, and feeds the loader; each state is copied to the state store
-//! right after the transaction that holds it commits.
+//! right after the transaction that holds it commits. The whole `observes.toml` and the
+//! demo are the application's (`observes_app`); a pipeline's own table is parsed here
+//! ([`config`]).
 
 pub mod config;
-pub mod demo;
 pub mod run;
 pub mod sources;
 pub mod state;
 
-pub use config::{Config, ConfigError, PipelineConfig};
-pub use run::{drive, run_pipeline, RunError, RunSummary};
+pub use config::PipelineConfig;
+pub use run::{drive, run_pipeline, Destination, RunError, RunSummary};
 pub use sources::{MessageStream, SourceConfig};

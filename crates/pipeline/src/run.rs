@@ -11,7 +11,7 @@ use observes_state::{StateError, StateStore};
 use observes_warehouse::WarehouseError;
 use serde_json::Value;
 
-use crate::config::{Config, ConfigError, PipelineConfig};
+use crate::config::PipelineConfig;
 use crate::sources::{Item, MessageStream, Next, SourceError};
 
 /// How long the source may be quiet before a finished commit is handed out without it.
@@ -19,8 +19,6 @@ const QUIET_SOURCE: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -31,14 +29,13 @@ pub enum RunError {
     Source(#[from] SourceError),
     #[error("{0}")]
     Read(#[from] ReadError),
-    #[error(transparent)]
-    Job(Box<observes_jobs::JobError>),
 }
 
-impl From<observes_jobs::JobError> for RunError {
-    fn from(e: observes_jobs::JobError) -> Self {
-        RunError::Job(Box::new(e))
-    }
+/// Where pipelines load and keep their state: the warehouse's URL and the state store's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub warehouse: String,
+    pub state: String,
 }
 
 /// How long a run's lock lasts if the run dies without releasing it.
@@ -171,18 +168,21 @@ fn load_config(pipeline: &PipelineConfig) -> LoadConfig {
     }
 }
 
-/// Runs one pipeline of a config to the end.
-pub fn run_pipeline(config: &Config, name: &str) -> Result<RunSummary, RunError> {
-    let pipeline = config.pipeline(name)?.clone();
+/// Runs a pipeline to the end.
+pub fn run_pipeline(
+    destination: &Destination,
+    pipeline: &PipelineConfig,
+) -> Result<RunSummary, RunError> {
+    let name = pipeline.name.as_str();
     let started = Instant::now();
-    let store = StateStore::open(&config.state)?;
+    let store = StateStore::open(&destination.state)?;
     let owner = format!(
         "pid {} at {}",
         std::process::id(),
         chrono::Utc::now().to_rfc3339()
     );
     let lock = store.wait(store.lock(name, &owner, LOCK_TTL))?;
-    let result = run_locked(config, &pipeline, &store);
+    let result = run_locked(destination, pipeline, &store);
     let unlocked = store.wait(store.unlock(lock));
     let load = result?;
     unlocked?;
@@ -194,11 +194,11 @@ pub fn run_pipeline(config: &Config, name: &str) -> Result<RunSummary, RunError>
 }
 
 fn run_locked(
-    config: &Config,
+    destination: &Destination,
     pipeline: &PipelineConfig,
     store: &StateStore,
 ) -> Result<LoadSummary, RunError> {
-    let mut wh = observes_warehouse::connect_pipelined(&config.warehouse)?;
+    let mut wh = observes_warehouse::connect_pipelined(&destination.warehouse)?;
     let mut loader = Loader::begin(wh.as_mut(), load_config(pipeline))?;
     let name = pipeline.name.as_str();
     // The warehouse's copy is authoritative: a crash between a commit and the copy to the

@@ -3,9 +3,11 @@
 use std::io::Cursor;
 
 use observes_load::{inspect, LoadConfig, Loader, WriteMode};
-use observes_pipeline::demo::GITLAB_SAMPLE;
 use observes_pipeline::sources::synthetic::{self, SyntheticConfig};
 use observes_pipeline::{drive, MessageStream};
+
+/// The demo's bundled GitLab-shaped Singer file.
+const GITLAB_SAMPLE: &str = include_str!("../../app/demo/gitlab.singer");
 use observes_warehouse::Warehouse;
 
 fn load(wh: &mut dyn Warehouse, schema: &str, mode: WriteMode, stream: MessageStream) {

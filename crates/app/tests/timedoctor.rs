@@ -1,9 +1,9 @@
 //! The Time Doctor source end to end: fake TD2 API → source → loader → DuckDB, with exact
 //! rows, an idempotent re-run, new work merged, faults and a wrong password.
 
+use observes_app::run_pipeline;
 use observes_fakes::timedoctor::{FakeTimeDoctor, TimeDoctorOptions};
 use observes_fakes::Fault;
-use observes_pipeline::run_pipeline;
 use observes_warehouse::SqlValue;
 use serde_json::json;
 

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use observes_pipeline::{run_pipeline, Config, RunSummary};
+use observes_app::{run_pipeline, Config};
+use observes_pipeline::RunSummary;
 use observes_sources::code::sample::{self, SampleRepo};
 use observes_testkit::git::{TestRepo, Who};
 use observes_warehouse::SqlValue;

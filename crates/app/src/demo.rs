@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 
 use observes_warehouse::SqlValue;
 
+use observes_pipeline::{RunSummary, SourceConfig};
+
 use crate::config::Config;
-use crate::run::{run_pipeline, RunError, RunSummary};
+use crate::{run_pipeline, AppError};
 
 /// A bundled Singer file of GitLab-shaped data (projects, pipelines, merge requests).
 pub const GITLAB_SAMPLE: &str = include_str!("../demo/gitlab.singer");
@@ -198,12 +200,10 @@ pub struct DemoSummary {
 }
 
 /// Creates (or reuses) the demo folder and runs every pipeline of its config.
-pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
-    let io = |source: std::io::Error| {
-        RunError::Source(crate::sources::SourceError::Open {
-            path: dir.to_path_buf(),
-            source,
-        })
+pub fn run_demo(dir: &Path) -> Result<DemoSummary, AppError> {
+    let io = |source: std::io::Error| AppError::Io {
+        path: dir.to_path_buf(),
+        source,
     };
     std::fs::create_dir_all(dir.join("data")).map_err(io)?;
     let config_path = dir.join("observes.toml");
@@ -246,9 +246,11 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
     for name in config.pipelines.keys() {
         runs.push(run_pipeline(&config, name)?);
     }
-    let bills = if config.pipelines.values().any(
-        |p| matches!(&p.source, crate::sources::SourceConfig::Builtin(s) if s.name() == "code"),
-    ) {
+    let bills = if config
+        .pipelines
+        .values()
+        .any(|p| matches!(&p.source, SourceConfig::Builtin(s) if s.name() == "code"))
+    {
         let mut wh = observes_warehouse::connect(&config.warehouse)?;
         Some(observes_jobs::bills::compute_bills(
             wh.as_mut(),
@@ -301,7 +303,7 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, RunError> {
 }
 
 /// Rows per data table of the config's schemas (staging and backup tables left out).
-pub fn table_counts(config: &Config) -> Result<Vec<TableCount>, RunError> {
+pub fn table_counts(config: &Config) -> Result<Vec<TableCount>, AppError> {
     let mut wh = observes_warehouse::connect(&config.warehouse)?;
     let mut schemas: Vec<&str> = config
         .pipelines

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
+use observes_app::{run_pipeline, Config};
 use observes_fakes::checkly::{ChecklyOptions, FakeCheckly};
 use observes_fakes::gitlab::{FakeGitlab, GitlabOptions};
 use observes_fakes::Fault;
-use observes_pipeline::{run_pipeline, Config};
 use serde_json::Value;
 
 fn gitlab_settings(fake: &FakeGitlab, extra: &str) -> String {

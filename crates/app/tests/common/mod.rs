@@ -2,7 +2,7 @@
 //! on it, and a run error with its causes.
 #![allow(dead_code)]
 
-use observes_pipeline::{Config, RunError};
+use observes_app::{AppError, Config};
 use observes_warehouse::SqlValue;
 
 pub struct Setup {
@@ -50,7 +50,7 @@ pub fn count(warehouse: &str, table: &str) -> i64 {
 }
 
 /// The error and every cause, as a user reads them.
-pub fn error_chain(e: &RunError) -> String {
+pub fn error_chain(e: &AppError) -> String {
     let mut out = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

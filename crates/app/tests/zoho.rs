@@ -2,9 +2,9 @@
 //! DuckDB, with exact rows, typed columns from field metadata, incremental runs by
 //! `If-Modified-Since`, a bulk change wider than a page, faults and a refused grant.
 
+use observes_app::run_pipeline;
 use observes_fakes::zoho::{FakeZoho, ZohoOptions};
 use observes_fakes::Fault;
-use observes_pipeline::run_pipeline;
 use observes_warehouse::SqlValue;
 
 mod common;
