@@ -64,6 +64,7 @@ fn one_of(names: &[&str]) -> String {
     }
 }
 pub mod ahead;
+#[cfg(feature = "inspect")]
 pub mod inspect;
 pub mod metadata;
 pub mod modes;
@@ -109,7 +110,9 @@ pub fn check_schema_name(
 /// `NAME:N`, the process kills itself with SIGKILL the N-th time it passes `NAME`.
 /// Points: `flushed` (a batch sent, its checkpoint not committed), `before-commit`
 /// (everything written, `COMMIT` not yet sent), `after-commit` (committed, the state
-/// store not yet written).
+/// store not yet written). Built with the `failpoints` feature only (the CLI's tests turn
+/// it on); otherwise it does nothing.
+#[cfg(feature = "failpoints")]
 pub fn failpoint(name: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
@@ -129,3 +132,8 @@ pub fn failpoint(name: &str) {
         }
     }
 }
+
+/// Without the `failpoints` feature there are no crash points.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn failpoint(_name: &str) {}
