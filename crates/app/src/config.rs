@@ -59,20 +59,34 @@ use observes_pipeline::config::RawPipeline;
 use observes_pipeline::{Destination, PipelineConfig};
 use serde::Deserialize;
 
+/// What is wrong with an `observes.toml`; every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("reading {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not a valid config.
     #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Where (line and column, or section) and what is wrong.
+        message: String,
+    },
+    /// A pipeline the file does not declare.
     #[error("{path}: no pipeline named {name:?} (known: {known})")]
     UnknownPipeline {
+        /// The file.
         path: PathBuf,
+        /// The name asked for.
         name: String,
+        /// The names it declares.
         known: String,
     },
 }
@@ -119,11 +133,14 @@ pub struct Config {
     pub path: PathBuf,
     /// The file's folder, absolute.
     pub dir: PathBuf,
+    /// The warehouse's URL.
     pub warehouse: String,
+    /// The state store's URL (a folder, or `s3://bucket/prefix`).
     pub state: String,
     /// Object storage for what jobs publish (bills, mirrored repositories): a folder or
     /// `s3://bucket/prefix`.
     pub storage: String,
+    /// `[pipelines.NAME]`, by name.
     pub pipelines: BTreeMap<String, PipelineConfig>,
     /// `[bills]`: compute-bills' settings.
     pub bills: observes_jobs::bills::BillsConfig,
@@ -185,6 +202,7 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
 }
 
 impl Config {
+    /// Reads and checks the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -193,6 +211,7 @@ impl Config {
         Config::parse(path, &text)
     }
 
+    /// Checks `text`, the file at `path` (which relative paths in it start from).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -231,6 +250,7 @@ impl Config {
         })
     }
 
+    /// The pipeline `name`, or an error listing the ones there are.
     pub fn pipeline(&self, name: &str) -> Result<&PipelineConfig, ConfigError> {
         self.pipelines
             .get(name)

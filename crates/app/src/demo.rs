@@ -21,6 +21,7 @@ use crate::{run_pipeline, AppError};
 /// A bundled Singer file of GitLab-shaped data (projects, pipelines, merge requests).
 pub const GITLAB_SAMPLE: &str = include_str!("../demo/gitlab.singer");
 
+/// The demo's `observes.toml`, written into its folder at the first run.
 pub const DEMO_CONFIG: &str = r#"# The demo's pipelines. Edit freely: `observes run NAME --config this-file` runs one.
 warehouse = "duckdb://warehouse.duckdb"
 state = "state"
@@ -182,20 +183,31 @@ const SAMPLE_REPOSITORIES: [(&str, &str, usize, u64); 3] = [
     ("beta", "tools", 60, 3),
 ];
 
+/// One data table and its row count.
 #[derive(Debug)]
 pub struct TableCount {
+    /// Its schema.
     pub schema: String,
+    /// Its name.
     pub table: String,
+    /// Rows in it.
     pub rows: i64,
 }
 
+/// What a demo run did.
 #[derive(Debug)]
 pub struct DemoSummary {
+    /// The demo's folder.
     pub dir: PathBuf,
+    /// Its `observes.toml`.
     pub config: PathBuf,
+    /// Every pipeline's run, in name order.
     pub runs: Vec<RunSummary>,
+    /// Every data table of the demo's schemas.
     pub tables: Vec<TableCount>,
+    /// The mirror's report, when the config has a `[mirror]`.
     pub mirror: Option<observes_jobs::mirror::MirrorReport>,
+    /// This month's bills, when a pipeline reads the code source.
     pub bills: Option<observes_jobs::bills::BillsReport>,
 }
 

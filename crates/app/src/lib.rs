@@ -4,6 +4,8 @@
 //! crate that owns the work (`observes_pipeline` runs a pipeline, `observes_jobs` the
 //! jobs, `observes_scheduler` the queue).
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod config;
 pub mod demo;
 
@@ -15,15 +17,21 @@ use observes_pipeline::{RunError, RunSummary};
 /// demo writes.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// `observes.toml` could not be read or is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A pipeline's run failed.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// A job (the mirror, bills) failed.
     #[error(transparent)]
     Job(#[from] observes_jobs::JobError),
+    /// A file or folder the demo writes.
     #[error("{}", path.display())]
     Io {
+        /// The file or folder.
         path: std::path::PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },

@@ -17,7 +17,7 @@ fn place(p: &DashboardPlace) -> Result<(Config, PathBuf)> {
     Ok((config, dir))
 }
 
-pub fn run(action: DashboardAction) -> Result<()> {
+pub(crate) fn run(action: DashboardAction) -> Result<()> {
     match action {
         DashboardAction::List { place: p } => {
             let (_, dir) = place(&p)?;

@@ -1,6 +1,8 @@
 //! `observes`: the command line. It parses arguments, sets up logging and calls into the
 //! crates; no loading logic lives here.
 
+#![warn(unreachable_pub)]
+
 mod args;
 mod dashboards;
 mod jobs;

@@ -23,7 +23,7 @@ fn local_queue(config: &Config) -> Result<LocalQueue> {
     Ok(LocalQueue::open(&config.queue.dir)?)
 }
 
-pub fn job_list(config: &Path, as_json: bool) -> Result<()> {
+pub(crate) fn job_list(config: &Path, as_json: bool) -> Result<()> {
     let config = Config::load(config)?;
     let mut out = std::io::stdout().lock();
     if as_json {
@@ -47,7 +47,7 @@ pub fn job_list(config: &Path, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn job_show(config: &Path, name: &str) -> Result<()> {
+pub(crate) fn job_show(config: &Path, name: &str) -> Result<()> {
     let config = Config::load(config)?;
     let job = config.catalogue.job(name).map_err(anyhow::Error::msg)?;
     println!("{}", serde_json::to_string_pretty(job)?);
@@ -84,7 +84,7 @@ fn record_runs(config: &Config, runs: &mut [Run], save: &dyn Fn(&Run) -> Result<
     }
 }
 
-pub fn job_run(config: &Path, name: &str) -> Result<()> {
+pub(crate) fn job_run(config: &Path, name: &str) -> Result<()> {
     let config = Config::load(config)?;
     let job = config.catalogue.job(name).map_err(anyhow::Error::msg)?;
     let run = observes_scheduler::queue::run_here(job, &config.base());
@@ -100,7 +100,7 @@ pub fn job_run(config: &Path, name: &str) -> Result<()> {
     }
 }
 
-pub fn schedule_next(
+pub(crate) fn schedule_next(
     config: &Path,
     name: Option<&str>,
     count: usize,
@@ -132,7 +132,11 @@ pub fn schedule_next(
     Ok(())
 }
 
-pub fn scheduler_tick(config: &Path, dry_run: bool, now: Option<DateTime<Utc>>) -> Result<()> {
+pub(crate) fn scheduler_tick(
+    config: &Path,
+    dry_run: bool,
+    now: Option<DateTime<Utc>>,
+) -> Result<()> {
     let config = Config::load(config)?;
     let now = now.unwrap_or_else(Utc::now);
     let store = StateStore::open(&config.state)?;
@@ -180,7 +184,7 @@ pub fn scheduler_tick(config: &Path, dry_run: bool, now: Option<DateTime<Utc>>) 
 }
 
 /// The daemon: tick, run what is queued (AWS Batch runs its own), sleep, again.
-pub fn scheduler_run(config_path: &Path, interval: std::time::Duration) -> Result<()> {
+pub(crate) fn scheduler_run(config_path: &Path, interval: std::time::Duration) -> Result<()> {
     loop {
         scheduler_tick(config_path, false, None)?;
         if Config::load(config_path)?.queue.backend == "local" {
@@ -190,7 +194,7 @@ pub fn scheduler_run(config_path: &Path, interval: std::time::Duration) -> Resul
     }
 }
 
-pub fn queue_work(config: &Path, concurrency: Option<usize>) -> Result<()> {
+pub(crate) fn queue_work(config: &Path, concurrency: Option<usize>) -> Result<()> {
     let config = Config::load(config)?;
     let queue = local_queue(&config)?;
     let n = queue.work(
@@ -205,7 +209,7 @@ pub fn queue_work(config: &Path, concurrency: Option<usize>) -> Result<()> {
     Ok(())
 }
 
-pub fn queue_list(config: &Path, as_json: bool) -> Result<()> {
+pub(crate) fn queue_list(config: &Path, as_json: bool) -> Result<()> {
     let config = Config::load(config)?;
     let runs = local_queue(&config)?.list()?;
     let mut out = std::io::stdout().lock();
@@ -227,14 +231,14 @@ pub fn queue_list(config: &Path, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn queue_show(config: &Path, id: &str) -> Result<()> {
+pub(crate) fn queue_show(config: &Path, id: &str) -> Result<()> {
     let config = Config::load(config)?;
     let run = local_queue(&config)?.get(id)?;
     println!("{}", serde_json::to_string_pretty(&run)?);
     Ok(())
 }
 
-pub fn queue_logs(config: &Path, id: &str, attempt: Option<u32>) -> Result<()> {
+pub(crate) fn queue_logs(config: &Path, id: &str, attempt: Option<u32>) -> Result<()> {
     let config = Config::load(config)?;
     let queue = local_queue(&config)?;
     let run = queue.get(id)?;
@@ -253,7 +257,7 @@ pub fn queue_logs(config: &Path, id: &str, attempt: Option<u32>) -> Result<()> {
     Ok(())
 }
 
-pub fn queue_cancel(config: &Path, id: &str) -> Result<()> {
+pub(crate) fn queue_cancel(config: &Path, id: &str) -> Result<()> {
     let config = Config::load(config)?;
     let run = local_queue(&config)?.cancel(id)?;
     let what = match run.status {
@@ -265,7 +269,7 @@ pub fn queue_cancel(config: &Path, id: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn batch_stability(
+pub(crate) fn batch_stability(
     config: &Path,
     hours: f64,
     as_json: bool,

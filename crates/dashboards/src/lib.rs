@@ -8,6 +8,8 @@
 //! - [`server`]: `observes dashboard serve`.
 //! - [`export`]: `observes dashboard export`.
 
+#![warn(unreachable_pub)]
+
 pub mod chart;
 pub mod data;
 pub mod export;

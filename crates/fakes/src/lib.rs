@@ -8,6 +8,7 @@
 //! [`git`] is not a fake but real `git http-backend` behind the same server, with Basic
 //! authentication, for the repository mirror's tests.
 
+#![warn(unreachable_pub)]
 // Handlers return early with the API's error response; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 

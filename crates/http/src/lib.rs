@@ -9,6 +9,8 @@
 //!
 //! It is not a source: sources build their requests and streams on top of it.
 
+#![warn(unreachable_pub)]
+
 mod auth;
 mod oauth;
 mod pagination;

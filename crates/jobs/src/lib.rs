@@ -6,6 +6,8 @@
 //! - [`mirror`]: the repository mirror, each configured repository cloned or fetched and
 //!   published as a git bundle that plain git restores.
 
+#![warn(unreachable_pub)]
+
 pub mod bills;
 pub mod mirror;
 

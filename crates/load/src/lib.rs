@@ -26,6 +26,8 @@
 //! assert_eq!(summary.streams["users"].rows, 1);
 //! ```
 
+#![warn(unreachable_pub)]
+
 /// A setting spelled by name in configs and flags: `FromStr`, with an error that lists the
 /// names, and `as_str` back.
 macro_rules! named_setting {

@@ -27,6 +27,8 @@
 //! assert_eq!(batches[1].1.num_rows(), 2); // jobs__tags
 //! ```
 
+#![warn(unreachable_pub)]
+
 pub mod ident;
 pub mod infer;
 pub mod layout;

@@ -7,6 +7,8 @@
 //! demo are the application's (`observes_app`); a pipeline's own table is parsed here
 //! ([`config`]).
 
+#![warn(unreachable_pub)]
+
 pub mod config;
 pub mod run;
 pub mod sources;

@@ -2,6 +2,8 @@
 //! submits each due run exactly once, the local queue that runs them, the record of runs
 //! in the warehouse, and `batch-stability`, which watches the queue.
 
+#![warn(unreachable_pub)]
+
 pub mod batch;
 pub mod catalogue;
 pub mod cron;

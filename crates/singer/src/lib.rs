@@ -20,6 +20,8 @@
 //! assert_eq!(kinds, ["SCHEMA", "RECORD", "STATE"]);
 //! ```
 
+#![warn(unreachable_pub)]
+
 pub mod json;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -6,6 +6,8 @@
 //! resumes from the last state its consumer committed. The same code runs inside a
 //! pipeline and stand-alone as a Singer tap (`observes tap gitlab --config gitlab.toml`).
 
+#![warn(unreachable_pub)]
+
 pub mod checkly;
 pub mod code;
 pub mod gitlab;

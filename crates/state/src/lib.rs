@@ -18,6 +18,8 @@
 //! # });
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,35 +32,56 @@ use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// What the state store (or object storage) failed with; every variant names the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// The URL is not one the store opens (a folder or `s3://bucket/prefix`).
     #[error("state store URL {url:?}: {message}")]
-    Url { url: String, message: String },
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Reading or writing one key failed.
     #[error("state store {url}: {key}: {source}")]
     Store {
+        /// The store's URL.
         url: String,
+        /// The key under it.
         key: String,
+        /// The storage's error.
         #[source]
         source: object_store::Error,
     },
+    /// A state file that is not JSON (written by hand, or cut short).
     #[error("state store {url}: {key} is not valid JSON: {message}")]
     Corrupt {
+        /// The store's URL.
         url: String,
+        /// The key under it.
         key: String,
+        /// serde_json's reading of it, with its position.
         message: String,
     },
+    /// Another run holds the pipeline's lock.
     #[error("pipeline {pipeline:?} is locked by {owner} until {expires_at} (another run is in progress; the lock expires by itself if that run died)")]
     Locked {
+        /// The pipeline whose lock is held.
         pipeline: String,
+        /// Who holds it (process and start time).
         owner: String,
+        /// When it lapses if its holder never releases it.
         expires_at: DateTime<Utc>,
     },
+    /// The async runtime the blocking calls wait on could not start.
     #[error(transparent)]
     Runtime(#[from] observes_runtime::RuntimeError),
 }
 
 pub use observes_runtime::{block_on, runtime, RuntimeError};
 
+/// A state store call's result.
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
 
 impl StateStore {
@@ -181,6 +204,7 @@ impl StateStore {
         })
     }
 
+    /// The URL the store was opened at.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -306,6 +330,7 @@ impl StateStore {
         Ok(names)
     }
 
+    /// Removes `<pipeline>/<name>`; a missing one is no error.
     pub async fn delete(&self, pipeline: &str, name: &str) -> Result<()> {
         let key = self.key(pipeline, name);
         match self.store.delete(&key).await {
@@ -330,12 +355,14 @@ impl StateStore {
         }
     }
 
+    /// Replaces the pipeline's state.
     pub async fn put(&self, pipeline: &str, state: &Value) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(state).unwrap_or_default();
         self.put_bytes(pipeline, "state.json", Bytes::from(bytes))
             .await
     }
 
+    /// Forgets the pipeline's state.
     pub async fn clear(&self, pipeline: &str) -> Result<()> {
         self.delete(pipeline, "state.json").await
     }

@@ -6,18 +6,22 @@ use std::process::Command;
 
 /// A repository with a work tree, on `main`.
 pub struct TestRepo {
+    /// The work tree.
     pub path: PathBuf,
 }
 
 /// An author or committer: name (any bytes: git takes them as given), email, time.
 pub struct Who<'a> {
+    /// The name, as bytes.
     pub name: &'a [u8],
+    /// The email address.
     pub email: &'a str,
     /// `git` date format, e.g. `2026-10-03T10:00:00Z`.
     pub date: &'a str,
 }
 
 impl TestRepo {
+    /// `git init` at `path` (created), on branch `main`.
     pub fn init(path: &Path) -> TestRepo {
         std::fs::create_dir_all(path).unwrap();
         let repo = TestRepo {

@@ -5,6 +5,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); `./scripts/test` sets it, starting a
 //! throwaway cluster when no server runs on 127.0.0.1:5432.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod git;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +21,7 @@ pub fn postgres_admin_url() -> String {
 
 /// A database that exists for the life of this value.
 pub struct TestDatabase {
+    /// Its connection URL.
     pub url: String,
     name: String,
     admin_url: String,

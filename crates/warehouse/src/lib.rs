@@ -17,6 +17,8 @@
 //! assert_eq!(wh.query("SELECT x FROM t", &[]).unwrap(), vec![vec![SqlValue::Int(7)]]);
 //! ```
 
+#![warn(unreachable_pub)]
+
 pub mod duckdb;
 pub mod pipelined;
 pub mod postgres;

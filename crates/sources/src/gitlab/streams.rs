@@ -78,7 +78,7 @@ pub(super) struct Extractor<'a> {
 
 impl Extractor<'_> {
     /// Extracts one stream of one project; true when the page cap stopped it.
-    pub async fn stream(
+    pub(super) async fn stream(
         &self,
         em: &mut Emitter<'_>,
         stream: &str,

@@ -13,7 +13,7 @@ use libduckdb_sys as ffi;
 use crate::SqlValue;
 
 /// An open database, closed after the last connection to it.
-pub struct Database(ffi::duckdb_database);
+pub(super) struct Database(ffi::duckdb_database);
 
 // SAFETY: a DuckDB database handle may be used and closed from any thread.
 unsafe impl Send for Database {}
@@ -21,7 +21,7 @@ unsafe impl Sync for Database {}
 
 impl Database {
     /// Opens `path` (`:memory:` for an in-memory database).
-    pub fn open(path: &str) -> Result<Database, String> {
+    pub(super) fn open(path: &str) -> Result<Database, String> {
         let c_path = c_string(path)?;
         let mut db: ffi::duckdb_database = std::ptr::null_mut();
         let mut error: *mut c_char = std::ptr::null_mut();
@@ -43,7 +43,7 @@ impl Database {
         Ok(Database(db))
     }
 
-    pub fn raw(&self) -> ffi::duckdb_database {
+    pub(super) fn raw(&self) -> ffi::duckdb_database {
         self.0
     }
 }
@@ -76,14 +76,14 @@ impl Drop for Handle {
 }
 
 /// A connection to a [`Database`].
-pub struct Connection {
+pub(super) struct Connection {
     handle: Arc<Handle>,
     // Not `Sync`: statements run from one thread at a time.
     _not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
 }
 
 impl Connection {
-    pub fn open(database: &Arc<Database>) -> Result<Connection, String> {
+    pub(super) fn open(database: &Arc<Database>) -> Result<Connection, String> {
         let mut raw: ffi::duckdb_connection = std::ptr::null_mut();
         // SAFETY: the database is open (it lives as long as `database`).
         if unsafe { ffi::duckdb_connect(database.raw(), &mut raw) } != ffi::DuckDBSuccess {
@@ -99,12 +99,12 @@ impl Connection {
     }
 
     /// Another connection to the same database.
-    pub fn reopen(&self) -> Result<Connection, String> {
+    pub(super) fn reopen(&self) -> Result<Connection, String> {
         Connection::open(&self.handle._database)
     }
 
     /// Runs every statement of `sql`, with no parameters and no result.
-    pub fn execute_batch(&self, sql: &str) -> Result<(), String> {
+    pub(super) fn execute_batch(&self, sql: &str) -> Result<(), String> {
         let c_sql = c_string(sql)?;
         let mut result = QueryResult::empty();
         // SAFETY: the connection is open; the result is destroyed by its guard.
@@ -116,14 +116,14 @@ impl Connection {
     }
 
     /// Runs one statement with its parameters and returns the rows it changed.
-    pub fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, String> {
+    pub(super) fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, String> {
         let mut result = self.run(sql, params)?;
         // SAFETY: a successful result.
         Ok(unsafe { ffi::duckdb_rows_changed(&mut result.0) })
     }
 
     /// Runs one statement with its parameters and returns its column names and rows.
-    pub fn query(
+    pub(super) fn query(
         &self,
         sql: &str,
         params: &[SqlValue],
@@ -133,7 +133,7 @@ impl Connection {
     }
 
     /// A function that interrupts whatever this connection runs, from any thread.
-    pub fn interrupter(&self) -> impl Fn() + Send + Sync + 'static {
+    pub(super) fn interrupter(&self) -> impl Fn() + Send + Sync + 'static {
         let handle = self.handle.clone();
         // SAFETY: the handle stays open while the closure holds it.
         move || unsafe { ffi::duckdb_interrupt(handle.raw) }
@@ -510,7 +510,7 @@ fn decimal(unscaled: i128, scale: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-pub fn date_text(days: i32) -> String {
+pub(super) fn date_text(days: i32) -> String {
     let (y, m, d) = observes_model::time::civil_from_days(days.into());
     format!("{y:04}-{m:02}-{d:02}")
 }

@@ -28,7 +28,7 @@ use observes_model::normalize::JSON_FIELD_METADATA;
 
 use super::ROW_GROUP;
 
-pub const FUNCTION: &str = "observes_scan";
+pub(super) const FUNCTION: &str = "observes_scan";
 
 /// Rows DuckDB takes per call (its vector size).
 const CHUNK_ROWS: usize = 2048;
@@ -43,14 +43,14 @@ fn registry() -> std::sync::MutexGuard<'static, HashMap<u64, Batches>> {
 }
 
 /// Batches visible to `observes_scan(id)` until dropped.
-pub struct Registration {
+pub(super) struct Registration {
     pub id: u64,
     /// Row-group units the scan hands out: more than one lets DuckDB insert in parallel.
     pub units: usize,
 }
 
 impl Registration {
-    pub fn new(batches: Vec<RecordBatch>) -> Registration {
+    pub(super) fn new(batches: Vec<RecordBatch>) -> Registration {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         registry().insert(id, Arc::new(batches));
@@ -88,7 +88,7 @@ struct Place {
 
 /// Registers `observes_scan` in the database's system catalog, where every connection
 /// to the database finds it. `db` is an open database.
-pub fn register(db: ffi::duckdb_database) -> Result<(), String> {
+pub(super) fn register(db: ffi::duckdb_database) -> Result<(), String> {
     let name = CString::new(FUNCTION).map_err(|e| e.to_string())?;
     // SAFETY: plain C API calls on handles created here; each is released before returning.
     unsafe {

@@ -49,7 +49,7 @@ fn encoder<'a>(array: &'a ArrayRef, jsonb: bool) -> io::Result<Encoder<'a>> {
 
 /// Writes a batch in binary COPY format (JSON columns, marked in the Arrow field metadata,
 /// as `jsonb`).
-pub fn write_binary(out: &mut impl Write, batch: &RecordBatch) -> io::Result<()> {
+pub(super) fn write_binary(out: &mut impl Write, batch: &RecordBatch) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     buf.extend_from_slice(HEADER);
     let encoders = batch

@@ -59,7 +59,7 @@ impl ServerCertVerifier for EncryptOnly {
 }
 
 /// A TLS connector: checking the server's certificate against the system's roots, or not.
-pub fn connector(verify: bool) -> MakeRustlsConnect {
+pub(super) fn connector(verify: bool) -> MakeRustlsConnect {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = match rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

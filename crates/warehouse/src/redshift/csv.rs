@@ -30,7 +30,7 @@ fn clock_text(micros: i64) -> String {
 }
 
 /// One value, as SQL sees it (for bound parameters).
-pub fn sql_value(array: &dyn Array, row: usize) -> SqlValue {
+pub(super) fn sql_value(array: &dyn Array, row: usize) -> SqlValue {
     if array.is_null(row) {
         return SqlValue::Null;
     }
@@ -97,7 +97,7 @@ fn write_field(out: &mut Vec<u8>, array: &dyn Array, row: usize) {
 }
 
 /// The batch as `parts` gzip CSV files of (nearly) equal row counts.
-pub fn encode_parts(batch: &RecordBatch, parts: usize) -> io::Result<Vec<Vec<u8>>> {
+pub(super) fn encode_parts(batch: &RecordBatch, parts: usize) -> io::Result<Vec<Vec<u8>>> {
     let parts = parts.max(1);
     let rows = batch.num_rows();
     let per_part = rows.div_ceil(parts);
