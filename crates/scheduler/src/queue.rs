@@ -21,8 +21,18 @@ use crate::catalogue::Job;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    #[error("queue {path}: {message}")]
-    Io { path: PathBuf, message: String },
+    #[error("queue {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("queue {path}: not a run: {source}")]
+    NotARun {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("no run {0:?} in the queue")]
     NoRun(String),
 }
@@ -166,9 +176,9 @@ impl LocalQueue {
     pub fn open(dir: &Path) -> Result<LocalQueue, QueueError> {
         for sub in ["runs", "logs"] {
             let p = dir.join(sub);
-            std::fs::create_dir_all(&p).map_err(|e| QueueError::Io {
+            std::fs::create_dir_all(&p).map_err(|source| QueueError::Io {
                 path: p.clone(),
-                message: e.to_string(),
+                source,
             })?;
         }
         Ok(LocalQueue {
@@ -178,9 +188,9 @@ impl LocalQueue {
 
     fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> QueueError + '_ {
         let path = path.to_path_buf();
-        move |e| QueueError::Io {
+        move |source| QueueError::Io {
             path: path.clone(),
-            message: e.to_string(),
+            source,
         }
     }
 
@@ -227,10 +237,7 @@ impl LocalQueue {
             }
             Err(e) => return Err(self.io(&path)(e)),
         };
-        serde_json::from_slice(&bytes).map_err(|e| QueueError::Io {
-            path,
-            message: format!("not a run: {e}"),
-        })
+        serde_json::from_slice(&bytes).map_err(|source| QueueError::NotARun { path, source })
     }
 
     /// Every run, oldest first.

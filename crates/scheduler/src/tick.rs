@@ -55,7 +55,7 @@ pub enum TickError {
     #[error("submitting {key}: {message}")]
     Submit { key: String, message: String },
     #[error("scheduler state is not valid: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] serde_json::Error),
 }
 
 /// One submitted (or, dry, due) run.
@@ -100,12 +100,12 @@ pub fn due_runs(
 pub async fn read_state(store: &StateStore) -> Result<SchedulerState, TickError> {
     match store.get(STATE_KEY).await? {
         None => Ok(SchedulerState::default()),
-        Some(v) => serde_json::from_value(v).map_err(|e| TickError::Corrupt(e.to_string())),
+        Some(v) => serde_json::from_value(v).map_err(TickError::Corrupt),
     }
 }
 
 async fn write_state(store: &StateStore, state: &SchedulerState) -> Result<(), TickError> {
-    let value = serde_json::to_value(state).map_err(|e| TickError::Corrupt(e.to_string()))?;
+    let value = serde_json::to_value(state).map_err(TickError::Corrupt)?;
     store.put(STATE_KEY, &value).await?;
     Ok(())
 }

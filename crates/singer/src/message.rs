@@ -1,0 +1,195 @@
+//! The messages, and the JSON form Singer spells them in.
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// One Singer message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Schema(SchemaMessage),
+    Record(RecordMessage),
+    State(StateMessage),
+    ActivateVersion(ActivateVersionMessage),
+}
+
+impl Message {
+    /// The message's `type` as Singer spells it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Schema(_) => "SCHEMA",
+            Message::Record(_) => "RECORD",
+            Message::State(_) => "STATE",
+            Message::ActivateVersion(_) => "ACTIVATE_VERSION",
+        }
+    }
+
+    /// The stream the message is about (`STATE` is about none).
+    pub fn stream(&self) -> Option<&str> {
+        match self {
+            Message::Schema(m) => Some(&m.stream),
+            Message::Record(m) => Some(&m.stream),
+            Message::ActivateVersion(m) => Some(&m.stream),
+            Message::State(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaMessage {
+    pub stream: String,
+    /// A JSON Schema (an object).
+    pub schema: Value,
+    pub key_properties: Vec<String>,
+    pub bookmark_properties: Vec<String>,
+}
+
+/// A record's data: as read (raw JSON text of an object, checked for syntax only, so the
+/// normalizer can deserialize it straight into columns) or built in-process.
+#[derive(Debug, Clone)]
+pub enum Record {
+    Raw(RawRecord),
+    Parsed(Map<String, Value>),
+}
+
+/// The JSON text of a record object, as it was read: syntax checked, nothing parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    text: Box<str>,
+    /// Where the text starts in its input line, in bytes.
+    offset: usize,
+}
+
+impl RawRecord {
+    /// Checks that `text` is one JSON object.
+    pub fn parse(text: &str) -> Result<RawRecord, serde_json::Error> {
+        let raw: Box<RawValue> = serde_json::from_str(text)?;
+        if !raw.get().starts_with('{') {
+            return Err(serde::de::Error::custom("a record must be a JSON object"));
+        }
+        Ok(RawRecord {
+            text: raw.into(),
+            offset: 0,
+        })
+    }
+
+    /// `part` of `line`, remembering where it starts (for columns in errors).
+    pub(crate) fn within(line: &[u8], part: &str) -> RawRecord {
+        let start = line.as_ptr() as usize;
+        let at = part.as_ptr() as usize;
+        let offset = if at >= start && at + part.len() <= start + line.len() {
+            at - start
+        } else {
+            0
+        };
+        RawRecord {
+            text: part.into(),
+            offset,
+        }
+    }
+
+    pub fn get(&self) -> &str {
+        &self.text
+    }
+
+    /// Where the record's text starts in its input line, in bytes (0 if it was not read
+    /// from a line): a column within the record plus this is a column of the line.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+}
+
+impl Record {
+    /// The record as JSON text.
+    pub fn to_json_string(&self) -> String {
+        match self {
+            Record::Raw(raw) => raw.get().to_string(),
+            Record::Parsed(map) => Value::Object(map.clone()).to_string(),
+        }
+    }
+
+    /// The record as a JSON value (parsing it if it is raw).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Record::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Record::Parsed(map) => Value::Object(map.clone()),
+        }
+    }
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_value() == other.to_value()
+    }
+}
+
+impl From<Map<String, Value>> for Record {
+    fn from(map: Map<String, Value>) -> Self {
+        Record::Parsed(map)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordMessage {
+    pub stream: String,
+    pub record: Record,
+    pub version: Option<i64>,
+    pub time_extracted: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateMessage {
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivateVersionMessage {
+    pub stream: String,
+    pub version: i64,
+}
+
+/// A message with the line it was read from (1-based), for errors that point at the input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub number: u64,
+    pub message: Message,
+}
+
+/// The JSON form of a message, as Singer spells it.
+pub fn to_json(message: &Message) -> Value {
+    let mut m = Map::new();
+    m.insert("type".into(), Value::from(message.kind()));
+    match message {
+        Message::Schema(s) => {
+            m.insert("stream".into(), Value::from(s.stream.clone()));
+            m.insert("schema".into(), s.schema.clone());
+            m.insert(
+                "key_properties".into(),
+                Value::from(s.key_properties.clone()),
+            );
+            if !s.bookmark_properties.is_empty() {
+                m.insert(
+                    "bookmark_properties".into(),
+                    Value::from(s.bookmark_properties.clone()),
+                );
+            }
+        }
+        Message::Record(r) => {
+            m.insert("stream".into(), Value::from(r.stream.clone()));
+            m.insert("record".into(), r.record.to_value());
+            if let Some(v) = r.version {
+                m.insert("version".into(), Value::from(v));
+            }
+            if let Some(t) = &r.time_extracted {
+                m.insert("time_extracted".into(), Value::from(t.clone()));
+            }
+        }
+        Message::State(s) => {
+            m.insert("value".into(), s.value.clone());
+        }
+        Message::ActivateVersion(a) => {
+            m.insert("stream".into(), Value::from(a.stream.clone()));
+            m.insert("version".into(), Value::from(a.version));
+        }
+    }
+    Value::Object(m)
+}
