@@ -265,19 +265,17 @@ pub struct FakeCheckly {
 }
 
 /// This fake in the registry ([`crate::FAKES`]).
-pub const FAKE: crate::FakeKind = crate::FakeKind {
-    name: "checkly",
-    start: |seed, port| {
-        let fake = FakeCheckly::start_on(
-            ChecklyOptions {
-                seed,
-                ..Default::default()
-            },
-            port,
-        )?;
-        Ok(Box::new(fake))
-    },
-};
+pub const FAKE: crate::FakeKind = crate::FakeKind::of::<FakeCheckly>("checkly");
+
+impl crate::SeededFake for FakeCheckly {
+    fn start_seeded(seed: u64, port: u16) -> std::io::Result<Self> {
+        let options = ChecklyOptions {
+            seed,
+            ..Default::default()
+        };
+        Self::start_on(options, port)
+    }
+}
 
 impl crate::RunningFake for FakeCheckly {
     fn describe(&self) -> Vec<String> {

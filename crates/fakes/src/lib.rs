@@ -38,6 +38,25 @@ pub struct FakeKind {
     pub start: fn(seed: u64, port: u16) -> std::io::Result<Box<dyn RunningFake>>,
 }
 
+impl FakeKind {
+    /// The registry entry of `F`, under `name`.
+    pub(crate) const fn of<F: SeededFake>(name: &'static str) -> FakeKind {
+        FakeKind {
+            name,
+            start: start_boxed::<F>,
+        }
+    }
+}
+
+/// A fake the registry can start: from a seed, every other option at its default.
+pub(crate) trait SeededFake: RunningFake + Sized + 'static {
+    fn start_seeded(seed: u64, port: u16) -> std::io::Result<Self>;
+}
+
+fn start_boxed<F: SeededFake>(seed: u64, port: u16) -> std::io::Result<Box<dyn RunningFake>> {
+    Ok(Box::new(F::start_seeded(seed, port)?))
+}
+
 /// Every fake.
 pub const FAKES: &[FakeKind] = &[gitlab::FAKE, checkly::FAKE, timedoctor::FAKE, zoho::FAKE];
 
@@ -224,47 +243,42 @@ pub struct Server {
     pub addr: SocketAddr,
     pub faults: SharedFaults,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Closed when the server's task has finished (its sender is dropped then).
+    stopped: std::sync::mpsc::Receiver<()>,
 }
 
 impl Server {
-    /// Serves `app` on its own thread and runtime (so sync and async callers alike can
-    /// use it) at `port` (0 picks a free one).
+    /// Serves `app` at `port` (0 picks a free one) as a task on the process's one runtime,
+    /// so sync and async callers alike can use it.
     pub(crate) fn spawn(app: Router, faults: SharedFaults, port: u16) -> std::io::Result<Server> {
+        let runtime = observes_runtime::runtime().map_err(std::io::Error::other)?;
         let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let listener = {
+            let _context = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
         let app = app.layer(axum::middleware::from_fn_with_state(
             faults.clone(),
             faults_layer,
         ));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("fake-api-{port}"))
-            .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                        return;
-                    };
-                    let served = axum::serve(listener, app).with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    });
-                    if let Err(e) = served.await {
-                        tracing::warn!(error = %e, "fake API stopped");
-                    }
-                });
-            })?;
+        let (stopped_tx, stopped) = std::sync::mpsc::channel::<()>();
+        runtime.spawn(async move {
+            let _stopped = stopped_tx;
+            let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = served.await {
+                tracing::warn!(error = %e, "fake API stopped");
+            }
+        });
         Ok(Server {
             addr,
             faults,
             shutdown: Some(tx),
-            thread: Some(thread),
+            stopped,
         })
     }
 
@@ -287,10 +301,8 @@ impl Server {
     }
 
     /// Serves until the process is stopped.
-    pub fn wait(mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn wait(self) {
+        let _ = self.stopped.recv();
     }
 }
 
@@ -298,9 +310,8 @@ impl Drop for Server {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            // Returns once the task has ended (it never sends; its end drops the sender).
+            let _ = self.stopped.recv();
         }
     }
 }

@@ -151,19 +151,17 @@ pub struct FakeTimeDoctor {
 }
 
 /// This fake in the registry ([`crate::FAKES`]).
-pub const FAKE: crate::FakeKind = crate::FakeKind {
-    name: "timedoctor",
-    start: |seed, port| {
-        let fake = FakeTimeDoctor::start_on(
-            TimeDoctorOptions {
-                seed,
-                ..Default::default()
-            },
-            port,
-        )?;
-        Ok(Box::new(fake))
-    },
-};
+pub const FAKE: crate::FakeKind = crate::FakeKind::of::<FakeTimeDoctor>("timedoctor");
+
+impl crate::SeededFake for FakeTimeDoctor {
+    fn start_seeded(seed: u64, port: u16) -> std::io::Result<Self> {
+        let options = TimeDoctorOptions {
+            seed,
+            ..Default::default()
+        };
+        Self::start_on(options, port)
+    }
+}
 
 impl crate::RunningFake for FakeTimeDoctor {
     fn describe(&self) -> Vec<String> {

@@ -194,19 +194,17 @@ pub struct FakeZoho {
 }
 
 /// This fake in the registry ([`crate::FAKES`]).
-pub const FAKE: crate::FakeKind = crate::FakeKind {
-    name: "zoho",
-    start: |seed, port| {
-        let fake = FakeZoho::start_on(
-            ZohoOptions {
-                seed,
-                ..Default::default()
-            },
-            port,
-        )?;
-        Ok(Box::new(fake))
-    },
-};
+pub const FAKE: crate::FakeKind = crate::FakeKind::of::<FakeZoho>("zoho");
+
+impl crate::SeededFake for FakeZoho {
+    fn start_seeded(seed: u64, port: u16) -> std::io::Result<Self> {
+        let options = ZohoOptions {
+            seed,
+            ..Default::default()
+        };
+        Self::start_on(options, port)
+    }
+}
 
 impl crate::RunningFake for FakeZoho {
     fn describe(&self) -> Vec<String> {

@@ -73,19 +73,17 @@ pub struct FakeGitlab {
 }
 
 /// This fake in the registry ([`crate::FAKES`]).
-pub const FAKE: crate::FakeKind = crate::FakeKind {
-    name: "gitlab",
-    start: |seed, port| {
-        let fake = FakeGitlab::start_on(
-            GitlabOptions {
-                seed,
-                ..Default::default()
-            },
-            port,
-        )?;
-        Ok(Box::new(fake))
-    },
-};
+pub const FAKE: crate::FakeKind = crate::FakeKind::of::<FakeGitlab>("gitlab");
+
+impl crate::SeededFake for FakeGitlab {
+    fn start_seeded(seed: u64, port: u16) -> std::io::Result<Self> {
+        let options = GitlabOptions {
+            seed,
+            ..Default::default()
+        };
+        Self::start_on(options, port)
+    }
+}
 
 impl crate::RunningFake for FakeGitlab {
     fn describe(&self) -> Vec<String> {
