@@ -149,10 +149,9 @@ pub(crate) fn scheduler_tick(
         return Ok(());
     }
     let mut queue: Box<dyn tick::Submit> = match config.queue.backend.as_str() {
-        "aws-batch" => Box::new(
-            observes_scheduler::batch::BatchQueue::connect(config.queue.batch())
-                .map_err(anyhow::Error::msg)?,
-        ),
+        "aws-batch" => Box::new(observes_scheduler::batch::BatchQueue::connect(
+            config.queue.batch(),
+        )?),
         _ => Box::new(local_queue(&config)?),
     };
     match rt.block_on(tick::tick(
@@ -173,11 +172,8 @@ pub(crate) fn scheduler_tick(
     drop(queue);
     if config.queue.backend == "aws-batch" {
         // Batch runs the jobs; their outcomes reach _observes_job_runs from here.
-        let batch = observes_scheduler::batch::BatchQueue::connect(config.queue.batch())
-            .map_err(anyhow::Error::msg)?;
-        let mut recent = batch
-            .recent(now - chrono::Duration::days(1))
-            .map_err(anyhow::Error::msg)?;
+        let batch = observes_scheduler::batch::BatchQueue::connect(config.queue.batch())?;
+        let mut recent = batch.recent(now - chrono::Duration::days(1))?;
         record_runs(&config, &mut recent, &|_| Ok(()));
     }
     Ok(())
@@ -279,8 +275,7 @@ pub(crate) fn batch_stability(
     let since = Utc::now() - chrono::Duration::milliseconds((hours * 3_600_000.0) as i64);
     let runs = match config.queue.backend.as_str() {
         "aws-batch" => observes_scheduler::batch::BatchQueue::connect(config.queue.batch())
-            .and_then(|q| q.recent(since))
-            .map_err(anyhow::Error::msg)?,
+            .and_then(|q| q.recent(since))?,
         _ => local_queue(&config)?.list()?,
     };
     let report = stability::report(&runs, since);

@@ -103,6 +103,12 @@ pub struct Dashboard {
 pub enum SpecError {
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("dashboard {dashboard}, panel {panel:?}: {message}")]
     Panel {
         dashboard: String,
@@ -150,9 +156,9 @@ impl Dashboard {
 
 /// Every `*.toml` of a folder, by name.
 pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Dashboard>, SpecError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| SpecError::File {
+    let entries = std::fs::read_dir(dir).map_err(|e| SpecError::Read {
         path: dir.to_path_buf(),
-        message: e.to_string(),
+        source: e,
     })?;
     let mut out = BTreeMap::new();
     for entry in entries.flatten() {
@@ -167,9 +173,9 @@ pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Dashboard>, SpecError> {
         else {
             continue;
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| SpecError::File {
+        let text = std::fs::read_to_string(&path).map_err(|e| SpecError::Read {
             path: path.clone(),
-            message: e.to_string(),
+            source: e,
         })?;
         out.insert(name.clone(), Dashboard::parse(&name, &path, &text)?);
     }

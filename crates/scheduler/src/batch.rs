@@ -25,7 +25,58 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::queue::{run_id, Attempt, Run, RunStatus};
-use crate::tick::Submit;
+use crate::tick::{Submit, SubmitError};
+
+/// What talking to Batch failed with; each names the operation where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// `[queue]` settings the backend cannot work with.
+    #[error("{0}")]
+    Settings(String),
+    /// No AWS credentials could be found, or refreshed.
+    #[error("AWS credentials: {0}")]
+    Credentials(#[source] object_store::Error),
+    /// Batch refused the call with its own error (`{"__type": …, "message": …}`).
+    #[error("Batch {operation}: HTTP {status}: {kind}: {message}")]
+    Refused {
+        operation: String,
+        status: u16,
+        kind: String,
+        message: String,
+    },
+    /// The call failed on the way (after the shared client's retries).
+    #[error("Batch {operation}: {source}")]
+    Http {
+        operation: String,
+        #[source]
+        source: observes_http::HttpError,
+    },
+    /// The answer is not JSON.
+    #[error("Batch {operation}: the answer is not JSON: {source}")]
+    NotJson {
+        operation: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The answer is JSON, but not of the operation's shape.
+    #[error("Batch {operation}: {source}")]
+    Shape {
+        operation: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Client(observes_http::HttpError),
+    #[error(transparent)]
+    Runtime(#[from] observes_state::RuntimeError),
+}
+
+fn shape(operation: &str) -> impl FnOnce(serde_json::Error) -> BatchError + '_ {
+    move |source| BatchError::Shape {
+        operation: operation.to_string(),
+        source,
+    }
+}
 
 /// `[queue]` settings of the `aws-batch` backend.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -58,18 +109,23 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl BatchQueue {
-    pub fn connect(settings: BatchSettings) -> Result<BatchQueue, String> {
+    pub fn connect(settings: BatchSettings) -> Result<BatchQueue, BatchError> {
         if settings.job_queue.is_empty() || settings.job_definition.is_empty() {
-            return Err(
+            return Err(BatchError::Settings(
                 "[queue] backend \"aws-batch\" needs job_queue and job_definition".to_string(),
-            );
+            ));
         }
         let region = settings
             .region
             .clone()
             .or_else(|| env("AWS_REGION"))
             .or_else(|| env("AWS_DEFAULT_REGION"))
-            .ok_or("[queue] backend \"aws-batch\" needs a region: [queue] region, or AWS_REGION")?;
+            .ok_or_else(|| {
+                BatchError::Settings(
+                    "[queue] backend \"aws-batch\" needs a region: [queue] region, or AWS_REGION"
+                        .to_string(),
+                )
+            })?;
         let endpoint = settings
             .endpoint
             .clone()
@@ -83,21 +139,21 @@ impl BatchQueue {
             .is_err()
             || !endpoint.starts_with("http")
         {
-            return Err(format!(
+            return Err(BatchError::Settings(format!(
                 "[queue] endpoint {endpoint:?} is not an http(s) URL"
-            ));
+            )));
         }
         // The chain object_store builds for S3; the bucket is a placeholder it requires.
         let credentials = AmazonS3Builder::from_env()
             .with_region(&region)
             .with_bucket_name("observes-batch")
             .build()
-            .map_err(|e| format!("AWS credentials: {e}"))?
+            .map_err(BatchError::Credentials)?
             .credentials()
             .clone();
         let http = observes_http::HttpClient::new(observes_http::HttpConfig::default())
-            .map_err(|e| e.to_string())?;
-        let runtime = observes_state::runtime().map_err(|e| e.to_string())?;
+            .map_err(BatchError::Client)?;
+        let runtime = observes_state::runtime()?;
         Ok(BatchQueue {
             http,
             credentials,
@@ -120,16 +176,16 @@ impl BatchQueue {
 
     /// One call of Batch's API: `operation` is its path under `/v1/` (`submitjob`,
     /// `listjobs`, `registerjobdefinition`, …), `body` its JSON request.
-    pub fn call(&self, operation: &str, body: &Value) -> Result<Value, String> {
+    pub fn call(&self, operation: &str, body: &Value) -> Result<Value, BatchError> {
         self.block_on(self.call_async(operation, body))
     }
 
-    async fn call_async(&self, operation: &str, body: &Value) -> Result<Value, String> {
+    async fn call_async(&self, operation: &str, body: &Value) -> Result<Value, BatchError> {
         let credential = self
             .credentials
             .get_credential()
             .await
-            .map_err(|e| format!("AWS credentials: {e}"))?;
+            .map_err(BatchError::Credentials)?;
         let url = format!("{}/v1/{operation}", self.endpoint);
         let body = body.to_string();
         let response = self
@@ -155,8 +211,10 @@ impl BatchQueue {
             })
             .await
             .map_err(|e| batch_error(operation, e))?;
-        serde_json::from_slice(&response.body)
-            .map_err(|e| format!("Batch {operation}: the answer is not JSON: {e}"))
+        serde_json::from_slice(&response.body).map_err(|source| BatchError::NotJson {
+            operation: operation.to_string(),
+            source,
+        })
     }
 
     fn queue_for(&self, run: &Run) -> String {
@@ -172,7 +230,7 @@ impl BatchQueue {
         filter: &str,
         value: &str,
         token: Option<String>,
-    ) -> Result<JobSummaries, String> {
+    ) -> Result<JobSummaries, BatchError> {
         let mut request = json!({
             "jobQueue": self.settings.job_queue,
             "filters": [{"name": filter, "values": [value]}],
@@ -181,11 +239,11 @@ impl BatchQueue {
             request["nextToken"] = token.into();
         }
         let page = self.call_async("listjobs", &request).await?;
-        serde_json::from_value(page).map_err(|e| format!("Batch listjobs: {e}"))
+        serde_json::from_value(page).map_err(shape("listjobs"))
     }
 
     /// Jobs created at or after `since` in the queue, as runs (for batch-stability).
-    pub fn recent(&self, since: DateTime<Utc>) -> Result<Vec<Run>, String> {
+    pub fn recent(&self, since: DateTime<Utc>) -> Result<Vec<Run>, BatchError> {
         self.block_on(async {
             let mut ids = Vec::new();
             let mut token = None;
@@ -203,8 +261,8 @@ impl BatchQueue {
                 let described = self
                     .call_async("describejobs", &json!({ "jobs": chunk }))
                     .await?;
-                let described: JobDetails = serde_json::from_value(described)
-                    .map_err(|e| format!("Batch describejobs: {e}"))?;
+                let described: JobDetails =
+                    serde_json::from_value(described).map_err(shape("describejobs"))?;
                 runs.extend(described.jobs.iter().map(run_of_job));
             }
             runs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
@@ -214,7 +272,7 @@ impl BatchQueue {
 }
 
 /// Batch's error (`{"__type": "ClientException", "message": …}`) said plainly.
-fn batch_error(operation: &str, e: observes_http::HttpError) -> String {
+fn batch_error(operation: &str, e: observes_http::HttpError) -> BatchError {
     if let observes_http::HttpError::Status { status, body, .. } = &e {
         if let Ok(error) = serde_json::from_str::<Value>(body) {
             let kind = error["__type"].as_str().unwrap_or("error");
@@ -223,10 +281,18 @@ fn batch_error(operation: &str, e: observes_http::HttpError) -> String {
                 .as_str()
                 .or(error["Message"].as_str())
                 .unwrap_or(body);
-            return format!("Batch {operation}: HTTP {status}: {kind}: {message}");
+            return BatchError::Refused {
+                operation: operation.to_string(),
+                status: *status,
+                kind: kind.to_string(),
+                message: message.to_string(),
+            };
         }
     }
-    format!("Batch {operation}: {e}")
+    BatchError::Http {
+        operation: operation.to_string(),
+        source: e,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -308,10 +374,10 @@ pub struct Timeout {
 
 impl JobDetail {
     /// The jobs of a `DescribeJobs` answer.
-    pub fn list(described: Value) -> Result<Vec<JobDetail>, String> {
+    pub fn list(described: Value) -> Result<Vec<JobDetail>, BatchError> {
         serde_json::from_value::<JobDetails>(described)
             .map(|d| d.jobs)
-            .map_err(|e| format!("Batch describejobs: {e}"))
+            .map_err(shape("describejobs"))
     }
 }
 
@@ -408,7 +474,7 @@ pub fn run_of_job(job: &JobDetail) -> Run {
 }
 
 impl Submit for BatchQueue {
-    fn exists(&mut self, key: &str) -> Result<bool, String> {
+    fn exists(&mut self, key: &str) -> Result<bool, SubmitError> {
         let name = job_name(key);
         self.block_on(async {
             let page = self.list_page("JOB_NAME", &name, None).await?;
@@ -416,7 +482,7 @@ impl Submit for BatchQueue {
         })
     }
 
-    fn submit(&mut self, run: &Run) -> Result<(), String> {
+    fn submit(&mut self, run: &Run) -> Result<(), SubmitError> {
         let mut environment: Vec<Value> = run
             .environment
             .iter()
@@ -445,6 +511,7 @@ impl Submit for BatchQueue {
             "tags": tags,
             "propagateTags": true,
         });
-        self.call("submitjob", &request).map(|_| ())
+        self.call("submitjob", &request)?;
+        Ok(())
     }
 }

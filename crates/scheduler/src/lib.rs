@@ -77,13 +77,12 @@ pub use cron::Cron;
 pub use queue::{LocalQueue, Run, RunStatus};
 
 impl tick::Submit for LocalQueue {
-    fn exists(&mut self, key: &str) -> Result<bool, String> {
+    fn exists(&mut self, key: &str) -> Result<bool, tick::SubmitError> {
         Ok(LocalQueue::exists(self, key))
     }
 
-    fn submit(&mut self, run: &Run) -> Result<(), String> {
-        LocalQueue::submit(self, run)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    fn submit(&mut self, run: &Run) -> Result<(), tick::SubmitError> {
+        LocalQueue::submit(self, run)?;
+        Ok(())
     }
 }

@@ -26,11 +26,14 @@ pub const MAX_CATCH_UP: usize = 1000;
 
 const STATE_KEY: &str = "scheduler";
 
+/// What a queue failed to answer or to take, kept as the queue's own error.
+pub type SubmitError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Where runs are submitted.
 pub trait Submit {
     /// Whether a run with this key was submitted already.
-    fn exists(&mut self, key: &str) -> Result<bool, String>;
-    fn submit(&mut self, run: &Run) -> Result<(), String>;
+    fn exists(&mut self, key: &str) -> Result<bool, SubmitError>;
+    fn submit(&mut self, run: &Run) -> Result<(), SubmitError>;
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -52,8 +55,12 @@ pub struct SchedulerState {
 pub enum TickError {
     #[error(transparent)]
     State(#[from] observes_state::StateError),
-    #[error("submitting {key}: {message}")]
-    Submit { key: String, message: String },
+    #[error("submitting {key}: {source}")]
+    Submit {
+        key: String,
+        #[source]
+        source: SubmitError,
+    },
     #[error("scheduler state is not valid: {0}")]
     Corrupt(#[source] serde_json::Error),
 }
@@ -191,9 +198,9 @@ async fn tick_locked(
         };
         for &at in &mark.pending {
             let key = run_key(name, at);
-            let err = |message: String| TickError::Submit {
+            let err = |source: SubmitError| TickError::Submit {
                 key: key.clone(),
-                message,
+                source,
             };
             if !queue.exists(&key).map_err(err)? {
                 queue.submit(&Run::new(job, cwd, Some(at))).map_err(err)?;

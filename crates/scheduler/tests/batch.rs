@@ -373,7 +373,7 @@ fn batch_errors_name_the_operation_and_batchs_message() {
         .unwrap_err();
     server.join().unwrap();
     assert_eq!(
-        err,
+        err.to_string(),
         "Batch listjobs: HTTP 400: ClientException: Job queue observes_soon does not exist."
     );
     let err = BatchQueue::connect(BatchSettings {
@@ -385,7 +385,7 @@ fn batch_errors_name_the_operation_and_batchs_message() {
     .err()
     .unwrap();
     assert_eq!(
-        err,
+        err.to_string(),
         "[queue] endpoint \"batch.example.com\" is not an http(s) URL"
     );
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use observes_scheduler::catalogue::{Catalogue, RawJob, SchedulerSettings};
-use observes_scheduler::tick::{self, Submit};
+use observes_scheduler::tick::{self, Submit, SubmitError};
 use observes_scheduler::Run;
 use observes_state::StateStore;
 
@@ -20,10 +20,10 @@ struct Recorder {
 }
 
 impl Submit for Recorder {
-    fn exists(&mut self, key: &str) -> Result<bool, String> {
+    fn exists(&mut self, key: &str) -> Result<bool, SubmitError> {
         Ok(self.keys.contains(key))
     }
-    fn submit(&mut self, run: &Run) -> Result<(), String> {
+    fn submit(&mut self, run: &Run) -> Result<(), SubmitError> {
         self.submitted.push(run.key.clone());
         self.keys.insert(run.key.clone());
         if std::mem::take(&mut self.die_after_next_submit) {

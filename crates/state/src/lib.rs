@@ -55,14 +55,15 @@ pub enum StateError {
         source: object_store::Error,
     },
     /// A state file that is not JSON (written by hand, or cut short).
-    #[error("state store {url}: {key} is not valid JSON: {message}")]
+    #[error("state store {url}: {key} is not valid JSON: {source}")]
     Corrupt {
         /// The store's URL.
         url: String,
         /// The key under it.
         key: String,
         /// serde_json's reading of it, with its position.
-        message: String,
+        #[source]
+        source: serde_json::Error,
     },
     /// Another run holds the pipeline's lock.
     #[error("pipeline {pipeline:?} is locked by {owner} until {expires_at} (another run is in progress; the lock expires by itself if that run died)")]
@@ -349,7 +350,7 @@ impl StateStore {
                     .map_err(|e| StateError::Corrupt {
                         url: self.url.clone(),
                         key: self.key(pipeline, "state.json").to_string(),
-                        message: e.to_string(),
+                        source: e,
                     })
             }
         }
