@@ -409,6 +409,10 @@ pub(crate) enum Tap {
         seed: u64,
         #[arg(long, default_value_t = 10_000)]
         checkpoint_every: u64,
+        /// `narrow`: about 800 bytes of short strings a record; `wide`: GitLab's job
+        /// records, about 1.3 KB, 37 columns, multi-line escaped text and non-ASCII.
+        #[arg(long, default_value = "narrow")]
+        shape: observes_pipeline::sources::synthetic::Shape,
         /// A Singer state file to resume from.
         #[arg(long)]
         state: Option<PathBuf>,

@@ -19,6 +19,7 @@ pub(crate) fn tap(tap: Tap) -> Result<()> {
             records,
             seed,
             checkpoint_every,
+            shape,
             state,
         } => {
             let state = read_state(state)?;
@@ -26,6 +27,7 @@ pub(crate) fn tap(tap: Tap) -> Result<()> {
                 records,
                 seed,
                 checkpoint_every,
+                shape,
             };
             let stdout = std::io::stdout().lock();
             let mut writer = MessageWriter::new(std::io::BufWriter::with_capacity(1 << 20, stdout));

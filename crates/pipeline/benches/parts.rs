@@ -59,10 +59,13 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200_000);
+    // BENCH_SHAPE=wide: GitLab-shaped records (synthetic::Shape).
+    let shape = std::env::var("BENCH_SHAPE").unwrap_or_else(|_| "narrow".into());
     let config = SyntheticConfig {
         records,
         seed: 1,
         checkpoint_every: 50_000,
+        shape: shape.parse().expect("BENCH_SHAPE is narrow or wide"),
     };
     let mut writer = MessageWriter::new(Vec::new());
     for m in synthetic::messages(&config, 0) {
@@ -80,7 +83,7 @@ fn main() {
     assert!(messages as u64 > records);
 
     let layout =
-        Arc::new(Layout::compile("jobs", &synthetic::jobs_schema(), &["id".into()], 255).unwrap());
+        Arc::new(Layout::compile("jobs", &config.shape.schema(), &["id".into()], 255).unwrap());
     let mut normalizer = Normalizer::new(layout);
     let mut ids = IdAllocator::new(1);
     let normalize_only = std::env::var("BENCH_STAGES").as_deref() == Ok("normalize");

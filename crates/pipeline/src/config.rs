@@ -20,6 +20,8 @@ pub struct RawPipeline {
     records: Option<u64>,
     seed: Option<u64>,
     checkpoint_every: Option<u64>,
+    /// The synthetic source's record shape (`narrow` or `wide`).
+    shape: Option<String>,
     /// An API source's settings file (relative to this file).
     config: Option<PathBuf>,
     /// An API source's settings, inline.
@@ -172,12 +174,13 @@ fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
             Ok(SourceConfig::Command { command, dir: None })
         }
         "synthetic" => {
-            stray(&["records", "seed", "checkpoint_every"])?;
+            stray(&["records", "seed", "checkpoint_every", "shape"])?;
             Ok(SourceConfig::Synthetic(
                 crate::sources::synthetic::SyntheticConfig {
                     records: p.records.ok_or("source \"synthetic\" needs \"records\"")?,
                     seed: p.seed.unwrap_or(1),
                     checkpoint_every: p.checkpoint_every.unwrap_or(10_000),
+                    shape: p.shape.as_deref().unwrap_or("narrow").parse()?,
                 },
             ))
         }

@@ -27,6 +27,7 @@ fn load_everything(wh: &mut dyn Warehouse) -> String {
         records: 3_000,
         seed: 7,
         checkpoint_every: 700,
+        shape: Default::default(),
     };
     load(
         wh,

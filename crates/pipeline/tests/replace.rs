@@ -20,6 +20,7 @@ fn load(wh: &mut dyn Warehouse, records: u64, seed: u64) {
         records,
         seed,
         checkpoint_every: 500,
+        shape: Default::default(),
     };
     let mut stream = MessageStream::from_messages(synthetic::messages(&source, 0));
     drive(&mut loader, &mut stream, |_| Ok(())).unwrap();
