@@ -154,6 +154,31 @@ fn timestamp(secs: i64) -> String {
     )
 }
 
+/// A job's `created_at`, `started_at`, `finished_at` and `duration`, in that order.
+fn insert_times(
+    m: &mut Map<String, Value>,
+    created: i64,
+    started: Option<i64>,
+    duration: Option<f64>,
+) {
+    m.insert("created_at".into(), json!(timestamp(created)));
+    m.insert(
+        "started_at".into(),
+        started.map_or(Value::Null, |s| json!(timestamp(s))),
+    );
+    m.insert(
+        "finished_at".into(),
+        match (started, duration) {
+            (Some(s), Some(d)) => json!(timestamp(s + d as i64)),
+            _ => Value::Null,
+        },
+    );
+    m.insert(
+        "duration".into(),
+        duration.map_or(Value::Null, |d| json!(d)),
+    );
+}
+
 /// Job number `i` (0-based) of a seed: always the same record.
 pub fn job(seed: u64, i: u64) -> Map<String, Value> {
     let r = mix(seed ^ mix(i));
@@ -205,22 +230,7 @@ pub fn job(seed: u64, i: u64) -> Map<String, Value> {
         },
     );
     m.insert("allow_failure".into(), json!(r.is_multiple_of(13)));
-    m.insert("created_at".into(), json!(timestamp(created)));
-    m.insert(
-        "started_at".into(),
-        started.map_or(Value::Null, |s| json!(timestamp(s))),
-    );
-    m.insert(
-        "finished_at".into(),
-        match (started, duration) {
-            (Some(s), Some(d)) => json!(timestamp(s + d as i64)),
-            _ => Value::Null,
-        },
-    );
-    m.insert(
-        "duration".into(),
-        duration.map_or(Value::Null, |d| json!(d)),
-    );
+    insert_times(&mut m, created, started, duration);
     m.insert(
         "queued_duration".into(),
         json!(((r >> 40) % 600) as f64 / 10.0),
@@ -297,7 +307,7 @@ pub fn messages(
 
 /// GitLab's job records (`GET /projects/:id/jobs`), as the API shapes them.
 mod wide {
-    use super::{mix, timestamp, STAGES, STATUSES, TAGS, USERS};
+    use super::{insert_times, mix, timestamp, STAGES, STATUSES, TAGS, USERS};
     use serde_json::{json, Map, Value};
 
     pub(super) fn schema() -> Value {
@@ -443,22 +453,7 @@ mod wide {
             },
         );
         m.insert("allow_failure".into(), json!(r.is_multiple_of(13)));
-        m.insert("created_at".into(), json!(timestamp(created)));
-        m.insert(
-            "started_at".into(),
-            started.map_or(Value::Null, |t| json!(timestamp(t))),
-        );
-        m.insert(
-            "finished_at".into(),
-            match (started, duration) {
-                (Some(t), Some(d)) => json!(timestamp(t + d as i64)),
-                _ => Value::Null,
-            },
-        );
-        m.insert(
-            "duration".into(),
-            duration.map_or(Value::Null, |d| json!(d)),
-        );
+        insert_times(&mut m, created, started, duration);
         m.insert(
             "queued_duration".into(),
             json!(((r >> 40) % 9000) as f64 / 10.0 + 0.125),
