@@ -334,4 +334,21 @@ schema = "ci"
             .to_string();
         assert_eq!(err, "o.toml: pipeline \"a\": unknown write mode \"upsert\" (expected append, merge or replace)");
     }
+
+    #[test]
+    fn a_synthetic_pipeline_takes_a_shape_and_names_a_wrong_one() {
+        let p = Path::new("o.toml");
+        let config = |shape: &str| {
+            format!("warehouse = \"x\"\n[pipelines.a]\nsource = \"synthetic\"\nschema = \"s\"\nrecords = 1\nshape = \"{shape}\"\n")
+        };
+        let c = Config::parse(p, &config("wide")).unwrap();
+        assert!(
+            matches!(&c.pipeline("a").unwrap().source, SourceConfig::Synthetic(s) if s.shape == observes_pipeline::sources::synthetic::Shape::Wide),
+        );
+        let err = Config::parse(p, &config("square")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "o.toml: pipeline \"a\": \"square\": the shape is narrow or wide"
+        );
+    }
 }
