@@ -13,6 +13,7 @@
 //! on_invalid = "fail"                       # fail | quarantine
 //! batch_rows = 50000                        # rows buffered per stream between sends (default: the warehouse's)
 //! commit_records = 491520                   # a STATE commits once this many records wait (default: the warehouse's),
+//! commit_bytes = "256MiB"                   #   or this many bytes of rows (default: the warehouse's),
 //! commit_seconds = 30                       #   or this long after the last commit (0: every STATE)
 //! on_schema_change = "fail"                 # fail | variant (new type, new column)
 //! on_missing_key = "append"                 # merge of a keyless stream: append | fail
@@ -350,5 +351,36 @@ schema = "ci"
             err,
             "o.toml: pipeline \"a\": \"square\": the shape is narrow or wide"
         );
+    }
+
+    #[test]
+    fn commit_bytes_is_a_number_or_a_size_and_a_wrong_one_is_named() {
+        let p = Path::new("o.toml");
+        let config = |bytes: &str| {
+            format!("warehouse = \"x\"\n[pipelines.a]\nsource = \"synthetic\"\nschema = \"s\"\nrecords = 1\ncommit_bytes = {bytes}\n")
+        };
+        let bytes = |value: &str| {
+            Config::parse(p, &config(value))
+                .map(|c| c.pipeline("a").unwrap().commit.bytes)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(bytes("1000"), Ok(Some(1000)));
+        assert_eq!(bytes("\"200KB\""), Ok(Some(200_000)));
+        assert_eq!(bytes("\"256MiB\""), Ok(Some(256 << 20)));
+        assert_eq!(bytes("\" 1 GiB \""), Ok(Some(1 << 30)));
+        assert_eq!(
+            bytes("\"lots\""),
+            Err("o.toml: pipeline \"a\": commit_bytes: \"lots\" is not a size such as 268435456, 256MB or 1GiB".into())
+        );
+        assert_eq!(
+            bytes("\"12PB\""),
+            Err("o.toml: pipeline \"a\": commit_bytes: \"12PB\" is not a size such as 268435456, 256MB or 1GiB".into())
+        );
+        assert_eq!(
+            bytes("0"),
+            Err("o.toml: pipeline \"a\": commit_bytes must be more than 0 (commit_records = 0 commits every STATE)".into())
+        );
+        let unset = Config::parse(p, "warehouse = \"x\"\n[pipelines.a]\nsource = \"synthetic\"\nschema = \"s\"\nrecords = 1\n").unwrap();
+        assert_eq!(unset.pipeline("a").unwrap().commit.bytes, None);
     }
 }

@@ -85,6 +85,10 @@ pub(crate) enum Command {
         /// PostgreSQL and Redshift) ...
         #[arg(long)]
         commit_records: Option<u64>,
+        /// ... or once this many bytes of normalized rows did, such as 256MB or 1GiB
+        /// (default: the warehouse's, 256MiB for DuckDB, PostgreSQL and Redshift) ...
+        #[arg(long, value_parser = observes_pipeline::config::parse_size)]
+        commit_bytes: Option<u64>,
         /// ... or once this many seconds passed since it. The last STATE always commits.
         #[arg(long, default_value_t = observes_load::CommitPolicy::default().interval.as_secs_f64())]
         commit_seconds: f64,

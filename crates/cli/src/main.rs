@@ -94,6 +94,7 @@ fn dispatch(command: Command) -> Result<()> {
             untyped,
             pipeline,
             commit_records,
+            commit_bytes,
             commit_seconds,
         } => loads::target(
             &warehouse,
@@ -105,6 +106,7 @@ fn dispatch(command: Command) -> Result<()> {
                 untyped,
                 commit: observes_pipeline::config::commit_policy(
                     commit_records,
+                    commit_bytes,
                     Some(commit_seconds),
                 )
                 .map_err(anyhow::Error::msg)?,

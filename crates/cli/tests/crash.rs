@@ -27,12 +27,22 @@ impl Setup {
 
     /// A STATE commits once `commit_records` records wait (0: every STATE commits).
     fn committing_every(backend: Backend, mode: &str, records: u64, commit_records: u64) -> Setup {
+        Setup::committing(
+            backend,
+            mode,
+            records,
+            &format!("commit_records = {commit_records}"),
+        )
+    }
+
+    /// A STATE commits as the pipeline's `commit` lines say.
+    fn committing(backend: Backend, mode: &str, records: u64, commit: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         let (url, db) = fresh_warehouse(backend, &root);
         // Small batches: several sends (and so several kill points) per checkpoint.
         let config = format!(
-            "warehouse = \"{url}\"\nstate = \"state\"\n\n[pipelines.crash]\nsource = \"synthetic\"\nrecords = {records}\ncheckpoint_every = {CHECKPOINT_EVERY}\nschema = \"ci\"\nwrite = \"{mode}\"\nbatch_rows = 700\ncommit_records = {commit_records}\n"
+            "warehouse = \"{url}\"\nstate = \"state\"\n\n[pipelines.crash]\nsource = \"synthetic\"\nrecords = {records}\ncheckpoint_every = {CHECKPOINT_EVERY}\nschema = \"ci\"\nwrite = \"{mode}\"\nbatch_rows = 700\n{commit}\n"
         );
         std::fs::write(root.join("observes.toml"), config).unwrap();
         Setup {
@@ -293,6 +303,18 @@ fn merge_survives_sigkill_anywhere_redshift() {
 #[test]
 fn batched_commits_survive_sigkill_anywhere() {
     // Checkpoints every 500 records, a commit once 1,000 wait: at 1,000, 2,000, 3,000.
+    batches_of_1000_survive_sigkill_anywhere("commit_records = 1000");
+}
+
+/// A commit bounded by bytes: the same, when the record count never bounds it.
+#[test]
+fn commits_bounded_by_bytes_survive_sigkill_anywhere() {
+    // 500 synthetic records normalize to 259,000-269,000 bytes of rows, so a STATE
+    // commits once two checkpoints wait: at 1,000, 2,000, 3,000 again.
+    batches_of_1000_survive_sigkill_anywhere("commit_records = 1000000\ncommit_bytes = \"400KB\"");
+}
+
+fn batches_of_1000_survive_sigkill_anywhere(commit: &str) {
     const COMMIT_RECORDS: u64 = 1000;
     for backend in [Backend::DuckDb, Backend::Postgres] {
         let expected = reference(backend, "append");
@@ -305,7 +327,7 @@ fn batched_commits_survive_sigkill_anywhere() {
             "after-commit:1",
             "after-commit:2",
         ] {
-            let setup = Setup::committing_every(backend, "append", RECORDS, COMMIT_RECORDS);
+            let setup = Setup::committing(backend, "append", RECORDS, commit);
             setup.run_killed_at(point);
             let committed =
                 setup.committed_after_kill(COMMIT_RECORDS, &format!("{backend:?} {point}"));
@@ -326,7 +348,7 @@ fn batched_commits_survive_sigkill_anywhere() {
             }
             setup.rerun_ends_as_uninterrupted(
                 &expected,
-                &format!("{backend:?}, batched, killed at {point}"),
+                &format!("{backend:?}, {commit}, killed at {point}"),
             );
         }
     }

@@ -65,19 +65,20 @@ pub struct LoadConfig {
 }
 
 /// When a checkpoint (a `STATE`) is committed: once at least `records` records arrived
-/// since the last commit (`None`: the warehouse's number,
-/// [`observes_warehouse::LoadSizes::commit_records`]), or `interval` has passed since
-/// it, whichever comes first; the
-/// last checkpoint always commits. Until then later states supersede earlier ones (the
-/// commit carries the latest), as Singer targets batch them. `records = 0` commits every
-/// checkpoint as it comes.
+/// since the last commit, or `bytes` bytes of normalized rows (`None`: the warehouse's
+/// numbers, [`observes_warehouse::LoadSizes`]), or `interval` has passed since it,
+/// whichever comes first; the last checkpoint always commits. Until then later states
+/// supersede earlier ones (the commit carries the latest), as Singer targets batch them.
+/// `records = 0` commits every checkpoint as it comes.
 ///
 /// Commits are what make data visible and resumable; they also cost every warehouse a
 /// round of work (DuckDB writes its log, Redshift its blocks), so a tap that checkpoints
-/// every few hundred records would otherwise spend its time committing.
+/// every few hundred records would otherwise spend its time committing. The byte bound
+/// keeps a transaction of wide records as small as one of narrow records.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CommitPolicy {
     pub records: Option<u64>,
+    pub bytes: Option<u64>,
     pub interval: std::time::Duration,
 }
 
@@ -85,6 +86,7 @@ impl Default for CommitPolicy {
     fn default() -> Self {
         CommitPolicy {
             records: None,
+            bytes: None,
             interval: std::time::Duration::from_secs(30),
         }
     }
@@ -95,6 +97,7 @@ impl CommitPolicy {
     pub fn every_checkpoint() -> Self {
         CommitPolicy {
             records: Some(0),
+            bytes: None,
             interval: std::time::Duration::ZERO,
         }
     }

@@ -38,7 +38,48 @@ pub struct RawPipeline {
     #[serde(default)]
     untyped: Option<String>,
     commit_records: Option<u64>,
+    commit_bytes: Option<ByteSize>,
     commit_seconds: Option<f64>,
+}
+
+/// A size in a config file: a number of bytes, or a string such as `"256MB"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum ByteSize {
+    Bytes(u64),
+    Text(String),
+}
+
+impl ByteSize {
+    fn bytes(&self) -> Result<u64, String> {
+        match self {
+            ByteSize::Bytes(n) => Ok(*n),
+            ByteSize::Text(text) => parse_size(text),
+        }
+    }
+}
+
+/// Parses a size: a number of bytes, optionally with a unit (`KB`, `MB`, `GB` of 1000,
+/// `KiB`, `MiB`, `GiB` of 1024; `K`, `M` and `G` alone are binary, as in DuckDB).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a size such as 268435456, 256MB or 1GiB");
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| bad())?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    number.checked_mul(factor).ok_or_else(bad)
 }
 
 fn default_on_schema_change() -> String {
@@ -56,6 +97,7 @@ fn default_on_invalid() -> String {
 /// The commit policy a pipeline sets, over the defaults.
 pub fn commit_policy(
     records: Option<u64>,
+    bytes: Option<u64>,
     seconds: Option<f64>,
 ) -> Result<observes_load::CommitPolicy, String> {
     let defaults = observes_load::CommitPolicy::default();
@@ -64,8 +106,14 @@ pub fn commit_policy(
         Some(s) if s.is_finite() && s >= 0.0 => std::time::Duration::from_secs_f64(s),
         Some(s) => return Err(format!("commit_seconds must be 0 or more, not {s}")),
     };
+    if bytes == Some(0) {
+        return Err(
+            "commit_bytes must be more than 0 (commit_records = 0 commits every STATE)".into(),
+        );
+    }
     Ok(observes_load::CommitPolicy {
         records: records.or(defaults.records),
+        bytes: bytes.or(defaults.bytes),
         interval,
     })
 }
@@ -111,7 +159,15 @@ impl PipelineConfig {
                 Some(policy) => policy.parse()?,
                 None => observes_load::Untyped::default(),
             },
-            commit: commit_policy(p.commit_records, p.commit_seconds)?,
+            commit: commit_policy(
+                p.commit_records,
+                p.commit_bytes
+                    .as_ref()
+                    .map(ByteSize::bytes)
+                    .transpose()
+                    .map_err(|e| format!("commit_bytes: {e}"))?,
+                p.commit_seconds,
+            )?,
             schema: p.schema,
         })
     }

@@ -112,6 +112,9 @@ pub struct LoadSizes {
     pub batch_bytes: usize,
     /// Records a checkpoint gathers before its `STATE` commits.
     pub commit_records: u64,
+    /// Bytes of normalized rows a checkpoint gathers before its `STATE` commits, whatever
+    /// the record count: what bounds a transaction of wide records.
+    pub commit_bytes: u64,
 }
 
 impl Dialect {

@@ -85,9 +85,15 @@ impl Loader<'_> {
     pub(super) fn commit(&mut self) -> Result<Option<Value>, LoadError> {
         let earlier = self.settle()?;
         failpoint("before-commit");
+        tracing::debug!(
+            records = self.records_seen - self.records_committed,
+            bytes = self.bytes_sent,
+            "commit sent"
+        );
         let commit = self.wh.start_commit()?;
         self.in_transaction = false;
         self.records_committed = self.records_seen;
+        self.bytes_sent = 0;
         self.last_commit = Instant::now();
         let counts = self
             .streams

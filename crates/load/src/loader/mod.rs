@@ -106,6 +106,8 @@ pub struct Loader<'w> {
     /// `records_seen` at the last commit, and when it was sent.
     records_committed: u64,
     last_commit: Instant,
+    /// Bytes of normalized rows sent to the warehouse since the last commit.
+    bytes_sent: u64,
 }
 
 impl<'w> Loader<'w> {
@@ -128,6 +130,7 @@ impl<'w> Loader<'w> {
         let sizes = LoadSizes {
             batch_rows: config.batch_rows.unwrap_or(defaults.batch_rows).max(1),
             commit_records: config.commit.records.unwrap_or(defaults.commit_records),
+            commit_bytes: config.commit.bytes.unwrap_or(defaults.commit_bytes),
             ..defaults
         };
         Ok(Loader {
@@ -152,6 +155,7 @@ impl<'w> Loader<'w> {
             records_seen: 0,
             records_committed: 0,
             last_commit: Instant::now(),
+            bytes_sent: 0,
         })
     }
 
@@ -214,6 +218,7 @@ impl<'w> Loader<'w> {
                     return Ok(None);
                 }
                 if self.records_seen - self.records_committed >= self.sizes.commit_records
+                    || self.bytes_since_commit() >= self.sizes.commit_bytes
                     || self.last_commit.elapsed() >= self.config.commit.interval
                 {
                     self.checkpoint()
@@ -348,6 +353,16 @@ impl<'w> Loader<'w> {
         Ok(())
     }
 
+    /// Bytes of normalized rows since the last commit: sent, and still buffered.
+    fn bytes_since_commit(&self) -> u64 {
+        let buffered: usize = self
+            .streams
+            .values()
+            .map(|s| s.normalizer.buffered_bytes())
+            .sum();
+        self.bytes_sent + buffered as u64
+    }
+
     fn flush_if_full(&mut self, name: &str) -> Result<(), LoadError> {
         let full = self.streams.get(name).is_some_and(|s| {
             s.normalizer.buffered_rows() >= self.sizes.batch_rows
@@ -376,10 +391,12 @@ impl<'w> Loader<'w> {
         let Some(stream) = self.streams.get_mut(name) else {
             return Ok(());
         };
+        let bytes = stream.normalizer.buffered_bytes() as u64;
         let batches = stream.normalizer.take_batches();
         if batches.is_empty() {
             return Ok(());
         }
+        self.bytes_sent += bytes;
         let layout = stream.normalizer.layout().clone();
         if !self.in_transaction {
             self.wh.begin()?;
@@ -472,14 +489,17 @@ mod tests {
         let loader = Loader::begin(wh.as_mut(), LoadConfig::new("p", "raw")).unwrap();
         assert_eq!(loader.sizes, duckdb);
         assert_eq!(duckdb.commit_records, 491_520);
+        assert_eq!(duckdb.commit_bytes, 256 << 20);
         drop(loader);
         let mut config = LoadConfig::new("p", "raw");
         config.batch_rows = Some(0);
         config.commit.records = Some(7);
+        config.commit.bytes = Some(1000);
         let loader = Loader::begin(wh.as_mut(), config).unwrap();
         let want = LoadSizes {
             batch_rows: 1,
             commit_records: 7,
+            commit_bytes: 1000,
             ..duckdb
         };
         assert_eq!(loader.sizes, want);

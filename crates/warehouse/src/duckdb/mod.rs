@@ -39,6 +39,9 @@ pub const DIALECT: Dialect = Dialect {
         // thread. Fewer, larger commits leave less of that (bench/RESULTS.md); a crash
         // redoes at most this many records.
         commit_records: 4 * ROW_GROUP as u64,
+        // What four row groups of the narrow benchmark's records hold, so wider records
+        // commit as often by size as those do by count.
+        commit_bytes: 256 << 20,
     },
     type_name,
 };

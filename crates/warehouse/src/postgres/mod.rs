@@ -34,6 +34,7 @@ pub const DIALECT: Dialect = Dialect {
         batch_rows: 50_000,
         batch_bytes: 64 << 20,
         commit_records: 491_520,
+        commit_bytes: 256 << 20,
     },
     type_name,
 };
