@@ -87,6 +87,9 @@ pub struct DuckDbWarehouse {
     insertion_order_free: bool,
     /// The URL's `memory_limit` (DuckDB's default if `None`), restored after each trim.
     memory_limit: Option<String>,
+    /// The limit set for the open transaction's inserts ([`Self::hold_memory_for`]), in
+    /// bytes; 0 when none is.
+    transaction_limit: usize,
     /// A file attached as [`CATALOG`] (not `:memory:`).
     attached: bool,
 }
@@ -113,6 +116,17 @@ const INSERT_BYTES: usize = 96 << 20;
 /// block of the file it has written (up to its `memory_limit`, by default 80% of the
 /// machine), so a long load's memory would grow with the file (bench/RESULTS.md).
 const TRIM_TO: &str = "64MB";
+
+/// While a transaction inserts, DuckDB may keep in memory at most this much, or
+/// [`TRANSACTION_MEMORY_PER_COLUMN`] per column of the widest table it inserts into if
+/// that is more; the rest of the transaction's blocks go to the file (whole row groups,
+/// written as they fill) or to its temporary folder. Without a bound DuckDB keeps them all
+/// in memory until the commit, up to 80% of the machine: memory would grow with a
+/// checkpoint's size (bench/RESULTS.md).
+const TRANSACTION_MEMORY: usize = 200 << 20;
+/// An insert pins a block of 256 KiB per column for each of DuckDB's threads and for the
+/// row group being gathered: a fixed limit would fail tables of thousands of columns.
+const TRANSACTION_MEMORY_PER_COLUMN: usize = 1 << 20;
 
 /// What follows `duckdb://`: `PATH[?memory_limit=SIZE&lock_wait=SECONDS]`.
 #[derive(Debug, PartialEq)]
@@ -266,6 +280,7 @@ impl DuckDbWarehouse {
             pending: Vec::new(),
             insertion_order_free: false,
             memory_limit: memory_limit.map(str::to_string),
+            transaction_limit: 0,
             attached,
         })
     }
@@ -287,6 +302,7 @@ impl DuckDbWarehouse {
             pending: Vec::new(),
             insertion_order_free: false,
             memory_limit: self.memory_limit.clone(),
+            transaction_limit: 0,
             attached: self.attached,
         })
     }
@@ -308,6 +324,35 @@ impl DuckDbWarehouse {
         };
         if let Err(e) = self.conn.execute_batch(&restore) {
             tracing::warn!(error = %e, "DuckDB's memory limit was not restored after a trim");
+        }
+    }
+
+    /// Bounds the memory DuckDB holds for the open transaction, given the columns of a table
+    /// it is about to insert into (see [`TRANSACTION_MEMORY`]); raised, never lowered, until
+    /// the transaction ends. A `memory_limit` in the URL is the user's and stays.
+    fn hold_memory_for(&mut self, columns: usize) -> Result<()> {
+        if self.memory_limit.is_some() {
+            return Ok(());
+        }
+        let limit = TRANSACTION_MEMORY.max(columns * TRANSACTION_MEMORY_PER_COLUMN);
+        if limit <= self.transaction_limit {
+            return Ok(());
+        }
+        let statement = format!("SET memory_limit = '{}MiB'", limit >> 20);
+        self.conn
+            .execute_batch(&statement)
+            .map_err(|e| Self::sql_err(&statement, e))?;
+        self.transaction_limit = limit;
+        Ok(())
+    }
+
+    /// Puts DuckDB's memory limit back once a transaction is over.
+    fn release_transaction_memory(&mut self) {
+        if self.transaction_limit > 0 {
+            self.transaction_limit = 0;
+            if let Err(e) = self.conn.execute_batch("RESET memory_limit") {
+                tracing::warn!(error = %e, "DuckDB's memory limit was not reset after a transaction");
+            }
         }
     }
 
@@ -364,6 +409,7 @@ impl DuckDbWarehouse {
             first.schema().fields().iter().map(|f| f.name().as_str()),
             None,
         );
+        self.hold_memory_for(first.num_columns())?;
         let registration = scan::Registration::new(pending.batches);
         let statement = format!(
             "INSERT INTO {} ({columns}) SELECT {columns} FROM {}({}::UBIGINT)",
@@ -461,6 +507,7 @@ impl Warehouse for DuckDbWarehouse {
         // DuckDB compresses each table's last row group of the transaction here, on this one
         // thread (the complete ones were written as the inserts went).
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "COMMIT");
+        self.transaction_limit = 0;
         self.trim_buffer_pool();
         Ok(())
     }
@@ -471,6 +518,7 @@ impl Warehouse for DuckDbWarehouse {
             .execute_batch("ROLLBACK")
             .map_err(|e| Self::sql_err("ROLLBACK", e))?;
         self.keep_insertion_order();
+        self.release_transaction_memory();
         Ok(())
     }
 
@@ -619,6 +667,75 @@ mod tests {
             )),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_transactions_inserts_bound_duckdbs_memory_by_the_widest_table() {
+        use arrow_array::{ArrayRef, Int64Array};
+        use arrow_schema::{Field, Schema};
+        let dir = tempfile::tempdir().unwrap();
+        let limit = |wh: &DuckDbWarehouse| -> SqlValue {
+            wh.conn
+                .query("SELECT current_setting('memory_limit')", &[])
+                .unwrap()
+                .1
+                .remove(0)
+                .remove(0)
+        };
+        let batch = |columns: usize| {
+            let fields: Vec<Field> = (0..columns)
+                .map(|i| Field::new(format!("c{i}"), arrow_schema::DataType::Int64, true))
+                .collect();
+            let arrays: Vec<ArrayRef> = (0..columns)
+                .map(|_| Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef)
+                .collect();
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
+        };
+        let create = |columns: usize, table: &str| {
+            let list: Vec<String> = (0..columns).map(|i| format!("c{i} BIGINT")).collect();
+            format!("CREATE TABLE {table} ({})", list.join(", "))
+        };
+        let (narrow, wide) = (3, 300);
+
+        let path = dir.path().join("wh.duckdb");
+        let mut wh = DuckDbWarehouse::open(&path.display().to_string()).unwrap();
+        let default = limit(&wh);
+        wh.execute("CREATE SCHEMA s", &[]).unwrap();
+        wh.execute(&create(narrow, "s.n"), &[]).unwrap();
+        wh.execute(&create(wide, "s.w"), &[]).unwrap();
+        wh.begin().unwrap();
+        wh.bulk_append("s", "n", &batch(narrow)).unwrap();
+        wh.flush().unwrap();
+        assert_eq!(limit(&wh), SqlValue::Text("200.0 MiB".into()));
+        wh.bulk_append("s", "w", &batch(wide)).unwrap();
+        wh.flush().unwrap();
+        assert_eq!(limit(&wh), SqlValue::Text("300.0 MiB".into()));
+        // A narrower table after it does not lower the bound the wide one needs.
+        wh.bulk_append("s", "n", &batch(narrow)).unwrap();
+        wh.flush().unwrap();
+        assert_eq!(limit(&wh), SqlValue::Text("300.0 MiB".into()));
+        wh.commit().unwrap();
+        assert_eq!(limit(&wh), default);
+        assert_eq!(
+            wh.conn.query("SELECT count(*) FROM s.w", &[]).unwrap().1,
+            vec![vec![SqlValue::Int(3)]]
+        );
+
+        wh.begin().unwrap();
+        wh.bulk_append("s", "w", &batch(wide)).unwrap();
+        wh.flush().unwrap();
+        wh.rollback().unwrap();
+        assert_eq!(limit(&wh), default);
+        drop(wh);
+
+        // The URL's limit is the user's: a transaction leaves it as it is.
+        let url = format!("{}?memory_limit=1GB", path.display());
+        let mut wh = DuckDbWarehouse::open(&url).unwrap();
+        wh.begin().unwrap();
+        wh.bulk_append("s", "w", &batch(wide)).unwrap();
+        wh.flush().unwrap();
+        assert_eq!(limit(&wh), SqlValue::Text("953.6 MiB".into()));
+        wh.commit().unwrap();
     }
 
     #[test]
