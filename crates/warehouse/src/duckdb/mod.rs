@@ -87,9 +87,9 @@ pub struct DuckDbWarehouse {
     insertion_order_free: bool,
     /// The URL's `memory_limit` (DuckDB's default if `None`), restored after each trim.
     memory_limit: Option<String>,
-    /// The limit set for the open transaction's inserts ([`Self::hold_memory_for`]), in
-    /// bytes; 0 when none is.
-    transaction_limit: usize,
+    /// The limit the loads on this connection set ([`Self::hold_memory_for`]), in bytes; 0
+    /// until one inserts.
+    load_limit: usize,
     /// A file attached as [`CATALOG`] (not `:memory:`).
     attached: bool,
 }
@@ -117,12 +117,13 @@ const INSERT_BYTES: usize = 96 << 20;
 /// machine), so a long load's memory would grow with the file (bench/RESULTS.md).
 const TRIM_TO: &str = "64MB";
 
-/// While a transaction inserts, DuckDB may keep in memory at most this much, or
-/// [`TRANSACTION_MEMORY_PER_COLUMN`] per column of the widest table it inserts into if
-/// that is more; the rest of the transaction's blocks go to the file (whole row groups,
-/// written as they fill) or to its temporary folder. Without a bound DuckDB keeps them all
-/// in memory until the commit, up to 80% of the machine: memory would grow with a
-/// checkpoint's size (bench/RESULTS.md).
+/// Once a load inserts, DuckDB may keep in memory at most this much, or
+/// [`TRANSACTION_MEMORY_PER_COLUMN`] per column of the widest table inserted into if that
+/// is more; the rest of a transaction's blocks go to the file (whole row groups, written as
+/// they fill) or to its temporary folder. Without a bound DuckDB keeps them all in memory
+/// until the commit, up to 80% of the machine: memory would grow with a checkpoint's size.
+/// The bound stays after the commits, for the checkpoints DuckDB runs at a later commit or
+/// at close, which otherwise took 2.7 GB at 5M records (bench/RESULTS.md).
 const TRANSACTION_MEMORY: usize = 200 << 20;
 /// An insert pins a block of 256 KiB per column for each of DuckDB's threads and for the
 /// row group being gathered: a fixed limit would fail tables of thousands of columns.
@@ -280,7 +281,7 @@ impl DuckDbWarehouse {
             pending: Vec::new(),
             insertion_order_free: false,
             memory_limit: memory_limit.map(str::to_string),
-            transaction_limit: 0,
+            load_limit: 0,
             attached,
         })
     }
@@ -302,7 +303,7 @@ impl DuckDbWarehouse {
             pending: Vec::new(),
             insertion_order_free: false,
             memory_limit: self.memory_limit.clone(),
-            transaction_limit: 0,
+            load_limit: 0,
             attached: self.attached,
         })
     }
@@ -320,6 +321,9 @@ impl DuckDbWarehouse {
         }
         let restore = match &self.memory_limit {
             Some(size) => format!("SET memory_limit = '{size}'"),
+            None if self.load_limit > 0 => {
+                format!("SET memory_limit = '{}MiB'", self.load_limit >> 20)
+            }
             None => "RESET memory_limit".to_string(),
         };
         if let Err(e) = self.conn.execute_batch(&restore) {
@@ -327,33 +331,23 @@ impl DuckDbWarehouse {
         }
     }
 
-    /// Bounds the memory DuckDB holds for the open transaction, given the columns of a table
-    /// it is about to insert into (see [`TRANSACTION_MEMORY`]); raised, never lowered, until
-    /// the transaction ends. A `memory_limit` in the URL is the user's and stays.
+    /// Bounds the memory DuckDB holds, given the columns of a table about to be inserted
+    /// into (see [`TRANSACTION_MEMORY`]); raised, never lowered. A `memory_limit` in the URL
+    /// is the user's and stays.
     fn hold_memory_for(&mut self, columns: usize) -> Result<()> {
         if self.memory_limit.is_some() {
             return Ok(());
         }
         let limit = TRANSACTION_MEMORY.max(columns * TRANSACTION_MEMORY_PER_COLUMN);
-        if limit <= self.transaction_limit {
+        if limit <= self.load_limit {
             return Ok(());
         }
         let statement = format!("SET memory_limit = '{}MiB'", limit >> 20);
         self.conn
             .execute_batch(&statement)
             .map_err(|e| Self::sql_err(&statement, e))?;
-        self.transaction_limit = limit;
+        self.load_limit = limit;
         Ok(())
-    }
-
-    /// Puts DuckDB's memory limit back once a transaction is over.
-    fn release_transaction_memory(&mut self) {
-        if self.transaction_limit > 0 {
-            self.transaction_limit = 0;
-            if let Err(e) = self.conn.execute_batch("RESET memory_limit") {
-                tracing::warn!(error = %e, "DuckDB's memory limit was not reset after a transaction");
-            }
-        }
     }
 
     /// Inserts every gathered batch, table by table.
@@ -507,7 +501,6 @@ impl Warehouse for DuckDbWarehouse {
         // DuckDB compresses each table's last row group of the transaction here, on this one
         // thread (the complete ones were written as the inserts went).
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "COMMIT");
-        self.transaction_limit = 0;
         self.trim_buffer_pool();
         Ok(())
     }
@@ -518,7 +511,6 @@ impl Warehouse for DuckDbWarehouse {
             .execute_batch("ROLLBACK")
             .map_err(|e| Self::sql_err("ROLLBACK", e))?;
         self.keep_insertion_order();
-        self.release_transaction_memory();
         Ok(())
     }
 
@@ -670,7 +662,7 @@ mod tests {
     }
 
     #[test]
-    fn a_transactions_inserts_bound_duckdbs_memory_by_the_widest_table() {
+    fn inserts_bound_duckdbs_memory_by_the_widest_table_for_the_connections_life() {
         use arrow_array::{ArrayRef, Int64Array};
         use arrow_schema::{Field, Schema};
         let dir = tempfile::tempdir().unwrap();
@@ -700,6 +692,7 @@ mod tests {
         let path = dir.path().join("wh.duckdb");
         let mut wh = DuckDbWarehouse::open(&path.display().to_string()).unwrap();
         let default = limit(&wh);
+        assert_ne!(default, SqlValue::Text("200.0 MiB".into()));
         wh.execute("CREATE SCHEMA s", &[]).unwrap();
         wh.execute(&create(narrow, "s.n"), &[]).unwrap();
         wh.execute(&create(wide, "s.w"), &[]).unwrap();
@@ -715,7 +708,8 @@ mod tests {
         wh.flush().unwrap();
         assert_eq!(limit(&wh), SqlValue::Text("300.0 MiB".into()));
         wh.commit().unwrap();
-        assert_eq!(limit(&wh), default);
+        // Kept after the commit (and its trim), for the checkpoints DuckDB runs later.
+        assert_eq!(limit(&wh), SqlValue::Text("300.0 MiB".into()));
         assert_eq!(
             wh.conn.query("SELECT count(*) FROM s.w", &[]).unwrap().1,
             vec![vec![SqlValue::Int(3)]]
@@ -725,6 +719,9 @@ mod tests {
         wh.bulk_append("s", "w", &batch(wide)).unwrap();
         wh.flush().unwrap();
         wh.rollback().unwrap();
+        assert_eq!(limit(&wh), SqlValue::Text("300.0 MiB".into()));
+        drop(wh);
+        let wh = DuckDbWarehouse::open(&path.display().to_string()).unwrap();
         assert_eq!(limit(&wh), default);
         drop(wh);
 
