@@ -118,16 +118,16 @@ const INSERT_BYTES: usize = 96 << 20;
 const TRIM_TO: &str = "64MB";
 
 /// Once a load inserts, DuckDB may keep in memory at most this much, or
-/// [`TRANSACTION_MEMORY_PER_COLUMN`] per column of the widest table inserted into if that
+/// [`LOAD_MEMORY_PER_COLUMN`] per column of the widest table inserted into if that
 /// is more; the rest of a transaction's blocks go to the file (whole row groups, written as
 /// they fill) or to its temporary folder. Without a bound DuckDB keeps them all in memory
 /// until the commit, up to 80% of the machine: memory would grow with a checkpoint's size.
 /// The bound stays after the commits, for the checkpoints DuckDB runs at a later commit or
 /// at close, which otherwise took 2.7 GB at 5M records (bench/RESULTS.md).
-const TRANSACTION_MEMORY: usize = 200 << 20;
+const LOAD_MEMORY: usize = 200 << 20;
 /// An insert pins a block of 256 KiB per column for each of DuckDB's threads and for the
 /// row group being gathered: a fixed limit would fail tables of thousands of columns.
-const TRANSACTION_MEMORY_PER_COLUMN: usize = 1 << 20;
+const LOAD_MEMORY_PER_COLUMN: usize = 1 << 20;
 
 /// What follows `duckdb://`: `PATH[?memory_limit=SIZE&lock_wait=SECONDS]`.
 #[derive(Debug, PartialEq)]
@@ -332,13 +332,13 @@ impl DuckDbWarehouse {
     }
 
     /// Bounds the memory DuckDB holds, given the columns of a table about to be inserted
-    /// into (see [`TRANSACTION_MEMORY`]); raised, never lowered. A `memory_limit` in the URL
+    /// into (see [`LOAD_MEMORY`]); raised, never lowered. A `memory_limit` in the URL
     /// is the user's and stays.
     fn hold_memory_for(&mut self, columns: usize) -> Result<()> {
         if self.memory_limit.is_some() {
             return Ok(());
         }
-        let limit = TRANSACTION_MEMORY.max(columns * TRANSACTION_MEMORY_PER_COLUMN);
+        let limit = LOAD_MEMORY.max(columns * LOAD_MEMORY_PER_COLUMN);
         if limit <= self.load_limit {
             return Ok(());
         }
