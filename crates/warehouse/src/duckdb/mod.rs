@@ -319,14 +319,7 @@ impl DuckDbWarehouse {
         {
             tracing::debug!(error = %e, "the buffer pool was not trimmed");
         }
-        let restore = match &self.memory_limit {
-            Some(size) => format!("SET memory_limit = '{size}'"),
-            None if self.load_limit > 0 => {
-                format!("SET memory_limit = '{}MiB'", self.load_limit >> 20)
-            }
-            None => "RESET memory_limit".to_string(),
-        };
-        if let Err(e) = self.conn.execute_batch(&restore) {
+        if let Err(e) = self.conn.execute_batch(&self.memory_setting()) {
             tracing::warn!(error = %e, "DuckDB's memory limit was not restored after a trim");
         }
     }
@@ -342,12 +335,22 @@ impl DuckDbWarehouse {
         if limit <= self.load_limit {
             return Ok(());
         }
-        let statement = format!("SET memory_limit = '{}MiB'", limit >> 20);
-        self.conn
-            .execute_batch(&statement)
-            .map_err(|e| Self::sql_err(&statement, e))?;
-        self.load_limit = limit;
-        Ok(())
+        let previous = std::mem::replace(&mut self.load_limit, limit);
+        let statement = self.memory_setting();
+        self.conn.execute_batch(&statement).map_err(|e| {
+            self.load_limit = previous;
+            Self::sql_err(&statement, e)
+        })
+    }
+
+    /// The statement that sets DuckDB's limit to what this connection holds it at: the
+    /// URL's, else the load's bound once one inserted, else DuckDB's default.
+    fn memory_setting(&self) -> String {
+        match (&self.memory_limit, self.load_limit) {
+            (Some(size), _) => format!("SET memory_limit = '{size}'"),
+            (None, 0) => "RESET memory_limit".to_string(),
+            (None, bytes) => format!("SET memory_limit = '{}MiB'", bytes >> 20),
+        }
     }
 
     /// Inserts every gathered batch, table by table.
