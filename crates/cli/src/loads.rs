@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use observes_app::{demo, run_pipeline, Config};
 use observes_load::{LoadConfig, Loader};
-use observes_pipeline::{drive, MessageStream};
+use observes_pipeline::MessageStream;
 use observes_singer::{Message, MessageWriter};
 use serde_json::{json, Value};
 
@@ -153,7 +153,7 @@ pub(crate) fn target(warehouse: &str, config: LoadConfig) -> Result<()> {
         let _ = out.write(&message).and_then(|_| out.flush());
         Ok(())
     };
-    if let Err(e) = drive(&mut loader, &mut stream, |s| echo(&mut out, s)) {
+    if let Err(e) = loader.drive(&mut stream, |s| echo(&mut out, s)) {
         if let Some(state) = loader.abort(&e.to_string()) {
             echo(&mut out, &state)?;
         }

@@ -19,26 +19,19 @@ use observes_singer::LineBlock;
 
 /// The streams' layouts as the loader had them, and the load's id.
 #[derive(Debug)]
-pub struct Layouts {
+pub(crate) struct Layouts {
     pub(crate) load_id: i64,
     pub(crate) streams: HashMap<String, Arc<Layout>>,
 }
 
 /// A block's leading records, normalized.
 #[derive(Debug)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// Leading lines of the block read (all of them `RECORD`s on the fast path).
     pub(crate) lines: usize,
     pub(crate) ids: IdAllocator,
     /// Per stream: its rows, and how many records they came from.
     pub(crate) streams: Vec<(String, Normalizer, u64)>,
-}
-
-impl Prepared {
-    /// Leading lines of the block this holds.
-    pub fn lines(&self) -> usize {
-        self.lines
-    }
 }
 
 /// Normalizers taken over and emptied, kept for the next blocks: buffers that grew on a
@@ -73,10 +66,6 @@ impl Spares {
 }
 
 /// Normalizes the leading run of `RECORD` lines of `block` that the fast path reads.
-pub fn prepare(block: &LineBlock, layouts: &Layouts) -> Prepared {
-    prepare_with(block, layouts, &Spares::default())
-}
-
 fn prepare_with(block: &LineBlock, layouts: &Layouts, spares: &Spares) -> Prepared {
     let mut ids = IdAllocator::new(layouts.load_id);
     let mut streams: Vec<(String, Normalizer, u64)> = Vec::new();
@@ -110,8 +99,8 @@ fn prepare_with(block: &LineBlock, layouts: &Layouts, spares: &Spares) -> Prepar
 
 type Job = (Arc<LineBlock>, Arc<Layouts>, mpsc::SyncSender<Prepared>);
 
-/// Threads that [`prepare`] blocks handed to them.
-pub struct Helpers {
+/// Threads that normalize blocks handed to them ([`prepare_with`]).
+pub(crate) struct Helpers {
     jobs: Option<mpsc::Sender<Job>>,
     threads: Vec<thread::JoinHandle<()>>,
     spares: Arc<Spares>,
@@ -120,7 +109,7 @@ pub struct Helpers {
 impl Helpers {
     /// `count` helper threads (none if `count` is 0: every block is then read in order by
     /// the loader).
-    pub fn new(count: usize) -> Helpers {
+    pub(crate) fn new(count: usize) -> Helpers {
         let (jobs, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let spares = Arc::new(Spares::default());
@@ -151,12 +140,12 @@ impl Helpers {
     }
 
     /// One helper per core, at most `max`.
-    pub fn per_core(max: usize) -> Helpers {
+    pub(crate) fn per_core(max: usize) -> Helpers {
         Helpers::new(thread::available_parallelism().map_or(1, |n| n.get().min(max)))
     }
 
     /// Hands `block` to a helper.
-    pub fn submit(&self, block: LineBlock, layouts: Arc<Layouts>) -> Ahead {
+    pub(crate) fn submit(&self, block: LineBlock, layouts: Arc<Layouts>) -> Ahead {
         let block = Arc::new(block);
         let (reply, prepared) = mpsc::sync_channel(1);
         // Without helpers the job is refused and dropped with its reply: `wait` gives None.
@@ -167,7 +156,7 @@ impl Helpers {
     }
 
     /// Gives back the normalizers of records taken over, for later blocks.
-    pub fn recycle(&self, prepared: Prepared) {
+    pub(crate) fn recycle(&self, prepared: Prepared) {
         self.spares.keep(
             prepared
                 .streams
@@ -187,14 +176,14 @@ impl Drop for Helpers {
 }
 
 /// A block in a helper's hands.
-pub struct Ahead {
+pub(crate) struct Ahead {
     block: Arc<LineBlock>,
     prepared: mpsc::Receiver<Prepared>,
 }
 
 impl Ahead {
     /// The block, and its prepared records unless no helper got to them.
-    pub fn wait(self) -> (Arc<LineBlock>, Option<Prepared>) {
+    pub(crate) fn wait(self) -> (Arc<LineBlock>, Option<Prepared>) {
         let prepared = self.prepared.recv().ok();
         (self.block, prepared)
     }
@@ -244,8 +233,8 @@ mod tests {
             (vec![no_key, &r1], 0),
             (vec![SCHEMA, &r1], 0),
         ] {
-            let got = prepare(&block(&lines), &layouts);
-            assert_eq!(got.lines(), prepared, "{lines:?}");
+            let got = prepare_with(&block(&lines), &layouts, &Spares::default());
+            assert_eq!(got.lines, prepared, "{lines:?}");
             let rows: u64 = got.streams.iter().map(|(_, _, records)| records).sum();
             assert_eq!(rows, prepared as u64);
             // A record that bailed half-way left no rows behind (two tags per record).
@@ -261,8 +250,8 @@ mod tests {
         handle(&mut loader, SCHEMA);
         let lines = [record(1), record(2)];
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-        let mut current = prepare(&block(&lines), &loader.layouts());
-        let mut stale = prepare(&block(&lines), &loader.layouts());
+        let mut current = prepare_with(&block(&lines), &loader.layouts(), &Spares::default());
+        let mut stale = prepare_with(&block(&lines), &loader.layouts(), &Spares::default());
         assert_eq!(loader.take_ahead(&mut current).unwrap(), (2, None));
         // A SCHEMA comes before the next block: its records were read with the old layout.
         handle(&mut loader, &SCHEMA.replace(r#""tags""#, r#""labels""#));

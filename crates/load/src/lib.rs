@@ -65,7 +65,8 @@ fn one_of(names: &[&str]) -> String {
         [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
     }
 }
-pub mod ahead;
+mod ahead;
+pub mod input;
 #[cfg(feature = "inspect")]
 pub mod inspect;
 pub mod metadata;

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use observes_load::{LoadConfig, Loader};
+use observes_load::{LoadConfig, LoadError, Loader};
 use observes_model::{IdAllocator, Layout, Normalizer};
 use observes_pipeline::sources::synthetic::{self, SyntheticConfig};
-use observes_pipeline::{drive, MessageStream};
+use observes_pipeline::MessageStream;
 use observes_singer::{Message, MessageReader, MessageWriter};
 
 #[global_allocator]
@@ -140,7 +140,9 @@ fn main() {
     let started = start();
     let mut loader = Loader::begin(wh.as_mut(), LoadConfig::new("bench", "ci")).unwrap();
     let mut stream = MessageStream::from_reader(std::io::Cursor::new(singer.clone()));
-    drive(&mut loader, &mut stream, |_| Ok(())).unwrap();
+    loader
+        .drive(&mut stream, |_| Ok::<(), LoadError>(()))
+        .unwrap();
     loader.finish().unwrap();
     report("Singer to DuckDB (append)", records, singer.len(), started);
 }

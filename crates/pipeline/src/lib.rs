@@ -15,5 +15,5 @@ pub mod sources;
 pub mod state;
 
 pub use config::PipelineConfig;
-pub use run::{drive, run_pipeline, Destination, RunError, RunSummary};
+pub use run::{run_pipeline, Destination, RunError, RunSummary};
 pub use sources::{MessageStream, SourceConfig};

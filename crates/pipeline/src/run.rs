@@ -1,21 +1,15 @@
 //! Running a pipeline: lock, resume from the committed state, load, copy each committed
 //! state to the state store, unlock.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use observes_load::ahead::{Ahead, Helpers};
 use observes_load::{failpoint, LoadConfig, LoadError, LoadSummary, Loader};
 use observes_singer::ReadError;
 use observes_state::{StateError, StateStore};
 use observes_warehouse::WarehouseError;
-use serde_json::Value;
 
 use crate::config::PipelineConfig;
-use crate::sources::{Item, MessageStream, Next, SourceError};
-
-/// How long the source may be quiet before a finished commit is handed out without it.
-const QUIET_SOURCE: Duration = Duration::from_millis(200);
+use crate::sources::{MessageStream, SourceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -46,112 +40,6 @@ pub struct RunSummary {
     pub pipeline: String,
     pub load: LoadSummary,
     pub elapsed: Duration,
-}
-
-/// Feeds messages into a loader, calling `on_commit` with each state right after the
-/// transaction that holds it commits. Stops at the first error, leaving the open
-/// (uncommitted) checkpoint for the caller to abort.
-///
-/// Blocks of lines go to helper threads that normalize their records ahead (see
-/// [`observes_load::ahead`]) while the loader takes earlier items in order.
-pub fn drive(
-    loader: &mut Loader<'_>,
-    stream: &mut MessageStream,
-    mut on_commit: impl FnMut(&Value) -> Result<(), RunError>,
-) -> Result<(), RunError> {
-    let helpers = Helpers::per_core(AHEAD_BLOCKS);
-    // Items read and not yet loaded, in order; blocks among them are with the helpers.
-    let mut window: VecDeque<Queued> = VecDeque::new();
-    let mut ended = false;
-    loop {
-        while !ended && window.len() < AHEAD_BLOCKS {
-            // Wait for the source only when there is nothing else to do.
-            let wait = if window.is_empty() {
-                QUIET_SOURCE
-            } else {
-                Duration::ZERO
-            };
-            match stream.next_within(wait) {
-                Next::Item(Item::Lines(block)) => {
-                    window.push_back(Queued::Ahead(helpers.submit(block, loader.layouts())))
-                }
-                Next::Item(item) => window.push_back(Queued::Item(item)),
-                Next::Quiet if window.is_empty() => {
-                    // A commit that finished while the source is quiet is handed out now,
-                    // so its state is echoed and stored when it is durable, not with the
-                    // source's next message (which may be minutes away).
-                    if let Some(state) = loader.committed_meanwhile()? {
-                        on_commit(&state)?;
-                    }
-                }
-                Next::Quiet => break,
-                Next::End => ended = true,
-            }
-        }
-        let Some(next) = window.pop_front() else {
-            if ended {
-                // The end of a file is its last checkpoint (it may have no STATE of its own).
-                if let Some((value, line)) = stream.file.as_ref().and_then(|f| f.at_end()) {
-                    let message =
-                        observes_singer::Message::State(observes_singer::StateMessage { value });
-                    if let Some(state) = loader.handle(line + 1, message)? {
-                        on_commit(&state)?;
-                    }
-                }
-                break;
-            }
-            continue;
-        };
-        match next {
-            Queued::Item(Item::Line(line)) => {
-                if let Some(state) = loader.handle(line.number, line.message)? {
-                    on_commit(&state)?;
-                }
-            }
-            Queued::Item(Item::Lines(block)) => {
-                loader.load_lines(&block, 0, file_state(&mut stream.file), &mut on_commit)?
-            }
-            Queued::Ahead(ahead) => {
-                let (block, prepared) = ahead.wait();
-                let mut done = 0;
-                if let Some(mut prepared) = prepared {
-                    let taken = loader.take_ahead(&mut prepared);
-                    helpers.recycle(prepared);
-                    let (lines, state) = taken?;
-                    if let Some(state) = state {
-                        on_commit(&state)?;
-                    }
-                    done = lines;
-                }
-                loader.load_lines(&block, done, file_state(&mut stream.file), &mut on_commit)?;
-            }
-            Queued::Item(Item::Bad { error, raw }) => {
-                if !loader.reject_line(error.line(), error.reason(), &raw)? {
-                    return Err(error.into());
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A file's `STATE`s carry where in the file they end (see
-/// [`crate::sources::singer_file`]); other sources' states go as they are.
-fn file_state(
-    file: &mut Option<crate::sources::singer_file::FileCursor>,
-) -> impl FnMut(Value, u64, u64) -> Value + '_ {
-    move |value, end, line| match file {
-        Some(file) => file.wrap(value, end, line),
-        None => value,
-    }
-}
-
-/// Blocks of lines read ahead of the loader: enough to keep every helper busy.
-const AHEAD_BLOCKS: usize = 4;
-
-enum Queued {
-    Item(Item),
-    Ahead(Ahead),
 }
 
 fn load_config(pipeline: &PipelineConfig) -> LoadConfig {
@@ -225,10 +113,10 @@ fn run_locked(
     };
     let outcome = (|| {
         let mut stream = MessageStream::open(&pipeline.source, resume_from)?;
-        drive(&mut loader, &mut stream, |state| {
+        loader.drive(&mut stream, |state| {
             failpoint("after-commit");
             store.wait(store.put(name, state))?;
-            Ok(())
+            Ok::<(), RunError>(())
         })?;
         // A tap that failed leaves its last records without a state to cover them.
         stream.finish()?;

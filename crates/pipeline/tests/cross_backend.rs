@@ -2,9 +2,9 @@
 
 use std::io::Cursor;
 
-use observes_load::{inspect, LoadConfig, Loader, WriteMode};
+use observes_load::{inspect, LoadConfig, LoadError, Loader, WriteMode};
 use observes_pipeline::sources::synthetic::{self, SyntheticConfig};
-use observes_pipeline::{drive, MessageStream};
+use observes_pipeline::MessageStream;
 
 /// The demo's bundled GitLab-shaped Singer file.
 const GITLAB_SAMPLE: &str = include_str!("../../app/demo/gitlab.singer");
@@ -18,7 +18,9 @@ fn load(wh: &mut dyn Warehouse, schema: &str, mode: WriteMode, stream: MessageSt
     };
     let mut loader = Loader::begin(wh, config).unwrap();
     let mut stream = stream;
-    drive(&mut loader, &mut stream, |_| Ok(())).unwrap();
+    loader
+        .drive(&mut stream, |_| Ok::<(), LoadError>(()))
+        .unwrap();
     loader.finish().unwrap();
 }
 

@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use observes_load::{LoadConfig, Loader, OnInvalid, WriteMode};
-use observes_pipeline::{drive, MessageStream};
+use observes_load::{LoadConfig, LoadError, Loader, OnInvalid, WriteMode};
+use observes_pipeline::MessageStream;
 use observes_warehouse::{Dialect, SqlValue, Warehouse};
 
 fn case_dirs() -> Vec<PathBuf> {
@@ -69,9 +69,9 @@ fn run_case_on(dir: &Path, wh: &mut dyn Warehouse, block_bytes: usize) -> String
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let mut committed = Vec::new();
-        match drive(&mut loader, &mut stream, |s| {
+        match loader.drive(&mut stream, |s| {
             committed.push(s.to_string());
-            Ok(())
+            Ok::<(), LoadError>(())
         }) {
             Ok(()) => {
                 let summary = loader.finish().unwrap();
@@ -334,7 +334,9 @@ fn text_over_65535_bytes_is_bad_input_in_redshift_mode() {
     };
     let mut loader = Loader::begin(wh.as_mut(), config).unwrap();
     let mut stream = MessageStream::from_reader(std::io::Cursor::new(input.into_bytes()));
-    drive(&mut loader, &mut stream, |_| Ok(())).unwrap();
+    loader
+        .drive(&mut stream, |_| Ok::<(), LoadError>(()))
+        .unwrap();
     loader.finish().unwrap();
     let rows = wh.query("SELECT id FROM raw.notes", &[]).unwrap();
     assert_eq!(rows, vec![vec![SqlValue::Int(2)]]);

@@ -3,9 +3,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use observes_load::{LoadConfig, Loader, WriteMode};
+use observes_load::{LoadConfig, LoadError, Loader, WriteMode};
 use observes_pipeline::sources::synthetic::{self, SyntheticConfig};
-use observes_pipeline::{drive, MessageStream};
+use observes_pipeline::MessageStream;
 use observes_warehouse::duckdb::DuckDbWarehouse;
 use observes_warehouse::{SqlValue, Warehouse};
 
@@ -23,7 +23,9 @@ fn load(wh: &mut dyn Warehouse, records: u64, seed: u64) {
         shape: Default::default(),
     };
     let mut stream = MessageStream::from_messages(synthetic::messages(&source, 0));
-    drive(&mut loader, &mut stream, |_| Ok(())).unwrap();
+    loader
+        .drive(&mut stream, |_| Ok::<(), LoadError>(()))
+        .unwrap();
     loader.finish().unwrap();
 }
 

@@ -16,7 +16,7 @@ impl Loader<'_> {
     /// (a file source wraps it with where in the file it ends); `on_commit` gets each state
     /// once the transaction that holds it is durable. A line that is not a message is
     /// quarantined or stops the load, as the load's `on_invalid` says.
-    pub fn load_lines<E: From<LoadError>>(
+    pub(crate) fn load_lines<E: From<LoadError>>(
         &mut self,
         block: &LineBlock,
         skip: usize,
@@ -74,8 +74,8 @@ impl Loader<'_> {
         Ok(Some(self.report(finished)))
     }
 
-    /// The streams' layouts now, for [`ahead::prepare`].
-    pub fn layouts(&self) -> Arc<ahead::Layouts> {
+    /// The streams' layouts now, for the helpers ([`ahead`]).
+    pub(crate) fn layouts(&self) -> Arc<ahead::Layouts> {
         Arc::new(ahead::Layouts {
             load_id: self.ids.load_id(),
             // Streams typed from their records are read here, never ahead.
@@ -92,7 +92,7 @@ impl Loader<'_> {
     /// of them, or none when a stream's layout changed since ([`ahead`]). Returns how many
     /// leading lines of their block that covers (the caller reads the rest) and, as
     /// [`Loader::handle`] does, a state that became durable.
-    pub fn take_ahead(
+    pub(crate) fn take_ahead(
         &mut self,
         prepared: &mut ahead::Prepared,
     ) -> Result<(usize, Option<Value>), LoadError> {
@@ -121,7 +121,7 @@ impl Loader<'_> {
     }
 
     /// Quarantines input that is not even a message (malformed JSON), when the policy allows.
-    pub fn reject_line(
+    pub(crate) fn reject_line(
         &mut self,
         line: u64,
         reason: String,

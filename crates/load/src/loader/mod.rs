@@ -17,6 +17,7 @@ use crate::{
 };
 
 mod commit;
+mod drive;
 mod lines;
 mod schema;
 
@@ -188,7 +189,7 @@ impl<'w> Loader<'w> {
 
     /// The state of a commit that finished while no message came (a quiet source), so the
     /// caller can hand it out now rather than with the source's next message.
-    pub fn committed_meanwhile(&mut self) -> Result<Option<Value>, LoadError> {
+    pub(crate) fn committed_meanwhile(&mut self) -> Result<Option<Value>, LoadError> {
         let finished = self.poll()?;
         Ok(self.report(finished))
     }

@@ -16,7 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
-use observes_singer::{Line, LineBlock, LineBlocks, ReadError};
+use observes_load::input::{Input, Item, Next};
+use observes_singer::{Line, LineBlocks, ReadError};
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -85,15 +86,6 @@ pub enum SourceError {
     },
 }
 
-/// One item from a source: a message, lines of Singer text not parsed yet (the loader
-/// reads each where it uses it), or input that is not one (with its raw bytes, so a
-/// quarantine policy can keep it).
-pub enum Item {
-    Line(Line),
-    Lines(LineBlock),
-    Bad { error: ReadError, raw: Vec<u8> },
-}
-
 /// Messages read on their own thread (parsing JSON runs beside normalizing and loading),
 /// handed over in chunks through a bounded channel so memory stays flat.
 pub struct MessageStream {
@@ -104,7 +96,7 @@ pub struct MessageStream {
     /// Where an in-process source leaves its error.
     failure: Option<Arc<Mutex<Option<SourceError>>>>,
     /// A `singer-file` source: where the file's checkpoints are ([`singer_file`]).
-    pub(crate) file: Option<singer_file::FileCursor>,
+    file: Option<singer_file::FileCursor>,
 }
 
 /// Sends the input's blocks on; at its end, returns where it ended (bytes, lines). `None`
@@ -379,20 +371,6 @@ impl MessageStream {
         }
     }
 
-    /// The next item, or [`Next::Quiet`] once `wait` passed without one.
-    pub fn next_within(&mut self, wait: std::time::Duration) -> Next {
-        loop {
-            if let Some(item) = self.chunk.next() {
-                return Next::Item(item);
-            }
-            match self.rx.recv_timeout(wait) {
-                Ok(chunk) => self.chunk = chunk.into_iter(),
-                Err(mpsc::RecvTimeoutError::Timeout) => return Next::Quiet,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Next::End,
-            }
-        }
-    }
-
     /// After the last item: a tap that exited non-zero is an error.
     pub fn finish(mut self) -> Result<(), SourceError> {
         if let Some(failure) = self.failure.take() {
@@ -416,12 +394,30 @@ impl MessageStream {
     }
 }
 
-/// What waiting for a stream's next item brought.
-pub enum Next {
-    Item(Item),
-    /// Nothing came within the wait: the source is quiet (or slow).
-    Quiet,
-    End,
+impl Input for MessageStream {
+    fn next_within(&mut self, wait: std::time::Duration) -> Next {
+        loop {
+            if let Some(item) = self.chunk.next() {
+                return Next::Item(item);
+            }
+            match self.rx.recv_timeout(wait) {
+                Ok(chunk) => self.chunk = chunk.into_iter(),
+                Err(mpsc::RecvTimeoutError::Timeout) => return Next::Quiet,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Next::End,
+            }
+        }
+    }
+
+    fn state_at(&mut self, value: Value, end: u64, line: u64) -> Value {
+        match &mut self.file {
+            Some(file) => file.wrap(value, end, line),
+            None => value,
+        }
+    }
+
+    fn end_checkpoint(&self) -> Option<(Value, u64)> {
+        self.file.as_ref().and_then(|f| f.at_end())
+    }
 }
 
 impl Drop for MessageStream {
