@@ -26,7 +26,7 @@
 //! assert_eq!(summary.streams["users"].rows, 1);
 //! ```
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 /// A setting spelled by name in configs and flags: `FromStr`, with an error that lists the
 /// names, and `as_str` back.

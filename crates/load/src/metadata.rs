@@ -14,9 +14,13 @@ use observes_warehouse::sql::{create_table_with, json_param, json_text, qualifie
 use observes_warehouse::{Result, SqlValue, Warehouse};
 use serde_json::{json, Value};
 
+/// One row per load: when, which pipeline, how it ended.
 pub const LOADS: &str = "_observes_loads";
+/// Per pipeline, the state committed last.
 pub const STATE: &str = "_observes_state";
+/// Per stream, each layout its tables had.
 pub const SCHEMA_VERSIONS: &str = "_observes_schema_versions";
+/// Records quarantined by `on_invalid = "quarantine"`, with the reason.
 pub const REJECTS: &str = "_observes_rejects";
 
 /// Metadata columns holding free text of any length.
@@ -25,9 +29,13 @@ const LONG_TEXT: &[&str] = &["error", "reason", "record"];
 /// A quarantined record, kept until its checkpoint commits.
 #[derive(Debug, Clone)]
 pub struct Reject {
+    /// The stream (empty for a line that is not a message).
     pub stream: String,
+    /// The input line, from 1.
     pub line: u64,
+    /// Why it was rejected.
     pub reason: String,
+    /// The line's text.
     pub record: String,
 }
 
@@ -203,6 +211,7 @@ pub fn write_state(
     Ok(())
 }
 
+/// Removes a pipeline's committed state (`observes state clear`), in the open transaction.
 pub fn clear_state(wh: &mut dyn Warehouse, schema: &str, pipeline: &str) -> Result<()> {
     if wh.table_columns(schema, STATE)?.is_none() {
         return Ok(());
@@ -394,6 +403,7 @@ fn fit_text(text: &str, max: Option<usize>) -> String {
     }
 }
 
+/// Writes quarantined records into `_observes_rejects`.
 pub fn insert_rejects(
     wh: &mut dyn Warehouse,
     schema: &str,

@@ -16,9 +16,12 @@ use observes_warehouse::{sql, Result, SqlValue, Warehouse};
 /// How a load's rows are committed to their tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WriteMode {
+    /// Rows are added.
     #[default]
     Append,
+    /// Rows replace those with the same key (the stream's key properties).
     Merge,
+    /// The load's rows replace the whole table, swapped in at the last commit.
     Replace,
 }
 
@@ -30,14 +33,17 @@ impl std::fmt::Display for WriteMode {
     }
 }
 
+/// The stage table a merge loads into before it merges.
 pub fn stage_name(table: &str) -> String {
     format!("{table}__observes_stage")
 }
 
+/// Where a replace's new table is built.
 pub fn aside_name(table: &str) -> String {
     format!("{table}__observes_new")
 }
 
+/// Where a replace keeps the old table while it swaps.
 pub fn backup_name(table: &str) -> String {
     format!("{table}__observes_backup")
 }

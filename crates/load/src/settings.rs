@@ -44,12 +44,16 @@ pub enum Untyped {
 
 named_setting!(Untyped, "untyped policy", "json" => Json, "infer" => Infer);
 
+/// How a load writes: its pipeline, schema, write mode and policies.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
+    /// The pipeline's name (its state's key).
     pub pipeline: String,
     /// The warehouse schema (dataset) the tables go into.
     pub schema: String,
+    /// How rows are written.
     pub write_mode: WriteMode,
+    /// What an invalid record does.
     pub on_invalid: OnInvalid,
     /// Rows buffered per stream before they are sent to the warehouse (not committed);
     /// `None`: the warehouse's ([`observes_warehouse::LoadSizes`]).
@@ -77,8 +81,11 @@ pub struct LoadConfig {
 /// keeps a transaction of wide records as small as one of narrow records.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CommitPolicy {
+    /// Commit once this many records arrived since the last commit.
     pub records: Option<u64>,
+    /// Commit once this many bytes of normalized rows wait.
     pub bytes: Option<u64>,
+    /// Commit once this long passed since the last commit.
     pub interval: std::time::Duration,
 }
 
@@ -104,6 +111,7 @@ impl CommitPolicy {
 }
 
 impl LoadConfig {
+    /// The defaults, for a pipeline loading into `schema`.
     pub fn new(pipeline: &str, schema: &str) -> Self {
         LoadConfig {
             pipeline: pipeline.to_string(),

@@ -73,6 +73,7 @@ struct Fields {
 }
 
 impl SchemaInference {
+    /// Inference starting from the declared schema (its typed properties stay as declared).
     pub fn new(declared: &Value) -> SchemaInference {
         SchemaInference {
             declared: declared.clone(),

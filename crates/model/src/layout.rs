@@ -6,10 +6,15 @@ use serde_json::{Map, Value};
 use crate::ident::{normalize, NameRegistry};
 use crate::types::ColumnType;
 
+/// Every row's load (`_observes_loads`).
 pub const LOAD_ID: &str = "_observes_load_id";
+/// A row's id, unique in the warehouse.
 pub const ID: &str = "_observes_id";
+/// A child row's parent row.
 pub const PARENT_ID: &str = "_observes_parent_id";
+/// A child row's root (record) row.
 pub const ROOT_ID: &str = "_observes_root_id";
+/// A child row's place in its array, from 0.
 pub const LIST_IDX: &str = "_observes_list_idx";
 /// The column of an array of scalars' child table.
 pub const VALUE: &str = "value";
@@ -19,20 +24,27 @@ pub const TABLE_NAME_RESERVE: usize = 24;
 /// A column of a table. Metadata columns (`_observes_*`) are never null.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
+    /// The column's name in the warehouse.
     pub name: String,
+    /// Its type.
     pub ty: ColumnType,
+    /// Whether it is one of Observes' own `_observes_*` columns.
     pub metadata: bool,
 }
 
+/// A table of a stream's layout: the root table or a child table for an array.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
+    /// The table's name in the warehouse.
     pub name: String,
+    /// Its columns, in order.
     pub columns: Vec<Column>,
     /// Index of the parent table in [`Layout::tables`]; `None` for the root table.
     pub parent: Option<usize>,
 }
 
 impl Table {
+    /// The position of a column by name.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }
@@ -43,14 +55,22 @@ impl Table {
 pub struct Accepts(pub u8);
 
 impl Accepts {
+    /// `boolean`.
     pub const BOOL: u8 = 1;
+    /// `integer`.
     pub const INT: u8 = 2;
+    /// `number`.
     pub const NUM: u8 = 4;
+    /// `string`.
     pub const STR: u8 = 8;
+    /// `object`.
     pub const OBJ: u8 = 16;
+    /// `array`.
     pub const ARR: u8 = 32;
+    /// Any JSON type.
     pub const ANY: Accepts = Accepts(63);
 
+    /// Whether `flag` is accepted.
     pub fn has(self, flag: u8) -> bool {
         self.0 & flag != 0
     }
@@ -82,31 +102,58 @@ impl Accepts {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Field {
     /// One column of the current table.
-    Scalar { column: usize, accepts: Accepts },
+    /// One column of the current table.
+    Scalar {
+        /// Its position in the table.
+        column: usize,
+        /// The JSON types it takes.
+        accepts: Accepts,
+    },
     /// A nested object, flattened into the current table.
-    Object { properties: Vec<(String, Field)> },
+    /// A nested object, flattened into the current table.
+    Object {
+        /// Its properties, in order.
+        properties: Vec<(String, Field)>,
+    },
     /// An array: one row per element in a child table.
-    Array { table: usize, item: Box<Field> },
+    /// An array: one row per element in a child table.
+    Array {
+        /// The child table's index.
+        table: usize,
+        /// How an element is stored.
+        item: Box<Field>,
+    },
     /// Any JSON (objects without properties, mixed types), kept as JSON text.
-    Json { column: usize },
+    /// Any JSON (objects without properties, mixed types), kept as JSON text.
+    Json {
+        /// Its position in the table.
+        column: usize,
+    },
 }
 
 /// Positions of the metadata columns of one table.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct MetaColumns {
+    /// `_observes_load_id`.
     pub load_id: usize,
+    /// `_observes_id`.
     pub id: usize,
+    /// `_observes_parent_id` (child tables).
     pub parent_id: Option<usize>,
+    /// `_observes_root_id` (child tables).
     pub root_id: Option<usize>,
+    /// `_observes_list_idx` (child tables).
     pub list_idx: Option<usize>,
 }
 
 /// What a SCHEMA message becomes: the tables of a stream and how records fill them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
+    /// The stream.
     pub stream: String,
     /// `tables[0]` is the root table; children follow their parents.
     pub tables: Vec<Table>,
+    /// The stream's key properties.
     pub key_properties: Vec<String>,
     /// Root-table columns of the key properties, in key order.
     pub key_columns: Vec<usize>,
@@ -121,9 +168,11 @@ pub struct Layout {
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 #[error("stream {stream:?}: invalid schema at {at}: {problem}")]
 pub struct SchemaError {
+    /// The stream.
     pub stream: String,
     /// Where in the schema, as a JSON pointer-like path (`properties.user.type`).
     pub at: String,
+    /// What is wrong.
     pub problem: String,
 }
 
@@ -155,12 +204,18 @@ impl std::str::FromStr for SchemaChangePolicy {
 /// A change the warehouse must make so a table can hold a new layout.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TableChange {
+    /// A column to add.
     AddColumn {
+        /// The column.
         column: Column,
     },
+    /// A column to widen (an integer column that takes decimals).
     WidenColumn {
+        /// The column.
         column: String,
+        /// Its type now.
         from: ColumnType,
+        /// The type it becomes.
         to: ColumnType,
     },
 }
@@ -171,10 +226,15 @@ pub enum TableChange {
     "stream {stream:?}: column {column:?} of table {table:?} cannot change from {from} to {to} ({why})"
 )]
 pub struct IncompatibleChange {
+    /// The stream.
     pub stream: String,
+    /// The table.
     pub table: String,
+    /// The column.
     pub column: String,
+    /// Its type now.
     pub from: ColumnType,
+    /// The type the records now have.
     pub to: ColumnType,
     /// Why it stops the load: the policy, or a key column.
     pub why: &'static str,
@@ -333,6 +393,7 @@ impl Layout {
         &self.properties
     }
 
+    /// The root table.
     pub fn root(&self) -> &Table {
         &self.tables[0]
     }

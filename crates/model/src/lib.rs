@@ -27,7 +27,7 @@
 //! assert_eq!(batches[1].1.num_rows(), 2); // jobs__tags
 //! ```
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod ident;
 pub mod infer;

@@ -7,13 +7,19 @@ use arrow_schema::{DataType, TimeUnit};
 /// The type of a warehouse column, independent of the warehouse's dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ColumnType {
+    /// `BOOLEAN`.
     Boolean,
+    /// A 64-bit integer.
     BigInt,
+    /// A double.
     Double,
+    /// Text of any length.
     Text,
     /// An instant, stored in UTC.
     Timestamp,
+    /// A calendar date (`format: date`).
     Date,
+    /// A time of day (`format: time`).
     Time,
     /// Any JSON value, kept as JSON.
     Json,

@@ -121,13 +121,19 @@ pub fn commit_policy(
 /// A pipeline as declared.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
+    /// Its name: the key of its state and lock.
     pub name: String,
+    /// Where its messages come from.
     pub source: SourceConfig,
+    /// The warehouse schema its tables go into.
     pub schema: String,
+    /// How rows are written.
     pub write_mode: WriteMode,
+    /// What an invalid record does.
     pub on_invalid: OnInvalid,
     /// Rows buffered per stream before they go to the warehouse (not a commit).
     pub batch_rows: Option<usize>,
+    /// What an incompatible type change does.
     pub on_schema_change: observes_model::SchemaChangePolicy,
     /// Under merge, a stream without key properties.
     pub on_missing_key: observes_load::OnMissingKey,

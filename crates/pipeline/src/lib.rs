@@ -7,7 +7,7 @@
 //! demo are the application's (`observes_app`); a pipeline's own table is parsed here
 //! ([`config`]).
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod config;
 pub mod run;

@@ -11,16 +11,22 @@ use observes_warehouse::WarehouseError;
 use crate::config::PipelineConfig;
 use crate::sources::{MessageStream, SourceError};
 
+/// Why a pipeline run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The state store failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The warehouse failed.
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
+    /// The load stopped.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// The source failed.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// A line is not a Singer message.
     #[error("{0}")]
     Read(#[from] ReadError),
 }
@@ -28,17 +34,23 @@ pub enum RunError {
 /// Where pipelines load and keep their state: the warehouse's URL and the state store's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
+    /// The warehouse's URL.
     pub warehouse: String,
+    /// The state store's URL.
     pub state: String,
 }
 
 /// How long a run's lock lasts if the run dies without releasing it.
 pub const LOCK_TTL: Duration = Duration::from_secs(6 * 3600);
 
+/// What a pipeline run did.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
+    /// The pipeline.
     pub pipeline: String,
+    /// What its load did.
     pub load: LoadSummary,
+    /// How long the run took.
     pub elapsed: Duration,
 }
 

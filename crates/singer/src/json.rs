@@ -12,6 +12,7 @@ use std::borrow::Cow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bail;
 
+/// A step of the fast path: its value, or [`Bail`].
 pub type Fast<T> = Result<T, Bail>;
 
 /// Nesting deeper than this bails (`serde_json` stops at 128).
@@ -20,9 +21,11 @@ pub const MAX_DEPTH: usize = 100;
 /// A JSON number as written, and the value `serde_json` would read from it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Number {
+    /// An integer that fits `i64`.
     I64(i64),
     /// A positive integer above `i64::MAX`.
     U64(u64),
+    /// Any other number.
     F64(f64),
 }
 
@@ -52,6 +55,7 @@ fn specials(w: u64) -> u64 {
 }
 
 impl<'a> Cursor<'a> {
+    /// A cursor at the start of `text`.
     pub fn new(text: &'a str) -> Cursor<'a> {
         Cursor {
             text,
@@ -60,6 +64,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The byte offset it is at.
     pub fn pos(&self) -> usize {
         self.pos
     }
@@ -98,6 +103,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Steps over byte `b` (after whitespace), or bails.
     #[inline]
     pub fn expect(&mut self, b: u8) -> Fast<()> {
         if self.eat(b) {

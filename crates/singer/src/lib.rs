@@ -20,7 +20,7 @@
 //! assert_eq!(kinds, ["SCHEMA", "RECORD", "STATE"]);
 //! ```
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod error;
 pub mod json;

@@ -6,9 +6,13 @@ use serde_json::{Map, Value};
 /// One Singer message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
+    /// Declares a stream's JSON Schema and keys.
     Schema(SchemaMessage),
+    /// One record of a stream.
     Record(RecordMessage),
+    /// A checkpoint: the tap's bookmark.
     State(StateMessage),
+    /// Marks a new version of a stream (full-table replication).
     ActivateVersion(ActivateVersionMessage),
 }
 
@@ -34,12 +38,16 @@ impl Message {
     }
 }
 
+/// A `SCHEMA` message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchemaMessage {
+    /// The stream.
     pub stream: String,
     /// A JSON Schema (an object).
     pub schema: Value,
+    /// The primary key's fields.
     pub key_properties: Vec<String>,
+    /// The fields the tap bookmarks on.
     pub bookmark_properties: Vec<String>,
 }
 
@@ -47,7 +55,9 @@ pub struct SchemaMessage {
 /// normalizer can deserialize it straight into columns) or built in-process.
 #[derive(Debug, Clone)]
 pub enum Record {
+    /// The record's JSON text, parsed later (or never, on the fast path).
     Raw(RawRecord),
+    /// The record, parsed.
     Parsed(Map<String, Value>),
 }
 
@@ -87,6 +97,7 @@ impl RawRecord {
         }
     }
 
+    /// The JSON text.
     pub fn get(&self) -> &str {
         &self.text
     }
@@ -128,29 +139,41 @@ impl From<Map<String, Value>> for Record {
     }
 }
 
+/// A `RECORD` message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordMessage {
+    /// The stream.
     pub stream: String,
+    /// The record.
     pub record: Record,
+    /// The stream's version (`ACTIVATE_VERSION`), if any.
     pub version: Option<i64>,
+    /// When the tap extracted it, as the tap wrote it.
     pub time_extracted: Option<String>,
 }
 
+/// A `STATE` message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateMessage {
+    /// The state, as the tap sent it.
     pub value: Value,
 }
 
+/// An `ACTIVATE_VERSION` message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActivateVersionMessage {
+    /// The stream.
     pub stream: String,
+    /// The version now active.
     pub version: i64,
 }
 
 /// A message with the line it was read from (1-based), for errors that point at the input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line {
+    /// The line, from 1.
     pub number: u64,
+    /// The message on it.
     pub message: Message,
 }
 

@@ -203,10 +203,13 @@ pub(crate) fn parse_message_by_serde(line: &[u8]) -> Result<Message, LineError> 
 /// A `RECORD` line read by [`scan_record_line`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordLine<'a> {
+    /// The stream.
     pub stream: &'a str,
     /// The record object's JSON text.
     pub record: &'a str,
+    /// The stream's version, if any.
     pub version: Option<i64>,
+    /// When the tap extracted it, if it said.
     pub time_extracted: Option<String>,
 }
 

@@ -25,12 +25,14 @@ impl LineBlock {
         })
     }
 
+    /// The lines with their numbers.
     pub fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
         self.lines
             .iter()
             .map(|&(number, start, end, _)| (number, &self.bytes[start..end]))
     }
 
+    /// Whether the block holds no line.
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
@@ -53,6 +55,7 @@ pub struct LineBlocks<R> {
 }
 
 impl<R: Read> LineBlocks<R> {
+    /// Blocks of `input` from its start.
     pub fn new(input: R, block_bytes: usize) -> Self {
         LineBlocks::resume(input, block_bytes, 0, 0)
     }
@@ -129,6 +132,7 @@ pub struct MessageReader<R> {
 }
 
 impl<R: BufRead> MessageReader<R> {
+    /// Messages of `input` from its start.
     pub fn new(input: R) -> Self {
         MessageReader {
             input,

@@ -17,7 +17,7 @@
 //! assert_eq!(wh.query("SELECT x FROM t", &[]).unwrap(), vec![vec![SqlValue::Int(7)]]);
 //! ```
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod duckdb;
 pub mod pipelined;
@@ -31,10 +31,15 @@ use observes_model::ColumnType;
 /// A value bound to a SQL parameter or read from a result.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {
+    /// SQL `NULL`.
     Null,
+    /// A boolean.
     Bool(bool),
+    /// A 64-bit integer.
     Int(i64),
+    /// A double.
     Float(f64),
+    /// Text.
     Text(String),
     /// Microseconds since the Unix epoch, UTC.
     Timestamp(i64),
@@ -45,6 +50,7 @@ pub enum SqlValue {
 }
 
 impl SqlValue {
+    /// The integer, if this is one.
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             SqlValue::Int(i) => Some(*i),
@@ -52,6 +58,7 @@ impl SqlValue {
         }
     }
 
+    /// The text, if this is text.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             SqlValue::Text(s) => Some(s),
@@ -81,6 +88,7 @@ impl From<i64> for SqlValue {
 /// What a warehouse's SQL looks like.
 #[derive(Debug, Clone, Copy)]
 pub struct Dialect {
+    /// The backend's name, as users write it (`duckdb`, `postgres`, `redshift`).
     pub name: &'static str,
     /// Names a schema cannot take here (they would be ambiguous with a catalog).
     pub reserved_schemas: &'static [&'static str],
@@ -124,30 +132,56 @@ impl Dialect {
     }
 }
 
+/// Why a warehouse call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
+    /// A URL no backend takes.
     #[error(
         "unsupported warehouse URL {0:?} (expected duckdb://PATH, postgres://USER@HOST:PORT/DB or redshift://USER@HOST:PORT/DB?staging=s3://BUCKET/PREFIX)"
     )]
     UnsupportedUrl(String),
+    /// The warehouse could not be opened or reached.
     #[error("opening {url}: {message}")]
-    Open { url: String, message: String },
+    Open {
+        /// The URL, credentials redacted.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// A statement failed.
     #[error("{message}\n  while running: {sql}")]
-    Sql { sql: String, message: String },
+    Sql {
+        /// The statement.
+        sql: String,
+        /// The warehouse's error.
+        message: String,
+    },
+    /// Rows could not be bulk loaded into a table.
     #[error("bulk load into {table}: {message}")]
-    BulkLoad { table: String, message: String },
+    BulkLoad {
+        /// The table, qualified.
+        table: String,
+        /// Why.
+        message: String,
+    },
+    /// A column's type in the warehouse is not one Observes maps back to a column type.
     #[error("column {column:?} of {table} has type {found:?}, which Observes does not load into")]
     UnsupportedColumnType {
+        /// The table, qualified.
         table: String,
+        /// The column.
         column: String,
+        /// The type the warehouse reports.
         found: String,
     },
 }
 
+/// A warehouse call's result.
 pub type Result<T, E = WarehouseError> = std::result::Result<T, E>;
 
 /// A connection to a warehouse.
 pub trait Warehouse: Send {
+    /// The SQL flavour and sizes of this backend.
     fn dialect(&self) -> Dialect;
 
     /// Runs a statement with bound parameters (`$1`, `$2`, …); returns rows changed.
@@ -165,8 +199,11 @@ pub trait Warehouse: Send {
         params: &[SqlValue],
     ) -> Result<(Vec<String>, Vec<Vec<SqlValue>>)>;
 
+    /// Opens a transaction.
     fn begin(&mut self) -> Result<()>;
+    /// Commits the open transaction.
     fn commit(&mut self) -> Result<()>;
+    /// Rolls back the open transaction.
     fn rollback(&mut self) -> Result<()>;
 
     /// Starts a commit and returns at once where the engine allows, so the caller can
@@ -199,10 +236,12 @@ pub trait Warehouse: Send {
 pub struct Interrupt(Box<dyn Fn() + Send + Sync>);
 
 impl Interrupt {
+    /// An interrupt that calls `stop`.
     pub fn new(stop: impl Fn() + Send + Sync + 'static) -> Interrupt {
         Interrupt(Box::new(stop))
     }
 
+    /// Stops the running statement.
     pub fn interrupt(&self) {
         (self.0)()
     }
@@ -216,6 +255,7 @@ pub struct PendingCommit {
 }
 
 impl PendingCommit {
+    /// A commit that already finished, successfully.
     pub fn done() -> PendingCommit {
         PendingCommit {
             running: None,

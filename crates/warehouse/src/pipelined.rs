@@ -18,6 +18,7 @@ use crate::{Dialect, Result, SqlValue, Warehouse, WarehouseError};
 /// batch).
 type Job = Box<dyn FnOnce(&mut dyn Warehouse, &mut Option<WarehouseError>) + Send>;
 
+/// A warehouse whose writes run on their own thread, queued in order, so that normalizing goes on while the warehouse inserts; reads wait for the writes before them.
 pub struct Pipelined {
     dialect: Dialect,
     jobs: Option<mpsc::SyncSender<Job>>,

@@ -104,10 +104,12 @@ pub fn columns_from_rows(
         .map(Some)
 }
 
+/// `CREATE SCHEMA IF NOT EXISTS`.
 pub fn create_schema(schema: &str) -> String {
     format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema))
 }
 
+/// `CREATE TABLE IF NOT EXISTS` with the columns' types in this dialect.
 pub fn create_table(dialect: Dialect, schema: &str, table: &str, columns: &[Column]) -> String {
     create_table_with(dialect, schema, table, columns, &[])
 }
@@ -140,6 +142,7 @@ pub fn create_table_with(
     )
 }
 
+/// `ALTER TABLE … ADD COLUMN` for one column.
 pub fn add_column(dialect: Dialect, schema: &str, table: &str, column: &Column) -> String {
     format!(
         "ALTER TABLE {} ADD COLUMN {} {}",
@@ -204,10 +207,12 @@ pub fn widen_column_to(
     ]
 }
 
+/// `DROP TABLE IF EXISTS`.
 pub fn drop_table(schema: &str, table: &str) -> String {
     format!("DROP TABLE IF EXISTS {}", qualified(schema, table))
 }
 
+/// `ALTER TABLE … RENAME TO`, within the schema.
 pub fn rename_table(schema: &str, from: &str, to: &str) -> String {
     format!(
         "ALTER TABLE {} RENAME TO {}",

@@ -30,15 +30,19 @@ pub struct StreamCounts {
     pub rejected: u64,
 }
 
+/// What a load did, when it finished.
 #[derive(Debug, Clone, Default)]
 pub struct LoadSummary {
+    /// The load's id (`_observes_loads`, and every row's `_observes_load_id`).
     pub load_id: i64,
+    /// Per stream, its counts.
     pub streams: BTreeMap<String, StreamCounts>,
     /// The last state committed by this load.
     pub state: Option<Value>,
     /// That state, when [`Loader::handle`] has not handed it out yet (the final checkpoint's
     /// commit is confirmed by `finish`): a Singer target still has to emit it.
     pub unreported_state: Option<Value>,
+    /// Transactions committed.
     pub commits: u64,
 }
 
@@ -160,6 +164,7 @@ impl<'w> Loader<'w> {
         })
     }
 
+    /// The load's id.
     pub fn load_id(&self) -> i64 {
         self.ids.load_id()
     }

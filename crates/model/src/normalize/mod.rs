@@ -39,6 +39,7 @@ impl IdAllocator {
     /// Bits for the row counter: 2^36 rows per load.
     const ROW_BITS: u32 = 36;
 
+    /// Ids of load `load_id`, from the first.
     pub fn new(load_id: i64) -> Self {
         IdAllocator {
             load_id,
@@ -46,6 +47,7 @@ impl IdAllocator {
         }
     }
 
+    /// The load these ids are of.
     pub fn load_id(&self) -> i64 {
         self.load_id
     }
@@ -72,6 +74,7 @@ impl IdAllocator {
 pub struct InvalidRecord {
     /// Where in the record (`user.created_at`, `artifacts[2].size`).
     pub field: String,
+    /// Why it is invalid.
     pub reason: String,
     /// For JSON that cannot be read (a number out of range, nesting too deep): the byte
     /// column where reading stopped, 1-based, counted from the start of the record's text
@@ -165,6 +168,7 @@ impl fmt::Debug for Normalizer {
 }
 
 impl Normalizer {
+    /// A normalizer with empty buffers.
     pub fn new(layout: Arc<Layout>) -> Self {
         let buffers = layout.tables.iter().map(TableBuffer::new).collect();
         let scratch = layout.tables.iter().map(|_| Vec::new()).collect();
@@ -176,6 +180,7 @@ impl Normalizer {
         }
     }
 
+    /// The layout it normalizes into.
     pub fn layout(&self) -> &Arc<Layout> {
         &self.layout
     }

@@ -20,17 +20,23 @@ use observes_load::input::{Input, Item, Next};
 use observes_singer::{Line, LineBlocks, ReadError};
 use serde_json::Value;
 
+/// Where a pipeline's messages come from, as configured.
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
+    /// A file of Singer lines.
     SingerFile {
+        /// The file.
         path: PathBuf,
     },
+    /// A Singer tap run as a child process.
     Command {
+        /// The program and its arguments.
         command: Vec<String>,
         /// Where the tap runs: the config file's folder, so that its relative arguments
         /// mean what they meant beside the file.
         dir: Option<PathBuf>,
     },
+    /// The built-in generator of CI-job-like records.
     Synthetic(synthetic::SyntheticConfig),
     /// A source of the registry ([`observes_sources::SOURCES`]), its settings read.
     Builtin(Arc<dyn observes_sources::Source>),
@@ -59,29 +65,47 @@ impl SourceConfig {
     }
 }
 
+/// Why a source failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// A file could not be opened.
     #[error("{path}: {source}")]
     Open {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A tap could not be started.
     #[error("starting tap {program:?}: {source}")]
     Spawn {
+        /// The program.
         program: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A tap exited with a failure.
     #[error("tap {program:?} exited with {status}")]
-    TapFailed { program: String, status: String },
+    TapFailed {
+        /// The program.
+        program: String,
+        /// How it exited.
+        status: String,
+    },
+    /// A `command` source with no command.
     #[error("source \"command\" needs a non-empty command")]
     EmptyCommand,
+    /// The state file handed to a tap could not be written.
     #[error("writing the state file for the tap: {0}")]
     StateFile(#[source] std::io::Error),
+    /// A built-in source failed.
     #[error("source {source_name}: {error}")]
     Api {
+        /// The source's name.
         source_name: &'static str,
+        /// Why.
         error: Box<observes_sources::SourceError>,
     },
 }

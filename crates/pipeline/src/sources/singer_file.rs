@@ -67,9 +67,13 @@ pub struct FileCursor {
 
 /// An opened file (at its start) and where the last run of it stopped.
 pub struct Opened {
+    /// The file, at its start.
     pub file: std::fs::File,
+    /// Where the last run stopped: bytes into the file.
     pub offset: u64,
+    /// And the line it stopped after.
     pub line: u64,
+    /// The cursor that wraps this run's states.
     pub cursor: FileCursor,
 }
 

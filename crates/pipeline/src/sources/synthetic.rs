@@ -12,11 +12,13 @@ use serde_json::{json, Map, Value};
 pub struct SyntheticConfig {
     /// Jobs to emit in all (the bookmark says how many were already emitted).
     pub records: u64,
+    /// The generator's seed: the same seed makes the same records.
     #[serde(default = "default_seed")]
     pub seed: u64,
     /// A STATE message after every this many jobs.
     #[serde(default = "default_checkpoint")]
     pub checkpoint_every: u64,
+    /// What the records look like.
     #[serde(default)]
     pub shape: Shape,
 }
@@ -88,6 +90,7 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// The JSON Schema of the generated jobs.
 pub fn jobs_schema() -> Value {
     json!({
         "type": "object",

@@ -77,6 +77,7 @@ fn column_type(data_type: &str) -> Option<ColumnType> {
 mod capi;
 mod scan;
 
+/// A DuckDB database file (or `:memory:`), through DuckDB's C API.
 pub struct DuckDbWarehouse {
     // Declared before `_database`: a connection closes before its database.
     conn: Connection,

@@ -21,6 +21,7 @@ use postgres::{Client, Config, NoTls};
 
 use crate::{sql, Dialect, LoadSizes, Result, SqlValue, Warehouse, WarehouseError};
 
+/// PostgreSQL's SQL flavour and load sizes.
 pub const DIALECT: Dialect = Dialect {
     reserved_schemas: &[],
     name: "postgres",
@@ -82,6 +83,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A PostgreSQL database, loaded with binary `COPY`.
 pub struct PostgresWarehouse {
     client: Client,
     /// The TLS the connection was opened with. A cancel request goes the same way: under

@@ -41,6 +41,7 @@ pub const MAX_VARCHAR: usize = 65_535;
 /// The width a text column starts with.
 const INITIAL_VARCHAR: usize = 256;
 
+/// Redshift's SQL flavour and load sizes.
 pub const DIALECT: Dialect = Dialect {
     reserved_schemas: &[],
     name: "redshift",
@@ -75,15 +76,20 @@ pub struct RedshiftOptions {
     pub connection_url: String,
     /// Bucket and key prefix of the staging area.
     pub staging: Option<(String, String)>,
+    /// The IAM role `COPY` reads the staging area with; `None`: the connection's credentials.
     pub iam_role: Option<String>,
+    /// Files written per staged batch: one per slice, so `COPY` loads them in parallel.
     pub slices: usize,
+    /// Batches of at most this many rows go through a multi-row `INSERT` instead of S3.
     pub small_load_rows: usize,
+    /// Stream staged files to `COPY … FROM STDIN` instead of S3 (for a PostgreSQL standing in for Redshift in tests).
     pub copy_via_stdin: bool,
     /// Test-only: a fixed name for this connection's staging folder.
     pub staging_run: Option<String>,
 }
 
 impl RedshiftOptions {
+    /// Reads the options from a `redshift://` URL's query string.
     pub fn parse(url: &str) -> Result<RedshiftOptions> {
         let bad = |message: String| WarehouseError::Open {
             url: redact_url(url),
@@ -147,6 +153,7 @@ impl RedshiftOptions {
     }
 }
 
+/// An Amazon Redshift cluster, loaded through files staged in S3 and `COPY`.
 pub struct RedshiftWarehouse {
     pg: PostgresWarehouse,
     options: RedshiftOptions,
@@ -161,6 +168,7 @@ pub struct RedshiftWarehouse {
 }
 
 impl RedshiftWarehouse {
+    /// Connects to the cluster a `redshift://` URL names.
     pub fn connect(url: &str) -> Result<Self> {
         let options = RedshiftOptions::parse(url)?;
         let open_err = |message: String| WarehouseError::Open {
