@@ -1,7 +1,7 @@
 //! `observes`: the command line. It parses arguments, sets up logging and calls into the
 //! crates; no loading logic lives here.
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod args;
 mod dashboards;

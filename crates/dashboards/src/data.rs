@@ -56,11 +56,14 @@ impl Params {
 /// A query's result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
+    /// The column names.
     pub columns: Vec<String>,
+    /// The rows.
     pub rows: Vec<Vec<SqlValue>>,
 }
 
 impl Table {
+    /// The position of a column by name.
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == name)
     }
@@ -79,11 +82,13 @@ pub fn run_query(wh: &mut dyn Warehouse, sql: &str, params: &Params) -> Result<T
 /// A panel's data, checked against its mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PanelData {
+    /// The query's result.
     pub table: Table,
     /// `number` panels: the same query over the previous period.
     pub previous: Option<Table>,
 }
 
+/// Runs a panel's query with the dashboard's parameters bound, and checks the result against the panel's mapping.
 pub fn run_panel(
     wh: &mut dyn Warehouse,
     panel: &Panel,

@@ -8,10 +8,14 @@ use std::path::{Path, PathBuf};
 use crate::data::{run_panel, Params};
 use crate::spec::{Dashboard, Kind};
 
+/// What a dashboard is exported as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// One self-contained HTML page.
     Html,
+    /// One SVG image.
     Svg,
+    /// One PNG image.
     Png,
 }
 

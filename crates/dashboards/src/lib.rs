@@ -8,7 +8,7 @@
 //! - [`server`]: `observes dashboard serve`.
 //! - [`export`]: `observes dashboard export`.
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod chart;
 pub mod data;

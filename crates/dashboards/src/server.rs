@@ -19,9 +19,12 @@ use chrono::NaiveDate;
 use crate::data::{run_panel, run_query, PanelData, Params};
 use crate::spec::{load_dir, Dashboard};
 
+/// What `observes dashboard serve` serves.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// The folder of dashboard files.
     pub dashboards: PathBuf,
+    /// The warehouse the panels query.
     pub warehouse: String,
     /// Longest a panel's query may take.
     pub query_timeout: Duration,
@@ -29,6 +32,7 @@ pub struct ServeConfig {
 
 type Shared = Arc<ServeConfig>;
 
+/// The server's routes.
 pub fn router(config: ServeConfig) -> Router {
     Router::new()
         .route("/", get(index))

@@ -29,21 +29,31 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// What a panel draws.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
+    /// A line chart.
     Line,
+    /// A bar chart.
     Bar,
+    /// Stacked bars.
     StackedBar,
+    /// A table of the rows.
     Table,
+    /// One number, with its change since the previous period.
     Number,
 }
 
+/// A panel of a dashboard.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Panel {
+    /// Its title.
     pub title: String,
+    /// What it draws.
     pub kind: Kind,
+    /// The query (with `:from`, `:to`, `:group` parameters).
     pub sql: String,
     /// The column along the x axis (charts).
     pub x: Option<String>,
@@ -56,20 +66,24 @@ pub struct Panel {
     pub note: Option<String>,
 }
 
+/// A dashboard's group selector.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupParameter {
+    /// Its label.
     pub label: String,
     /// The choices: the first column of each row.
     pub sql: String,
 }
 
+/// A dashboard's parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Parameters {
     /// The default range: the last this many days.
     #[serde(default = "thirty")]
     pub days: i64,
+    /// A group selector, if any.
     pub group: Option<GroupParameter>,
 }
 
@@ -86,40 +100,67 @@ impl Default for Parameters {
     }
 }
 
+/// A dashboard, as read from its TOML file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dashboard {
+    /// Its name: the file's, without `.toml`.
     #[serde(skip)]
     pub name: String,
+    /// Its title.
     pub title: String,
+    /// A short description.
     #[serde(default)]
     pub description: String,
+    /// Its parameters.
     #[serde(default)]
     pub parameters: Parameters,
+    /// Its panels, in order.
     pub panels: Vec<Panel>,
 }
 
+/// Why a dashboard file is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
+    /// The file is not a dashboard (TOML or its shape).
     #[error("{path}: {message}")]
-    File { path: PathBuf, message: String },
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file could not be read.
     #[error("{path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A panel is wrong.
     #[error("dashboard {dashboard}, panel {panel:?}: {message}")]
     Panel {
+        /// The dashboard.
         dashboard: String,
+        /// The panel's title.
         panel: String,
+        /// What is wrong.
         message: String,
     },
+    /// No dashboard of that name.
     #[error("no dashboard named {name:?} (known: {known})")]
-    Unknown { name: String, known: String },
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The names there are.
+        known: String,
+    },
 }
 
 impl Dashboard {
+    /// Reads a dashboard from its TOML text (`name` is its file's name, for errors).
     pub fn parse(name: &str, path: &Path, text: &str) -> Result<Dashboard, SpecError> {
         let mut d: Dashboard = toml::from_str(text).map_err(|e| SpecError::File {
             path: path.to_path_buf(),

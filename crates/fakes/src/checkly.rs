@@ -18,22 +18,34 @@ use serde_json::{json, Value};
 
 use crate::{lock, param, Faults, Query, Rng, Server};
 
+/// What the fake Checkly generates and accepts.
 #[derive(Debug, Clone)]
 pub struct ChecklyOptions {
+    /// The seed: the same seed makes the same world.
     pub seed: u64,
+    /// Checks.
     pub checks: usize,
+    /// Check groups.
     pub groups: usize,
+    /// Alert channels.
     pub alert_channels: usize,
+    /// Dashboards.
     pub dashboards: usize,
     /// Every fourth is secret (`locked`).
     pub variables: usize,
+    /// Maintenance windows.
     pub maintenance_windows: usize,
+    /// Snippets.
     pub snippets: usize,
     /// Days of results before `now`; each check runs every `frequency_minutes`.
     pub history_days: i64,
+    /// Minutes between two runs of a check.
     pub frequency_minutes: i64,
+    /// The account id the fake accepts (`X-Checkly-Account`).
     pub account_id: String,
+    /// The API key the fake accepts (`Authorization: Bearer`).
     pub api_key: String,
+    /// The clock: results exist up to here.
     pub now: DateTime<Utc>,
 }
 
@@ -63,16 +75,26 @@ fn ts(t: DateTime<Utc>) -> String {
 
 const LOCATIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
 
+/// The fake Checkly's data, as its API serves it.
 #[derive(Debug)]
 pub struct ChecklyWorld {
+    /// Checks.
     pub checks: Vec<Value>,
+    /// Check groups.
     pub groups: Vec<Value>,
+    /// Alert channels.
     pub alert_channels: Vec<Value>,
+    /// Dashboards.
     pub dashboards: Vec<Value>,
+    /// Environment variables.
     pub variables: Vec<Value>,
+    /// Maintenance windows.
     pub maintenance_windows: Vec<Value>,
+    /// Snippets.
     pub snippets: Vec<Value>,
+    /// Check results, oldest first.
     pub results: Vec<Value>,
+    /// Alerts, oldest first.
     pub alerts: Vec<Value>,
     /// Results exist up to here; [`ChecklyWorld::run_until`] moves it.
     pub clock: DateTime<Utc>,
@@ -84,6 +106,7 @@ pub struct ChecklyWorld {
 }
 
 impl ChecklyWorld {
+    /// The world `o` describes.
     pub fn generate(o: &ChecklyOptions) -> ChecklyWorld {
         let mut rng = Rng::new(o.seed);
         let created = o.now - Duration::days(90);
@@ -256,11 +279,16 @@ impl ChecklyWorld {
 
 type Shared = Arc<Mutex<ChecklyWorld>>;
 
+/// A running fake Checkly; the API is at [`FakeCheckly::api_url`].
 #[derive(Debug)]
 pub struct FakeCheckly {
+    /// The server.
     pub server: Server,
+    /// Its data, which tests may change.
     pub world: Shared,
+    /// The account id it accepts.
     pub account_id: String,
+    /// The API key it accepts.
     pub api_key: String,
 }
 
@@ -303,10 +331,12 @@ impl crate::RunningFake for FakeCheckly {
 }
 
 impl FakeCheckly {
+    /// Starts it on a free port.
     pub fn start(options: ChecklyOptions) -> std::io::Result<FakeCheckly> {
         FakeCheckly::start_on(options, 0)
     }
 
+    /// Starts it on `port` (0: a free one).
     pub fn start_on(options: ChecklyOptions, port: u16) -> std::io::Result<FakeCheckly> {
         let world = Arc::new(Mutex::new(ChecklyWorld::generate(&options)));
         let faults = Arc::new(Mutex::new(Faults::default()));
@@ -319,10 +349,12 @@ impl FakeCheckly {
         })
     }
 
+    /// The API's base URL.
     pub fn api_url(&self) -> String {
         self.server.base_url()
     }
 
+    /// Its data, locked.
     pub fn world(&self) -> std::sync::MutexGuard<'_, ChecklyWorld> {
         lock(&self.world)
     }

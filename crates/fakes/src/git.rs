@@ -23,6 +23,7 @@ struct GitState {
 
 /// `git http-backend` serving `root` on 127.0.0.1 until dropped.
 pub struct GitServer {
+    /// The server.
     pub server: Server,
 }
 

@@ -8,7 +8,7 @@
 //! [`git`] is not a fake but real `git http-backend` behind the same server, with Basic
 //! authentication, for the repository mirror's tests.
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 // Handlers return early with the API's error response; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
@@ -33,6 +33,7 @@ pub trait RunningFake {
 
 /// A registered fake: one per source that reads an API, under the source's name.
 pub struct FakeKind {
+    /// The source's name.
     pub name: &'static str,
     /// Starts it on 127.0.0.1 (`port` 0: any free one), its world generated from `seed`.
     pub start: fn(seed: u64, port: u16) -> std::io::Result<Box<dyn RunningFake>>,
@@ -78,8 +79,11 @@ use axum::Router;
 pub enum Fault {
     /// This status, with a `Retry-After` header if given, and this body.
     Status {
+        /// The status.
         code: u16,
+        /// The `Retry-After` header's value, if any.
         retry_after: Option<String>,
+        /// The body.
         body: String,
     },
     /// The real answer's headers and first bytes, then the connection drops.
@@ -91,6 +95,7 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// This status, with a JSON body saying it was injected.
     pub fn status(code: u16) -> Fault {
         Fault::Status {
             code,
@@ -99,6 +104,7 @@ impl Fault {
         }
     }
 
+    /// A 429 with this `Retry-After`.
     pub fn too_many_requests(retry_after: &str) -> Fault {
         Fault::Status {
             code: 429,
@@ -121,7 +127,9 @@ struct Rule {
 #[derive(Debug, Default)]
 pub struct Faults {
     rules: Vec<Rule>,
+    /// Requests seen.
     pub requests: u64,
+    /// Faults served.
     pub faults_served: u64,
 }
 
@@ -162,6 +170,7 @@ impl Faults {
     }
 }
 
+/// The faults of a fake, shared with its handlers.
 pub type SharedFaults = Arc<Mutex<Faults>>;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -240,7 +249,9 @@ async fn faults_layer(
 /// A fake serving on 127.0.0.1 until dropped.
 #[derive(Debug)]
 pub struct Server {
+    /// Where it listens.
     pub addr: SocketAddr,
+    /// Its faults, which tests inject.
     pub faults: SharedFaults,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     /// Closed when the server's task has finished (its sender is dropped then).
@@ -282,6 +293,7 @@ impl Server {
         })
     }
 
+    /// `http://ADDR`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -296,6 +308,7 @@ impl Server {
         lock(&self.faults).inject_after(path_contains, skip, fault, times);
     }
 
+    /// Requests seen.
     pub fn requests(&self) -> u64 {
         lock(&self.faults).requests
     }
@@ -321,10 +334,12 @@ impl Drop for Server {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator for `seed`.
     pub fn new(seed: u64) -> Rng {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
+    /// The next number.
     pub fn next_u64(&mut self) -> u64 {
         // splitmix64
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -339,10 +354,12 @@ impl Rng {
         self.next_u64() % n.max(1)
     }
 
+    /// One of `items`.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
 
+    /// True `percent` times in a hundred.
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }

@@ -18,15 +18,22 @@ use serde_json::{json, Value};
 
 use crate::{lock, param, Faults, Query, Rng, Server};
 
+/// What the fake Time Doctor generates and accepts.
 #[derive(Debug, Clone)]
 pub struct TimeDoctorOptions {
+    /// The seed: the same seed makes the same world.
     pub seed: u64,
+    /// Users.
     pub users: usize,
+    /// Projects.
     pub projects: usize,
     /// Days of worklogs before `now`.
     pub history_days: i64,
+    /// The account's email the fake accepts at login.
     pub email: String,
+    /// The account's password.
     pub password: String,
+    /// The clock: worklogs exist up to here.
     pub now: DateTime<Utc>,
 }
 
@@ -54,13 +61,18 @@ const MODES: [&str; 6] = [
 ];
 const TASKS: [&str; 4] = ["Code review", "Meetings", "Development", "Support"];
 
+/// The fake Time Doctor's data, as its API serves it.
 #[derive(Debug)]
 pub struct TimeDoctorWorld {
+    /// The company's id.
     pub company_id: String,
+    /// Users.
     pub users: Vec<Value>,
+    /// Projects.
     pub projects: Vec<Value>,
     /// Every worklog with its user's id, sorted by start.
     pub worklogs: Vec<Value>,
+    /// The token handed out at login (and the only one accepted).
     pub token: String,
     email: String,
     password: String,
@@ -143,10 +155,15 @@ impl TimeDoctorWorld {
 
 type Shared = Arc<Mutex<TimeDoctorWorld>>;
 
+/// A running fake Time Doctor; the API is at [`FakeTimeDoctor::api_url`].
 pub struct FakeTimeDoctor {
+    /// The server.
     pub server: Server,
+    /// Its data, which tests may change.
     pub world: Shared,
+    /// The email it accepts.
     pub email: String,
+    /// The password it accepts.
     pub password: String,
 }
 
@@ -189,10 +206,12 @@ impl crate::RunningFake for FakeTimeDoctor {
 }
 
 impl FakeTimeDoctor {
+    /// Starts it on a free port.
     pub fn start(options: TimeDoctorOptions) -> std::io::Result<FakeTimeDoctor> {
         FakeTimeDoctor::start_on(options, 0)
     }
 
+    /// Starts it on `port` (0: a free one).
     pub fn start_on(options: TimeDoctorOptions, port: u16) -> std::io::Result<FakeTimeDoctor> {
         let world = Arc::new(Mutex::new(TimeDoctorWorld::generate(&options)));
         let faults = Arc::new(Mutex::new(Faults::default()));
@@ -205,10 +224,12 @@ impl FakeTimeDoctor {
         })
     }
 
+    /// The API's base URL.
     pub fn api_url(&self) -> String {
         self.server.base_url()
     }
 
+    /// Its data, locked.
     pub fn world(&self) -> std::sync::MutexGuard<'_, TimeDoctorWorld> {
         lock(&self.world)
     }

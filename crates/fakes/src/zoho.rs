@@ -16,14 +16,22 @@ use serde_json::{json, Value};
 
 use crate::{lock, param, Faults, Query, Rng, Server};
 
+/// What the fake Zoho CRM generates and accepts.
 #[derive(Debug, Clone)]
 pub struct ZohoOptions {
+    /// The seed: the same seed makes the same world.
     pub seed: u64,
+    /// Deals.
     pub deals: usize,
+    /// Users.
     pub users: usize,
+    /// The OAuth2 client id it accepts.
     pub client_id: String,
+    /// The client secret it accepts.
     pub client_secret: String,
+    /// The refresh token it accepts.
     pub refresh_token: String,
+    /// The clock: records are modified up to here.
     pub now: DateTime<Utc>,
 }
 
@@ -41,6 +49,7 @@ impl Default for ZohoOptions {
     }
 }
 
+/// The stages a deal goes through.
 pub const STAGES: [&str; 7] = [
     "Qualification",
     "Needs Analysis",
@@ -51,10 +60,14 @@ pub const STAGES: [&str; 7] = [
     "Closed Lost to Competition",
 ];
 
+/// The fake Zoho CRM's data, as its API serves it.
 #[derive(Debug)]
 pub struct ZohoWorld {
+    /// Deals.
     pub deals: Vec<Value>,
+    /// Users.
     pub users: Vec<Value>,
+    /// The access token handed out last (the only one accepted).
     pub access_token: String,
     /// Access tokens handed out.
     pub tokens_issued: u64,
@@ -185,11 +198,17 @@ impl ZohoWorld {
 
 type Shared = Arc<Mutex<ZohoWorld>>;
 
+/// A running fake Zoho CRM: its accounts server and API on one port.
 pub struct FakeZoho {
+    /// The server.
     pub server: Server,
+    /// Its data, which tests may change.
     pub world: Shared,
+    /// The client id it accepts.
     pub client_id: String,
+    /// The client secret it accepts.
     pub client_secret: String,
+    /// The refresh token it accepts.
     pub refresh_token: String,
 }
 
@@ -234,10 +253,12 @@ impl crate::RunningFake for FakeZoho {
 }
 
 impl FakeZoho {
+    /// Starts it on a free port.
     pub fn start(options: ZohoOptions) -> std::io::Result<FakeZoho> {
         FakeZoho::start_on(options, 0)
     }
 
+    /// Starts it on `port` (0: a free one).
     pub fn start_on(options: ZohoOptions, port: u16) -> std::io::Result<FakeZoho> {
         let world = Arc::new(Mutex::new(ZohoWorld::generate(&options)));
         let faults = Arc::new(Mutex::new(Faults::default()));
@@ -257,6 +278,7 @@ impl FakeZoho {
         self.server.base_url()
     }
 
+    /// Its data, locked.
     pub fn world(&self) -> std::sync::MutexGuard<'_, ZohoWorld> {
         lock(&self.world)
     }

@@ -4,19 +4,25 @@ use reqwest::RequestBuilder;
 
 use crate::oauth::OAuth2Tokens;
 
+/// How requests authenticate.
 #[derive(Clone)]
 pub enum Auth {
+    /// No credentials.
     None,
     /// A token in a header of the API's choosing (GitLab's `PRIVATE-TOKEN`).
     Header {
+        /// The header.
         name: String,
+        /// The token (a secret: never logged).
         value: String,
     },
     /// `Authorization: Bearer …`.
     Bearer(String),
     /// `Authorization: Basic …`.
     Basic {
+        /// The user.
         user: String,
+        /// The password (a secret).
         password: String,
     },
     /// A bearer token obtained and renewed with an OAuth2 refresh token.

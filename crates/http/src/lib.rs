@@ -9,7 +9,7 @@
 //!
 //! It is not a source: sources build their requests and streams on top of it.
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod auth;
 mod oauth;
@@ -28,33 +28,51 @@ pub use retry::{parse_retry_after, RetryPolicy};
 /// What went wrong with a request, after retries where they apply.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
+    /// The server answered with a status that is not retried, or retries ran out on one.
     #[error("{method} {url}: HTTP {status}: {body}")]
     Status {
+        /// The method.
         method: String,
+        /// The URL, secrets redacted.
         url: String,
+        /// The status.
         status: u16,
         /// The start of the response body, secrets redacted.
         body: String,
     },
+    /// Retries ran out on network errors or retried statuses.
     #[error("{method} {url}: gave up after {attempts} attempts: {last}")]
     GaveUp {
+        /// The method.
         method: String,
+        /// The URL, secrets redacted.
         url: String,
+        /// Attempts made.
         attempts: u32,
+        /// The last attempt's error.
         last: String,
     },
+    /// The answer is not of the shape the caller reads (not JSON, no pagination field).
     #[error("{method} {url}: unexpected response: {message}")]
     Shape {
+        /// The method.
         method: String,
+        /// The URL, secrets redacted.
         url: String,
+        /// What is wrong.
         message: String,
     },
+    /// The OAuth2 token could not be refreshed.
     #[error("refreshing the OAuth2 access token: {0}")]
     Refresh(Box<HttpError>),
+    /// The request failed before an answer (connection, TLS, timeout) and is not retried.
     #[error("{method} {url}: {message}")]
     Request {
+        /// The method.
         method: String,
+        /// The URL, secrets redacted.
         url: String,
+        /// The transport's error.
         message: String,
     },
     /// The request could not be built from the settings (before anything was sent).
@@ -67,9 +85,11 @@ pub enum HttpError {
 pub struct HttpConfig {
     /// For one whole request, body included.
     pub timeout: Duration,
+    /// When and how often requests are retried.
     pub retry: RetryPolicy,
     /// Values that must never appear in errors or logs (tokens, passwords).
     pub secrets: Vec<String>,
+    /// The `User-Agent` header.
     pub user_agent: String,
 }
 
@@ -99,6 +119,7 @@ pub struct HttpClient {
 const BODY_IN_ERRORS: usize = 2_000;
 
 impl HttpClient {
+    /// A client with these settings (one connection pool for all its requests).
     pub fn new(config: HttpConfig) -> Result<HttpClient, HttpError> {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
@@ -395,14 +416,19 @@ pub(crate) fn redact_query(url: &url::Url) -> String {
 /// A successful response whose body is JSON.
 #[derive(Debug, Clone)]
 pub struct JsonResponse {
+    /// The response's headers.
     pub headers: reqwest::header::HeaderMap,
+    /// The body.
     pub body: serde_json::Value,
 }
 
 /// A successful response, body read.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The status.
     pub status: u16,
+    /// The headers.
     pub headers: reqwest::header::HeaderMap,
+    /// The body.
     pub body: Vec<u8>,
 }

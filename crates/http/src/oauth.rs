@@ -17,9 +17,13 @@ use tokio::time::Instant;
 /// Settings of the refresh grant.
 #[derive(Clone)]
 pub struct OAuth2Refresh {
+    /// The accounts server's token endpoint.
     pub token_url: String,
+    /// The client id.
     pub client_id: String,
+    /// The client secret (a secret).
     pub client_secret: String,
+    /// The refresh token (a secret).
     pub refresh_token: String,
     /// Where a rotated refresh token is saved (mode 0600), if anywhere.
     pub rotated_token_file: Option<PathBuf>,
@@ -34,8 +38,10 @@ pub struct OAuth2Refresh {
 /// accounts servers take them, the URL's query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GrantParams {
+    /// In a form body.
     #[default]
     Form,
+    /// In the URL's query.
     Query,
 }
 
@@ -84,6 +90,7 @@ pub(crate) struct Tokens {
 const EARLY: Duration = Duration::from_secs(60);
 
 impl OAuth2Tokens {
+    /// Tokens obtained with `settings`, none yet (the first request gets one).
     pub fn new(settings: OAuth2Refresh) -> OAuth2Tokens {
         let refresh_token = settings.refresh_token.clone();
         OAuth2Tokens {

@@ -20,18 +20,30 @@ pub enum PageStyle {
     LinkHeader,
     /// `page=1,2,…` with `limit_param=limit`; a page shorter than `limit` is the last
     /// (Checkly v1).
-    PageNumbers { limit_param: String, limit: u64 },
+    /// `page=1,2,…` with `limit_param=limit`; a page shorter than `limit` is the last (Checkly v1).
+    PageNumbers {
+        /// The page-size parameter.
+        limit_param: String,
+        /// The page size.
+        limit: u64,
+    },
     /// `offset_param=0,limit,2·limit,…`; a short page is the last.
     Offset {
+        /// The offset parameter.
         offset_param: String,
+        /// The page-size parameter.
         limit_param: String,
+        /// The page size.
         limit: u64,
     },
     /// A cursor read from a body field and sent back as a parameter; a null or missing
     /// cursor ends it. Items are in the body field `items` (Checkly v2 `nextId`).
     BodyCursor {
+        /// The body field holding the page's items.
         items: String,
+        /// The body field holding the next cursor.
         cursor_field: String,
+        /// The parameter the cursor is sent back as.
         cursor_param: String,
     },
 }
@@ -40,9 +52,13 @@ pub enum PageStyle {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PagePosition {
+    /// A page number.
     Page(u64),
+    /// An offset.
     Offset(u64),
+    /// A URL to follow as it is.
     Url(String),
+    /// A cursor to send back.
     Cursor(String),
 }
 
@@ -54,12 +70,14 @@ pub struct PageBudget {
 }
 
 impl PageBudget {
+    /// At most `pages` pages.
     pub fn new(pages: u64) -> PageBudget {
         PageBudget {
             left: Arc::new(AtomicU64::new(pages)),
         }
     }
 
+    /// As many pages as the listing has.
     pub fn unlimited() -> PageBudget {
         PageBudget::new(u64::MAX)
     }
@@ -71,6 +89,7 @@ impl PageBudget {
             .is_ok()
     }
 
+    /// Whether no page is left in the budget.
     pub fn exhausted(&self) -> bool {
         self.left.load(Ordering::SeqCst) == 0
     }
@@ -79,7 +98,9 @@ impl PageBudget {
 /// One page of items.
 #[derive(Debug)]
 pub struct Page {
+    /// The page's items.
     pub items: Vec<Value>,
+    /// The page's response headers.
     pub headers: HeaderMap,
 }
 

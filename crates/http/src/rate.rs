@@ -15,6 +15,7 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// At most `requests` requests a second, on average.
     pub fn per_second(requests: f64) -> RateLimiter {
         RateLimiter {
             interval: Duration::from_secs_f64(1.0 / requests.max(f64::MIN_POSITIVE)),

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::JobError;
 
+/// `[bills]` of `observes.toml`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BillsConfig {
@@ -54,7 +55,9 @@ impl Default for BillsConfig {
 /// A calendar month, `YYYY-MM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Month {
+    /// The year.
     pub year: i32,
+    /// The month, 1 to 12.
     pub month: u32,
 }
 
@@ -92,6 +95,7 @@ impl Month {
         }
     }
 
+    /// The month before.
     pub fn previous(&self) -> Month {
         if self.month == 1 {
             Month {
@@ -131,17 +135,22 @@ impl Month {
 /// One group's file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupBill {
+    /// The group.
     pub group: String,
     /// Its key in object storage.
     pub key: String,
+    /// Authors who committed in the month (the billed figure).
     pub actors: usize,
     /// `None` when the configuration maps the group to no organization.
     pub organization: Option<String>,
 }
 
+/// What `observes job bills` wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BillsReport {
+    /// The month, `YYYY-MM`.
     pub month: String,
+    /// One file per group.
     pub groups: Vec<GroupBill>,
     /// Groups with commits but no organization in the configuration: billed alone.
     pub unmapped_groups: Vec<String>,

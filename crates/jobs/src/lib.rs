@@ -6,21 +6,27 @@
 //! - [`mirror`]: the repository mirror, each configured repository cloned or fetched and
 //!   published as a git bundle that plain git restores.
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod bills;
 pub mod mirror;
 
+/// Why a job failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    /// The object store or the state store failed.
     #[error(transparent)]
     Storage(#[from] observes_state::StateError),
+    /// The warehouse failed.
     #[error("warehouse")]
     Warehouse(#[from] observes_warehouse::WarehouseError),
+    /// The runtime could not be started.
     #[error(transparent)]
     Runtime(#[from] observes_state::RuntimeError),
+    /// The mirror's helper scripts could not be written.
     #[error("mirror: helper scripts")]
     Helpers(#[source] std::io::Error),
+    /// The job's settings are wrong.
     #[error("{0}")]
     Config(String),
 }

@@ -35,18 +35,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::JobError;
 
+/// `[mirror]` of `observes.toml`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MirrorConfig {
+    /// Where repositories are cloned and fetched between runs.
     #[serde(default = "default_work_dir")]
     pub work_dir: PathBuf,
+    /// The key prefix in object storage.
     #[serde(default = "default_prefix")]
     pub prefix: String,
+    /// Repositories synced at the same time.
     #[serde(default = "default_parallel")]
     pub parallel: usize,
     /// Group → repository name → where it is.
     #[serde(default)]
     pub groups: BTreeMap<String, BTreeMap<String, RemoteRepository>>,
+    /// Named credentials, referred to by repositories.
     #[serde(default)]
     pub credentials: BTreeMap<String, Credential>,
 }
@@ -61,9 +66,11 @@ fn default_parallel() -> usize {
     4
 }
 
+/// A repository to mirror.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteRepository {
+    /// Its clone URL.
     pub url: String,
     /// A name in `[mirror.credentials]`; none for public repositories.
     pub credential: Option<String>,
@@ -74,9 +81,13 @@ pub struct RemoteRepository {
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
+    /// The user name (`oauth2` with a token, if not given).
     pub username: Option<String>,
+    /// A token.
     pub token: Option<SecretRef>,
+    /// A password.
     pub password: Option<SecretRef>,
+    /// An SSH private key.
     pub ssh_key: Option<SecretRef>,
 }
 
@@ -85,8 +96,11 @@ pub struct Credential {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
+    /// An environment variable holding the secret.
     pub env: Option<String>,
+    /// A file holding the secret (whole, or a TOML table holding `key`).
     pub file: Option<PathBuf>,
+    /// The key in that TOML file.
     pub key: Option<String>,
 }
 
@@ -195,42 +209,62 @@ struct Target {
 /// What `metadata.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Published {
+    /// The group.
     pub group: String,
+    /// The repository.
     pub repository: String,
+    /// Its URL, credentials removed.
     pub url: String,
     /// The commit `HEAD` names.
     pub head: Option<String>,
+    /// Every ref and the commit it names.
     pub refs: BTreeMap<String, String>,
+    /// When it was synced (RFC 3339).
     pub synced_at: String,
     /// The bundle's name beside this file (none for a repository without refs).
     pub bundle: Option<String>,
+    /// The bundle's size in bytes.
     pub bundle_bytes: u64,
 }
 
+/// What happened to one repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// A new bundle was published.
     Published,
+    /// Nothing changed since the last publication.
     Unchanged,
+    /// It could not be synced (the others go on).
     Failed,
 }
 
+/// One repository in a mirror run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RepositoryReport {
+    /// The group.
     pub group: String,
+    /// The repository.
     pub repository: String,
+    /// What happened.
     pub outcome: Outcome,
+    /// The commit `HEAD` names, if any.
     pub head: Option<String>,
+    /// Bytes published.
     pub bytes: u64,
+    /// Why it failed, if it did.
     pub error: Option<String>,
 }
 
+/// What a mirror run did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MirrorReport {
+    /// Each repository.
     pub repositories: Vec<RepositoryReport>,
 }
 
 impl MirrorReport {
+    /// Repositories with this outcome.
     pub fn count(&self, outcome: Outcome) -> usize {
         self.repositories
             .iter()

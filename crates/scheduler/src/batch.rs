@@ -39,34 +39,46 @@ pub enum BatchError {
     /// Batch refused the call with its own error (`{"__type": …, "message": …}`).
     #[error("Batch {operation}: HTTP {status}: {kind}: {message}")]
     Refused {
+        /// The operation (`SubmitJob`, `DescribeJobs`, …).
         operation: String,
+        /// The HTTP status.
         status: u16,
+        /// Batch's error type (`__type`).
         kind: String,
+        /// Batch's message.
         message: String,
     },
     /// The call failed on the way (after the shared client's retries).
     #[error("Batch {operation}: {source}")]
     Http {
+        /// The operation.
         operation: String,
+        /// Why.
         #[source]
         source: observes_http::HttpError,
     },
     /// The answer is not JSON.
     #[error("Batch {operation}: the answer is not JSON: {source}")]
     NotJson {
+        /// The operation.
         operation: String,
+        /// Why.
         #[source]
         source: serde_json::Error,
     },
     /// The answer is JSON, but not of the operation's shape.
     #[error("Batch {operation}: {source}")]
     Shape {
+        /// The operation.
         operation: String,
+        /// What does not fit.
         #[source]
         source: serde_json::Error,
     },
+    /// The HTTP client could not be built.
     #[error(transparent)]
     Client(observes_http::HttpError),
+    /// The runtime could not be started.
     #[error(transparent)]
     Runtime(#[from] observes_state::RuntimeError),
 }
@@ -81,12 +93,17 @@ fn shape(operation: &str) -> impl FnOnce(serde_json::Error) -> BatchError + '_ {
 /// `[queue]` settings of the `aws-batch` backend.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BatchSettings {
+    /// The job queue runs go to (`default` in the catalogue).
     pub job_queue: String,
+    /// The job definition runs are submitted with.
     pub job_definition: String,
+    /// The AWS region (default: the environment's).
     pub region: Option<String>,
+    /// Batch's endpoint, for a stand-in (default: the region's).
     pub endpoint: Option<String>,
 }
 
+/// Runs submitted to AWS Batch.
 pub struct BatchQueue {
     http: observes_http::HttpClient,
     credentials: AwsCredentialProvider,
@@ -109,6 +126,7 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl BatchQueue {
+    /// A client of Batch with these settings and the environment's AWS credentials.
     pub fn connect(settings: BatchSettings) -> Result<BatchQueue, BatchError> {
         if settings.job_queue.is_empty() || settings.job_definition.is_empty() {
             return Err(BatchError::Settings(
@@ -321,54 +339,83 @@ struct JobDetails {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct JobDetail {
+    /// Batch's job id.
     pub job_id: String,
+    /// The job's name (the run's key, [`job_name`]).
     pub job_name: String,
+    /// The job queue.
     pub job_queue: String,
+    /// The job definition.
     pub job_definition: String,
+    /// `SUBMITTED`, `PENDING`, `RUNNABLE`, `STARTING`, `RUNNING`, `SUCCEEDED` or `FAILED`.
     pub status: String,
+    /// Why it is in that status.
     pub status_reason: Option<String>,
+    /// When it was created, milliseconds since the epoch.
     pub created_at: Option<i64>,
+    /// When it started.
     pub started_at: Option<i64>,
+    /// When it stopped.
     pub stopped_at: Option<i64>,
+    /// Its attempts.
     pub attempts: Vec<AttemptDetail>,
+    /// Its container, as the last attempt ran it.
     pub container: Option<ContainerDetail>,
+    /// How often it is retried.
     pub retry_strategy: Option<RetryStrategy>,
+    /// How long an attempt may run.
     pub timeout: Option<Timeout>,
+    /// Its tags.
     pub tags: BTreeMap<String, String>,
 }
 
+/// One attempt of a job.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AttemptDetail {
+    /// When it started, milliseconds since the epoch.
     pub started_at: Option<i64>,
+    /// When it stopped.
     pub stopped_at: Option<i64>,
+    /// Its container.
     pub container: Option<ContainerDetail>,
 }
 
+/// A job's container.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ContainerDetail {
+    /// The command.
     pub command: Vec<String>,
+    /// The exit code, once it exited.
     pub exit_code: Option<i32>,
+    /// Environment variables.
     pub environment: Vec<NameValue>,
 }
 
+/// A name and its value.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct NameValue {
+    /// The name.
     pub name: String,
+    /// The value.
     pub value: String,
 }
 
+/// A job's retry strategy.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RetryStrategy {
+    /// Attempts, the first included.
     pub attempts: Option<u32>,
 }
 
+/// A job's timeout.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Timeout {
+    /// Seconds an attempt may run.
     pub attempt_duration_seconds: Option<u64>,
 }
 

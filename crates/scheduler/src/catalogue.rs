@@ -29,7 +29,9 @@ use crate::cron::Cron;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Size {
+    /// vCPUs.
     pub vcpus: u32,
+    /// Memory, in MiB.
     pub memory_mb: u32,
 }
 
@@ -57,25 +59,36 @@ pub enum CatchUp {
     All,
 }
 
+/// A job as written in the catalogue, before it is checked.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawJob {
+    /// The command and its arguments.
     pub command: Vec<String>,
+    /// A cron expression; none for a job run by hand only.
     pub schedule: Option<String>,
+    /// What a scheduler that was down does about the runs it missed.
     #[serde(default)]
     pub catch_up: CatchUp,
+    /// Attempts, the first included.
     #[serde(default = "one")]
     pub attempts: u32,
+    /// How long an attempt may run (`30m`, `1h`).
     #[serde(default = "an_hour")]
     pub timeout: String,
+    /// A size name of `[sizes]`.
     #[serde(default = "small")]
     pub size: String,
+    /// The queue it runs on.
     #[serde(default = "default_queue")]
     pub queue: String,
+    /// Environment variables.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// Environment variables whose values are read from secrets.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// Tags for the queue's jobs.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
@@ -93,27 +106,41 @@ fn default_queue() -> String {
     "default".into()
 }
 
+/// `[scheduler]` of `observes.toml`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulerSettings {
+    /// The timezone schedules are read in (default UTC).
     pub timezone: Option<String>,
 }
 
 /// A job as the catalogue holds it, checked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Job {
+    /// Its name (`/observes/etl/gitlab`).
     pub name: String,
+    /// The command and its arguments.
     pub command: Vec<String>,
+    /// When it runs; none for a job run by hand only.
     #[serde(serialize_with = "as_text")]
     pub schedule: Option<Cron>,
+    /// What a scheduler that was down does about the runs it missed.
     pub catch_up: CatchUp,
+    /// Attempts, the first included.
     pub attempts: u32,
+    /// How long an attempt may run, in seconds.
     pub timeout_seconds: u64,
+    /// The size's name.
     pub size_name: String,
+    /// The size.
     pub size: Size,
+    /// The queue it runs on.
     pub queue: String,
+    /// Environment variables.
     pub environment: BTreeMap<String, String>,
+    /// Environment variables whose values are read from secrets.
     pub secrets: BTreeMap<String, String>,
+    /// Tags for the queue's jobs.
     pub tags: BTreeMap<String, String>,
 }
 
@@ -124,9 +151,12 @@ fn as_text<S: serde::Serializer>(cron: &Option<Cron>, s: S) -> Result<S::Ok, S::
     }
 }
 
+/// The jobs Observes runs, and when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Catalogue {
+    /// The timezone schedules are read in.
     pub timezone: Tz,
+    /// The jobs, by name.
     pub jobs: BTreeMap<String, Job>,
 }
 
@@ -214,6 +244,7 @@ impl Catalogue {
         Ok(Catalogue { timezone, jobs })
     }
 
+    /// A job by name, or an error listing the names there are.
     pub fn job(&self, name: &str) -> Result<&Job, String> {
         self.jobs.get(name).ok_or_else(|| {
             format!(

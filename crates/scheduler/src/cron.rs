@@ -14,10 +14,13 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
+/// A cron expression that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("schedule {expression:?}: {message}")]
 pub struct CronError {
+    /// The expression.
     pub expression: String,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -102,6 +105,7 @@ struct Field<'a> {
 }
 
 impl Cron {
+    /// Reads a five-field cron expression (minute, hour, day of month, month, day of week).
     pub fn parse(expression: &str) -> Result<Cron, CronError> {
         let err = |message: String| CronError {
             expression: expression.to_string(),

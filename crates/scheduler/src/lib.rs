@@ -2,7 +2,7 @@
 //! submits each due run exactly once, the local queue that runs them, the record of runs
 //! in the warehouse, and `batch-stability`, which watches the queue.
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod batch;
 pub mod catalogue;
@@ -40,6 +40,7 @@ pub struct QueueSettings {
 }
 
 impl QueueSettings {
+    /// The settings the `aws-batch` backend reads.
     pub fn batch(&self) -> batch::BatchSettings {
         batch::BatchSettings {
             job_queue: self.job_queue.clone(),

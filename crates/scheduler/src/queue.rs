@@ -19,35 +19,50 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::Job;
 
+/// Why the local queue failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    /// A file of the queue could not be read or written.
     #[error("queue {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A file of the queue is not a run.
     #[error("queue {path}: not a run: {source}")]
     NotARun {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: serde_json::Error,
     },
+    /// No run has this id.
     #[error("no run {0:?} in the queue")]
     NoRun(String),
 }
 
+/// Where a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// Waiting for a worker.
     Queued,
+    /// An attempt is running.
     Running,
+    /// It succeeded.
     Succeeded,
+    /// Its last attempt failed.
     Failed,
+    /// It was cancelled.
     Cancelled,
 }
 
 impl RunStatus {
+    /// Whether it will not change any more.
     pub fn finished(self) -> bool {
         matches!(
             self,
@@ -56,36 +71,59 @@ impl RunStatus {
     }
 }
 
+/// One attempt of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
+    /// Its number, from 1.
     pub number: u32,
+    /// When it started.
     pub started_at: DateTime<Utc>,
+    /// When it stopped.
     pub stopped_at: Option<DateTime<Utc>>,
+    /// The command's exit code, if it exited.
     pub exit_code: Option<i32>,
+    /// Whether the timeout stopped it.
     pub timed_out: bool,
+    /// Its log file.
     pub log: PathBuf,
 }
 
 /// A run: what to execute and what happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
+    /// Its id (a file name).
     pub id: String,
     /// `<job>@<scheduled time>`: the same scheduled run always has the same key.
     pub key: String,
+    /// The job it runs.
     pub job: String,
+    /// The command and its arguments.
     pub command: Vec<String>,
+    /// Where it runs.
     pub cwd: PathBuf,
+    /// Attempts, the first included.
     pub attempts_allowed: u32,
+    /// How long an attempt may run, in seconds.
     pub timeout_seconds: u64,
+    /// Environment variables.
     pub environment: BTreeMap<String, String>,
+    /// Environment variables whose values are read from secrets.
     pub secrets: BTreeMap<String, String>,
+    /// The job's tags.
     pub tags: BTreeMap<String, String>,
+    /// The fire time it is for, if the scheduler submitted it.
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// When it was submitted.
     pub created_at: DateTime<Utc>,
+    /// When its first attempt started.
     pub started_at: Option<DateTime<Utc>>,
+    /// When it finished.
     pub stopped_at: Option<DateTime<Utc>>,
+    /// Where it is.
     pub status: RunStatus,
+    /// Why it is there, if anything says.
     pub status_reason: Option<String>,
+    /// Its attempts.
     pub attempts: Vec<Attempt>,
     /// Written to the warehouse's `_observes_job_runs`.
     #[serde(default)]
@@ -93,6 +131,7 @@ pub struct Run {
     /// The catalogue's queue name (Batch: a job queue; `default` is the configured one).
     #[serde(default)]
     pub queue: String,
+    /// The job's size (the local queue ignores it).
     #[serde(default)]
     pub size: Option<crate::catalogue::Size>,
     /// The attempt its current worker took it from (see [`LocalQueue::claim`]).
@@ -140,6 +179,7 @@ impl Run {
         self.attempts.len() as u32 + 1
     }
 
+    /// The last attempt's exit code.
     pub fn exit_code(&self) -> Option<i32> {
         self.attempts.last().and_then(|a| a.exit_code)
     }
@@ -173,6 +213,7 @@ pub struct LocalQueue {
 }
 
 impl LocalQueue {
+    /// The queue in `dir`, created if missing.
     pub fn open(dir: &Path) -> Result<LocalQueue, QueueError> {
         for sub in ["runs", "logs"] {
             let p = dir.join(sub);
@@ -198,6 +239,7 @@ impl LocalQueue {
         self.dir.join("runs").join(format!("{id}.json"))
     }
 
+    /// Whether a run with this key was submitted.
     pub fn exists(&self, key: &str) -> bool {
         self.run_path(&run_id(key)).exists()
     }
@@ -220,6 +262,7 @@ impl LocalQueue {
         }
     }
 
+    /// Writes a run back.
     pub fn save(&self, run: &Run) -> Result<(), QueueError> {
         let path = self.run_path(&run.id);
         let tmp = path.with_extension("json.tmp");
@@ -228,6 +271,7 @@ impl LocalQueue {
         std::fs::rename(&tmp, &path).map_err(self.io(&path))
     }
 
+    /// A run by id.
     pub fn get(&self, id: &str) -> Result<Run, QueueError> {
         let path = self.run_path(id);
         let bytes = match std::fs::read(&path) {
@@ -392,6 +436,7 @@ impl LocalQueue {
         Ok(Some(run))
     }
 
+    /// The log file of an attempt.
     pub fn log_path(&self, id: &str, attempt: u32) -> PathBuf {
         self.dir
             .join("logs")

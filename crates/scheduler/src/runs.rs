@@ -8,6 +8,7 @@ use crate::queue::Run;
 
 /// The schema of Observes' own tables about jobs.
 pub const SCHEMA: &str = "observes";
+/// One row per run: job, times, status, attempts.
 pub const TABLE: &str = "_observes_job_runs";
 
 /// Appends a finished run (idempotent: a run recorded twice keeps one row).

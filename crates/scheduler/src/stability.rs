@@ -14,32 +14,53 @@ use serde::Serialize;
 
 use crate::queue::{Run, RunStatus};
 
+/// How a run failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Failure {
+    /// It was cancelled.
     Cancelled,
-    Unstarted { reason: Option<String> },
+    /// It never started.
+    Unstarted {
+        /// Why, if anything says.
+        reason: Option<String>,
+    },
+    /// Its timeout stopped it.
     TimedOut,
-    Failed { exit_code: Option<i32> },
+    /// Its command failed.
+    Failed {
+        /// The exit code, if it exited.
+        exit_code: Option<i32>,
+    },
 }
 
+/// A run that failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailedRun {
+    /// Its id.
     pub id: String,
+    /// When it was submitted.
     pub created_at: DateTime<Utc>,
+    /// How it failed.
     #[serde(flatten)]
     pub failure: Failure,
 }
 
+/// Runs of a period, by outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StabilityReport {
+    /// The start of the period.
     pub since: DateTime<Utc>,
+    /// Runs in it.
     pub runs: usize,
+    /// Runs that succeeded.
     pub succeeded: usize,
+    /// The failed runs, by job.
     pub failures: BTreeMap<String, Vec<FailedRun>>,
 }
 
 impl StabilityReport {
+    /// Failed runs.
     pub fn failed(&self) -> usize {
         self.failures.values().map(Vec::len).sum()
     }

@@ -33,9 +33,11 @@ pub type SubmitError = Box<dyn std::error::Error + Send + Sync>;
 pub trait Submit {
     /// Whether a run with this key was submitted already.
     fn exists(&mut self, key: &str) -> Result<bool, SubmitError>;
+    /// Submits a run.
     fn submit(&mut self, run: &Run) -> Result<(), SubmitError>;
 }
 
+/// How far the scheduler got with one job.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobMark {
     /// Fire times up to this instant are handled.
@@ -45,22 +47,30 @@ pub struct JobMark {
     pub pending: Vec<DateTime<Utc>>,
 }
 
+/// What the scheduler remembers between ticks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SchedulerState {
+    /// Per job, how far it got.
     #[serde(default)]
     pub jobs: BTreeMap<String, JobMark>,
 }
 
+/// Why a tick failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TickError {
+    /// The state store failed.
     #[error(transparent)]
     State(#[from] observes_state::StateError),
+    /// A run could not be submitted.
     #[error("submitting {key}: {source}")]
     Submit {
+        /// The run's key.
         key: String,
+        /// Why.
         #[source]
         source: SubmitError,
     },
+    /// The scheduler's state in the store is not valid.
     #[error("scheduler state is not valid: {0}")]
     Corrupt(#[source] serde_json::Error),
 }
@@ -68,8 +78,11 @@ pub enum TickError {
 /// One submitted (or, dry, due) run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Submitted {
+    /// The job.
     pub job: String,
+    /// The fire time.
     pub scheduled_for: DateTime<Utc>,
+    /// The run's key.
     pub key: String,
 }
 

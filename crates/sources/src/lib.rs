@@ -6,7 +6,7 @@
 //! resumes from the last state its consumer committed. The same code runs inside a
 //! pipeline and stand-alone as a Singer tap (`observes tap gitlab --config gitlab.toml`).
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod checkly;
 pub mod code;
@@ -26,16 +26,27 @@ use serde::Deserialize;
 pub use registry::{Settings, Source, SourceKind, SOURCES};
 pub use stream::{Emitter, Sink, StreamDef};
 
+/// Why a source failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// A request failed (after retries).
     #[error("stream {stream}: {source}")]
     Http {
+        /// The stream being extracted.
         stream: String,
+        /// Why.
         #[source]
         source: HttpError,
     },
+    /// The API's data is not what the stream expects.
     #[error("stream {stream}: {message}")]
-    Data { stream: String, message: String },
+    Data {
+        /// The stream.
+        stream: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The source's settings are wrong.
     #[error("{0}")]
     Config(String),
     /// The consumer of the messages went away (a load failed); not a source failure.
@@ -65,6 +76,7 @@ pub struct HttpSettings {
     /// The first backoff in milliseconds (doubling, with jitter, up to `max_backoff_ms`).
     #[serde(default = "default_backoff")]
     pub backoff_ms: u64,
+    /// The longest backoff, in milliseconds.
     #[serde(default = "default_max_backoff")]
     pub max_backoff_ms: u64,
     /// Spacing of requests; the API's documented limit by default.

@@ -27,7 +27,9 @@ pub trait Source: std::fmt::Debug + Send + Sync {
 /// `observes.toml`.
 #[derive(Debug, Clone)]
 pub enum Settings {
+    /// A TOML file of their own (a path relative to `observes.toml`).
     File(PathBuf),
+    /// A table inline in `observes.toml`.
     Table(toml::Value),
 }
 

@@ -16,15 +16,19 @@ use crate::SourceError;
 /// What a stream is: its name, key, replication key and JSON Schema.
 #[derive(Debug, Clone)]
 pub struct StreamDef {
+    /// The stream's name.
     pub name: &'static str,
+    /// Its primary key's properties.
     pub key_properties: &'static [&'static str],
     /// The property incremental extraction follows, if any.
     pub replication_key: Option<&'static str>,
+    /// Its JSON Schema.
     pub schema: Value,
 }
 
 /// Where a source's messages go. `false` means the consumer has stopped.
 pub trait Sink {
+    /// Sends a message on; `false` once the consumer stopped.
     fn send(&mut self, message: Message) -> bool;
 }
 
@@ -92,6 +96,7 @@ impl<'a> Emitter<'a> {
         }))
     }
 
+    /// Sends a record of `stream` (its `SCHEMA` first, once).
     pub fn record(
         &mut self,
         stream: &StreamDef,
@@ -130,6 +135,7 @@ impl<'a> Emitter<'a> {
         .filter(|v| !v.is_null())
     }
 
+    /// Sets a stream's bookmark (per partition, such as a project, if given).
     pub fn set_bookmark(&mut self, stream: &str, partition: Option<&str>, value: Value) {
         let bookmarks = self.bookmarks();
         match partition {
@@ -184,6 +190,7 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// The state to send: every bookmark.
     pub fn state(&self) -> Value {
         Value::Object(self.state.clone())
     }

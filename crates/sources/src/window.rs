@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
+/// An instant, in UTC.
 pub type Time = DateTime<Utc>;
 
 /// An RFC 3339 timestamp (any offset), as UTC.

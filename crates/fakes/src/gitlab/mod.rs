@@ -28,12 +28,19 @@ type Shared = Arc<Mutex<GitlabWorld>>;
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct GitlabOptions {
+    /// The seed: the same seed makes the same world.
     pub seed: u64,
+    /// Projects.
     pub projects: usize,
+    /// Pipelines per project.
     pub pipelines_per_project: usize,
+    /// Jobs per pipeline.
     pub jobs_per_pipeline: usize,
+    /// Merge requests per project.
     pub merge_requests_per_project: usize,
+    /// Issues per project.
     pub issues_per_project: usize,
+    /// Members per project.
     pub members_per_project: usize,
     /// The personal access token the fake accepts.
     pub token: String,
@@ -67,8 +74,11 @@ impl Default for GitlabOptions {
 /// A running fake GitLab; the API is at [`FakeGitlab::api_url`].
 #[derive(Debug)]
 pub struct FakeGitlab {
+    /// The server.
     pub server: Server,
+    /// Its data, which tests may change.
     pub world: Shared,
+    /// The personal access token it accepts.
     pub token: String,
 }
 
@@ -133,10 +143,12 @@ impl crate::RunningFake for FakeGitlab {
 }
 
 impl FakeGitlab {
+    /// Starts it on a free port.
     pub fn start(options: GitlabOptions) -> std::io::Result<FakeGitlab> {
         FakeGitlab::start_on(options, 0)
     }
 
+    /// Starts it on `port` (0: a free one).
     pub fn start_on(options: GitlabOptions, port: u16) -> std::io::Result<FakeGitlab> {
         let world = Arc::new(Mutex::new(GitlabWorld::generate(&options)));
         let faults = Arc::new(Mutex::new(Faults::default()));
@@ -148,14 +160,17 @@ impl FakeGitlab {
         })
     }
 
+    /// The API's base URL (`…/api/v4`).
     pub fn api_url(&self) -> String {
         format!("{}/api/v4", self.server.base_url())
     }
 
+    /// The OAuth2 token endpoint.
     pub fn oauth_token_url(&self) -> String {
         format!("{}/oauth/token", self.server.base_url())
     }
 
+    /// Its data, locked.
     pub fn world(&self) -> std::sync::MutexGuard<'_, GitlabWorld> {
         lock(&self.world)
     }

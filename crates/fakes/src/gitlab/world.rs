@@ -39,13 +39,19 @@ pub(super) fn user(i: usize) -> Value {
 /// The fake's data; tests change it between runs.
 #[derive(Debug)]
 pub struct GitlabWorld {
+    /// Projects.
     pub projects: Vec<Value>,
+    /// Members, by project id.
     pub members: Vec<(i64, Value)>,
     /// Commits by project, newest last (one per pipeline).
     pub commits: Vec<(i64, Value)>,
+    /// Pipelines.
     pub pipelines: Vec<Value>,
+    /// Jobs.
     pub jobs: Vec<Value>,
+    /// Merge requests.
     pub merge_requests: Vec<Value>,
+    /// Issues.
     pub issues: Vec<Value>,
     /// Advances with every change, so changes get fresh `updated_at` values.
     pub clock: DateTime<Utc>,
@@ -67,6 +73,7 @@ pub(super) struct OAuthState {
 }
 
 impl GitlabWorld {
+    /// The world `options` describes.
     pub fn generate(options: &GitlabOptions) -> GitlabWorld {
         let mut world = GitlabWorld {
             projects: Vec::new(),

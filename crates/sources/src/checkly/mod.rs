@@ -21,6 +21,7 @@ use crate::stream::{object, Emitter, Sink, StreamDef};
 use crate::window::{format_time, parse_time, resume_from, windows, Time};
 use crate::{HttpSettings, SourceError};
 
+/// The streams the Checkly source extracts.
 pub const STREAM_NAMES: [&str; 11] = [
     "checks",
     "check_groups",
@@ -47,20 +48,28 @@ start_date = "2024-03-01T00:00:00Z"     # default: 30 days ago (raw results live
 "#
 );
 
+/// The Checkly source's settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChecklyConfig {
+    /// The API's base URL.
     #[serde(default = "default_api_url")]
     pub api_url: String,
+    /// The account id itself; prefer `account_id_env`.
     pub account_id: Option<String>,
+    /// The environment variable holding the account id.
     pub account_id_env: Option<String>,
+    /// The API key itself; prefer `api_key_env`.
     pub api_key: Option<String>,
+    /// The environment variable holding the API key.
     pub api_key_env: Option<String>,
+    /// Streams to extract (default: all).
     pub streams: Option<Vec<String>>,
     /// The earliest result, alert and reporting day extracted (default: 30 days ago).
     pub start_date: Option<String>,
     /// The end of the extracted time range (default: now); for bounded backfills.
     pub end_date: Option<String>,
+    /// Incremental streams re-read this far behind their bookmark.
     #[serde(default = "default_lookback")]
     pub lookback_seconds: i64,
     /// Pages per run across all streams; where it stops is kept in the bookmarks.
@@ -68,6 +77,7 @@ pub struct ChecklyConfig {
     /// The check-results route's own limit (Checkly: 5 requests per 10 seconds).
     #[serde(default = "default_results_rate")]
     pub results_requests_per_second: f64,
+    /// How it talks HTTP.
     #[serde(default)]
     pub http: HttpSettings,
 }
@@ -88,6 +98,7 @@ const LIMIT: u64 = 100;
 const WINDOW_HOURS: i64 = 6;
 
 impl ChecklyConfig {
+    /// Settings for the fake Checkly at `api_url`.
     pub fn for_fake(api_url: &str, account_id: &str, api_key: &str) -> ChecklyConfig {
         ChecklyConfig {
             api_url: api_url.to_string(),
@@ -252,7 +263,9 @@ fn path_of(name: &str) -> &'static str {
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunReport {
+    /// Records sent.
     pub records: u64,
+    /// True when the page cap stopped the run; the bookmarks hold where to continue.
     pub capped: bool,
 }
 

@@ -110,30 +110,40 @@ const FIELDS: usize = 10;
 /// One commit as `git log` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
+    /// The commit's hash.
     pub hash: String,
     /// As written in the commit (the content hash uses these).
     pub raw_author_name: String,
+    /// The author's email as written.
     pub raw_author_email: String,
     /// After `.mailmap`.
     pub author_name: String,
+    /// The author's email after `.mailmap`.
     pub author_email: String,
     /// Seconds since the epoch.
     pub author_time: i64,
+    /// The committer's name.
     pub committer_name: String,
+    /// The committer's email.
     pub committer_email: String,
+    /// The commit time, seconds since the epoch.
     pub committer_time: i64,
+    /// The message.
     pub message: String,
+    /// The files it changed.
     pub files: Vec<FileChange>,
 }
 
 /// One file of a commit's `--numstat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileChange {
+    /// The path.
     pub path: String,
     /// The path before a rename.
     pub old_path: Option<String>,
     /// `None` for a binary file (git counts no lines).
     pub insertions: Option<u64>,
+    /// Lines deleted; `None` for a binary file.
     pub deletions: Option<u64>,
 }
 
@@ -155,6 +165,7 @@ pub struct LogReader<R> {
 }
 
 impl<R: BufRead> LogReader<R> {
+    /// A reader of `git log` output in the format [`CommitWalk`] asks for.
     pub fn new(input: R) -> Self {
         LogReader {
             input,
@@ -190,6 +201,7 @@ impl<R: BufRead> LogReader<R> {
         Ok(Some(std::mem::take(&mut self.token)))
     }
 
+    /// The next commit, or `None` at the end.
     pub fn next_entry(&mut self) -> Result<Option<LogEntry>, LogError> {
         let header = match self.pending.take() {
             Some(h) => h,
@@ -296,11 +308,13 @@ fn preview(bytes: &[u8]) -> String {
 /// (merges left out), newest first.
 pub struct CommitWalk {
     child: Child,
+    /// The commits, as they come.
     pub reader: LogReader<BufReader<ChildStdout>>,
     stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
 }
 
 impl CommitWalk {
+    /// Starts `git log` in `repo`.
     pub fn start(repo: &Path, include: &[String], exclude: &[String]) -> Result<Self, String> {
         let mut child = git(repo)
             .args([

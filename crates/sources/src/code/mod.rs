@@ -53,6 +53,7 @@ impl crate::registry::Source for CodeConfig {
     }
 }
 
+/// The code source's settings: which repositories to read.
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CodeConfig {
@@ -69,12 +70,16 @@ pub struct CodeConfig {
 /// One repository to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
+    /// The group.
     pub group: String,
+    /// The repository's name.
     pub name: String,
+    /// Its working copy or bare repository.
     pub path: PathBuf,
 }
 
 impl Repository {
+    /// `group/name`, the repository's key in bookmarks and rows.
     pub fn key(&self) -> String {
         format!("{}/{}", self.group, self.name)
     }
@@ -188,8 +193,11 @@ impl CodeConfig {
     }
 }
 
+/// One row per commit.
 pub const COMMITS: &str = "commits";
+/// One row per file a commit changed.
 pub const FILES: &str = "files";
+/// One row per (repository, commit) in which a commit was seen.
 pub const SIGHTINGS: &str = "sightings";
 
 /// `commits`, `files` and `sightings`. A sighting is one run's extraction of a commit,
@@ -252,7 +260,9 @@ pub fn streams() -> [StreamDef; 3] {
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunReport {
+    /// Repositories read.
     pub repositories: usize,
+    /// Commits sent.
     pub commits: u64,
 }
 

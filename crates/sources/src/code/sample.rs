@@ -9,9 +9,12 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
+/// A deterministic sample repository for the demo and the tests.
 #[derive(Debug, Clone)]
 pub struct SampleRepo {
+    /// Commits to make.
     pub commits: usize,
+    /// The seed of names, paths and changes.
     pub seed: u64,
     /// Author time of the first commit (seconds since the epoch); one hour between commits.
     pub start: i64,
@@ -30,6 +33,7 @@ impl Default for SampleRepo {
     }
 }
 
+/// The authors commits are spread over: (name, email).
 pub const AUTHORS: [(&str, &str); 5] = [
     ("Ada Lovelace", "ada@example.com"),
     ("José Núñez", "jose@example.com"),

@@ -10,9 +10,12 @@ use super::{GitlabApi, GitlabConfig};
 use crate::window::{parse_time, Time};
 use crate::SourceError;
 
+/// What `observes job gitlab-cancel` looks at.
 #[derive(Debug, Clone)]
 pub struct CancelOptions {
+    /// Projects whose stuck jobs are cancelled (ids or paths).
     pub projects: Vec<String>,
+    /// Jobs running or pending longer than this are stuck.
     pub older_than: Duration,
     /// List what would be cancelled, change nothing.
     pub dry_run: bool,
@@ -20,20 +23,25 @@ pub struct CancelOptions {
     pub now: Time,
 }
 
+/// What happened to one stuck job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum CancelOutcome {
     /// GitLab answered with the job canceled (or canceling).
     Cancelled {
+        /// The status GitLab answered with.
         status: String,
     },
     /// Dry run: it would have been cancelled.
     WouldCancel,
     /// The job finished before the cancel arrived; GitLab left it as it was.
     AlreadyFinished {
+        /// The status it finished with.
         status: String,
     },
+    /// The cancel failed (the others go on).
     Failed {
+        /// Why.
         error: String,
     },
 }
@@ -49,8 +57,10 @@ pub struct JobAction {
     pub outcome: CancelOutcome,
 }
 
+/// What a cancel run did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CancelReport {
+    /// Each stuck job and what happened to it.
     pub jobs: Vec<JobAction>,
 }
 
@@ -58,15 +68,19 @@ impl CancelReport {
     fn count(&self, f: impl Fn(&CancelOutcome) -> bool) -> usize {
         self.jobs.iter().filter(|j| f(&j.outcome)).count()
     }
+    /// Jobs cancelled.
     pub fn cancelled(&self) -> usize {
         self.count(|o| matches!(o, CancelOutcome::Cancelled { .. }))
     }
+    /// Jobs whose cancel failed.
     pub fn failed(&self) -> usize {
         self.count(|o| matches!(o, CancelOutcome::Failed { .. }))
     }
+    /// Jobs a dry run would cancel.
     pub fn would_cancel(&self) -> usize {
         self.count(|o| matches!(o, CancelOutcome::WouldCancel))
     }
+    /// Jobs that finished before their cancel.
     pub fn already_finished(&self) -> usize {
         self.count(|o| matches!(o, CancelOutcome::AlreadyFinished { .. }))
     }

@@ -51,9 +51,11 @@ max_pages = 500                # per run; the rest waits in the bookmarks
 "#
 );
 
+/// The GitLab source's settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GitlabConfig {
+    /// The API's base URL (`https://gitlab.com/api/v4`).
     #[serde(default = "default_api_url")]
     pub api_url: String,
     /// Numeric ids or full paths (`group/project`).
@@ -73,20 +75,26 @@ pub struct GitlabConfig {
     pub lookback_seconds: i64,
     /// Pages per run across all streams; where it stops is kept in the bookmarks.
     pub max_pages: Option<u64>,
+    /// Items per page.
     #[serde(default = "default_per_page")]
     pub per_page: u32,
+    /// How it talks HTTP.
     #[serde(default)]
     pub http: HttpSettings,
 }
 
+/// OAuth2 refresh-token authentication.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthSettings {
     /// `https://gitlab.com/oauth/token` for GitLab.com.
     pub token_url: String,
+    /// The application's client id.
     pub client_id: String,
+    /// The environment variable holding the client secret.
     #[serde(default = "default_secret_env")]
     pub client_secret_env: String,
+    /// The environment variable holding the refresh token.
     #[serde(default = "default_refresh_env")]
     pub refresh_token_env: String,
     /// Where a rotated refresh token is written (GitLab invalidates the old one). When
@@ -186,6 +194,7 @@ pub struct GitlabApi {
 }
 
 impl GitlabApi {
+    /// A client of the GitLab API these settings name.
     pub fn connect(config: &GitlabConfig) -> Result<GitlabApi, SourceError> {
         // A token may ride in the URL's query (`?private_token=…`): never shown.
         let shown = match config.api_url.split_once('?') {
@@ -222,10 +231,12 @@ impl GitlabApi {
         url
     }
 
+    /// GETs a JSON document.
     pub async fn get(&self, url: &Url) -> Result<Value, observes_http::HttpError> {
         Ok(self.client.get_json(|c| c.get(url.clone())).await?.body)
     }
 
+    /// POSTs and reads the JSON answer.
     pub async fn post(&self, url: &Url) -> Result<Value, observes_http::HttpError> {
         Ok(self.client.get_json(|c| c.post(url.clone())).await?.body)
     }
@@ -234,6 +245,7 @@ impl GitlabApi {
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunReport {
+    /// Records sent.
     pub records: u64,
     /// True when the page cap stopped the run; the bookmarks hold where to continue.
     pub capped: bool,

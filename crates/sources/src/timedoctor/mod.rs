@@ -20,6 +20,7 @@ use crate::stream::{Emitter, Sink, StreamDef};
 use crate::window::{format_time, parse_time, resume_from, windows, Time};
 use crate::{HttpSettings, SourceError};
 
+/// The streams the Time Doctor source extracts.
 pub const STREAM_NAMES: [&str; 3] = ["users", "projects", "worklogs"];
 
 crate::registry::register!(
@@ -36,22 +37,33 @@ lookback_days = 3                       # worklogs are edited after the fact
 "#
 );
 
+/// The Time Doctor source's settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeDoctorConfig {
+    /// The API's base URL.
     #[serde(default = "default_api_url")]
     pub api_url: String,
+    /// The account's email itself; prefer `email_env`.
     pub email: Option<String>,
+    /// The environment variable holding the email.
     pub email_env: Option<String>,
+    /// The password itself; prefer `password_env`.
     pub password: Option<String>,
+    /// The environment variable holding the password.
     pub password_env: Option<String>,
+    /// The company (default: the account's first).
     pub company_id: Option<String>,
+    /// Streams to extract (default: all).
     pub streams: Option<Vec<String>>,
+    /// The earliest worklog day extracted (default: 30 days ago).
     pub start_date: Option<String>,
     /// The end of the extracted range (default: now); for bounded backfills.
     pub end_date: Option<String>,
+    /// Worklogs are re-read this many days behind their bookmark.
     #[serde(default = "default_lookback_days")]
     pub lookback_days: i64,
+    /// How it talks HTTP.
     #[serde(default)]
     pub http: HttpSettings,
 }
@@ -71,6 +83,7 @@ pub const LIST_LIMIT: usize = 1000;
 const USERS_PER_REQUEST: usize = 25;
 
 impl TimeDoctorConfig {
+    /// Settings for the fake Time Doctor at `api_url`.
     pub fn for_fake(api_url: &str, email: &str, password: &str) -> TimeDoctorConfig {
         TimeDoctorConfig {
             api_url: api_url.to_string(),

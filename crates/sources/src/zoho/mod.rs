@@ -38,25 +38,36 @@ start_date = "2024-01-01T00:00:00Z"          # optional: records modified since
 "#
 );
 
+/// The Zoho CRM source's settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZohoConfig {
+    /// Zoho's accounts server (the OAuth2 token endpoint's host).
     #[serde(default = "default_accounts_url")]
     pub accounts_url: String,
     /// Where the API lives; by default the token answer's `api_domain`.
     pub api_url: Option<String>,
+    /// The client id itself; prefer `client_id_env`.
     pub client_id: Option<String>,
+    /// The environment variable holding the client id.
     pub client_id_env: Option<String>,
+    /// The client secret itself; prefer `client_secret_env`.
     pub client_secret: Option<String>,
+    /// The environment variable holding the client secret.
     pub client_secret_env: Option<String>,
+    /// The refresh token itself; prefer `refresh_token_env`.
     pub refresh_token: Option<String>,
+    /// The environment variable holding the refresh token.
     pub refresh_token_env: Option<String>,
+    /// The CRM modules to extract.
     #[serde(default = "default_modules")]
     pub modules: Vec<String>,
     /// Also load the CRM's users (stream `users`).
     #[serde(default = "default_true")]
     pub users: bool,
+    /// The earliest modification time extracted (default: everything).
     pub start_date: Option<String>,
+    /// How it talks HTTP.
     #[serde(default)]
     pub http: HttpSettings,
 }
@@ -75,6 +86,7 @@ fn default_true() -> bool {
 const PER_PAGE: u64 = 200;
 
 impl ZohoConfig {
+    /// Settings for the fake Zoho CRM at `url`.
     pub fn for_fake(
         url: &str,
         client_id: &str,
