@@ -1,6 +1,6 @@
 //! The loader: Singer messages in, committed warehouse tables out.
 //!
-//! A [`Loader`] feeds records through the normalizer into a [`Warehouse`], and treats every
+//! A [`Loader`] feeds records through the normalizer into a [`Warehouse`](observes_warehouse::Warehouse), and treats every
 //! `STATE` message as a checkpoint: the rows before it, the metadata about them and the state
 //! itself are committed in one transaction. The caller gets the state back only after that
 //! commit, to copy it to the state store. A crash therefore loses nothing that was committed

@@ -134,7 +134,7 @@ pub struct Run {
     /// The job's size (the local queue ignores it).
     #[serde(default)]
     pub size: Option<crate::catalogue::Size>,
-    /// The attempt its current worker took it from (see [`LocalQueue::claim`]).
+    /// The attempt its current worker took it from (see `LocalQueue::claim`).
     #[serde(default = "first_attempt")]
     pub claimed_from: u32,
 }

@@ -28,7 +28,7 @@ impl Loader<'_> {
     /// (uncommitted) checkpoint for the caller to [`abort`](Loader::abort).
     ///
     /// Blocks of lines go to helper threads that normalize their records ahead (see
-    /// [`ahead`]) while the loader takes earlier items in order.
+    /// `ahead`) while the loader takes earlier items in order.
     pub fn drive<E: From<LoadError>>(
         &mut self,
         input: &mut impl Input,

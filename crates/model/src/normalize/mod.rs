@@ -1,8 +1,8 @@
 //! The normalizer: records of one stream into rows of its tables, as Arrow batches.
 //!
 //! One record goes in by one of two walks that must agree exactly: the fast one
-//! ([`fast`]) reads the JSON text straight into the column buffers ([`buffer`]) along a
-//! plan compiled from the layout; the serde one ([`walk`]) is the reference, and the
+//! (`fast`) reads the JSON text straight into the column buffers (`buffer`) along a
+//! plan compiled from the layout; the serde one (`walk`) is the reference, and the
 //! only one that words errors. The fast walk bails on anything it does not handle
 //! exactly as the serde walk does, undoes its own writes, and the record goes the serde
 //! way. Callers see one call per shape of input: [`push_line`] for a Singer line's text,

@@ -155,7 +155,7 @@ pub struct LogError {
     message: String,
 }
 
-/// Reads `git log -z --numstat` output with [`FORMAT`] headers, one commit at a time.
+/// Reads `git log -z --numstat` output with `FORMAT` headers, one commit at a time.
 pub struct LogReader<R> {
     input: R,
     token: Vec<u8>,
