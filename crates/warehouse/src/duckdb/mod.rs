@@ -109,9 +109,12 @@ struct Pending {
 pub const ROW_GROUP: usize = 122_880;
 /// Whole row groups gathered per table before they are inserted, together: DuckDB's
 /// threads then compress them at the same time (more would hold more rows in memory).
+/// Compressing is most of DuckDB's work, so one row group at a time leaves a core idle:
+/// 1M wide records took 9.0–9.6 s that way against 7.3–8.1 s (bench/RESULTS.md).
 const ROW_GROUPS_PER_INSERT: usize = 2;
-/// Wide rows are inserted sooner, whole row group or not, to keep memory flat.
-const INSERT_BYTES: usize = 96 << 20;
+/// Rows wider than this allows for two row groups (about 1 KB a row) are inserted sooner,
+/// whole row group or not, to keep memory flat.
+const INSERT_BYTES: usize = 256 << 20;
 
 /// DuckDB's buffer pool is trimmed to this after each commit: it otherwise keeps every
 /// block of the file it has written (up to its `memory_limit`, by default 80% of the
@@ -124,8 +127,10 @@ const TRIM_TO: &str = "64MB";
 /// they fill) or to its temporary folder. Without a bound DuckDB keeps them all in memory
 /// until the commit, up to 80% of the machine: memory would grow with a checkpoint's size.
 /// The bound stays after the commits, for the checkpoints DuckDB runs at a later commit or
-/// at close, which otherwise took 2.7 GB at 5M records (bench/RESULTS.md).
-const LOAD_MEMORY: usize = 200 << 20;
+/// at close, which otherwise took 2.7 GB at 5M records (bench/RESULTS.md). At 200 MiB,
+/// two row groups of wide rows in flight peaked at 555–560 MB; at 100 MiB, 460–470 MB
+/// in about the same time (DuckDB evicts its cached blocks sooner).
+const LOAD_MEMORY: usize = 100 << 20;
 /// An insert pins a block of 256 KiB per column for each of DuckDB's threads and for the
 /// row group being gathered: a fixed limit would fail tables of thousands of columns.
 const LOAD_MEMORY_PER_COLUMN: usize = 1 << 20;
@@ -696,14 +701,14 @@ mod tests {
         let path = dir.path().join("wh.duckdb");
         let mut wh = DuckDbWarehouse::open(&path.display().to_string()).unwrap();
         let default = limit(&wh);
-        assert_ne!(default, SqlValue::Text("200.0 MiB".into()));
+        assert_ne!(default, SqlValue::Text("100.0 MiB".into()));
         wh.execute("CREATE SCHEMA s", &[]).unwrap();
         wh.execute(&create(narrow, "s.n"), &[]).unwrap();
         wh.execute(&create(wide, "s.w"), &[]).unwrap();
         wh.begin().unwrap();
         wh.bulk_append("s", "n", &batch(narrow)).unwrap();
         wh.flush().unwrap();
-        assert_eq!(limit(&wh), SqlValue::Text("200.0 MiB".into()));
+        assert_eq!(limit(&wh), SqlValue::Text("100.0 MiB".into()));
         wh.bulk_append("s", "w", &batch(wide)).unwrap();
         wh.flush().unwrap();
         assert_eq!(limit(&wh), SqlValue::Text("300.0 MiB".into()));

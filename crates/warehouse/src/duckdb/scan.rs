@@ -11,6 +11,11 @@
 //! a partial row group to append a second time.
 //!
 //! A unit is claimed per thread, with the thread-local init state of DuckDB's C API.
+//!
+//! A batch is released as soon as DuckDB has taken all its rows: DuckDB copies a chunk's
+//! values into its own storage when the chunk is inserted, before the thread asks for its
+//! next one. So an insert of two row groups does not hold its rows twice (ours and
+//! DuckDB's) while DuckDB compresses them.
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
@@ -33,7 +38,14 @@ pub(super) const FUNCTION: &str = "observes_scan";
 /// Rows DuckDB takes per call (its vector size).
 const CHUNK_ROWS: usize = 2048;
 
-type Batches = Arc<Vec<RecordBatch>>;
+/// A registered batch, and how many of its rows DuckDB has not taken yet.
+struct Held {
+    batch: Mutex<Option<RecordBatch>>,
+    rows: usize,
+    left: AtomicUsize,
+}
+
+type Batches = Arc<Vec<Held>>;
 
 static REGISTRY: LazyLock<Mutex<HashMap<u64, Batches>>> = LazyLock::new(Default::default);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -53,7 +65,15 @@ impl Registration {
     pub(super) fn new(batches: Vec<RecordBatch>) -> Registration {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        registry().insert(id, Arc::new(batches));
+        let held = batches
+            .into_iter()
+            .map(|batch| Held {
+                rows: batch.num_rows(),
+                left: AtomicUsize::new(batch.num_rows()),
+                batch: Mutex::new(Some(batch)),
+            })
+            .collect();
+        registry().insert(id, Arc::new(held));
         Registration {
             id,
             units: rows.div_ceil(ROW_GROUP),
@@ -80,10 +100,26 @@ struct Claims {
     next: AtomicUsize,
 }
 
-/// One thread's place: the unit it claimed and the next call within it.
+/// One thread's place: the unit it claimed, the next call within it, and the rows it
+/// handed out last (batch, rows), taken by DuckDB once the thread calls again.
 struct Place {
     unit: usize,
     call: usize,
+    taken: Option<(usize, usize)>,
+}
+
+impl Held {
+    /// The batch, while DuckDB has rows of it to take.
+    fn get(&self) -> Option<RecordBatch> {
+        self.batch.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// DuckDB took `rows` more rows; the last ones release the batch.
+    fn taken(&self, rows: usize) {
+        if self.left.fetch_sub(rows, Ordering::AcqRel) == rows {
+            *self.batch.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
 }
 
 /// Registers `observes_scan` in the database's system catalog, where every connection
@@ -157,7 +193,7 @@ unsafe fn bind_batches(info: ffi::duckdb_bind_info, id: u64) -> Result<Bound, St
         .get(&id)
         .cloned()
         .ok_or_else(|| format!("{FUNCTION}({id}): no such batches"))?;
-    let Some(first) = batches.first() else {
+    let Some(first) = batches.first().and_then(Held::get) else {
         return Err(format!("{FUNCTION}({id}): no batches"));
     };
     for field in first.schema().fields() {
@@ -168,16 +204,14 @@ unsafe fn bind_batches(info: ffi::duckdb_bind_info, id: u64) -> Result<Bound, St
     }
     let mut units: Vec<Unit> = Vec::new();
     let mut in_unit = ROW_GROUP;
-    for (b, batch) in batches.iter().enumerate() {
+    for (b, held) in batches.iter().enumerate() {
         let mut offset = 0;
-        while offset < batch.num_rows() {
+        while offset < held.rows {
             if in_unit == ROW_GROUP {
                 units.push(Vec::new());
                 in_unit = 0;
             }
-            let rows = CHUNK_ROWS
-                .min(batch.num_rows() - offset)
-                .min(ROW_GROUP - in_unit);
+            let rows = CHUNK_ROWS.min(held.rows - offset).min(ROW_GROUP - in_unit);
             if let Some(unit) = units.last_mut() {
                 unit.push((b, offset, rows));
             }
@@ -185,7 +219,7 @@ unsafe fn bind_batches(info: ffi::duckdb_bind_info, id: u64) -> Result<Bound, St
             in_unit += rows;
         }
     }
-    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let total: usize = batches.iter().map(|h| h.rows).sum();
     ffi::duckdb_bind_set_cardinality(info, total as u64, true);
     Ok(Bound { batches, units })
 }
@@ -217,6 +251,7 @@ unsafe extern "C" fn local_init(info: ffi::duckdb_init_info) {
             let place = Place {
                 unit: usize::MAX,
                 call: 0,
+                taken: None,
             };
             ffi::duckdb_init_set_init_data(
                 info,
@@ -237,6 +272,9 @@ unsafe extern "C" fn scan(info: ffi::duckdb_function_info, output: ffi::duckdb_d
             let bound = &*ffi::duckdb_function_get_bind_data(info).cast::<Bound>();
             let claims = &*ffi::duckdb_function_get_init_data(info).cast::<Claims>();
             let place = &mut *ffi::duckdb_function_get_local_init_data(info).cast::<Place>();
+            if let Some((b, rows)) = place.taken.take() {
+                bound.batches[b].taken(rows);
+            }
             let slice = loop {
                 if let Some(&slice) = bound.units.get(place.unit).and_then(|u| u.get(place.call)) {
                     place.call += 1;
@@ -246,16 +284,17 @@ unsafe extern "C" fn scan(info: ffi::duckdb_function_info, output: ffi::duckdb_d
                 if next >= bound.units.len() {
                     break None;
                 }
-                *place = Place {
-                    unit: next,
-                    call: 0,
-                };
+                place.unit = next;
+                place.call = 0;
             };
             let Some((b, offset, rows)) = slice else {
                 ffi::duckdb_data_chunk_set_size(output, 0);
                 return Ok(());
             };
-            let batch = &bound.batches[b];
+            let batch = bound.batches[b].get().ok_or_else(|| {
+                format!("{FUNCTION}: batch {b} was released while rows were left")
+            })?;
+            place.taken = Some((b, rows));
             for (i, column) in batch.columns().iter().enumerate() {
                 // SAFETY: the chunk has one vector per bound column, of the bound type, with
                 // room for CHUNK_ROWS rows; `column` holds at least offset + rows values.
@@ -366,4 +405,24 @@ unsafe fn string_t(bytes: *const u8, len: usize) -> ffi::duckdb_string_t {
         value.value.pointer.ptr = bytes as *mut _;
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_released_once_duckdb_has_taken_all_its_rows() {
+        let column: ArrayRef = Arc::new(arrow_array::Int64Array::from(vec![1, 2, 3, 4, 5]));
+        let batch = RecordBatch::try_from_iter([("k", column)]).unwrap();
+        let held = Held {
+            rows: 5,
+            left: AtomicUsize::new(5),
+            batch: Mutex::new(Some(batch)),
+        };
+        held.taken(2);
+        assert_eq!(held.get().map(|b| b.num_rows()), Some(5));
+        held.taken(3);
+        assert!(held.get().is_none());
+    }
 }
