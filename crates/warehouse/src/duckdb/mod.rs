@@ -110,7 +110,7 @@ pub const ROW_GROUP: usize = 122_880;
 /// Whole row groups gathered per table before they are inserted, together: DuckDB's
 /// threads then compress them at the same time (more would hold more rows in memory).
 /// Compressing is most of DuckDB's work, so one row group at a time leaves a core idle:
-/// 1M wide records took 9.0–9.6 s that way against 7.3–8.1 s (bench/RESULTS.md).
+/// 1M wide records took 8.8–10.6 s that way against 7.3–8.1 s (bench/RESULTS.md).
 const ROW_GROUPS_PER_INSERT: usize = 2;
 /// Rows wider than this allows for two row groups (about 1 KB a row) are inserted sooner,
 /// whole row group or not, to keep memory flat.
@@ -128,7 +128,7 @@ const TRIM_TO: &str = "64MB";
 /// until the commit, up to 80% of the machine: memory would grow with a checkpoint's size.
 /// The bound stays after the commits, for the checkpoints DuckDB runs at a later commit or
 /// at close, which otherwise took 2.7 GB at 5M records (bench/RESULTS.md). At 200 MiB,
-/// two row groups of wide rows in flight peaked at 555–560 MB; at 100 MiB, 460–470 MB
+/// two row groups of wide rows in flight peaked at 543–544 MiB; at 100 MiB, 450–458 MiB
 /// in about the same time (DuckDB evicts its cached blocks sooner).
 const LOAD_MEMORY: usize = 100 << 20;
 /// An insert pins a block of 256 KiB per column for each of DuckDB's threads and for the
