@@ -21,8 +21,22 @@ use crate::{run_pipeline, AppError};
 /// A bundled Singer file of GitLab-shaped data (projects, pipelines, merge requests).
 pub const GITLAB_SAMPLE: &str = include_str!("../demo/gitlab.singer");
 
-/// The demo's `observes.toml`, written into its folder at the first run.
-pub const DEMO_CONFIG: &str = r#"# The demo's pipelines. Edit freely: `observes run NAME --config this-file` runs one.
+/// The demo's `observes.toml`, written into its folder at the first run: the file
+/// pipelines, jobs and settings here, and each registered source's own pipeline and job
+/// (its `demo` in [`observes_sources::SOURCES`]), in the registry's order.
+pub fn demo_config() -> String {
+    let mut config = String::from(DEMO_HEAD);
+    for kind in observes_sources::SOURCES {
+        config.push('\n');
+        config.push_str(kind.demo);
+    }
+    config.push('\n');
+    config.push_str(DEMO_REST);
+    config
+}
+
+/// The start of the demo's `observes.toml`, before the sources' pipelines.
+const DEMO_HEAD: &str = r#"# The demo's pipelines. Edit freely: `observes run NAME --config this-file` runs one.
 warehouse = "duckdb://warehouse.duckdb"
 state = "state"
 
@@ -32,46 +46,10 @@ source = "singer-file"
 path = "data/gitlab.singer"
 schema = "gitlab"
 write = "merge"
+"#;
 
-# The GitLab source against a fake GitLab started for the run (settings in data/gitlab.toml).
-[pipelines.gitlab_api]
-source = "gitlab"
-config = "data/gitlab.toml"
-schema = "gitlab_api"
-write = "merge"
-
-# The Checkly source against a fake Checkly (settings in data/checkly.toml).
-[pipelines.checkly]
-source = "checkly"
-config = "data/checkly.toml"
-schema = "checkly"
-write = "merge"
-
-# The Time Doctor source against a fake Time Doctor (settings in data/timedoctor.toml).
-[pipelines.timedoctor]
-source = "timedoctor"
-config = "data/timedoctor.toml"
-schema = "timedoctor"
-write = "merge"
-
-# The Zoho CRM source (deals and users) against a fake Zoho (settings in data/zoho.toml).
-[pipelines.zoho]
-source = "zoho"
-config = "data/zoho.toml"
-schema = "zoho"
-write = "merge"
-
-# The commits of the repositories the mirror job keeps in mirror/ (one folder per group).
-[pipelines.code]
-source = "code"
-schema = "code"
-write = "merge"
-[pipelines.code.settings]
-root = "mirror"
-[pipelines.code.settings.ignore]
-"acme/web" = ["src/m7/**"]
-
-# CI jobs from the built-in generator (nested objects, arrays, nulls, timestamps).
+/// The rest of the demo's `observes.toml`, after the sources' pipelines.
+const DEMO_REST: &str = r#"# CI jobs from the built-in generator (nested objects, arrays, nulls, timestamps).
 [pipelines.ci_jobs]
 source = "synthetic"
 records = 5000
@@ -104,53 +82,15 @@ backend = "local"
 dir = "queue"
 concurrency = 2
 
-[jobs."/observes/etl/gitlab/product"]
-command = ["observes", "run", "gitlab_api"]
-schedule = "cron(0 0/2 * * ? *)"
-size = "small"
-attempts = 3
-timeout = "2h"
-tags = { source = "gitlab" }
-
 [jobs."/observes/etl/gitlab/sample"]
 command = ["observes", "run", "gitlab_sample"]
 schedule = "cron(30 4 ? * MON *)"
 size = "nano"
 
-[jobs."/observes/etl/checkly"]
-command = ["observes", "run", "checkly"]
-schedule = "cron(15 * * * ? *)"
-size = "nano"
-attempts = 2
-timeout = "30m"
-tags = { source = "checkly" }
-
-[jobs."/observes/etl/timedoctor"]
-command = ["observes", "run", "timedoctor"]
-schedule = "cron(0 0/6 * * ? *)"
-size = "nano"
-attempts = 2
-timeout = "1h"
-tags = { source = "timedoctor" }
-
-[jobs."/observes/etl/zoho-crm"]
-command = ["observes", "run", "zoho"]
-schedule = "cron(0 5 * * ? *)"
-size = "nano"
-attempts = 2
-timeout = "1h"
-tags = { source = "zoho" }
-
 [jobs."/observes/etl/ci-jobs"]
 command = ["observes", "run", "ci_jobs"]
 schedule = "*/30 * * * *"                 # the classic five fields work too
 size = "nano"
-
-[jobs."/observes/etl/code"]
-command = ["observes", "run", "code"]
-schedule = "cron(0 3 * * ? *)"
-size = "medium"
-timeout = "6h"
 
 [jobs."/observes/etl/code/compute-bills"]
 command = ["observes", "job", "compute-bills", "--month", "previous"]
@@ -220,7 +160,7 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, AppError> {
     std::fs::create_dir_all(dir.join("data")).map_err(io)?;
     let config_path = dir.join("observes.toml");
     if !config_path.exists() {
-        std::fs::write(&config_path, DEMO_CONFIG).map_err(io)?;
+        std::fs::write(&config_path, demo_config()).map_err(io)?;
     }
     std::fs::write(dir.join("data/gitlab.singer"), GITLAB_SAMPLE).map_err(io)?;
     // Every registered fake, started for the run (they live as long as it does); its
@@ -367,7 +307,7 @@ mod tests {
     /// the source reads.
     #[test]
     fn every_registered_source_has_a_demo_pipeline_and_every_api_a_fake() {
-        let demo: toml::Table = toml::from_str(DEMO_CONFIG).unwrap();
+        let demo: toml::Table = toml::from_str(&demo_config()).unwrap();
         let demo_sources: Vec<&str> = demo["pipelines"]
             .as_table()
             .unwrap()

@@ -215,7 +215,7 @@ fn the_shipped_catalogue_schedules_every_job() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("observes.toml"),
-        observes_app::demo::DEMO_CONFIG,
+        observes_app::demo::demo_config(),
     )
     .unwrap();
     // The settings files the demo writes for its fakes.

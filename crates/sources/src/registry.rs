@@ -58,6 +58,9 @@ pub struct SourceKind {
     pub settings_help: &'static str,
     /// A complete settings example (TOML), checked by a test.
     pub example: &'static str,
+    /// Its pipeline and job in the demo's `observes.toml` (TOML; an API source reads its
+    /// fake's settings from `data/<name>.toml`).
+    pub demo: &'static str,
     /// Whether it reads an HTTP API (and so has a fake of the same name in
     /// `observes-fakes`), or local data (git repositories).
     pub reads_api: bool,
@@ -100,7 +103,7 @@ pub fn names() -> String {
 /// Implements [`Source`] for a settings type whose module has an async
 /// `run(&settings, state, sink)`, and defines the module's `SOURCE`.
 macro_rules! register {
-    ($settings:ty, $name:literal, $about:literal, $help:literal, $example:literal) => {
+    ($settings:ty, $name:literal, $about:literal, $help:literal, $example:literal, $demo:literal) => {
         impl $crate::registry::Source for $settings {
             fn name(&self) -> &'static str {
                 $name
@@ -120,6 +123,7 @@ macro_rules! register {
             about: $about,
             settings_help: $help,
             example: $example,
+            demo: $demo,
             reads_api: true,
             build: |settings, _dir| Ok(Box::new(settings.parse::<$settings>()?)),
         };

@@ -48,6 +48,21 @@ token_env = "GITLAB_TOKEN"     # or token = "…", or an [oauth] table
 start_date = "2024-01-01T00:00:00Z"
 lookback_seconds = 300
 max_pages = 500                # per run; the rest waits in the bookmarks
+"#,
+    r#"# The GitLab source against a fake GitLab started for the run (settings in data/gitlab.toml).
+[pipelines.gitlab_api]
+source = "gitlab"
+config = "data/gitlab.toml"
+schema = "gitlab_api"
+write = "merge"
+
+[jobs."/observes/etl/gitlab/product"]
+command = ["observes", "run", "gitlab_api"]
+schedule = "cron(0 0/2 * * ? *)"
+size = "small"
+attempts = 3
+timeout = "2h"
+tags = { source = "gitlab" }
 "#
 );
 
