@@ -28,7 +28,7 @@ pub fn demo_config() -> String {
     let mut config = String::from(DEMO_HEAD);
     for kind in observes_sources::SOURCES {
         config.push('\n');
-        config.push_str(kind.demo);
+        config.push_str(&kind.demo_toml());
     }
     config.push('\n');
     config.push_str(DEMO_REST);

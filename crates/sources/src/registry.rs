@@ -58,15 +58,65 @@ pub struct SourceKind {
     pub settings_help: &'static str,
     /// A complete settings example (TOML), checked by a test.
     pub example: &'static str,
-    /// Its pipeline and job in the demo's `observes.toml` (TOML; an API source reads its
-    /// fake's settings from `data/<name>.toml`).
-    pub demo: &'static str,
+    /// Its pipeline and job in the demo's `observes.toml`.
+    pub demo: Demo,
     /// Whether it reads an HTTP API (and so has a fake of the same name in
     /// `observes-fakes`), or local data (git repositories).
     pub reads_api: bool,
     /// Reads the settings into a runnable source. `dir` is where their relative paths
     /// start: the folder of the file they came from.
     pub build: Build,
+}
+
+/// A source's pipeline in the demo (loaded with `write = "merge"` into the schema of the
+/// pipeline's name) and its job in the demo's catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct Demo {
+    /// The comment above the pipeline: what it reads.
+    pub about: &'static str,
+    /// The pipeline's name, and its schema's.
+    pub pipeline: &'static str,
+    /// Its settings, a TOML inline table; `None`: `data/<name>.toml`, which the demo
+    /// writes from the source's fake.
+    pub settings: Option<&'static str>,
+    /// The job's name in the catalogue.
+    pub job: &'static str,
+    /// When it runs.
+    pub schedule: &'static str,
+    /// Its size.
+    pub size: &'static str,
+    /// Attempts, the first included.
+    pub attempts: u32,
+    /// How long an attempt may run.
+    pub timeout: &'static str,
+}
+
+impl SourceKind {
+    /// Its pipeline and job, as TOML for the demo's `observes.toml`.
+    pub fn demo_toml(&self) -> String {
+        let Demo {
+            about,
+            pipeline,
+            settings,
+            job,
+            schedule,
+            size,
+            attempts,
+            timeout,
+        } = self.demo;
+        let name = self.name;
+        let settings = match settings {
+            Some(table) => format!("settings = {table}"),
+            None => format!("config = \"data/{name}.toml\""),
+        };
+        format!(
+            "# {about}\n[pipelines.{pipeline}]\nsource = \"{name}\"\n{settings}\n\
+             schema = \"{pipeline}\"\nwrite = \"merge\"\n\n\
+             [jobs.\"{job}\"]\ncommand = [\"observes\", \"run\", \"{pipeline}\"]\n\
+             schedule = \"{schedule}\"\nsize = \"{size}\"\nattempts = {attempts}\n\
+             timeout = \"{timeout}\"\ntags = {{ source = \"{name}\" }}\n"
+        )
+    }
 }
 
 impl std::fmt::Debug for SourceKind {
@@ -103,7 +153,7 @@ pub fn names() -> String {
 /// Implements [`Source`] for a settings type whose module has an async
 /// `run(&settings, state, sink)`, and defines the module's `SOURCE`.
 macro_rules! register {
-    ($settings:ty, $name:literal, $about:literal, $help:literal, $example:literal, $demo:literal) => {
+    ($settings:ty, $name:literal, $about:literal, $help:literal, $example:literal, $demo:expr) => {
         impl $crate::registry::Source for $settings {
             fn name(&self) -> &'static str {
                 $name

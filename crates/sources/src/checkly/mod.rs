@@ -46,21 +46,16 @@ account_id_env = "CHECKLY_ACCOUNT_ID"   # or account_id = "…"
 api_key_env = "CHECKLY_API_KEY"         # or api_key = "…"
 start_date = "2024-03-01T00:00:00Z"     # default: 30 days ago (raw results live 30 days)
 "#,
-    r#"# The Checkly source against a fake Checkly (settings in data/checkly.toml).
-[pipelines.checkly]
-source = "checkly"
-config = "data/checkly.toml"
-schema = "checkly"
-write = "merge"
-
-[jobs."/observes/etl/checkly"]
-command = ["observes", "run", "checkly"]
-schedule = "cron(15 * * * ? *)"
-size = "nano"
-attempts = 2
-timeout = "30m"
-tags = { source = "checkly" }
-"#
+    crate::registry::Demo {
+        about: "The Checkly source against a fake Checkly (settings in data/checkly.toml).",
+        pipeline: "checkly",
+        settings: None,
+        job: "/observes/etl/checkly",
+        schedule: "cron(15 * * * ? *)",
+        size: "nano",
+        attempts: 2,
+        timeout: "30m",
+    }
 );
 
 /// The Checkly source's settings.

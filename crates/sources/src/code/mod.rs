@@ -34,22 +34,16 @@ acme = ["/srv/git/acme/web", "/srv/git/acme/api.git"]
 [ignore]                         # per repository: commits touching only these paths are not billed
 "acme/web" = ["vendor/**", "*.lock"]
 "#,
-    demo: r#"# The commits of the repositories the mirror job keeps in mirror/ (one folder per group).
-[pipelines.code]
-source = "code"
-schema = "code"
-write = "merge"
-[pipelines.code.settings]
-root = "mirror"
-[pipelines.code.settings.ignore]
-"acme/web" = ["src/m7/**"]
-
-[jobs."/observes/etl/code"]
-command = ["observes", "run", "code"]
-schedule = "cron(0 3 * * ? *)"
-size = "medium"
-timeout = "6h"
-"#,
+    demo: crate::registry::Demo {
+        about: "The commits of the repositories the mirror job keeps in mirror/ (one folder per group).",
+        pipeline: "code",
+        settings: Some(r#"{ root = "mirror", ignore = { "acme/web" = ["src/m7/**"] } }"#),
+        job: "/observes/etl/code",
+        schedule: "cron(0 3 * * ? *)",
+        size: "medium",
+        attempts: 1,
+        timeout: "6h",
+    },
     reads_api: false,
     build: |settings, dir| Ok(Box::new(settings.parse::<CodeConfig>()?.resolve(dir))),
 };

@@ -49,21 +49,16 @@ start_date = "2024-01-01T00:00:00Z"
 lookback_seconds = 300
 max_pages = 500                # per run; the rest waits in the bookmarks
 "#,
-    r#"# The GitLab source against a fake GitLab started for the run (settings in data/gitlab.toml).
-[pipelines.gitlab_api]
-source = "gitlab"
-config = "data/gitlab.toml"
-schema = "gitlab_api"
-write = "merge"
-
-[jobs."/observes/etl/gitlab/product"]
-command = ["observes", "run", "gitlab_api"]
-schedule = "cron(0 0/2 * * ? *)"
-size = "small"
-attempts = 3
-timeout = "2h"
-tags = { source = "gitlab" }
-"#
+    crate::registry::Demo {
+        about: "The GitLab source against a fake GitLab started for the run (settings in data/gitlab.toml).",
+        pipeline: "gitlab_api",
+        settings: None,
+        job: "/observes/etl/gitlab/product",
+        schedule: "cron(0 0/2 * * ? *)",
+        size: "small",
+        attempts: 3,
+        timeout: "2h",
+    }
 );
 
 /// The GitLab source's settings.

@@ -35,21 +35,17 @@ company_id = "Qm3xT9aLp0ZrW7cB"         # default: the login's first company
 start_date = "2025-01-01T00:00:00Z"     # default: a year ago (older worklogs expire)
 lookback_days = 3                       # worklogs are edited after the fact
 "#,
-    r#"# The Time Doctor source against a fake Time Doctor (settings in data/timedoctor.toml).
-[pipelines.timedoctor]
-source = "timedoctor"
-config = "data/timedoctor.toml"
-schema = "timedoctor"
-write = "merge"
-
-[jobs."/observes/etl/timedoctor"]
-command = ["observes", "run", "timedoctor"]
-schedule = "cron(0 0/6 * * ? *)"
-size = "nano"
-attempts = 2
-timeout = "1h"
-tags = { source = "timedoctor" }
-"#
+    crate::registry::Demo {
+        about:
+            "The Time Doctor source against a fake Time Doctor (settings in data/timedoctor.toml).",
+        pipeline: "timedoctor",
+        settings: None,
+        job: "/observes/etl/timedoctor",
+        schedule: "cron(0 0/6 * * ? *)",
+        size: "nano",
+        attempts: 2,
+        timeout: "1h",
+    }
 );
 
 /// The Time Doctor source's settings.

@@ -36,21 +36,16 @@ refresh_token_env = "ZOHO_REFRESH_TOKEN"
 modules = ["Deals", "Accounts"]
 start_date = "2024-01-01T00:00:00Z"          # optional: records modified since
 "#,
-    r#"# The Zoho CRM source (deals and users) against a fake Zoho (settings in data/zoho.toml).
-[pipelines.zoho]
-source = "zoho"
-config = "data/zoho.toml"
-schema = "zoho"
-write = "merge"
-
-[jobs."/observes/etl/zoho-crm"]
-command = ["observes", "run", "zoho"]
-schedule = "cron(0 5 * * ? *)"
-size = "nano"
-attempts = 2
-timeout = "1h"
-tags = { source = "zoho" }
-"#
+    crate::registry::Demo {
+        about: "The Zoho CRM source (deals and users) against a fake Zoho (settings in data/zoho.toml).",
+        pipeline: "zoho",
+        settings: None,
+        job: "/observes/etl/zoho-crm",
+        schedule: "cron(0 5 * * ? *)",
+        size: "nano",
+        attempts: 2,
+        timeout: "1h",
+    }
 );
 
 /// The Zoho CRM source's settings.
