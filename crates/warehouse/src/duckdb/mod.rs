@@ -112,9 +112,24 @@ pub const ROW_GROUP: usize = 122_880;
 /// Compressing is most of DuckDB's work, so one row group at a time leaves a core idle:
 /// 1M wide records took 8.8–10.6 s that way against 7.3–8.1 s (bench/RESULTS.md).
 const ROW_GROUPS_PER_INSERT: usize = 2;
-/// Rows wider than this allows for two row groups (about 1 KB a row) are inserted sooner,
-/// whole row group or not, to keep memory flat.
-const INSERT_BYTES: usize = 256 << 20;
+/// Rows narrow enough for two row groups in this (about 1 KB a row) are gathered for
+/// them.
+const PAIR_BYTES: usize = 256 << 20;
+/// Wider rows are inserted once this much waits, whole row group or not, to keep memory
+/// flat: gathering them in pairs would hold more, and inserts of a row group and a part
+/// left a partial row group to append twice (2.1 KB rows took 22 s against 11.5 s).
+const INSERT_BYTES: usize = 96 << 20;
+
+/// What a row group of rows like these holds, estimated from the batches once they hold
+/// enough rows to say (a few rows' buffers say little: they are allocated in blocks).
+fn row_group_bytes(batches: &[RecordBatch]) -> usize {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if rows < ROW_GROUP / 8 {
+        return 0;
+    }
+    let bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    bytes / rows * ROW_GROUP
+}
 
 /// DuckDB's buffer pool is trimmed to this after each commit: it otherwise keeps every
 /// block of the file it has written (up to its `memory_limit`, by default 80% of the
@@ -331,13 +346,19 @@ impl DuckDbWarehouse {
     }
 
     /// Bounds the memory DuckDB holds, given the columns of a table about to be inserted
-    /// into (see [`LOAD_MEMORY`]); raised, never lowered. A `memory_limit` in the URL
+    /// into and the size of one of its row groups (see [`LOAD_MEMORY`]): DuckDB holds the
+    /// row group it compresses, and a bound far below it makes DuckDB spill it. Half a row
+    /// group, as our batches measure it, was the best trade on 2.1 KB rows: 12.7 s at 468
+    /// MiB, against 15.0 s at 466 MiB for no such term, and 11.6 s at 589 MiB for a whole
+    /// row group (bench/RESULTS.md). Raised, never lowered. A `memory_limit` in the URL
     /// is the user's and stays.
-    fn hold_memory_for(&mut self, columns: usize) -> Result<()> {
+    fn hold_memory_for(&mut self, columns: usize, row_group_bytes: usize) -> Result<()> {
         if self.memory_limit.is_some() {
             return Ok(());
         }
-        let limit = LOAD_MEMORY.max(columns * LOAD_MEMORY_PER_COLUMN);
+        let limit = LOAD_MEMORY
+            .max(columns * LOAD_MEMORY_PER_COLUMN)
+            .max(row_group_bytes / 2);
         if limit <= self.load_limit {
             return Ok(());
         }
@@ -412,7 +433,7 @@ impl DuckDbWarehouse {
             first.schema().fields().iter().map(|f| f.name().as_str()),
             None,
         );
-        self.hold_memory_for(first.num_columns())?;
+        self.hold_memory_for(first.num_columns(), row_group_bytes(&pending.batches))?;
         let registration = scan::Registration::new(pending.batches);
         let statement = format!(
             "INSERT INTO {} ({columns}) SELECT {columns} FROM {}({}::UBIGINT)",
@@ -557,7 +578,10 @@ impl Warehouse for DuckDbWarehouse {
         pending.batches.push(batch.clone());
         pending.rows += batch.num_rows();
         pending.bytes += batch.get_array_memory_size();
-        if pending.bytes >= INSERT_BYTES {
+        let row_bytes = pending.bytes / pending.rows;
+        let in_pairs = row_bytes * ROW_GROUP * ROW_GROUPS_PER_INSERT <= PAIR_BYTES;
+        let gathered = if in_pairs { PAIR_BYTES } else { INSERT_BYTES };
+        if pending.bytes >= gathered {
             let all = self.pending.remove(at);
             self.insert(all)?;
         } else if pending.rows >= ROW_GROUP * ROW_GROUPS_PER_INSERT {
@@ -742,6 +766,22 @@ mod tests {
         wh.flush().unwrap();
         assert_eq!(limit(&wh), SqlValue::Text("953.6 MiB".into()));
         wh.commit().unwrap();
+    }
+
+    #[test]
+    fn a_row_group_is_estimated_from_enough_rows_only() {
+        use arrow_array::{ArrayRef, StringArray};
+        let batch = |rows: usize| {
+            let text: ArrayRef = Arc::new(StringArray::from(vec!["x".repeat(100); rows]));
+            RecordBatch::try_from_iter([("t", text)]).unwrap()
+        };
+        assert_eq!(row_group_bytes(&[batch(3)]), 0);
+        let estimate = row_group_bytes(&[batch(10_000), batch(10_000)]);
+        // 100 bytes of text and a 4-byte offset a row, whatever the allocation rounds up.
+        assert!(
+            (104 * ROW_GROUP..=110 * ROW_GROUP).contains(&estimate),
+            "{estimate}"
+        );
     }
 
     #[test]
