@@ -64,7 +64,7 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -79,6 +79,15 @@ pub enum ConfigError {
         path: PathBuf,
         /// Where (line and column, or section) and what is wrong.
         message: String,
+    },
+    /// The folder relative paths start from could not be resolved.
+    #[error("{path}: resolving its folder")]
+    Folder {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// A pipeline the file does not declare.
     #[error("{path}: no pipeline named {name:?} (known: {known})")]
@@ -219,7 +228,10 @@ impl Config {
             message,
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(toml_error(text, &e)))?;
-        let base = absolute_dir(path).map_err(|e| invalid(format!("resolving its folder: {e}")))?;
+        let base = absolute_dir(path).map_err(|source| ConfigError::Folder {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut pipelines = BTreeMap::new();
         for (name, p) in raw.pipelines {
             let pipeline = PipelineConfig::parse(&name, p, &base)

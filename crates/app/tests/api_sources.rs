@@ -230,7 +230,7 @@ fn gitlab_fails_clearly_and_the_next_run_resumes_from_the_last_bookmark() {
     fake.server
         .inject_after(&format!("{second}/issues"), 2, Fault::status(500), 3);
     let err = run_pipeline(&setup.config, "gitlab").unwrap_err();
-    let message = error_chain(&err);
+    let message = chain(&err).to_string();
     assert!(
         message.starts_with("source gitlab: stream issues: GET http://")
             && message.contains(&format!("/api/v4/projects/{second}/issues?order_by=updated_at&sort=asc&per_page=10&page=1&scope=all&updated_after="))
@@ -256,7 +256,7 @@ fn gitlab_rejects_a_bad_token_with_a_clear_error() {
     let settings = gitlab_settings(&fake, "").replace(&fake.token, "glpat-expired-0000");
     let setup = setup("gitlab", "gitlab", "gitlab", &settings);
     let err = run_pipeline(&setup.config, "gitlab").unwrap_err();
-    let message = error_chain(&err);
+    let message = chain(&err).to_string();
     let first = fake.project_paths()[0].replace('/', "%2F");
     assert_eq!(
         message,

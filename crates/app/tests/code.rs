@@ -319,7 +319,7 @@ fn bad_settings_name_the_problem() {
         dir.path(),
         "[pipelines.code.settings.groups]\nacme = [\"plain\"]\n",
     );
-    let err = run_pipeline(&config, "code").unwrap_err().to_string();
+    let err = observes_runtime::chain(&run_pipeline(&config, "code").unwrap_err()).to_string();
     assert_eq!(
         err,
         format!(

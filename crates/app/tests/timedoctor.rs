@@ -154,7 +154,7 @@ fn timedoctor_retries_faults_and_refuses_a_wrong_password_clearly() {
 
     let wrong = setup_wrong(&fake);
     let err = run_pipeline(&wrong.config, "timedoctor").unwrap_err();
-    let message = error_chain(&err);
+    let message = chain(&err).to_string();
     assert_eq!(
         message,
         format!(
@@ -178,7 +178,7 @@ fn timedoctor_refuses_to_cut_a_list_short() {
     })
     .unwrap();
     let setup = setup(&fake, &fake.password);
-    let message = error_chain(&run_pipeline(&setup.config, "timedoctor").unwrap_err());
+    let message = chain(&run_pipeline(&setup.config, "timedoctor").unwrap_err()).to_string();
     assert_eq!(
         message,
         "source timedoctor: stream users: the company has 1000 or more users, more than one call reads; nothing was loaded"

@@ -175,7 +175,7 @@ fn zoho_retries_faults_and_explains_a_refused_grant() {
     assert_eq!(expiring.world().tokens_issued, 2);
 
     let refused = self::setup(&fake, "1000.revoked-refresh-token");
-    let message = error_chain(&run_pipeline(&refused.config, "zoho").unwrap_err());
+    let message = chain(&run_pipeline(&refused.config, "zoho").unwrap_err()).to_string();
     assert_eq!(
         message,
         "source zoho: Zoho refused the refresh token (the token server refused the grant: invalid_code): check client id, secret and refresh token, and the accounts_url of your data centre"

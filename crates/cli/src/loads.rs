@@ -154,7 +154,7 @@ pub(crate) fn target(warehouse: &str, config: LoadConfig) -> Result<()> {
         Ok(())
     };
     if let Err(e) = loader.drive(&mut stream, |s| echo(&mut out, s)) {
-        if let Some(state) = loader.abort(&e.to_string()) {
+        if let Some(state) = loader.abort(&e) {
             echo(&mut out, &state)?;
         }
         return Err(e.into());

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
+            eprintln!("error: {}", observes_runtime::chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -60,20 +60,6 @@ fn disable_transparent_huge_pages() {
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
-}
-
-/// The error and its causes on one line. Library errors already include their cause's
-/// text in their own message, so a cause is only added when it says something new.
-fn error_chain(e: &anyhow::Error) -> String {
-    let mut message = e.to_string();
-    for cause in e.chain().skip(1) {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-    }
-    message
 }
 
 fn dispatch(command: Command) -> Result<()> {

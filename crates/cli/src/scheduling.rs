@@ -67,7 +67,7 @@ fn record_runs(config: &Config, runs: &mut [Run], save: &dyn Fn(&Run) -> Result<
     let mut wh = match observes_warehouse::connect(&config.warehouse) {
         Ok(wh) => wh,
         Err(e) => {
-            tracing::warn!(error = %e, "job runs not recorded in the warehouse yet");
+            tracing::warn!(error = %observes_runtime::chain(&e), "job runs not recorded in the warehouse yet");
             return;
         }
     };
@@ -76,10 +76,12 @@ fn record_runs(config: &Config, runs: &mut [Run], save: &dyn Fn(&Run) -> Result<
             Ok(()) => {
                 run.recorded = true;
                 if let Err(e) = save(run) {
-                    tracing::warn!(error = %e, run = %run.id, "saving the run");
+                    tracing::warn!(error = %observes_runtime::chain(e.as_ref()), run = %run.id, "saving the run");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, run = %run.id, "recording the run"),
+            Err(e) => {
+                tracing::warn!(error = %observes_runtime::chain(&e), run = %run.id, "recording the run")
+            }
         }
     }
 }

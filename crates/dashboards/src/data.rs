@@ -75,7 +75,7 @@ pub fn run_query(wh: &mut dyn Warehouse, sql: &str, params: &Params) -> Result<T
     let values: Vec<SqlValue> = names.iter().map(|n| params.value(n)).collect();
     let (columns, rows) = wh
         .query_with_columns(&sql, &values)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| observes_runtime::chain(&e).to_string())?;
     Ok(Table { columns, rows })
 }
 

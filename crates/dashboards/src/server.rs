@@ -48,13 +48,20 @@ fn error(status: StatusCode, message: String) -> Response {
 async fn index(State(config): State<Shared>) -> Response {
     match load_dir(&config.dashboards) {
         Ok(all) => Html(crate::page::index(&all.values().collect::<Vec<_>>())).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            observes_runtime::chain(&e).to_string(),
+        ),
     }
 }
 
 fn find(config: &ServeConfig, name: &str) -> Result<Dashboard, (StatusCode, String)> {
-    let mut all = load_dir(&config.dashboards)
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut all = load_dir(&config.dashboards).map_err(|e| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            observes_runtime::chain(&e).to_string(),
+        )
+    })?;
     all.remove(name).ok_or_else(|| {
         (
             StatusCode::NOT_FOUND,
@@ -95,7 +102,8 @@ async fn with_warehouse<T: Send + 'static>(
     let url = config.warehouse.clone();
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let task = tokio::task::spawn_blocking(move || {
-        let mut wh = observes_warehouse::connect(&url).map_err(|e| e.to_string())?;
+        let mut wh = observes_warehouse::connect(&url)
+            .map_err(|e| observes_runtime::chain(&e).to_string())?;
         let _ = handle_tx.send(wh.interrupt_handle());
         Ok::<T, String>(job(wh.as_mut()))
     });

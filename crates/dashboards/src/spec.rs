@@ -131,7 +131,7 @@ pub enum SpecError {
         message: String,
     },
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Read {
         /// The file.
         path: PathBuf,

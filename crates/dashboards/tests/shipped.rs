@@ -246,7 +246,7 @@ fn a_bad_mapping_or_query_names_the_panel() {
         .to_string();
     assert!(
         err.starts_with(
-            "dashboard t, panel \"Broken\": Catalog Error: Table with name nowhere does not exist"
+            "dashboard t, panel \"Broken\": running SELECT * FROM nowhere: Catalog Error: Table with name nowhere does not exist"
         ),
         "{err}"
     );

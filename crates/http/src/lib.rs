@@ -63,8 +63,8 @@ pub enum HttpError {
         message: String,
     },
     /// The OAuth2 token could not be refreshed.
-    #[error("refreshing the OAuth2 access token: {0}")]
-    Refresh(Box<HttpError>),
+    #[error("refreshing the OAuth2 access token")]
+    Refresh(#[source] Box<HttpError>),
     /// The request failed before an answer (connection, TLS, timeout) and is not retried.
     #[error("{method} {url}: {message}")]
     Request {

@@ -19,7 +19,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use observes_state::StateStore;
 use observes_warehouse::sql::qualified;
 use observes_warehouse::{SqlValue, Warehouse};
@@ -52,84 +51,19 @@ impl Default for BillsConfig {
     }
 }
 
-/// A calendar month, `YYYY-MM`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Month {
-    /// The year.
-    pub year: i32,
-    /// The month, 1 to 12.
-    pub month: u32,
+pub use observes_sources::window::Month;
+
+/// The month's first instant and the next month's, in microseconds since the epoch.
+fn bounds(month: Month) -> (i64, i64) {
+    (
+        month.start().timestamp_micros(),
+        month.end().timestamp_micros(),
+    )
 }
 
-impl std::str::FromStr for Month {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "current" => return Ok(Month::now()),
-            "previous" => return Ok(Month::now().previous()),
-            _ => {}
-        }
-        let bad = || format!("{s:?} is not a month like 2026-10 (or current, previous)");
-        let (y, m) = s.split_once('-').ok_or_else(bad)?;
-        let (year, month) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-        if y.len() != 4 || m.len() != 2 || !(1..=12).contains(&month) {
-            return Err(bad());
-        }
-        Ok(Month { year, month })
-    }
-}
-
-impl std::fmt::Display for Month {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:04}-{:02}", self.year, self.month)
-    }
-}
-
-impl Month {
-    /// The current month, UTC.
-    pub fn now() -> Month {
-        let today = Utc::now();
-        Month {
-            year: today.year(),
-            month: today.month(),
-        }
-    }
-
-    /// The month before.
-    pub fn previous(&self) -> Month {
-        if self.month == 1 {
-            Month {
-                year: self.year - 1,
-                month: 12,
-            }
-        } else {
-            Month {
-                year: self.year,
-                month: self.month - 1,
-            }
-        }
-    }
-
-    /// Its first instant and the next month's, in microseconds since the epoch (UTC).
-    fn bounds(&self) -> (i64, i64) {
-        let start = |y: i32, m: u32| {
-            NaiveDate::from_ymd_opt(y, m, 1)
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|t| Utc.from_utc_datetime(&t).timestamp_micros())
-                .unwrap_or_default()
-        };
-        let (ny, nm) = if self.month == 12 {
-            (self.year + 1, 1)
-        } else {
-            (self.year, self.month + 1)
-        };
-        (start(self.year, self.month), start(ny, nm))
-    }
-
-    /// `bills/YYYY/MM`
-    pub fn folder(&self) -> String {
-        format!("bills/{:04}/{:02}", self.year, self.month)
-    }
+/// `bills/YYYY/MM`
+fn folder(month: Month) -> String {
+    format!("bills/{:04}/{:02}", month.year, month.month)
 }
 
 /// One group's file.
@@ -186,7 +120,7 @@ pub fn compute_bills(
 ) -> Result<BillsReport, JobError> {
     let commits = qualified(&config.schema, "commits");
     let sightings = qualified(&config.schema, "sightings");
-    let (start, end) = month.bounds();
+    let (start, end) = bounds(month);
     // Each billable commit whose content was first seen this month, with the first one
     // per (group, actor) coming first.
     let sql = format!(
@@ -242,7 +176,7 @@ pub fn compute_bills(
     }
     let empty = BTreeMap::new();
     let all_groups: BTreeSet<&String> = active.keys().chain(config.groups.keys()).collect();
-    let folder = month.folder();
+    let folder = folder(month);
     let mut report = BillsReport {
         month: month.to_string(),
         groups: Vec::new(),
@@ -300,35 +234,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn months_parse_strictly() {
-        assert_eq!(
-            "2026-10".parse::<Month>(),
-            Ok(Month {
-                year: 2026,
-                month: 10
-            })
-        );
-        for bad in ["2026-13", "2026-1", "26-10", "2026/10", "oct"] {
-            assert_eq!(
-                bad.parse::<Month>().unwrap_err(),
-                format!("{bad:?} is not a month like 2026-10 (or current, previous)")
-            );
-        }
-        assert_eq!("previous".parse::<Month>(), Ok(Month::now().previous()));
-        assert_eq!(
-            Month {
-                year: 2026,
-                month: 1
-            }
-            .previous(),
-            Month {
-                year: 2025,
-                month: 12
-            }
-        );
+    fn a_month_has_its_folder_and_its_bounds() {
         let m: Month = "2026-12".parse().unwrap();
-        assert_eq!(m.folder(), "bills/2026/12");
-        let (start, end) = m.bounds();
+        assert_eq!(folder(m), "bills/2026/12");
+        let (start, end) = bounds(m);
         assert_eq!(end - start, 31 * 86_400 * 1_000_000);
     }
 

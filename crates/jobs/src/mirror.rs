@@ -417,7 +417,7 @@ impl Mirror<'_> {
         let found = self
             .runtime
             .block_on(self.storage.get_bytes(&folder, "metadata.json"))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| observes_runtime::chain(&e).to_string())?;
         Ok(found.and_then(|(bytes, _)| serde_json::from_slice(&bytes).ok()))
     }
 
@@ -484,7 +484,7 @@ impl Mirror<'_> {
             bytes = self
                 .runtime
                 .block_on(self.storage.put_file(&folder, "repo.bundle", &path))
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| observes_runtime::chain(&e).to_string())?;
             let _ = std::fs::remove_file(&path);
             bundle = Some("repo.bundle".to_string());
         }
@@ -504,7 +504,7 @@ impl Mirror<'_> {
                 self.storage
                     .put_bytes(&folder, "metadata.json", Bytes::from(json)),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| observes_runtime::chain(&e).to_string())?;
         Ok((Outcome::Published, head, bytes))
     }
 }

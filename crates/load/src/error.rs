@@ -7,7 +7,7 @@ use observes_warehouse::WarehouseError;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// A record contradicts its stream's schema.
-    #[error("line {line}, stream {stream:?}: {source}")]
+    #[error("line {line}, stream {stream:?}")]
     InvalidRecord {
         /// The input line, from 1.
         line: u64,
@@ -18,7 +18,7 @@ pub enum LoadError {
         source: InvalidRecord,
     },
     /// A `SCHEMA` cannot be turned into tables.
-    #[error("line {line}: {source}")]
+    #[error("line {line}")]
     Schema {
         /// The input line, from 1.
         line: u64,
@@ -27,7 +27,7 @@ pub enum LoadError {
         source: SchemaError,
     },
     /// A type change the schema-change policy does not absorb.
-    #[error("line {line}: {source}")]
+    #[error("line {line}")]
     Incompatible {
         /// The input line, from 1.
         line: u64,

@@ -250,7 +250,7 @@ fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
             Some(kind) => {
                 stray(&["config", "settings"])?;
                 let (settings, dir) = builtin_settings(p, base)?;
-                let source = (kind.build)(&settings, &dir).map_err(|e| e.to_string())?;
+                let source = (kind.build)(&settings, &dir).map_err(|e| observes_runtime::chain(&e).to_string())?;
                 Ok(SourceConfig::Builtin(source.into()))
             }
             None => Err(format!(

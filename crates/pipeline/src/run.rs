@@ -27,7 +27,7 @@ pub enum RunError {
     #[error(transparent)]
     Source(#[from] SourceError),
     /// A line is not a Singer message.
-    #[error("{0}")]
+    #[error(transparent)]
     Read(#[from] ReadError),
 }
 
@@ -135,7 +135,7 @@ fn run_locked(
         Ok::<(), RunError>(())
     })();
     if let Err(e) = outcome {
-        if let Some(state) = loader.abort(&e.to_string()) {
+        if let Some(state) = loader.abort(&e) {
             store.wait(store.put(name, &state))?;
         }
         return Err(e);

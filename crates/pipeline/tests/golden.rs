@@ -84,12 +84,13 @@ fn run_case_on(dir: &Path, wh: &mut dyn Warehouse, block_bytes: usize) -> String
                 ));
             }
             Err(e) => {
-                if let Some(state) = loader.abort(&e.to_string()) {
+                if let Some(state) = loader.abort(&e) {
                     committed.push(state.to_string());
                 }
                 log.push_str(&format!(
-                    "run {}: error: {e}, states {committed:?}\n",
-                    run + 1
+                    "run {}: error: {}, states {committed:?}\n",
+                    run + 1,
+                    observes_runtime::chain(&e)
                 ));
             }
         }

@@ -1,9 +1,14 @@
 //! The process's one async runtime. Observes is sync where it moves data (the loader, the
 //! warehouses' bulk paths) and async where it waits on the network (object storage, the
 //! API sources, HTTP calls); sync code waits on async work here, on one runtime built on
-//! first use, instead of building its own.
+//! first use, instead of building its own. It also holds the one way an error and its
+//! causes become text ([`chain`]), which every part of the process shares in the same way.
 
 #![warn(missing_docs, unreachable_pub)]
+
+mod chain;
+
+pub use chain::{chain, Chain};
 
 use std::future::Future;
 use std::sync::LazyLock;

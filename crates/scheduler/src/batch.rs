@@ -34,7 +34,7 @@ pub enum BatchError {
     #[error("{0}")]
     Settings(String),
     /// No AWS credentials could be found, or refreshed.
-    #[error("AWS credentials: {0}")]
+    #[error("AWS credentials")]
     Credentials(#[source] object_store::Error),
     /// Batch refused the call with its own error (`{"__type": …, "message": …}`).
     #[error("Batch {operation}: HTTP {status}: {kind}: {message}")]
@@ -49,7 +49,7 @@ pub enum BatchError {
         message: String,
     },
     /// The call failed on the way (after the shared client's retries).
-    #[error("Batch {operation}: {source}")]
+    #[error("Batch {operation}")]
     Http {
         /// The operation.
         operation: String,
@@ -58,7 +58,7 @@ pub enum BatchError {
         source: observes_http::HttpError,
     },
     /// The answer is not JSON.
-    #[error("Batch {operation}: the answer is not JSON: {source}")]
+    #[error("Batch {operation}: the answer is not JSON")]
     NotJson {
         /// The operation.
         operation: String,
@@ -67,7 +67,7 @@ pub enum BatchError {
         source: serde_json::Error,
     },
     /// The answer is JSON, but not of the operation's shape.
-    #[error("Batch {operation}: {source}")]
+    #[error("Batch {operation}")]
     Shape {
         /// The operation.
         operation: String,

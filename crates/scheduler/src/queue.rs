@@ -23,7 +23,7 @@ use crate::catalogue::Job;
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// A file of the queue could not be read or written.
-    #[error("queue {path}: {source}")]
+    #[error("queue {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -32,7 +32,7 @@ pub enum QueueError {
         source: std::io::Error,
     },
     /// A file of the queue is not a run.
-    #[error("queue {path}: not a run: {source}")]
+    #[error("queue {path}: not a run")]
     NotARun {
         /// The file.
         path: PathBuf,

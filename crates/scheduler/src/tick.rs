@@ -62,7 +62,7 @@ pub enum TickError {
     #[error(transparent)]
     State(#[from] observes_state::StateError),
     /// A run could not be submitted.
-    #[error("submitting {key}: {source}")]
+    #[error("submitting {key}")]
     Submit {
         /// The run's key.
         key: String,
@@ -71,7 +71,7 @@ pub enum TickError {
         source: SubmitError,
     },
     /// The scheduler's state in the store is not valid.
-    #[error("scheduler state is not valid: {0}")]
+    #[error("scheduler state is not valid")]
     Corrupt(#[source] serde_json::Error),
 }
 

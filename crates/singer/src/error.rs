@@ -45,7 +45,7 @@ pub enum LineError {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// A line is not a Singer message.
-    #[error("line {line}: {source}")]
+    #[error("line {line}")]
     Line {
         /// The line, from 1.
         line: u64,
@@ -54,7 +54,7 @@ pub enum ReadError {
         source: LineError,
     },
     /// The input could not be read.
-    #[error("reading line {line}: {source}")]
+    #[error("reading line {line}")]
     Io {
         /// The line being read, from 1.
         line: u64,

@@ -114,7 +114,7 @@ fn the_fast_record_path_reads_lines_as_serde_does() {
 
 fn read_all(input: &str) -> Vec<Result<Line, String>> {
     MessageReader::new(input.as_bytes())
-        .map(|r| r.map_err(|e| e.to_string()))
+        .map(|r| r.map_err(|e| observes_runtime::chain(&e).to_string()))
         .collect()
 }
 

@@ -30,7 +30,7 @@ pub use stream::{Emitter, Sink, StreamDef};
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// A request failed (after retries).
-    #[error("stream {stream}: {source}")]
+    #[error("stream {stream}")]
     Http {
         /// The stream being extracted.
         stream: String,
@@ -49,17 +49,49 @@ pub enum SourceError {
     /// The source's settings are wrong.
     #[error("{0}")]
     Config(String),
+    /// A setting could not be used, for a reason of its own (a URL that does not parse, a
+    /// folder that cannot be read).
+    #[error("{setting}")]
+    Setting {
+        /// The setting, and its value where that helps.
+        setting: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// The consumer of the messages went away (a load failed); not a source failure.
     #[error("the consumer of the messages stopped")]
     Stopped,
 }
 
 impl SourceError {
+    /// A [`SourceError::Setting`] for `map_err`.
+    pub fn setting<E>(setting: impl Into<String>) -> impl FnOnce(E) -> SourceError
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
+        let setting = setting.into();
+        move |source| SourceError::Setting {
+            setting,
+            source: source.into(),
+        }
+    }
+
     pub(crate) fn http(stream: &str) -> impl FnOnce(HttpError) -> SourceError + '_ {
         move |source| SourceError::Http {
             stream: stream.to_string(),
             source,
         }
+    }
+}
+
+/// A storage location from a settings file: a URL (`s3://…`, `file://…`) as it is, a
+/// relative folder from `dir`, the settings file's folder.
+pub fn resolve_location(location: &str, dir: &std::path::Path) -> String {
+    if location.contains("://") || std::path::Path::new(location).is_absolute() {
+        location.to_string()
+    } else {
+        dir.join(location).display().to_string()
     }
 }
 
@@ -120,7 +152,7 @@ impl HttpSettings {
             },
             ..HttpConfig::default()
         })
-        .map_err(|e| SourceError::Config(e.to_string()))?;
+        .map_err(SourceError::setting("[http]"))?;
         let rate = self.requests_per_second.unwrap_or(default_rate);
         Ok(client.with_rate_limit(observes_http::RateLimiter::per_second(rate)))
     }
@@ -184,7 +216,7 @@ pub fn read_config<T: serde::de::DeserializeOwned>(
     path: &std::path::Path,
 ) -> Result<T, SourceError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| SourceError::Config(format!("reading {}: {e}", path.display())))?;
+        .map_err(SourceError::setting(format!("reading {}", path.display())))?;
     toml::from_str(&text)
         .map_err(|e| SourceError::Config(format!("{}: {}", path.display(), e.message())))
 }

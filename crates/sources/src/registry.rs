@@ -154,6 +154,18 @@ pub fn names() -> String {
 /// `run(&settings, state, sink)`, and defines the module's `SOURCE`.
 macro_rules! register {
     ($settings:ty, $name:literal, $about:literal, $help:literal, $example:literal, $demo:expr) => {
+        $crate::registry::register!(
+            $settings,
+            $name,
+            $about,
+            $help,
+            $example,
+            $demo,
+            |settings: $settings, _dir: &std::path::Path| settings
+        );
+    };
+    // `$resolve` turns the settings' relative paths into paths from `dir`.
+    ($settings:ty, $name:literal, $about:literal, $help:literal, $example:literal, $demo:expr, $resolve:expr) => {
         impl $crate::registry::Source for $settings {
             fn name(&self) -> &'static str {
                 $name
@@ -175,7 +187,10 @@ macro_rules! register {
             example: $example,
             demo: $demo,
             reads_api: true,
-            build: |settings, _dir| Ok(Box::new(settings.parse::<$settings>()?)),
+            build: |settings, dir| {
+                let resolve: fn($settings, &std::path::Path) -> $settings = $resolve;
+                Ok(Box::new(resolve(settings.parse::<$settings>()?, dir)))
+            },
         };
     };
 }

@@ -42,7 +42,12 @@ fn run_gitlab(config: &GitlabConfig) -> (Vec<Message>, Option<String>) {
         messages.push(m);
         true
     }));
-    (messages, result.err().map(|e| e.to_string()))
+    (
+        messages,
+        result
+            .err()
+            .map(|e| observes_runtime::chain(&e).to_string()),
+    )
 }
 
 fn states(messages: &[Message]) -> Vec<Value> {

@@ -36,15 +36,16 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// The URL is not one the store opens (a folder or `s3://bucket/prefix`).
-    #[error("state store URL {url:?}: {message}")]
+    #[error("state store URL {url:?}")]
     Url {
         /// The URL as given.
         url: String,
-        /// What is wrong with it.
-        message: String,
+        /// What is wrong with it, or what opening it failed with.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// Reading or writing one key failed.
-    #[error("state store {url}: {key}: {source}")]
+    #[error("state store {url}: {key}")]
     Store {
         /// The store's URL.
         url: String,
@@ -55,7 +56,7 @@ pub enum StateError {
         source: object_store::Error,
     },
     /// A state file that is not JSON (written by hand, or cut short).
-    #[error("state store {url}: {key} is not valid JSON: {source}")]
+    #[error("state store {url}: {key} is not valid JSON")]
     Corrupt {
         /// The store's URL.
         url: String,
@@ -165,9 +166,9 @@ impl StateStore {
     /// S3 settings come from the standard `AWS_*` environment variables (including
     /// `AWS_ENDPOINT_URL` and `AWS_ALLOW_HTTP` for S3-compatible servers).
     pub fn open(url: &str) -> Result<Self> {
-        let bad = |message: String| StateError::Url {
+        let bad = |source: Box<dyn std::error::Error + Send + Sync + 'static>| StateError::Url {
             url: url.to_string(),
-            message,
+            source,
         };
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -180,7 +181,7 @@ impl StateStore {
                     .with_endpoint(&endpoint)
                     .with_allow_http(endpoint.starts_with("http://"));
             }
-            let store = builder.build().map_err(|e| bad(e.to_string()))?;
+            let store = builder.build().map_err(|e| bad(e.into()))?;
             return Ok(StateStore {
                 store: Arc::new(store),
                 prefix: Path::from(prefix),
@@ -196,8 +197,8 @@ impl StateStore {
             });
         }
         let path = url.strip_prefix("file://").unwrap_or(url);
-        std::fs::create_dir_all(path).map_err(|e| bad(e.to_string()))?;
-        let store = LocalFileSystem::new_with_prefix(path).map_err(|e| bad(e.to_string()))?;
+        std::fs::create_dir_all(path).map_err(|e| bad(e.into()))?;
+        let store = LocalFileSystem::new_with_prefix(path).map_err(|e| bad(e.into()))?;
         Ok(StateStore {
             store: Arc::new(store),
             prefix: Path::default(),

@@ -132,6 +132,10 @@ impl Dialect {
     }
 }
 
+/// A cause, boxed: a backend's own error, or a message where it has none (`String` and
+/// `&str` convert with `into()`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a warehouse call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
@@ -141,28 +145,31 @@ pub enum WarehouseError {
     )]
     UnsupportedUrl(String),
     /// The warehouse could not be opened or reached.
-    #[error("opening {url}: {message}")]
+    #[error("opening {url}")]
     Open {
         /// The URL, credentials redacted.
         url: String,
         /// Why.
-        message: String,
+        #[source]
+        source: BoxError,
     },
     /// A statement failed.
-    #[error("{message}\n  while running: {sql}")]
+    #[error("running {}", sql::summary(sql))]
     Sql {
         /// The statement.
         sql: String,
         /// The warehouse's error.
-        message: String,
+        #[source]
+        source: BoxError,
     },
     /// Rows could not be bulk loaded into a table.
-    #[error("bulk load into {table}: {message}")]
+    #[error("bulk load into {table}")]
     BulkLoad {
         /// The table, qualified.
         table: String,
         /// Why.
-        message: String,
+        #[source]
+        source: BoxError,
     },
     /// A column's type in the warehouse is not one Observes maps back to a column type.
     #[error("column {column:?} of {table} has type {found:?}, which Observes does not load into")]
@@ -273,7 +280,7 @@ impl PendingCommit {
     fn gone() -> WarehouseError {
         WarehouseError::Sql {
             sql: "COMMIT".into(),
-            message: "the warehouse connection's thread stopped".into(),
+            source: "the warehouse connection's thread stopped".into(),
         }
     }
 

@@ -105,7 +105,7 @@ impl Pipelined {
     fn gone() -> WarehouseError {
         WarehouseError::Sql {
             sql: String::new(),
-            message: "the warehouse connection's thread stopped".into(),
+            source: "the warehouse connection's thread stopped".into(),
         }
     }
 }
@@ -157,11 +157,13 @@ impl Warehouse for Pipelined {
                 Some(error) => Err(error),
                 None => wh.commit(),
             };
-            // A failed commit also stops what was queued after it.
+            // A failed commit also stops what was queued after it. Its error goes to its
+            // own caller; what comes after it is told in words.
             if let Err(e) = &result {
                 *failed = Some(WarehouseError::Sql {
                     sql: "COMMIT".into(),
-                    message: format!("an earlier commit failed: {e}"),
+                    source: format!("an earlier commit failed: {}", observes_runtime::chain(e))
+                        .into(),
                 });
             }
             let _ = tx.send(result);
@@ -240,7 +242,7 @@ mod tests {
         // An append into a table that does not exist fails on the worker...
         wh.bulk_append("main", "missing", &batch("x")).unwrap();
         // ...and the commit after it is refused with that error, not run.
-        let err = wh.commit().unwrap_err().to_string();
+        let err = observes_runtime::chain(&wh.commit().unwrap_err()).to_string();
         assert!(err.starts_with("bulk load into main.missing:"), "{err}");
         wh.rollback().unwrap();
         assert_eq!(

@@ -37,6 +37,33 @@ pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// A statement as an error names it: on one line, cut after 160 characters (a `MERGE` or a
+/// `CREATE TABLE` of a wide table runs to many lines; the cause that follows is what matters).
+///
+/// ```
+/// use observes_warehouse::sql::summary;
+/// assert_eq!(summary("SELECT 1\n  FROM t"), "SELECT 1 FROM t");
+/// assert_eq!(summary(&"x".repeat(200)).chars().count(), 161);
+/// ```
+pub fn summary(sql: &str) -> String {
+    const SHOWN: usize = 160;
+    let mut out = String::new();
+    for (i, word) in sql.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    match out.char_indices().nth(SHOWN) {
+        Some((cut, _)) => {
+            out.truncate(cut);
+            out.push('…');
+            out
+        }
+        None => out,
+    }
+}
+
 /// `"schema"."table"`.
 pub fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", quote(schema), quote(table))

@@ -213,13 +213,13 @@ fn a_failed_insert_of_several_row_groups_rolls_back_and_keeps_insertion_order() 
     let mut error = None;
     for start in (0..300_000).step_by(50_000) {
         if let Err(e) = wh.bulk_append("s", "t", &batch(start, 50_000)) {
-            error = Some(e.to_string());
+            error = Some(observes_runtime::chain(&e).to_string());
             break;
         }
     }
     let error = match error {
         Some(error) => error,
-        None => wh.commit().unwrap_err().to_string(),
+        None => observes_runtime::chain(&wh.commit().unwrap_err()).to_string(),
     };
     assert!(error.contains("bulk load into s.t"), "{error}");
     assert!(error.contains("CHECK constraint"), "{error}");

@@ -14,9 +14,7 @@ fn interrupted(mut wh: Box<dyn Warehouse>, sql: &str) -> String {
         std::thread::sleep(Duration::from_millis(500));
         interrupt.interrupt();
     });
-    let err = wh
-        .query(sql, &[])
-        .expect_err("the query is interrupted")
+    let err = observes_runtime::chain(&wh.query(sql, &[]).expect_err("the query is interrupted"))
         .to_string();
     stopper.join().unwrap();
     assert!(

@@ -31,12 +31,12 @@ fn sslmode_is_honoured() {
     // verify-full checks the certificate: a self-signed one is refused.
     let err = match observes_warehouse::connect(&format!("{}?sslmode=verify-full", db.url)) {
         Ok(_) => panic!("a self-signed certificate passed verification"),
-        Err(e) => e.to_string(),
+        Err(e) => observes_runtime::chain(&e).to_string(),
     };
     assert!(err.contains("certificate"), "{err}");
     let err = match observes_warehouse::connect(&format!("{}?sslmode=sometimes", db.url)) {
         Ok(_) => panic!("accepted an unknown sslmode"),
-        Err(e) => e.to_string(),
+        Err(e) => observes_runtime::chain(&e).to_string(),
     };
     assert!(err.ends_with("unknown sslmode \"sometimes\""), "{err}");
 }

@@ -263,17 +263,18 @@ fn a_failed_copy_reports_stl_load_errors() {
     )
     .unwrap();
     wh.begin().unwrap();
-    let err = wh
-        .bulk_append("raw", "t", &batch(&[Some("ada"), Some("ada lovelace")]))
-        .unwrap_err()
-        .to_string();
+    let err = observes_runtime::chain(
+        &wh.bulk_append("raw", "t", &batch(&[Some("ada"), Some("ada lovelace")]))
+            .unwrap_err(),
+    )
+    .to_string();
     wh.rollback().unwrap();
     assert!(
-        err.starts_with("bulk load into raw.t: ERROR: syntax error"),
+        err.starts_with("bulk load into raw.t: running COPY \"raw\".\"t\""),
         "{err}"
     );
     assert!(
-        err.ends_with("; STL_LOAD_ERRORS: line 2, column name: String length exceeds DDL length (value \"ada lovelace\")"),
+        err.contains("; STL_LOAD_ERRORS: line 2, column name: String length exceeds DDL length (value \"ada lovelace\"): ERROR: syntax error"),
         "{err}"
     );
     assert!(

@@ -2,7 +2,8 @@
 //! on it, and a run error with its causes.
 #![allow(dead_code)]
 
-use observes_app::{AppError, Config};
+use observes_app::Config;
+pub use observes_runtime::chain;
 use observes_warehouse::SqlValue;
 
 pub struct Setup {
@@ -47,16 +48,4 @@ pub fn one(warehouse: &str, sql: &str) -> i64 {
 
 pub fn count(warehouse: &str, table: &str) -> i64 {
     one(warehouse, &format!("SELECT COUNT(*) FROM {table}"))
-}
-
-/// The error and every cause, as a user reads them.
-pub fn error_chain(e: &AppError) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

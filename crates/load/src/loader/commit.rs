@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use observes_runtime::chain;
 use serde_json::Value;
 
 use super::*;
@@ -191,14 +192,14 @@ impl Loader<'_> {
     /// still running, or finished just before the call that failed): the caller must pass
     /// it on like any other.
     #[must_use = "a state committed during the abort must still reach the state store"]
-    pub fn abort(mut self, error: &str) -> Option<Value> {
+    pub fn abort(mut self, error: &(dyn std::error::Error + 'static)) -> Option<Value> {
         // A commit already sent stands or falls on its own.
         if let Err(e) = self.settle() {
-            tracing::warn!(error = %e, "the last checkpoint's commit failed");
+            tracing::warn!(error = %chain(&e), "the last checkpoint's commit failed");
         }
         if self.in_transaction {
             if let Err(e) = self.wh.rollback() {
-                tracing::warn!(error = %e, "rollback failed");
+                tracing::warn!(error = %chain(&e), "rollback failed");
             }
             self.in_transaction = false;
         }
@@ -209,14 +210,14 @@ impl Loader<'_> {
                 &self.config.schema,
                 self.ids.load_id(),
                 &self.config.pipeline,
-                error,
+                &chain(error).to_string(),
             )?;
             self.wh.commit()?;
             Ok(())
         })();
         if let Err(e) = result {
             let _ = self.wh.rollback();
-            tracing::warn!(error = %e, "could not record the failed load");
+            tracing::warn!(error = %chain(&e), "could not record the failed load");
         }
         // Committed and not handed out: settled just now, or polled by the call that failed.
         if self.committed_state != self.reported_state {

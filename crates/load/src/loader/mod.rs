@@ -481,11 +481,14 @@ mod tests {
         assert_eq!(sent, None, "handed out once the commit is seen done");
         // The SCHEMA fails (boolean → integer); the commit before it had finished.
         let err = handle(&mut loader, 4, &schema("integer")).unwrap_err();
-        assert!(err.to_string().starts_with("line 4: "), "{err}");
+        let said = observes_runtime::chain(&err).to_string();
+        assert!(said.starts_with("line 4: "), "{said}");
         assert_eq!(
-            loader.abort(&err.to_string()),
-            Some(serde_json::json!({"at": 1}))
+            err.to_string(),
+            "line 4",
+            "the cause is the source, not in the text"
         );
+        assert_eq!(loader.abort(&err), Some(serde_json::json!({"at": 1})));
     }
 
     #[test]

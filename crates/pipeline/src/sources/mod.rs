@@ -69,7 +69,7 @@ impl SourceConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// A file could not be opened.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Open {
         /// The file.
         path: PathBuf,
@@ -78,7 +78,7 @@ pub enum SourceError {
         source: std::io::Error,
     },
     /// A tap could not be started.
-    #[error("starting tap {program:?}: {source}")]
+    #[error("starting tap {program:?}")]
     Spawn {
         /// The program.
         program: String,
@@ -98,14 +98,15 @@ pub enum SourceError {
     #[error("source \"command\" needs a non-empty command")]
     EmptyCommand,
     /// The state file handed to a tap could not be written.
-    #[error("writing the state file for the tap: {0}")]
+    #[error("writing the state file for the tap")]
     StateFile(#[source] std::io::Error),
     /// A built-in source failed.
-    #[error("source {source_name}: {error}")]
+    #[error("source {source_name}")]
     Api {
         /// The source's name.
         source_name: &'static str,
         /// Why.
+        #[source]
         error: Box<observes_sources::SourceError>,
     },
 }
@@ -262,7 +263,7 @@ impl MessageStream {
                 out.push(Item::Line(Line { number, message }))
             };
             let result = observes_state::block_on(run(&mut sink))
-                .map_err(|e| observes_sources::SourceError::Config(e.to_string()))
+                .map_err(observes_sources::SourceError::setting("running the source"))
                 .and_then(|ran| ran);
             match result {
                 Ok(()) | Err(observes_sources::SourceError::Stopped) => {}

@@ -316,8 +316,10 @@ pub async fn run(
     // 600 requests a minute per account; check results have their own, lower limit.
     let client = auth(config.http.client(10.0)?);
     let results_client = auth(config.http.client(config.results_requests_per_second)?);
-    let base = Url::parse(&config.api_url)
-        .map_err(|e| SourceError::Config(format!("Checkly api_url {:?}: {e}", config.api_url)))?;
+    let base = Url::parse(&config.api_url).map_err(SourceError::setting(format!(
+        "Checkly api_url {:?}",
+        config.api_url
+    )))?;
     let now = match &config.end_date {
         Some(text) => parse_time(text).ok_or_else(|| {
             SourceError::Config(format!(

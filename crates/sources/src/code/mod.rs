@@ -121,9 +121,10 @@ impl CodeConfig {
         let mut found = BTreeMap::new();
         if let Some(root) = &self.root {
             let listing = |dir: &Path| -> Result<Vec<PathBuf>, SourceError> {
-                let entries = std::fs::read_dir(dir).map_err(|e| {
-                    SourceError::Config(format!("code: reading {}: {e}", dir.display()))
-                })?;
+                let entries = std::fs::read_dir(dir).map_err(SourceError::setting(format!(
+                    "code: reading {}",
+                    dir.display()
+                )))?;
                 let mut dirs: Vec<PathBuf> = entries
                     .filter_map(Result::ok)
                     .map(|e| e.path())
@@ -189,17 +190,16 @@ impl CodeConfig {
             let glob = globset::GlobBuilder::new(pattern)
                 .literal_separator(false)
                 .build()
-                .map_err(|e| {
-                    SourceError::Config(format!(
-                        "code: ignore pattern {pattern:?} of {}: {e}",
-                        repo.key()
-                    ))
-                })?;
+                .map_err(SourceError::setting(format!(
+                    "code: ignore pattern {pattern:?} of {}",
+                    repo.key()
+                )))?;
             builder.add(glob);
         }
-        builder
-            .build()
-            .map_err(|e| SourceError::Config(format!("code: ignore list of {}: {e}", repo.key())))
+        builder.build().map_err(SourceError::setting(format!(
+            "code: ignore list of {}",
+            repo.key()
+        )))
     }
 }
 

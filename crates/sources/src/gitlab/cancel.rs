@@ -145,7 +145,7 @@ pub async fn cancel_ci_jobs(
                         }
                     }
                     Err(e) => CancelOutcome::Failed {
-                        error: e.to_string(),
+                        error: observes_runtime::chain(&e).to_string(),
                     },
                 }
             };

@@ -212,7 +212,7 @@ impl GitlabApi {
             None => config.api_url.clone(),
         };
         let mut base = Url::parse(&config.api_url)
-            .map_err(|e| SourceError::Config(format!("GitLab api_url {shown:?}: {e}")))?;
+            .map_err(SourceError::setting(format!("GitLab api_url {shown:?}")))?;
         if base.cannot_be_a_base() {
             return Err(SourceError::Config(format!(
                 "GitLab api_url {shown:?} cannot hold paths"

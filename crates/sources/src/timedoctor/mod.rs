@@ -7,6 +7,12 @@
 //! windows of five days (longer ranges fail) for every user at once, from the bookmark
 //! minus the lookback to now; the bookmark moves after each window. Worklogs carry no id:
 //! the key is a hash of user, start, device and task, so a re-read merges in place.
+//!
+//! With `backup` set, worklogs are read from the backed-up months first ([`backup`],
+//! written by `observes job timedoctor-backup`) and from the API after the last of them:
+//! the history outlives the API's, which forgets worklogs after about a year.
+
+pub mod backup;
 
 use std::sync::LazyLock;
 
@@ -17,7 +23,7 @@ use serde_json::{json, Map, Value};
 use url::Url;
 
 use crate::stream::{Emitter, Sink, StreamDef};
-use crate::window::{format_time, parse_time, resume_from, windows, Time};
+use crate::window::{format_time, parse_time, resume_from, windows, Month, Time};
 use crate::{HttpSettings, SourceError};
 
 /// The streams the Time Doctor source extracts.
@@ -32,8 +38,10 @@ crate::registry::register!(
 email_env = "TIMEDOCTOR_EMAIL"          # or email = "…"
 password_env = "TIMEDOCTOR_PASSWORD"    # or password = "…"
 company_id = "Qm3xT9aLp0ZrW7cB"         # default: the login's first company
-start_date = "2025-01-01T00:00:00Z"     # default: a year ago (older worklogs expire)
+start_date = "2025-01-01T00:00:00Z"     # default: a year ago, or the first backed-up month
 lookback_days = 3                       # worklogs are edited after the fact
+backup = "s3://bucket/observes/timedoctor/backup"  # months kept by `observes job timedoctor-backup`
+retention_days = 365                    # how long the API keeps worklogs
 "#,
     crate::registry::Demo {
         about:
@@ -45,6 +53,12 @@ lookback_days = 3                       # worklogs are edited after the fact
         size: "nano",
         attempts: 2,
         timeout: "1h",
+    },
+    |mut settings: TimeDoctorConfig, dir: &std::path::Path| {
+        settings.backup = settings
+            .backup
+            .map(|url| crate::resolve_location(&url, dir));
+        settings
     }
 );
 
@@ -74,9 +88,20 @@ pub struct TimeDoctorConfig {
     /// Worklogs are re-read this many days behind their bookmark.
     #[serde(default = "default_lookback_days")]
     pub lookback_days: i64,
+    /// Where the monthly backups are (`s3://bucket/prefix` or a folder, relative to the
+    /// settings file): read before the API, written by `observes job timedoctor-backup`.
+    pub backup: Option<String>,
+    /// How many days back the API serves worklogs; older months that were never backed up
+    /// are reported as lost.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: i64,
     /// How it talks HTTP.
     #[serde(default)]
     pub http: HttpSettings,
+}
+
+fn default_retention_days() -> i64 {
+    365
 }
 
 fn default_api_url() -> String {
@@ -107,6 +132,8 @@ impl TimeDoctorConfig {
             start_date: None,
             end_date: None,
             lookback_days: default_lookback_days(),
+            backup: None,
+            retention_days: default_retention_days(),
             http: HttpSettings::default(),
         }
     }
@@ -215,9 +242,10 @@ pub async fn run(
     };
     let now = time("end_date", &config.end_date)?.unwrap_or_else(Utc::now);
     let start = time("start_date", &config.start_date)?;
-    let base = Url::parse(&config.api_url).map_err(|e| {
-        SourceError::Config(format!("Time Doctor api_url {:?}: {e}", config.api_url))
-    })?;
+    let base = Url::parse(&config.api_url).map_err(SourceError::setting(format!(
+        "Time Doctor api_url {:?}",
+        config.api_url
+    )))?;
     // No published limit; the old tap spaced calls 0.75 s apart.
     let client = config.http.client(1.3)?.with_secret(&password);
     let credentials = json!({
@@ -407,12 +435,70 @@ impl TimeDoctor {
             .and_then(|b| b.get("done_until"))
             .and_then(Value::as_str)
             .and_then(parse_time);
+        let backups = match &config.backup {
+            Some(url) => Some(backup::Backups::open(url)?),
+            None => None,
+        };
+        let manifests = match &backups {
+            Some(backups) => backups.manifests("worklogs").await?,
+            None => Vec::new(),
+        };
+        let kept_since = now - Duration::days(config.retention_days.max(0));
+        // A first run starts at the first backed-up month if the API has forgotten it.
+        let first_backup = manifests
+            .first()
+            .and_then(|m| m.month.parse::<Month>().ok())
+            .map(|m| m.start());
         let from = resume_from(
             done,
             Duration::days(config.lookback_days.max(0)),
             start,
-            now - Duration::days(365),
+            first_backup.map_or(kept_since, |b| b.min(kept_since)),
         );
+        let mut api_from = from;
+        if let Some(backups) = &backups {
+            let mut month = Month::of(from);
+            for manifest in &manifests {
+                let Ok(backed) = manifest.month.parse::<Month>() else {
+                    continue;
+                };
+                if backed < month {
+                    continue;
+                }
+                if backed != month || backed.start() >= now {
+                    break;
+                }
+                for record in backups.records(manifest).await? {
+                    let started = record
+                        .get("start_time")
+                        .and_then(Value::as_str)
+                        .and_then(parse_time);
+                    if started.is_some_and(|t| t >= from && t < now) {
+                        em.record(stream, record)?;
+                    }
+                }
+                api_from = backed.end().min(now);
+                em.set_bookmark(
+                    "worklogs",
+                    None,
+                    json!({ "done_until": format_time(api_from) }),
+                );
+                em.checkpoint()?;
+                month = backed.next();
+            }
+        }
+        if api_from < kept_since {
+            let lost: Vec<String> = Month::range(Month::of(api_from), Month::of(kept_since))
+                .map(|m| m.to_string())
+                .collect();
+            tracing::warn!(
+                months = %lost.join(", "),
+                retention_days = config.retention_days,
+                "Time Doctor: these months were never backed up and the API keeps worklogs \
+                 for retention_days only: what it no longer serves of them is lost"
+            );
+        }
+        let from = api_from;
         let mut ids: Vec<(String, Value)> = Vec::new();
         for user in users {
             if let Value::String(id) = required_id(user, "users")? {

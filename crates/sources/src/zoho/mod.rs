@@ -223,7 +223,7 @@ pub async fn run(
         None => None,
     };
     let parse_url = |what: &str, text: &str| {
-        Url::parse(text).map_err(|e| SourceError::Config(format!("Zoho {what} {text:?}: {e}")))
+        Url::parse(text).map_err(SourceError::setting(format!("Zoho {what} {text:?}")))
     };
     let accounts = parse_url("accounts_url", &config.accounts_url)?;
     let mut token_url = accounts.clone();

@@ -12,7 +12,7 @@ use observes_model::ColumnType;
 
 use capi::{Connection, Database};
 
-use crate::{sql, Dialect, LoadSizes, Result, SqlValue, Warehouse, WarehouseError};
+use crate::{sql, BoxError, Dialect, LoadSizes, Result, SqlValue, Warehouse, WarehouseError};
 
 /// The catalog a DuckDB file is attached as. DuckDB names a file's catalog after the file,
 /// so `gitlab.duckdb` with a schema `gitlab` made every `gitlab.table` ambiguous (a binder
@@ -212,26 +212,26 @@ impl DuckDbWarehouse {
     /// `:memory:` for an in-memory database. A file another process holds is waited for,
     /// `lock_wait` seconds at most (600 by default; 0 fails at once).
     pub fn open(target: &str) -> Result<Self> {
-        let open_err = |message: String| WarehouseError::Open {
+        let open_err = |source: BoxError| WarehouseError::Open {
             url: format!("duckdb://{target}"),
-            message,
+            source,
         };
         let Target {
             path,
             memory_limit,
             lock_wait,
-        } = Target::parse(target).map_err(open_err)?;
+        } = Target::parse(target).map_err(|e| open_err(e.into()))?;
         if path != ":memory:" {
             if let Some(parent) = std::path::Path::new(path).parent() {
                 if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
+                    std::fs::create_dir_all(parent).map_err(|e| open_err(e.into()))?;
                 }
             }
         }
         // A file is attached to an in-memory database under a fixed catalog name
         // ([`CATALOG`]); its spill files go beside it, not into the working directory.
-        let database = Arc::new(Database::open(":memory:").map_err(open_err)?);
-        let conn = Connection::open(&database).map_err(open_err)?;
+        let database = Arc::new(Database::open(":memory:").map_err(|e| open_err(e.into()))?);
+        let conn = Connection::open(&database).map_err(|e| open_err(e.into()))?;
         let attached = path != ":memory:";
         if attached {
             let attach = format!(
@@ -260,12 +260,15 @@ impl DuckDbWarehouse {
                         pause = (pause * 2).min(std::time::Duration::from_secs(2));
                     }
                     Err(e) if e.contains("Could not set lock on file") && !lock_wait.is_zero() => {
-                        return Err(open_err(format!(
-                            "{e} (waited {} s; the URL's lock_wait sets how long)",
-                            started.elapsed().as_secs()
-                        )))
+                        return Err(open_err(
+                            format!(
+                                "{e} (waited {} s; the URL's lock_wait sets how long)",
+                                started.elapsed().as_secs()
+                            )
+                            .into(),
+                        ))
                     }
-                    Err(e) => return Err(open_err(e)),
+                    Err(e) => return Err(open_err(e.into())),
                 }
             }
         }
@@ -277,10 +280,10 @@ impl DuckDbWarehouse {
             "SET autoinstall_known_extensions = false; \
              SET write_buffer_row_group_count = 1;",
         )
-        .map_err(|e| open_err(e.to_string()))?;
+        .map_err(|e| open_err(e.into()))?;
         if let Some(size) = memory_limit {
             conn.execute_batch(&format!("SET memory_limit = '{size}'"))
-                .map_err(open_err)?;
+                .map_err(|e| open_err(e.into()))?;
         }
         // Timestamps are stored in UTC; show them in UTC too, whatever the machine's zone.
         // The setting comes with the ICU extension; a DuckDB built without it (the
@@ -290,13 +293,13 @@ impl DuckDbWarehouse {
                 "SELECT count(*) > 0 FROM duckdb_settings() WHERE name = 'TimeZone'",
                 &[],
             )
-            .map_err(open_err)?;
+            .map_err(|e| open_err(e.into()))?;
         let has_zones = zones == [[SqlValue::Bool(true)]];
         if has_zones {
             conn.execute_batch("SET TimeZone = 'UTC'")
-                .map_err(open_err)?;
+                .map_err(|e| open_err(e.into()))?;
         }
-        scan::register(database.raw()).map_err(open_err)?;
+        scan::register(database.raw()).map_err(|e| open_err(e.into()))?;
         Ok(DuckDbWarehouse {
             conn,
             pending: Vec::new(),
@@ -309,15 +312,15 @@ impl DuckDbWarehouse {
 
     /// Another connection to the same database (for readers running beside a load).
     pub fn try_clone(&self) -> Result<Self> {
-        let open_err = |message: String| WarehouseError::Open {
+        let open_err = |source: BoxError| WarehouseError::Open {
             url: "duckdb (clone)".into(),
-            message,
+            source,
         };
-        let conn = self.conn.reopen().map_err(open_err)?;
+        let conn = self.conn.reopen().map_err(|e| open_err(e.into()))?;
         // The default catalog is per connection.
         if self.attached {
             conn.execute_batch(&format!("USE {};", sql::quote(CATALOG)))
-                .map_err(open_err)?;
+                .map_err(|e| open_err(e.into()))?;
         }
         Ok(DuckDbWarehouse {
             conn,
@@ -441,23 +444,28 @@ impl DuckDbWarehouse {
             scan::FUNCTION,
             registration.id
         );
-        let err = |message: String| WarehouseError::BulkLoad {
+        let err = |source: BoxError| WarehouseError::BulkLoad {
             table: format!("{}.{}", pending.schema, pending.table),
-            message,
+            source,
         };
         let started = std::time::Instant::now();
         if registration.units > 1 {
             self.conn
                 .execute_batch("SET SESSION preserve_insertion_order = false")
-                .map_err(err)?;
+                .map_err(|e| err(e.into()))?;
             self.insertion_order_free = true;
-            let inserted = self.conn.execute(&statement, &[]).map_err(err);
+            let inserted = self
+                .conn
+                .execute(&statement, &[])
+                .map_err(|e| err(e.into()));
             // After a failure the transaction is aborted and refuses even a RESET; the
             // rollback that must follow resets it then.
             self.keep_insertion_order();
             inserted?;
         } else {
-            self.conn.execute(&statement, &[]).map_err(err)?;
+            self.conn
+                .execute(&statement, &[])
+                .map_err(|e| err(e.into()))?;
         }
         tracing::debug!(
             table = %pending.table,
@@ -484,7 +492,7 @@ impl DuckDbWarehouse {
     fn sql_err(sql: &str, message: String) -> WarehouseError {
         WarehouseError::Sql {
             sql: sql.to_string(),
-            message,
+            source: message.into(),
         }
     }
 }
@@ -686,10 +694,12 @@ mod tests {
         .err()
         .unwrap();
         assert!(
-            err.to_string().starts_with(&format!(
-                "opening duckdb://{}/x.duckdb?memory_limit=5XB: ",
-                dir.path().display()
-            )),
+            observes_runtime::chain(&err)
+                .to_string()
+                .starts_with(&format!(
+                    "opening duckdb://{}/x.duckdb?memory_limit=5XB: ",
+                    dir.path().display()
+                )),
             "{err}"
         );
     }

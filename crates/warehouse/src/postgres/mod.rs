@@ -19,7 +19,7 @@ use observes_model::ColumnType;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, Config, NoTls};
 
-use crate::{sql, Dialect, LoadSizes, Result, SqlValue, Warehouse, WarehouseError};
+use crate::{sql, BoxError, Dialect, LoadSizes, Result, SqlValue, Warehouse, WarehouseError};
 
 /// PostgreSQL's SQL flavour and load sizes.
 pub const DIALECT: Dialect = Dialect {
@@ -278,33 +278,46 @@ impl<'a> postgres::types::FromSql<'a> for Json {
 }
 
 /// The whole error chain of a database error (the server's message, detail and hint).
-fn pg_message(e: &postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        let mut m = format!("{}: {}", db.severity(), db.message());
-        if let Some(detail) = db.detail() {
-            m.push_str(&format!(" (detail: {detail})"));
+/// tokio-postgres' error as Observes reports it: the server's severity, message, detail
+/// and hint on one line. tokio-postgres' own text repeats its cause (and puts a server's
+/// detail on lines of their own), so this one stands for the whole chain and has no source.
+#[derive(Debug)]
+pub(crate) struct PgError(pub(crate) postgres::Error);
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = &self.0;
+        if let Some(db) = e.as_db_error() {
+            write!(f, "{}: {}", db.severity(), db.message())?;
+            if let Some(detail) = db.detail() {
+                write!(f, " (detail: {detail})")?;
+            }
+            if let Some(hint) = db.hint() {
+                write!(f, " (hint: {hint})")?;
+            }
+            return Ok(());
         }
-        if let Some(hint) = db.hint() {
-            m.push_str(&format!(" (hint: {hint})"));
+        match e.source() {
+            Some(source) if !e.to_string().ends_with(&source.to_string()) => {
+                write!(f, "{e}: {source}")
+            }
+            _ => write!(f, "{e}"),
         }
-        return m;
-    }
-    match e.source() {
-        Some(source) => format!("{e}: {source}"),
-        None => e.to_string(),
     }
 }
+
+impl std::error::Error for PgError {}
 
 impl PostgresWarehouse {
     /// Connects to `postgres://…` (or `postgresql://…`); what the URL leaves out comes
     /// from `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD` and `PGDATABASE`.
     pub fn connect(url: &str) -> Result<Self> {
-        let open_err = |message: String| WarehouseError::Open {
+        let open_err = |source: BoxError| WarehouseError::Open {
             url: redact_url(url),
-            message,
+            source,
         };
         // sslmode as libpq reads it: tokio-postgres parses only disable/prefer/require.
-        let mut parsed = url::Url::parse(url).map_err(|e| open_err(e.to_string()))?;
+        let mut parsed = url::Url::parse(url).map_err(|e| open_err(e.into()))?;
         let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
         let ssl_mode = pairs
             .iter()
@@ -321,7 +334,7 @@ impl PostgresWarehouse {
         let mut config: Config = parsed
             .as_str()
             .parse()
-            .map_err(|e: postgres::Error| open_err(pg_message(&e)))?;
+            .map_err(|e: postgres::Error| open_err(PgError(e).into()))?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if config.get_hosts().is_empty() {
             config.host(env("PGHOST").as_deref().unwrap_or("localhost"));
@@ -357,18 +370,18 @@ impl PostgresWarehouse {
             "allow" | "prefer" => (SslMode::Prefer, Some(tls::connector(false))),
             "require" => (SslMode::Require, Some(tls::connector(false))),
             "verify-ca" | "verify-full" => (SslMode::Require, Some(tls::connector(true))),
-            other => return Err(open_err(format!("unknown sslmode {other:?}"))),
+            other => return Err(open_err(format!("unknown sslmode {other:?}").into())),
         };
         config.ssl_mode(mode);
         let client = match &tls {
             Some(tls) => config.connect(tls.clone()),
             None => config.connect(NoTls),
         }
-        .map_err(|e| open_err(pg_message(&e)))?;
+        .map_err(|e| open_err(PgError(e).into()))?;
         let mut wh = PostgresWarehouse { client, tls };
         wh.client
             .batch_execute("SET TimeZone = 'UTC'")
-            .map_err(|e| open_err(pg_message(&e)))?;
+            .map_err(|e| open_err(PgError(e).into()))?;
         Ok(wh)
     }
 
@@ -377,10 +390,10 @@ impl PostgresWarehouse {
         &mut self.client
     }
 
-    fn sql_err(sql: &str, e: &postgres::Error) -> WarehouseError {
+    fn sql_err(sql: &str, e: postgres::Error) -> WarehouseError {
         WarehouseError::Sql {
             sql: sql.to_string(),
-            message: pg_message(e),
+            source: PgError(e).into(),
         }
     }
 }
@@ -415,7 +428,7 @@ impl Warehouse for PostgresWarehouse {
         let p = params(values);
         self.client
             .execute(sql, &refs(&p))
-            .map_err(|e| Self::sql_err(sql, &e))
+            .map_err(|e| Self::sql_err(sql, e))
     }
 
     fn query_with_columns(
@@ -427,7 +440,7 @@ impl Warehouse for PostgresWarehouse {
         let stmt = self
             .client
             .prepare(sql)
-            .map_err(|e| Self::sql_err(sql, &e))?;
+            .map_err(|e| Self::sql_err(sql, e))?;
         let columns = stmt
             .columns()
             .iter()
@@ -436,7 +449,7 @@ impl Warehouse for PostgresWarehouse {
         let rows = self
             .client
             .query(&stmt, &refs(&p))
-            .map_err(|e| Self::sql_err(sql, &e))?;
+            .map_err(|e| Self::sql_err(sql, e))?;
         let rows = rows
             .iter()
             .map(|row| {
@@ -445,26 +458,26 @@ impl Warehouse for PostgresWarehouse {
                     .collect::<std::result::Result<Vec<_>, _>>()
             })
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Self::sql_err(sql, &e))?;
+            .map_err(|e| Self::sql_err(sql, e))?;
         Ok((columns, rows))
     }
 
     fn begin(&mut self) -> Result<()> {
         self.client
             .batch_execute("BEGIN")
-            .map_err(|e| Self::sql_err("BEGIN", &e))
+            .map_err(|e| Self::sql_err("BEGIN", e))
     }
 
     fn commit(&mut self) -> Result<()> {
         self.client
             .batch_execute("COMMIT")
-            .map_err(|e| Self::sql_err("COMMIT", &e))
+            .map_err(|e| Self::sql_err("COMMIT", e))
     }
 
     fn rollback(&mut self) -> Result<()> {
         self.client
             .batch_execute("ROLLBACK")
-            .map_err(|e| Self::sql_err("ROLLBACK", &e))
+            .map_err(|e| Self::sql_err("ROLLBACK", e))
     }
 
     fn table_columns(
@@ -485,16 +498,16 @@ impl Warehouse for PostgresWarehouse {
             "COPY {} ({columns}) FROM STDIN (FORMAT binary)",
             sql::qualified(schema, table)
         );
-        let err = |message: String| WarehouseError::BulkLoad {
+        let err = |source: BoxError| WarehouseError::BulkLoad {
             table: format!("{schema}.{table}"),
-            message,
+            source,
         };
         let mut writer = self
             .client
             .copy_in(&statement)
-            .map_err(|e| err(pg_message(&e)))?;
-        copy::write_binary(&mut writer, batch).map_err(|e| err(e.to_string()))?;
-        writer.finish().map_err(|e| err(pg_message(&e)))?;
+            .map_err(|e| err(PgError(e).into()))?;
+        copy::write_binary(&mut writer, batch).map_err(|e| err(e.into()))?;
+        writer.finish().map_err(|e| err(PgError(e).into()))?;
         Ok(())
     }
 }

@@ -34,7 +34,7 @@ use observes_model::normalize::JSON_FIELD_METADATA;
 use observes_model::ColumnType;
 
 use crate::postgres::{redact_url, PostgresWarehouse};
-use crate::{sql, Dialect, Result, SqlValue, Warehouse, WarehouseError};
+use crate::{sql, BoxError, Dialect, Result, SqlValue, Warehouse, WarehouseError};
 
 /// Redshift stores at most this many bytes in a `VARCHAR`.
 pub const MAX_VARCHAR: usize = 65_535;
@@ -91,11 +91,11 @@ pub struct RedshiftOptions {
 impl RedshiftOptions {
     /// Reads the options from a `redshift://` URL's query string.
     pub fn parse(url: &str) -> Result<RedshiftOptions> {
-        let bad = |message: String| WarehouseError::Open {
+        let bad = |source: BoxError| WarehouseError::Open {
             url: redact_url(url),
-            message,
+            source,
         };
-        let mut parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        let mut parsed = url::Url::parse(url).map_err(|e| bad(e.into()))?;
         let mut options = RedshiftOptions {
             connection_url: String::new(),
             staging: None,
@@ -109,9 +109,9 @@ impl RedshiftOptions {
         for (k, v) in parsed.query_pairs() {
             match k.as_ref() {
                 "staging" => {
-                    let rest = v
-                        .strip_prefix("s3://")
-                        .ok_or_else(|| bad(format!("staging must be an s3:// URL, not {v:?}")))?;
+                    let rest = v.strip_prefix("s3://").ok_or_else(|| {
+                        bad(format!("staging must be an s3:// URL, not {v:?}").into())
+                    })?;
                     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                     options.staging =
                         Some((bucket.to_string(), prefix.trim_end_matches('/').to_string()));
@@ -171,9 +171,9 @@ impl RedshiftWarehouse {
     /// Connects to the cluster a `redshift://` URL names.
     pub fn connect(url: &str) -> Result<Self> {
         let options = RedshiftOptions::parse(url)?;
-        let open_err = |message: String| WarehouseError::Open {
+        let open_err = |source: BoxError| WarehouseError::Open {
             url: redact_url(url),
-            message,
+            source,
         };
         let pg = PostgresWarehouse::connect(&options.connection_url)?;
         let store: Option<Arc<dyn ObjectStore>> = match &options.staging {
@@ -184,9 +184,7 @@ impl RedshiftWarehouse {
                         .with_endpoint(&endpoint)
                         .with_allow_http(endpoint.starts_with("http://"));
                 }
-                Some(Arc::new(
-                    builder.build().map_err(|e| open_err(e.to_string()))?,
-                ))
+                Some(Arc::new(builder.build().map_err(|e| open_err(e.into()))?))
             }
             None => None,
         };
@@ -343,9 +341,9 @@ impl RedshiftWarehouse {
 
     /// Large batches: gzip CSV parts and a manifest in S3, then `COPY … MANIFEST`.
     fn copy_from_s3(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()> {
-        let err = |message: String| WarehouseError::BulkLoad {
+        let err = |source: BoxError| WarehouseError::BulkLoad {
             table: format!("{schema}.{table}"),
-            message,
+            source,
         };
         let (Some(store), Some((bucket, prefix))) =
             (self.store.clone(), self.options.staging.clone())
@@ -355,7 +353,7 @@ impl RedshiftWarehouse {
         // Checked before anything is staged.
         let (credentials, shown) = match &self.options.iam_role {
             Some(role) => {
-                let c = format!("IAM_ROLE {}", literal(role));
+                let c = format!("IAM_ROLE {}", sql::literal(role));
                 (c.clone(), c)
             }
             None => {
@@ -364,18 +362,18 @@ impl RedshiftWarehouse {
                     std::env::var("AWS_SECRET_ACCESS_KEY"),
                 ) else {
                     return Err(err(
-                        "COPY from S3 needs credentials: set iam_role in the warehouse URL, or \
-                         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                        "COPY from S3 needs credentials: set iam_role in the warehouse \
+                         URL, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
                             .into(),
                     ));
                 };
                 let mut c = format!(
                     "ACCESS_KEY_ID {} SECRET_ACCESS_KEY {}",
-                    literal(&key),
-                    literal(&secret)
+                    sql::literal(&key),
+                    sql::literal(&secret)
                 );
                 if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
-                    c.push_str(&format!(" SESSION_TOKEN {}", literal(&token)));
+                    c.push_str(&format!(" SESSION_TOKEN {}", sql::literal(&token)));
                 }
                 (c, "ACCESS_KEY_ID '***' SECRET_ACCESS_KEY '***'".to_string())
             }
@@ -391,8 +389,7 @@ impl RedshiftWarehouse {
             self.run,
             self.sequence
         );
-        let parts =
-            csv::encode_parts(batch, self.options.slices).map_err(|e| err(e.to_string()))?;
+        let parts = csv::encode_parts(batch, self.options.slices).map_err(|e| err(e.into()))?;
         let mut entries = Vec::new();
         for (i, part) in parts.into_iter().enumerate() {
             let key = format!("{folder}/part-{i:04}.csv.gz");
@@ -400,8 +397,8 @@ impl RedshiftWarehouse {
             observes_runtime::block_on(
                 store.put(&Path::from(key.as_str()), Bytes::from(part).into()),
             )
-            .map_err(|e| err(e.to_string()))?
-            .map_err(|e| err(format!("staging s3://{bucket}/{key}: {e}")))?;
+            .map_err(|e| err(e.into()))?
+            .map_err(|e| err(staging(format!("s3://{bucket}/{key}"), e)))?;
             entries.push(serde_json::json!({
                 "url": format!("s3://{bucket}/{key}"),
                 "mandatory": true,
@@ -415,8 +412,8 @@ impl RedshiftWarehouse {
             &Path::from(manifest_key.as_str()),
             Bytes::from(manifest).into(),
         ))
-        .map_err(|e| err(e.to_string()))?
-        .map_err(|e| err(format!("staging s3://{bucket}/{manifest_key}: {e}")))?;
+        .map_err(|e| err(e.into()))?
+        .map_err(|e| err(staging(format!("s3://{bucket}/{manifest_key}"), e)))?;
 
         let columns = sql::column_list(
             batch.schema().fields().iter().map(|f| f.name().as_str()),
@@ -428,7 +425,7 @@ impl RedshiftWarehouse {
         let copy = |creds: &str| {
             format!(
                 "COPY {target} ({columns}) FROM {} {creds} MANIFEST {options}",
-                literal(&manifest_url)
+                sql::literal(&manifest_url)
             )
         };
         let shown = copy(&shown);
@@ -439,11 +436,11 @@ impl RedshiftWarehouse {
         }
         match self.pg.execute(&copy(&credentials), &[]) {
             Ok(_) => Ok(()),
-            Err(e) => Err(err(format!(
-                "{} (while running: {shown}){}",
-                without_sql(&e),
-                self.load_errors(&format!("s3://{bucket}/{folder}/"))
-            ))),
+            Err(e) => Err(err(Box::new(CopyFailed {
+                statement: shown,
+                load_errors: self.load_errors(&format!("s3://{bucket}/{folder}/")),
+                source: without_sql(e),
+            }))),
         }
     }
 
@@ -457,38 +454,43 @@ impl RedshiftWarehouse {
         manifest_key: &str,
         shown: &str,
     ) -> Result<()> {
-        let err = |message: String| WarehouseError::BulkLoad {
+        let err = |source: BoxError| WarehouseError::BulkLoad {
             table: format!("{schema}.{table}"),
-            message,
+            source,
         };
         let manifest = observes_runtime::block_on(async {
             store.get(&Path::from(manifest_key)).await?.bytes().await
         })
-        .map_err(|e| err(e.to_string()))?
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(e.into()))?
+        .map_err(|e| err(e.into()))?;
         let manifest: serde_json::Value =
-            serde_json::from_slice(&manifest).map_err(|e| err(e.to_string()))?;
+            serde_json::from_slice(&manifest).map_err(|e| err(e.into()))?;
         let statement = format!(
             "COPY {} ({columns}) FROM STDIN (FORMAT csv, NULL '\\N')",
             sql::qualified(schema, table)
         );
         let client = self.pg.client();
-        let mut writer = client.copy_in(&statement).map_err(|e| err(e.to_string()))?;
+        let mut writer = client.copy_in(&statement).map_err(|e| err(e.into()))?;
         for entry in manifest["entries"].as_array().into_iter().flatten() {
             let url = entry["url"].as_str().unwrap_or_default();
             let key = url.splitn(4, '/').nth(3).unwrap_or_default();
             let gz = observes_runtime::block_on(async {
                 store.get(&Path::from(key)).await?.bytes().await
             })
-            .map_err(|e| err(e.to_string()))?
-            .map_err(|e| err(format!("{url}: {e}")))?;
+            .map_err(|e| err(e.into()))?
+            .map_err(|e| err(staging(url.to_string(), e)))?;
             let mut decoder = flate2::read::GzDecoder::new(&gz[..]);
-            std::io::copy(&mut decoder, &mut writer).map_err(|e| err(format!("{url}: {e}")))?;
+            std::io::copy(&mut decoder, &mut writer)
+                .map_err(|e| err(staging(url.to_string(), e)))?;
         }
-        writer.flush().map_err(|e| err(e.to_string()))?;
-        writer
-            .finish()
-            .map_err(|e| err(format!("{e} (standing in for: {shown})")))?;
+        writer.flush().map_err(|e| err(e.into()))?;
+        writer.finish().map_err(|e| {
+            err(Box::new(CopyFailed {
+                statement: format!("COPY FROM STDIN standing in for {shown}"),
+                load_errors: String::new(),
+                source: crate::postgres::PgError(e).into(),
+            }))
+        })?;
         Ok(())
     }
 
@@ -520,22 +522,48 @@ impl RedshiftWarehouse {
                 format!("; STL_LOAD_ERRORS: {}", lines.join("; "))
             }
             Ok(_) => String::new(),
-            Err(e) => format!("; STL_LOAD_ERRORS could not be read: {e}"),
+            Err(e) => format!(
+                "; STL_LOAD_ERRORS could not be read: {}",
+                observes_runtime::chain(&e)
+            ),
         }
     }
 }
 
-/// A SQL string literal.
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+/// The cause of a failed statement without the statement (which may hold credentials).
+fn without_sql(e: WarehouseError) -> BoxError {
+    match e {
+        WarehouseError::Sql { source, .. } => source,
+        other => Box::new(other),
+    }
 }
 
-/// The message of an error without the statement text (which may hold credentials).
-fn without_sql(e: &WarehouseError) -> String {
-    match e {
-        WarehouseError::Sql { message, .. } => message.clone(),
-        other => other.to_string(),
-    }
+/// An object of the staging area that could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[error("staging {url}")]
+struct StagingError {
+    url: String,
+    #[source]
+    source: BoxError,
+}
+
+fn staging(url: String, source: impl Into<BoxError>) -> BoxError {
+    Box::new(StagingError {
+        url,
+        source: source.into(),
+    })
+}
+
+/// A `COPY` of staged files that Redshift refused, with the rows it logged about them.
+#[derive(Debug, thiserror::Error)]
+#[error("running {statement}{load_errors}")]
+struct CopyFailed {
+    /// The statement, credentials masked.
+    statement: String,
+    /// `; STL_LOAD_ERRORS: …`, or nothing.
+    load_errors: String,
+    #[source]
+    source: BoxError,
 }
 
 impl Warehouse for RedshiftWarehouse {
@@ -608,9 +636,10 @@ mod tests {
         assert_eq!(o.staging, Some(("b".into(), "observes".into())));
         assert_eq!(o.iam_role.as_deref(), Some("arn:aws:iam::1:role/r"));
         assert_eq!(o.slices, 4);
-        let err = RedshiftOptions::parse("redshift://u:pw@h/db?staging=gs://x")
-            .unwrap_err()
-            .to_string();
+        let err = observes_runtime::chain(
+            &RedshiftOptions::parse("redshift://u:pw@h/db?staging=gs://x").unwrap_err(),
+        )
+        .to_string();
         assert_eq!(err, "opening redshift://u:***@h/db?staging=gs://x: staging must be an s3:// URL, not \"gs://x\"");
     }
 }
