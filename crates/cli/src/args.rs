@@ -368,6 +368,30 @@ pub(crate) enum Job {
         #[arg(long)]
         json: bool,
     },
+    /// Back up whole months of Time Doctor's worklogs (which its API forgets after about a
+    /// year) to the `backup` location of the pipeline's Time Doctor settings: per month,
+    /// worklogs/<YYYY-MM>.<sha>.singer.gz and its manifest worklogs/<YYYY-MM>.json, written
+    /// last. The pipeline then reads the backed-up months before the API.
+    TimedoctorBackup {
+        /// One month: YYYY-MM or previous (default: the last full month, UTC).
+        #[arg(long, value_parser = parse_month, conflicts_with_all = ["from", "to"])]
+        month: Option<observes_jobs::bills::Month>,
+        /// The first month of a range (a first fill of many months); with --to.
+        #[arg(long, value_parser = parse_month, requires = "to")]
+        from: Option<observes_jobs::bills::Month>,
+        /// The last month of the range, included.
+        #[arg(long, value_parser = parse_month, requires = "from")]
+        to: Option<observes_jobs::bills::Month>,
+        /// The pipeline whose Time Doctor settings (credentials, backup) are used.
+        #[arg(long, default_value = "timedoctor")]
+        pipeline: String,
+        /// The config file.
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Mirror the repositories of [mirror] in observes.toml: clone or fetch each (skipped
     /// when its remote is unchanged) and publish a git bundle to <storage>/mirror/. The
     /// exit status is non-zero if any repository failed; the others still run.

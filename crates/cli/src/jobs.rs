@@ -1,4 +1,4 @@
-//! `observes job compute-bills | mirror | cancel-ci-jobs` (the catalogue's own commands
+//! `observes job compute-bills | mirror | timedoctor-backup | cancel-ci-jobs` (the catalogue's own commands
 //! are in `scheduling`).
 
 use std::io::Write;
@@ -35,6 +35,26 @@ pub(crate) fn job(job: Job) -> Result<()> {
             config,
             json,
         } => mirror(&config, group.as_deref(), json),
+        Job::TimedoctorBackup {
+            month,
+            from,
+            to,
+            pipeline,
+            config,
+            json,
+        } => {
+            let months = match (from, to) {
+                (Some(from), Some(to)) => {
+                    let months: Vec<_> = observes_jobs::bills::Month::range(from, to).collect();
+                    if months.is_empty() {
+                        bail!("--from {from} comes after --to {to}");
+                    }
+                    months
+                }
+                _ => vec![month.unwrap_or_else(observes_jobs::timedoctor::last_full_month)],
+            };
+            timedoctor_backup(&config, &pipeline, &months, json)
+        }
         Job::List { json, config } => scheduling::job_list(&config, json),
         Job::Show { name, config } => scheduling::job_show(&config, &name),
         Job::Run { name, config } => scheduling::job_run(&config, &name),
@@ -108,6 +128,59 @@ pub(crate) fn mirror(config: &std::path::Path, group: Option<&str>, as_json: boo
     }
     if report.count(Outcome::Failed) > 0 {
         bail!("{} repositories failed", report.count(Outcome::Failed));
+    }
+    Ok(())
+}
+
+pub(crate) fn timedoctor_backup(
+    path: &std::path::Path,
+    pipeline: &str,
+    months: &[observes_jobs::bills::Month],
+    as_json: bool,
+) -> Result<()> {
+    use observes_jobs::timedoctor::back_up;
+    use observes_sources::timedoctor::backup::Backed;
+    use observes_sources::timedoctor::TimeDoctorConfig;
+    let config = Config::load(path)?;
+    let source = &config.pipeline(pipeline)?.source;
+    let settings = match source {
+        observes_pipeline::SourceConfig::Builtin(source) => {
+            source.settings().downcast_ref::<TimeDoctorConfig>()
+        }
+        _ => None,
+    };
+    let Some(settings) = settings else {
+        bail!(
+            "pipeline {pipeline:?} in {} is not a timedoctor pipeline",
+            path.display()
+        );
+    };
+    let report = back_up(settings, months)?;
+    if as_json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    for m in &report.months {
+        match &m.backed {
+            Backed::Published { manifest } => writeln!(
+                out,
+                "{} {}: {} rows ({} to {}) -> {}/{}/{}",
+                m.stream,
+                m.month,
+                manifest.rows,
+                manifest.first.as_deref().unwrap_or("-"),
+                manifest.last.as_deref().unwrap_or("-"),
+                report.backup,
+                m.stream,
+                manifest.file
+            )?,
+            Backed::Kept { manifest, served } => writeln!(
+                out,
+                "{} {}: kept the backup of {} rows; the API now serves {served} (part of the month has expired)",
+                m.stream, m.month, manifest.rows
+            )?,
+        }
     }
     Ok(())
 }

@@ -5,6 +5,10 @@
 //! `Authorization: JWT <token>` (or `?token=`), else 401 `{"message":"Unauthorized"}`.
 //! Worklogs take a comma-separated `user` list and answer one list per user in request
 //! order; `from` is inclusive, `to` exclusive, and a range over seven days is a 400.
+//!
+//! Like the real one it forgets: with a retention window, worklogs that started longer
+//! ago than that before its clock are no longer served (the clock is the world's `now`,
+//! which tests move).
 
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +39,8 @@ pub struct TimeDoctorOptions {
     pub password: String,
     /// The clock: worklogs exist up to here.
     pub now: DateTime<Utc>,
+    /// Days back from the clock that worklogs are served (none: all of them).
+    pub retention_days: Option<i64>,
 }
 
 impl Default for TimeDoctorOptions {
@@ -47,6 +53,7 @@ impl Default for TimeDoctorOptions {
             email: "analytics@example.com".into(),
             password: "td-fake-password".into(),
             now: Utc::now(),
+            retention_days: None,
         }
     }
 }
@@ -74,6 +81,11 @@ pub struct TimeDoctorWorld {
     pub worklogs: Vec<Value>,
     /// The token handed out at login (and the only one accepted).
     pub token: String,
+    /// The clock: what started after it is not served yet, nor what started more than
+    /// the retention window before it.
+    pub now: DateTime<Utc>,
+    /// How far back from `now` worklogs are served.
+    pub retention: Option<Duration>,
     email: String,
     password: String,
 }
@@ -140,9 +152,16 @@ impl TimeDoctorWorld {
             projects,
             worklogs,
             token: format!("td-jwt-{:016x}", rng.next_u64()),
+            now: options.now,
+            retention: options.retention_days.map(Duration::days),
             email: options.email.clone(),
             password: options.password.clone(),
         }
+    }
+
+    /// Whether a worklog that started at `start` is still served.
+    fn serves(&self, start: DateTime<Utc>) -> bool {
+        self.retention.is_none_or(|kept| start >= self.now - kept)
     }
 
     /// Adds a worklog (a test's "new work since the last run").
@@ -375,7 +394,9 @@ fn worklog_lists(world: &TimeDoctorWorld, q: &Query) -> Response {
                     w["start"]
                         .as_str()
                         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                        .is_some_and(|s| s >= from && s < to)
+                        .is_some_and(|s| {
+                            s >= from && s < to && s <= world.now && world.serves(s.to_utc())
+                        })
                 })
                 .collect()
         })

@@ -5,11 +5,14 @@
 //!   ETL's commits, as one CSV per group.
 //! - [`mirror`]: the repository mirror, each configured repository cloned or fetched and
 //!   published as a git bundle that plain git restores.
+//! - [`timedoctor`]: `timedoctor-backup`, each month of Time Doctor's worklogs kept while
+//!   the API still serves it.
 
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod bills;
 pub mod mirror;
+pub mod timedoctor;
 
 /// Why a job failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,4 +32,7 @@ pub enum JobError {
     /// The job's settings are wrong.
     #[error("{0}")]
     Config(String),
+    /// A source the job reads failed.
+    #[error(transparent)]
+    Source(#[from] observes_sources::SourceError),
 }

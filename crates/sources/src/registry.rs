@@ -21,6 +21,10 @@ pub trait Source: std::fmt::Debug + Send + Sync {
 
     /// Extracts everything new since `state`, into `sink`.
     fn run<'a>(&'a self, state: Option<&'a Value>, sink: &'a mut dyn Sink) -> Running<'a>;
+
+    /// Its settings, for a job that works with them (the Time Doctor backup reads its
+    /// pipeline's): `downcast_ref` to the source's settings type.
+    fn settings(&self) -> &dyn std::any::Any;
 }
 
 /// Where a source's settings are: a TOML file of their own, or a table inline in
@@ -176,6 +180,9 @@ macro_rules! register {
                 sink: &'a mut dyn $crate::Sink,
             ) -> $crate::registry::Running<'a> {
                 Box::pin(async move { run(self, state, sink).await.map(|_| ()) })
+            }
+            fn settings(&self) -> &dyn std::any::Any {
+                self
             }
         }
 

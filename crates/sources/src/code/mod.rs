@@ -61,6 +61,10 @@ impl crate::registry::Source for CodeConfig {
         // Git runs as child processes: nothing here awaits.
         Box::pin(std::future::ready(run(self, state, sink).map(|_| ())))
     }
+
+    fn settings(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// The code source's settings: which repositories to read.
