@@ -147,6 +147,8 @@ pub struct DemoSummary {
     pub tables: Vec<TableCount>,
     /// The mirror's report, when the config has a `[mirror]`.
     pub mirror: Option<observes_jobs::mirror::MirrorReport>,
+    /// The last full month's Time Doctor backup, when a pipeline has one.
+    pub timedoctor_backup: Option<observes_jobs::timedoctor::BackupReport>,
     /// This month's bills, when a pipeline reads the code source.
     pub bills: Option<observes_jobs::bills::BillsReport>,
 }
@@ -168,8 +170,10 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, AppError> {
     let mut fakes = Vec::new();
     for kind in observes_fakes::FAKES {
         let fake = (kind.start)(1, 0).map_err(io)?;
+        let extra =
+            observes_sources::registry::find(kind.name).map_or("", |k| k.demo.settings_extra);
         let settings = format!(
-            "# Written by `observes run demo`, rewritten at every run.\n{}",
+            "# Written by `observes run demo`, rewritten at every run.\n{extra}{}",
             fake.settings()
         );
         std::fs::write(dir.join(format!("data/{}.toml", kind.name)), settings).map_err(io)?;
@@ -194,6 +198,23 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, AppError> {
         Some(settings) => Some(observes_jobs::mirror::mirror(settings, &storage, None)?),
         None => None,
     };
+    // The Time Doctor backup before its pipeline, which reads the backed-up months first.
+    let mut timedoctor_backup = None;
+    for pipeline in config.pipelines.values() {
+        let SourceConfig::Builtin(source) = &pipeline.source else {
+            continue;
+        };
+        if let Some(settings) = source
+            .settings()
+            .downcast_ref::<observes_sources::timedoctor::TimeDoctorConfig>()
+            .filter(|s| s.backup.is_some())
+        {
+            timedoctor_backup = Some(observes_jobs::timedoctor::back_up(
+                settings,
+                &[observes_jobs::timedoctor::last_full_month()],
+            )?);
+        }
+    }
     let mut runs = Vec::new();
     for name in config.pipelines.keys() {
         runs.push(run_pipeline(&config, name)?);
@@ -250,6 +271,7 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, AppError> {
         runs,
         tables,
         mirror,
+        timedoctor_backup,
         bills,
     })
 }

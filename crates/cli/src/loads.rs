@@ -80,7 +80,8 @@ pub(crate) fn run_demo(dir: &std::path::Path, as_json: bool) -> Result<()> {
         writeln!(
             out,
             "{}",
-            json!({"tables": tables, "mirror": summary.mirror, "bills": summary.bills})
+            json!({"tables": tables, "mirror": summary.mirror,
+                   "timedoctor_backup": summary.timedoctor_backup, "bills": summary.bills})
         )?;
         return Ok(());
     }
@@ -94,6 +95,20 @@ pub(crate) fn run_demo(dir: &std::path::Path, as_json: bool) -> Result<()> {
             mirror.count(Outcome::Failed),
             summary.dir.join("storage/mirror").display()
         )?;
+    }
+    if let Some(backup) = &summary.timedoctor_backup {
+        use observes_sources::timedoctor::backup::Backed;
+        for m in &backup.months {
+            let rows = match &m.backed {
+                Backed::Published { manifest } => format!("{} rows", manifest.rows),
+                Backed::Kept { manifest, .. } => format!("{} rows (kept)", manifest.rows),
+            };
+            writeln!(
+                out,
+                "Time Doctor backup: {} {}, {rows} (in {})",
+                m.stream, m.month, backup.backup
+            )?;
+        }
     }
     if let Some(bills) = &summary.bills {
         writeln!(out, "Bills for {}:", bills.month)?;

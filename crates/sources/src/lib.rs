@@ -89,9 +89,39 @@ impl SourceError {
 /// relative folder from `dir`, the settings file's folder.
 pub fn resolve_location(location: &str, dir: &std::path::Path) -> String {
     if location.contains("://") || std::path::Path::new(location).is_absolute() {
-        location.to_string()
-    } else {
-        dir.join(location).display().to_string()
+        return location.to_string();
+    }
+    // Lexically, as a shell user reads `../storage`: the folder need not exist yet.
+    let mut path = std::path::PathBuf::new();
+    for part in dir.join(location).components() {
+        match part {
+            std::path::Component::ParentDir if path.file_name().is_some() => {
+                path.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => path.push(other),
+        }
+    }
+    path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_location_is_a_url_or_a_folder_from_the_settings_file() {
+        let dir = std::path::Path::new("/srv/demo/data");
+        let at = |l: &str| super::resolve_location(l, dir);
+        assert_eq!(at("s3://b/p"), "s3://b/p");
+        assert_eq!(at("/abs/backup"), "/abs/backup");
+        assert_eq!(at("backup"), "/srv/demo/data/backup");
+        assert_eq!(
+            at("../storage/./timedoctor"),
+            "/srv/demo/storage/timedoctor"
+        );
+        assert_eq!(
+            super::resolve_location("../../x", std::path::Path::new("rel")),
+            "../x"
+        );
     }
 }
 

@@ -93,6 +93,10 @@ pub struct Demo {
     pub attempts: u32,
     /// How long an attempt may run.
     pub timeout: &'static str,
+    /// Lines the demo puts before the fake's settings in `data/<name>.toml`.
+    pub settings_extra: &'static str,
+    /// The source's other jobs in the demo's catalogue, as TOML (a backup, say).
+    pub more_jobs: &'static str,
 }
 
 impl SourceKind {
@@ -107,6 +111,8 @@ impl SourceKind {
             size,
             attempts,
             timeout,
+            settings_extra: _,
+            more_jobs,
         } = self.demo;
         let name = self.name;
         let settings = match settings {
@@ -118,7 +124,7 @@ impl SourceKind {
              schema = \"{pipeline}\"\nwrite = \"merge\"\n\n\
              [jobs.\"{job}\"]\ncommand = [\"observes\", \"run\", \"{pipeline}\"]\n\
              schedule = \"{schedule}\"\nsize = \"{size}\"\nattempts = {attempts}\n\
-             timeout = \"{timeout}\"\ntags = {{ source = \"{name}\" }}\n"
+             timeout = \"{timeout}\"\ntags = {{ source = \"{name}\" }}\n{more_jobs}"
         )
     }
 }

@@ -55,6 +55,8 @@ start_date = "2024-03-01T00:00:00Z"     # default: 30 days ago (raw results live
         size: "nano",
         attempts: 2,
         timeout: "30m",
+        settings_extra: "",
+        more_jobs: "",
     }
 );
 

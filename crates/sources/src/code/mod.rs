@@ -43,6 +43,8 @@ acme = ["/srv/git/acme/web", "/srv/git/acme/api.git"]
         size: "medium",
         attempts: 1,
         timeout: "6h",
+        settings_extra: "",
+        more_jobs: "",
     },
     reads_api: false,
     build: |settings, dir| Ok(Box::new(settings.parse::<CodeConfig>()?.resolve(dir))),

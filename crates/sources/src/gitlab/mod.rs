@@ -58,6 +58,8 @@ max_pages = 500                # per run; the rest waits in the bookmarks
         size: "small",
         attempts: 3,
         timeout: "2h",
+        settings_extra: "",
+        more_jobs: "",
     }
 );
 

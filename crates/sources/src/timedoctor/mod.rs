@@ -53,6 +53,19 @@ retention_days = 365                    # how long the API keeps worklogs
         size: "nano",
         attempts: 2,
         timeout: "1h",
+        settings_extra: "# Months kept by the backup job, beside the demo's other storage.\n\
+                         backup = \"../storage/timedoctor/backup\"\n",
+        more_jobs: r#"
+# The worklogs of the last full month, kept while the API still serves them (about a
+# year); the timedoctor pipeline reads these months before the API.
+[jobs."/observes/etl/timedoctor/backup"]
+command = ["observes", "job", "timedoctor-backup"]
+schedule = "cron(0 3 2 * ? *)"
+size = "nano"
+attempts = 3
+timeout = "2h"
+tags = { source = "timedoctor" }
+"#,
     },
     |mut settings: TimeDoctorConfig, dir: &std::path::Path| {
         settings.backup = settings

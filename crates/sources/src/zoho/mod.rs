@@ -45,6 +45,8 @@ start_date = "2024-01-01T00:00:00Z"          # optional: records modified since
         size: "nano",
         attempts: 2,
         timeout: "1h",
+        settings_extra: "",
+        more_jobs: "",
     }
 );
 
