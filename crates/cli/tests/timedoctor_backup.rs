@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::*;
 use observes_fakes::timedoctor::{FakeTimeDoctor, TimeDoctorOptions};
@@ -38,7 +38,9 @@ fn backup(dir: &Path) -> std::process::Command {
 }
 
 /// Month → (data file, sha256, rows), checked: every manifest's file exists and matches
-/// it, byte for byte; a data file without a manifest is allowed (a kill before it).
+/// it, byte for byte; a data file without a manifest is allowed (a kill before it), and so
+/// is the folder store's own staging file of an upload cut short (`name#N`, which no
+/// reader sees, as S3 shows no incomplete multipart upload).
 fn complete_months(dir: &Path, label: &str) -> BTreeMap<String, (String, String, u64)> {
     let worklogs: PathBuf = dir.join("backup/worklogs");
     let mut months = BTreeMap::new();
@@ -47,6 +49,9 @@ fn complete_months(dir: &Path, label: &str) -> BTreeMap<String, (String, String,
     };
     for entry in entries {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if staging(&name) {
+            continue;
+        }
         let Some(month) = name.strip_suffix(".json") else {
             assert!(name.ends_with(".singer.gz"), "{label}: stray {name}");
             continue;
@@ -66,6 +71,11 @@ fn complete_months(dir: &Path, label: &str) -> BTreeMap<String, (String, String,
         months.insert(month.to_string(), (file, sha, rows));
     }
     months
+}
+
+fn staging(name: &str) -> bool {
+    name.split_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[test]
@@ -102,47 +112,76 @@ fn a_backup_killed_anywhere_leaves_whole_months_and_a_rerun_completes_it() {
         "{expected:?}"
     );
 
-    let killed = folder(&fake);
-    // Deterministic "random" points across the whole run.
+    // Each kill in a folder that already holds the first three months (as a backup
+    // interrupted on the fourth would), at deterministic "random" points of the run.
+    let seeded = || {
+        let dir = folder(&fake);
+        let to = dir.path().join("backup/worklogs");
+        std::fs::create_dir_all(&to).unwrap();
+        for (month, (file, _, _)) in expected.iter().take(3) {
+            for name in [format!("{month}.json"), file.clone()] {
+                let from = reference.path().join("backup/worklogs").join(&name);
+                std::fs::copy(from, to.join(&name)).unwrap();
+            }
+        }
+        dir
+    };
+    let first_three: BTreeMap<_, _> = expected
+        .iter()
+        .take(3)
+        .map(|(m, b)| (m.clone(), b.clone()))
+        .collect();
     let mut seed: u64 = 0x5eed;
-    let mut before = BTreeMap::new();
-    let mut mid_run = 0;
+    let (mut partial, mut running) = (0, 0);
+    let mut last = None;
     for kill in 0..12 {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let wait = Duration::from_micros((seed >> 33) % took.as_micros().max(1) as u64);
-        let mut child = backup(killed.path())
+        let wait = took.mul_f64((seed >> 33) as f64 / (1u64 << 31) as f64);
+        let dir = seeded();
+        let mut child = backup(dir.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_none() {
+            running += 1;
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         let label = format!("kill {kill} after {wait:?}");
-        let now = complete_months(killed.path(), &label);
+        let now = complete_months(dir.path(), &label);
         for (month, backed) in &now {
             assert_eq!(Some(backed), expected.get(month), "{label}: {month}");
         }
-        for month in before.keys() {
-            assert!(
-                now.contains_key(month),
+        for (month, backed) in &first_three {
+            assert_eq!(
+                now.get(month),
+                Some(backed),
                 "{label}: {month} was complete before"
             );
         }
-        if now.len() > before.len() && now.len() < expected.len() {
-            mid_run += 1;
+        if now.len() < expected.len() {
+            partial += 1;
         }
-        before = now;
+        last = Some(dir);
     }
-    assert!(mid_run >= 2, "only {mid_run} kills landed between months");
+    // The kills fell inside the runs, most before the last month was published.
+    assert!(
+        running >= 6,
+        "only {running} of 12 kills found the backup running"
+    );
+    assert!(partial >= 3, "only {partial} kills left months to do");
 
+    let killed = last.unwrap();
     let out = backup(killed.path()).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(complete_months(killed.path(), "after the re-run"), expected);
     let files = std::fs::read_dir(killed.path().join("backup/worklogs"))
         .unwrap()
+        .filter(|e| !staging(&e.as_ref().unwrap().file_name().to_string_lossy()))
         .count();
     assert_eq!(
         files, 18,

@@ -12,6 +12,8 @@
 //! record that slid into its place. The bookmark per module is that time. Users are read
 //! whole, page by page.
 
+pub mod bulk;
+
 use std::sync::LazyLock;
 
 use chrono::Duration;
