@@ -253,6 +253,39 @@ impl StateStore {
         }
     }
 
+    /// Downloads an object into `out` as it arrives (never whole in memory); `None` when
+    /// absent, else its size.
+    pub async fn get_into(
+        &self,
+        pipeline: &str,
+        name: &str,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<Option<u64>> {
+        use futures::StreamExt;
+        let key = self.key(pipeline, name);
+        let result = match self.store.get(&key).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.store_err(&key, e)),
+        };
+        let mut chunks = result.into_stream();
+        let mut total = 0u64;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| self.store_err(&key, e))?;
+            out.write_all(&chunk).map_err(|e| {
+                self.store_err(
+                    &key,
+                    object_store::Error::Generic {
+                        store: "file",
+                        source: Box::new(e),
+                    },
+                )
+            })?;
+            total += chunk.len() as u64;
+        }
+        Ok(Some(total))
+    }
+
     /// Writes an object atomically (readers see the old or the new content, never a mix).
     pub async fn put_bytes(&self, pipeline: &str, name: &str, bytes: Bytes) -> Result<()> {
         let key = self.key(pipeline, name);

@@ -145,62 +145,79 @@ impl Backups {
         })
     }
 
-    /// The month's records, checked against its manifest before any is returned: a file
-    /// that does not match is an error naming it, and nothing of the month is read.
-    pub async fn records(
+    /// Hands the month's records to `each`, in order, once its file has been checked
+    /// against its manifest: a file that does not match is an error naming it, and then
+    /// nothing of the month is handed on. The file is downloaded to a temporary file and
+    /// read from there, a record at a time.
+    pub async fn each_record(
         &self,
         manifest: &Manifest,
-    ) -> Result<Vec<Map<String, Value>>, SourceError> {
+        mut each: impl FnMut(Map<String, Value>) -> Result<(), SourceError>,
+    ) -> Result<u64, SourceError> {
         let stream = manifest.stream.as_str();
         let shown = format!("backup {}/{stream}/{}", self.url(), manifest.file);
-        let (bytes, _) = self
+        let work = tempfile::NamedTempFile::new()
+            .map_err(SourceError::setting("a temporary file for the backup"))?;
+        let io = |e: std::io::Error| data_error(stream, format!("{shown}: {e}"));
+        let mut hashing = Hashing {
+            out: std::io::BufWriter::new(work.as_file()),
+            hash: Sha256::new(),
+            bytes: 0,
+        };
+        let found = self
             .store
-            .get_bytes(stream, &manifest.file)
+            .get_into(stream, &manifest.file, &mut hashing)
             .await
-            .map_err(storage_error)?
-            .ok_or_else(|| {
-                data_error(stream, format!("{shown} is missing; its manifest names it"))
-            })?;
-        let sha256 = hex(&Sha256::digest(&bytes));
-        if sha256 != manifest.sha256 || bytes.len() as u64 != manifest.bytes {
+            .map_err(storage_error)?;
+        if found.is_none() {
+            return Err(data_error(
+                stream,
+                format!("{shown} is missing; its manifest names it"),
+            ));
+        }
+        hashing.flush().map_err(io)?;
+        let Hashing { hash, bytes, .. } = hashing;
+        let sha256 = hex(&hash.finalize());
+        if sha256 != manifest.sha256 || bytes != manifest.bytes {
             return Err(data_error(
                 stream,
                 format!(
-                    "{shown}: its sha256 is {sha256} ({} bytes), its manifest says {} ({} bytes); \
+                    "{shown}: its sha256 is {sha256} ({bytes} bytes), its manifest says {} ({} bytes); \
                      nothing of {} was loaded",
-                    bytes.len(),
-                    manifest.sha256,
-                    manifest.bytes,
-                    manifest.month
+                    manifest.sha256, manifest.bytes, manifest.month
                 ),
             ));
         }
-        let reader = BufReader::new(flate2::read::GzDecoder::new(&bytes[..]));
-        let mut records = Vec::new();
+        let file = work.reopen().map_err(io)?;
+        let reader = BufReader::new(flate2::read::GzDecoder::new(BufReader::new(file)));
+        let mut read = 0u64;
         for message in MessageReader::new(reader) {
             let message = message.map_err(|e| {
                 data_error(stream, format!("{shown}: {}", observes_runtime::chain(&e)))
             })?;
             if let Message::Record(record) = message.message {
-                records.push(record_object(record.record).map_err(|e| {
+                let record = record_object(record.record).map_err(|e| {
                     data_error(
                         stream,
                         format!("{shown}: a record that is not an object: {e}"),
                     )
-                })?);
+                })?;
+                each(record)?;
+                read += 1;
             }
         }
-        if records.len() as u64 != manifest.rows {
+        if read != manifest.rows {
+            // Cannot happen to a file that matches its checksum, unless the manifest was
+            // written by hand.
             return Err(data_error(
                 stream,
                 format!(
-                    "{shown} holds {} records, its manifest says {}",
-                    records.len(),
+                    "{shown} holds {read} records, its manifest says {}",
                     manifest.rows
                 ),
             ));
         }
-        Ok(records)
+        Ok(read)
     }
 
     /// Backs up one month of one stream from the API, and publishes it unless the

@@ -481,15 +481,18 @@ impl TimeDoctor {
                 if backed != month || backed.start() >= now {
                     break;
                 }
-                for record in backups.records(manifest).await? {
-                    let started = record
-                        .get("start_time")
-                        .and_then(Value::as_str)
-                        .and_then(parse_time);
-                    if started.is_some_and(|t| t >= from && t < now) {
-                        em.record(stream, record)?;
-                    }
-                }
+                backups
+                    .each_record(manifest, |record| {
+                        let started = record
+                            .get("start_time")
+                            .and_then(Value::as_str)
+                            .and_then(parse_time);
+                        match started {
+                            Some(t) if t >= from && t < now => em.record(stream, record),
+                            _ => Ok(()),
+                        }
+                    })
+                    .await?;
                 api_from = backed.end().min(now);
                 em.set_bookmark(
                     "worklogs",

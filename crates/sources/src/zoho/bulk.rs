@@ -380,14 +380,9 @@ fn newlines(record: &csv::StringRecord) -> u64 {
 /// A result ZIP of `rows` under `header`, as Zoho sends it (for the fake and the tests):
 /// one deflated CSV, every field quoted, lines ending in CRLF, with a BOM if asked.
 pub fn write_result(header: &[&str], rows: &[Vec<String>], bom: bool) -> std::io::Result<Vec<u8>> {
-    use std::io::Write;
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    zip.start_file("result.csv", options)
-        .map_err(std::io::Error::other)?;
+    let mut text = Vec::new();
     if bom {
-        zip.write_all("\u{feff}".as_bytes())?;
+        text.extend_from_slice("\u{feff}".as_bytes());
     }
     {
         let mut csv = csv::WriterBuilder::new()
@@ -395,13 +390,25 @@ pub fn write_result(header: &[&str], rows: &[Vec<String>], bom: bool) -> std::io
             .terminator(csv::Terminator::CRLF)
             // Written as given, so the tests can write malformed results too.
             .flexible(true)
-            .from_writer(&mut zip);
+            .from_writer(&mut text);
         csv.write_record(header).map_err(std::io::Error::other)?;
         for row in rows {
             csv.write_record(row).map_err(std::io::Error::other)?;
         }
         csv.flush()?;
     }
+    zip_of(&text)
+}
+
+/// A ZIP holding `csv` as its one file, deflated.
+pub fn zip_of(csv: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("result.csv", options)
+        .map_err(std::io::Error::other)?;
+    zip.write_all(csv)?;
     Ok(zip.finish().map_err(std::io::Error::other)?.into_inner())
 }
 
