@@ -284,3 +284,35 @@ fn only_whole_months_are_backed_up_and_a_backup_needs_a_location() {
         "the Time Doctor settings have no backup location (backup = \"s3://bucket/prefix\" or a folder)"
     );
 }
+
+#[test]
+fn a_backed_up_month_between_months_the_api_serves_is_read_from_its_backup() {
+    let fake = fake();
+    let setup = setup(&fake, true);
+    let config = settings(&setup.config);
+    back_up(&config, &[month("2026-09")]).unwrap();
+    // Work logged into September after its backup: the API has it, the backup does not.
+    let mut late = fake.world().worklogs[0].clone();
+    late["start"] = serde_json::json!("2026-09-15T20:00:00Z");
+    late["deviceId"] = serde_json::json!("late-device");
+    fake.world().add_worklog(late);
+    fake.world().now = at("2026-11-10T12:00:00Z") + Duration::days(40);
+    let served_in_august =
+        worklogs_between(&fake, at("2026-08-22T00:00:00Z"), month("2026-08").end());
+    let october_on = worklogs_between(&fake, month("2026-10").start(), at("2027-01-01T00:00:00Z"));
+    let september = worklogs_between(&fake, month("2026-09").start(), month("2026-09").end()) - 1;
+
+    run_pipeline(&setup.config, "timedoctor").unwrap();
+    // August as the API still serves it, September from the backup, then the API again.
+    assert_eq!(
+        count(&setup.warehouse, "timedoctor.worklogs"),
+        served_in_august + september + october_on
+    );
+    assert_eq!(
+        one(
+            &setup.warehouse,
+            "SELECT COUNT(*) FROM timedoctor.worklogs WHERE device_id = 'late-device'"
+        ),
+        0
+    );
+}

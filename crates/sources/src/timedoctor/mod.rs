@@ -8,9 +8,9 @@
 //! minus the lookback to now; the bookmark moves after each window. Worklogs carry no id:
 //! the key is a hash of user, start, device and task, so a re-read merges in place.
 //!
-//! With `backup` set, worklogs are read from the backed-up months first ([`backup`],
-//! written by `observes job timedoctor-backup`) and from the API after the last of them:
-//! the history outlives the API's, which forgets worklogs after about a year.
+//! With `backup` set, each backed-up month ([`backup`], written by `observes job
+//! timedoctor-backup`) is read from its backup and the months between from the API: the
+//! history outlives the API's, which forgets worklogs after about a year.
 
 pub mod backup;
 
@@ -433,7 +433,8 @@ impl TimeDoctor {
         Ok(record)
     }
 
-    /// Every window from the bookmark (minus the lookback) to `now`, every user.
+    /// From the bookmark (minus the lookback) to `now`: each backed-up month from its
+    /// backup, the months between from the API.
     async fn worklogs(
         &self,
         em: &mut Emitter<'_>,
@@ -468,19 +469,24 @@ impl TimeDoctor {
             start,
             first_backup.map_or(kept_since, |b| b.min(kept_since)),
         );
-        let mut api_from = from;
-        if let Some(backups) = &backups {
-            let mut month = Month::of(from);
-            for manifest in &manifests {
-                let Ok(backed) = manifest.month.parse::<Month>() else {
-                    continue;
-                };
-                if backed < month {
-                    continue;
-                }
-                if backed != month || backed.start() >= now {
-                    break;
-                }
+        let mut ids: Vec<(String, Value)> = Vec::new();
+        for user in users {
+            if let Value::String(id) = required_id(user, "users")? {
+                ids.push((id, user.get("name").cloned().unwrap_or(Value::Null)));
+            }
+        }
+        let backed: std::collections::BTreeMap<Month, &backup::Manifest> = manifests
+            .iter()
+            .filter_map(|m| Some((m.month.parse::<Month>().ok()?, m)))
+            .collect();
+        // Month by month from `from`: a backed-up month from its backup, the months
+        // between from the API, each stretch of them at once.
+        let mut at = from;
+        let mut lost = Vec::new();
+        while at < now {
+            let month = Month::of(at);
+            if let (Some(backups), Some(manifest)) = (&backups, backed.get(&month)) {
+                let since = at;
                 backups
                     .each_record(manifest, |record| {
                         let started = record
@@ -488,25 +494,29 @@ impl TimeDoctor {
                             .and_then(Value::as_str)
                             .and_then(parse_time);
                         match started {
-                            Some(t) if t >= from && t < now => em.record(stream, record),
+                            Some(t) if t >= since && t < now => em.record(stream, record),
                             _ => Ok(()),
                         }
                     })
                     .await?;
-                api_from = backed.end().min(now);
-                em.set_bookmark(
-                    "worklogs",
-                    None,
-                    json!({ "done_until": format_time(api_from) }),
-                );
+                at = month.end().min(now);
+                em.set_bookmark("worklogs", None, json!({ "done_until": format_time(at) }));
                 em.checkpoint()?;
-                month = backed.next();
+                continue;
             }
+            let until = backed
+                .range(month.next()..)
+                .next()
+                .map_or(now, |(m, _)| m.start().min(now));
+            lost.extend(
+                Month::range(month, Month::of(until - Duration::seconds(1)))
+                    .filter(|m| m.start() < kept_since)
+                    .map(|m| m.to_string()),
+            );
+            self.api_worklogs(em, &ids, at, until).await?;
+            at = until;
         }
-        if api_from < kept_since {
-            let lost: Vec<String> = Month::range(Month::of(api_from), Month::of(kept_since))
-                .map(|m| m.to_string())
-                .collect();
+        if !lost.is_empty() {
             tracing::warn!(
                 months = %lost.join(", "),
                 retention_days = config.retention_days,
@@ -514,14 +524,21 @@ impl TimeDoctor {
                  for retention_days only: what it no longer serves of them is lost"
             );
         }
-        let from = api_from;
-        let mut ids: Vec<(String, Value)> = Vec::new();
-        for user in users {
-            if let Value::String(id) = required_id(user, "users")? {
-                ids.push((id, user.get("name").cloned().unwrap_or(Value::Null)));
-            }
-        }
-        for (window_start, window_end) in windows(from, now, Duration::days(WINDOW_DAYS)) {
+        em.describe(stream)?;
+        Ok(())
+    }
+
+    /// Worklogs of `[from, until)` from the API, window by window, every user; the
+    /// bookmark moves after each window.
+    async fn api_worklogs(
+        &self,
+        em: &mut Emitter<'_>,
+        ids: &[(String, Value)],
+        from: Time,
+        until: Time,
+    ) -> Result<(), SourceError> {
+        let stream = stream_def("worklogs");
+        for (window_start, window_end) in windows(from, until, Duration::days(WINDOW_DAYS)) {
             for chunk in ids.chunks(USERS_PER_REQUEST) {
                 let mut url = url(&self.base, "/api/1.0/activity/worklog");
                 let joined: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
@@ -574,7 +591,6 @@ impl TimeDoctor {
             );
             em.checkpoint()?;
         }
-        em.describe(stream)?;
         Ok(())
     }
 }
