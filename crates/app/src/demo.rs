@@ -201,12 +201,9 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, AppError> {
     // The Time Doctor backup before its pipeline, which reads the backed-up months first.
     let mut timedoctor_backup = None;
     for pipeline in config.pipelines.values() {
-        let SourceConfig::Builtin(source) = &pipeline.source else {
-            continue;
-        };
-        if let Some(settings) = source
-            .settings()
-            .downcast_ref::<observes_sources::timedoctor::TimeDoctorConfig>()
+        if let Some(settings) = pipeline
+            .source
+            .settings::<observes_sources::timedoctor::TimeDoctorConfig>()
             .filter(|s| s.backup.is_some())
         {
             timedoctor_backup = Some(observes_jobs::timedoctor::back_up(

@@ -49,14 +49,13 @@ fn setup(fake: &FakeTimeDoctor, backup: bool) -> Setup {
 }
 
 fn settings(config: &Config) -> TimeDoctorConfig {
-    match &config.pipeline("timedoctor").unwrap().source {
-        observes_pipeline::SourceConfig::Builtin(source) => source
-            .settings()
-            .downcast_ref::<TimeDoctorConfig>()
-            .unwrap()
-            .clone(),
-        _ => unreachable!(),
-    }
+    config
+        .pipeline("timedoctor")
+        .unwrap()
+        .source
+        .settings::<TimeDoctorConfig>()
+        .unwrap()
+        .clone()
 }
 
 /// The fake's worklogs that started in `[from, to)`.

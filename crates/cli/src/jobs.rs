@@ -143,13 +143,7 @@ pub(crate) fn timedoctor_backup(
     use observes_sources::timedoctor::TimeDoctorConfig;
     let config = Config::load(path)?;
     let source = &config.pipeline(pipeline)?.source;
-    let settings = match source {
-        observes_pipeline::SourceConfig::Builtin(source) => {
-            source.settings().downcast_ref::<TimeDoctorConfig>()
-        }
-        _ => None,
-    };
-    let Some(settings) = settings else {
+    let Some(settings) = source.settings::<TimeDoctorConfig>() else {
         bail!(
             "pipeline {pipeline:?} in {} is not a timedoctor pipeline",
             path.display()

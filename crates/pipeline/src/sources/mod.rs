@@ -43,6 +43,15 @@ pub enum SourceConfig {
 }
 
 impl SourceConfig {
+    /// A built-in source's settings as `T` (its settings type), for a job that works with
+    /// them; `None` for any other source.
+    pub fn settings<T: 'static>(&self) -> Option<&T> {
+        match self {
+            SourceConfig::Builtin(source) => source.settings().downcast_ref::<T>(),
+            _ => None,
+        }
+    }
+
     pub(crate) fn resolve(self, base: &Path) -> SourceConfig {
         match self {
             SourceConfig::SingerFile { path } if path.is_relative() => SourceConfig::SingerFile {
