@@ -149,6 +149,8 @@ pub struct DemoSummary {
     pub mirror: Option<observes_jobs::mirror::MirrorReport>,
     /// The last full month's Time Doctor backup, when a pipeline has one.
     pub timedoctor_backup: Option<observes_jobs::timedoctor::BackupReport>,
+    /// The Zoho bulk exports started before the ETL, when a pipeline reads modules in bulk.
+    pub zoho_prepare: Option<observes_jobs::zoho::PrepareReport>,
     /// This month's bills, when a pipeline reads the code source.
     pub bills: Option<observes_jobs::bills::BillsReport>,
 }
@@ -212,6 +214,17 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, AppError> {
             )?);
         }
     }
+    // Zoho's bulk exports before the pipeline that loads them, as the catalogue schedules.
+    let mut zoho_prepare = None;
+    for pipeline in config.pipelines.values() {
+        if let Some(settings) = pipeline
+            .source
+            .settings::<observes_sources::zoho::ZohoConfig>()
+            .filter(|s| !s.bulk_modules().is_empty())
+        {
+            zoho_prepare = Some(observes_jobs::zoho::prepare(settings, &[])?);
+        }
+    }
     let mut runs = Vec::new();
     for name in config.pipelines.keys() {
         runs.push(run_pipeline(&config, name)?);
@@ -269,6 +282,7 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, AppError> {
         tables,
         mirror,
         timedoctor_backup,
+        zoho_prepare,
         bills,
     })
 }

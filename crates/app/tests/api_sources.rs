@@ -234,7 +234,7 @@ fn gitlab_fails_clearly_and_the_next_run_resumes_from_the_last_bookmark() {
     assert!(
         message.starts_with("source gitlab: stream issues: GET http://")
             && message.contains(&format!("/api/v4/projects/{second}/issues?order_by=updated_at&sort=asc&per_page=10&page=1&scope=all&updated_after="))
-            && message.ends_with("gave up after 3 attempts: HTTP 500"),
+            && message.ends_with(r#"gave up after 3 attempts: HTTP 500: {"message":"500 fault injected"}"#),
         "{message}"
     );
     // Everything before the failure is committed: all of the first project, and the

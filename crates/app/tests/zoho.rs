@@ -13,7 +13,7 @@ use common::*;
 
 fn setup(fake: &FakeZoho, refresh_token: &str) -> Setup {
     let settings = format!(
-        "accounts_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{refresh_token}\"\n{}",
+        "accounts_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{refresh_token}\"\nmodules = [\"Deals\"]\n{}",
         fake.url(),
         fake.client_id,
         fake.client_secret,
@@ -28,15 +28,15 @@ fn zoho_loads_typed_deals_and_users_then_only_what_changed() {
     let (deals, users, tags, first) = {
         let w = fake.world();
         let tags: usize = w
-            .deals
+            .deals()
             .iter()
             .map(|d| d["Tag"].as_array().unwrap().len())
             .sum();
         (
-            w.deals.len() as i64,
+            w.deals().len() as i64,
             w.users.len() as i64,
             tags as i64,
-            w.deals[0].clone(),
+            w.deals()[0].clone(),
         )
     };
     assert!(deals > 400 && tags > 0);
@@ -116,7 +116,7 @@ fn zoho_loads_typed_deals_and_users_then_only_what_changed() {
     let moved: Vec<String> = {
         let mut w = fake.world();
         let ids: Vec<String> = w
-            .deals
+            .deals()
             .iter()
             .take(250)
             .map(|d| d["id"].as_str().unwrap().to_string())
@@ -148,7 +148,7 @@ fn zoho_loads_typed_deals_and_users_then_only_what_changed() {
 #[test]
 fn zoho_retries_faults_and_explains_a_refused_grant() {
     let fake = FakeZoho::start(ZohoOptions::default()).unwrap();
-    let deals = fake.world().deals.len() as i64;
+    let deals = fake.world().deals().len() as i64;
     let setup = setup(&fake, &fake.refresh_token);
     fake.server
         .inject("/crm/v2/Deals", Fault::too_many_requests("0"), 2);

@@ -392,6 +392,25 @@ pub(crate) enum Job {
         #[arg(long)]
         json: bool,
     },
+    /// Start Zoho CRM bulk read exports (POST /crm/bulk/v2/read) for the modules the
+    /// pipeline's Zoho settings read in bulk, ahead of the ETL: a module whose export is
+    /// pending, or complete, fresh and not loaded yet, keeps it. Exports are recorded in
+    /// the settings' bulk.jobs location. Bulk calls are spaced by bulk.calls_per_minute
+    /// (default 10). The exit status is non-zero if any module failed.
+    ZohoPrepare {
+        /// Only this module; repeat for several (default: every module read in bulk).
+        #[arg(long = "module")]
+        modules: Vec<String>,
+        /// The pipeline whose Zoho settings (credentials, modules, bulk) are used.
+        #[arg(long, default_value = "zoho")]
+        pipeline: String,
+        /// The config file.
+        #[arg(long, default_value = "observes.toml")]
+        config: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Mirror the repositories of [mirror] in observes.toml: clone or fetch each (skipped
     /// when its remote is unchanged) and publish a git bundle to <storage>/mirror/. The
     /// exit status is non-zero if any repository failed; the others still run.

@@ -1,4 +1,4 @@
-//! `observes job compute-bills | mirror | timedoctor-backup | cancel-ci-jobs` (the catalogue's own commands
+//! `observes job compute-bills | mirror | timedoctor-backup | zoho-prepare | cancel-ci-jobs` (the catalogue's own commands
 //! are in `scheduling`).
 
 use std::io::Write;
@@ -55,6 +55,12 @@ pub(crate) fn job(job: Job) -> Result<()> {
             };
             timedoctor_backup(&config, &pipeline, &months, json)
         }
+        Job::ZohoPrepare {
+            modules,
+            pipeline,
+            config,
+            json,
+        } => zoho_prepare(&config, &pipeline, &modules, json),
         Job::List { json, config } => scheduling::job_list(&config, json),
         Job::Show { name, config } => scheduling::job_show(&config, &name),
         Job::Run { name, config } => scheduling::job_run(&config, &name),
@@ -175,6 +181,49 @@ pub(crate) fn timedoctor_backup(
                 m.stream, m.month, manifest.rows
             )?,
         }
+    }
+    Ok(())
+}
+
+pub(crate) fn zoho_prepare(
+    path: &std::path::Path,
+    pipeline: &str,
+    modules: &[String],
+    as_json: bool,
+) -> Result<()> {
+    use observes_sources::zoho::export::Prepared;
+    use observes_sources::zoho::ZohoConfig;
+    let config = Config::load(path)?;
+    let source = &config.pipeline(pipeline)?.source;
+    let Some(settings) = source.settings::<ZohoConfig>() else {
+        bail!(
+            "pipeline {pipeline:?} in {} is not a zoho pipeline",
+            path.display()
+        );
+    };
+    let report = observes_jobs::zoho::prepare(settings, modules)?;
+    if as_json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let mut out = std::io::stdout().lock();
+        for m in &report.modules {
+            match &m.prepared {
+                Prepared::Started { job_id } => {
+                    writeln!(out, "{}: started bulk read job {job_id}", m.module)?
+                }
+                Prepared::Kept { job_id, state } => writeln!(
+                    out,
+                    "{}: kept the export of job {job_id} ({state})",
+                    m.module
+                )?,
+                Prepared::Failed { error } => writeln!(out, "{}: FAILED: {error}", m.module)?,
+            }
+        }
+        writeln!(out, "exports recorded in {}", report.jobs)?;
+    }
+    let failed = report.failed();
+    if !failed.is_empty() {
+        bail!("zoho-prepare failed for {}", failed.join(", "));
     }
     Ok(())
 }

@@ -20,15 +20,43 @@ pub(crate) fn run(
         return run_demo(dir, json);
     }
     let cfg = Config::load(config)?;
-    let summary = run_pipeline(&cfg, name).with_context(|| format!("pipeline {name:?} failed"))?;
-    print_run(&summary, json)
+    match run_pipeline(&cfg, name) {
+        Ok(summary) => print_run(&summary, json, &[]),
+        // What was loaded is committed: its summary first, then what was left out.
+        Err(observes_app::AppError::Run(observes_pipeline::RunError::Incomplete {
+            summary,
+            not_loaded,
+        })) => {
+            print_run(&summary, json, &not_loaded)?;
+            if !json {
+                let mut err = std::io::stderr().lock();
+                for n in &not_loaded {
+                    writeln!(err, "not loaded: {}: {}", n.stream, n.reason)?;
+                }
+            }
+            anyhow::bail!(
+                "pipeline {name:?}: {} of its streams not loaded ({})",
+                not_loaded.len(),
+                not_loaded
+                    .iter()
+                    .map(|n| n.stream.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("pipeline {name:?} failed"))),
+    }
 }
 
 pub(crate) fn config_has_pipeline(path: &std::path::Path, name: &str) -> bool {
     Config::load(path).is_ok_and(|c| c.pipelines.contains_key(name))
 }
 
-pub(crate) fn print_run(summary: &observes_pipeline::RunSummary, as_json: bool) -> Result<()> {
+pub(crate) fn print_run(
+    summary: &observes_pipeline::RunSummary,
+    as_json: bool,
+    not_loaded: &[observes_sources::NotLoaded],
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if as_json {
         let streams: serde_json::Map<String, Value> = summary
@@ -47,6 +75,7 @@ pub(crate) fn print_run(summary: &observes_pipeline::RunSummary, as_json: bool) 
                 "commits": summary.load.commits,
                 "state": summary.load.state,
                 "seconds": summary.elapsed.as_secs_f64(),
+                "not_loaded": not_loaded,
             })
         )?;
         return Ok(());
@@ -68,7 +97,7 @@ pub(crate) fn print_run(summary: &observes_pipeline::RunSummary, as_json: bool) 
 pub(crate) fn run_demo(dir: &std::path::Path, as_json: bool) -> Result<()> {
     let summary = demo::run_demo(dir).with_context(|| format!("demo in {}", dir.display()))?;
     for run in &summary.runs {
-        print_run(run, as_json)?;
+        print_run(run, as_json, &[])?;
     }
     let mut out = std::io::stdout().lock();
     if as_json {
@@ -81,7 +110,8 @@ pub(crate) fn run_demo(dir: &std::path::Path, as_json: bool) -> Result<()> {
             out,
             "{}",
             json!({"tables": tables, "mirror": summary.mirror,
-                   "timedoctor_backup": summary.timedoctor_backup, "bills": summary.bills})
+                   "timedoctor_backup": summary.timedoctor_backup,
+                   "zoho_prepare": summary.zoho_prepare, "bills": summary.bills})
         )?;
         return Ok(());
     }
@@ -109,6 +139,14 @@ pub(crate) fn run_demo(dir: &std::path::Path, as_json: bool) -> Result<()> {
                 m.stream, m.month, backup.backup
             )?;
         }
+    }
+    if let Some(prepare) = &summary.zoho_prepare {
+        writeln!(
+            out,
+            "Zoho prepare: bulk read exports of {} modules (in {})",
+            prepare.modules.len(),
+            prepare.jobs
+        )?;
     }
     if let Some(bills) = &summary.bills {
         writeln!(out, "Bills for {}:", bills.month)?;

@@ -23,6 +23,8 @@ pub use auth::Auth;
 pub use oauth::{GrantParams, OAuth2Refresh, OAuth2Tokens};
 pub use pagination::{next_link, next_page, Page, PageBudget, PagePosition, PageStyle, Pager};
 pub use rate::RateLimiter;
+/// The client library requests are built with (`|c| c.get(url)`).
+pub use reqwest;
 pub use retry::{parse_retry_after, RetryPolicy};
 
 /// What went wrong with a request, after retries where they apply.
@@ -261,6 +263,31 @@ impl HttpClient {
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
         decode: impl Fn(Response) -> Result<T, String>,
     ) -> Result<T, HttpError> {
+        self.send_with(build, None, decode).await
+    }
+
+    /// Sends the request `build` makes and writes a successful answer's body into `file`
+    /// as it arrives (a download larger than memory), with the same retries: a body cut
+    /// short is fetched again from the start. Returns the bytes written.
+    pub async fn download_to(
+        &self,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        file: &mut std::fs::File,
+    ) -> Result<u64, HttpError> {
+        self.send_with(build, Some(file), |_| Ok(())).await?;
+        Ok(file.metadata().map(|m| m.len()).unwrap_or(0))
+    }
+
+    /// The request loop: rate limit, auth, retries with backoff, one token renewal on a
+    /// 401. A successful answer's body goes to `file` if given (then `decode` sees an
+    /// empty body), else to memory; `decode` turns it into the result, and a body that
+    /// cannot be read or decoded is retried.
+    async fn send_with<T>(
+        &self,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        mut file: Option<&mut std::fs::File>,
+        decode: impl Fn(Response) -> Result<T, String>,
+    ) -> Result<T, HttpError> {
         let policy = &self.config.retry;
         let mut attempt = 0;
         let mut renewed_token = false;
@@ -288,21 +315,33 @@ impl HttpClient {
             // Each arm returns, or gives the retryable failure and any Retry-After.
             let (last, retry_after) = match self.client.execute(request).await {
                 Err(e) => (describe(e), None),
+                Ok(response) if response.status().is_success() => {
+                    let status = response.status().as_u16();
+                    let headers = response.headers().clone();
+                    let body = match file.as_deref_mut() {
+                        Some(file) => write_body(response, file).await.map(|()| Vec::new()),
+                        None => response
+                            .bytes()
+                            .await
+                            .map(|b| b.to_vec())
+                            .map_err(|e| format!("reading the body: {}", describe(e))),
+                    };
+                    match body.and_then(|body| {
+                        decode(Response {
+                            status,
+                            headers,
+                            body,
+                        })
+                    }) {
+                        Ok(decoded) => return Ok(decoded),
+                        Err(problem) => (problem, None),
+                    }
+                }
                 Ok(response) => {
                     let status = response.status();
                     let headers = response.headers().clone();
                     match response.bytes().await {
                         Err(e) => (format!("reading the body: {}", describe(e)), None),
-                        Ok(body) if status.is_success() => {
-                            match decode(Response {
-                                status: status.as_u16(),
-                                headers,
-                                body: body.to_vec(),
-                            }) {
-                                Ok(decoded) => return Ok(decoded),
-                                Err(problem) => (problem, None),
-                            }
-                        }
                         Ok(_)
                             if status.as_u16() == 401
                                 && !renewed_token
@@ -317,12 +356,20 @@ impl HttpClient {
                             tracing::info!(%method, %url, "access token refused; renewing it");
                             continue;
                         }
-                        Ok(_) if status.as_u16() == 429 || status.is_server_error() => {
+                        Ok(body) if status.as_u16() == 429 || status.is_server_error() => {
                             let wait = headers
                                 .get(reqwest::header::RETRY_AFTER)
                                 .and_then(|v| v.to_str().ok())
                                 .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
-                            (format!("HTTP {}", status.as_u16()), wait)
+                            // The body says why (an API's rate or credit limit, say).
+                            let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+                            let text = text.trim();
+                            let last = if text.is_empty() {
+                                format!("HTTP {}", status.as_u16())
+                            } else {
+                                format!("HTTP {}: {text}", status.as_u16())
+                            };
+                            (last, wait)
                         }
                         Ok(body) => {
                             let text =
@@ -351,6 +398,25 @@ impl HttpClient {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// Writes a body into `file` as it arrives, from the file's start.
+async fn write_body(
+    mut response: reqwest::Response,
+    file: &mut std::fs::File,
+) -> Result<(), String> {
+    use std::io::{Seek, Write};
+    let io = |e: std::io::Error| format!("writing the download: {e}");
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the body: {}", describe(e)))?
+    {
+        file.write_all(&chunk).map_err(io)?;
+    }
+    file.flush().map_err(io)
 }
 
 /// A reqwest error and its causes as one line, without its URL: reqwest's own text names

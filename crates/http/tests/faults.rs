@@ -157,7 +157,7 @@ async fn it_gives_up_after_the_attempts_with_a_clear_error() {
     assert_eq!(seen.load(Ordering::SeqCst), 4);
     assert_eq!(
         err.to_string(),
-        format!("GET {url}/x: gave up after 4 attempts: HTTP 503")
+        format!("GET {url}/x: gave up after 4 attempts: HTTP 503: down")
     );
 }
 

@@ -13,6 +13,7 @@
 pub mod bills;
 pub mod mirror;
 pub mod timedoctor;
+pub mod zoho;
 
 /// Why a job failed.
 #[derive(Debug, thiserror::Error)]

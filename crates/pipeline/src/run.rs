@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use observes_load::{failpoint, LoadConfig, LoadError, LoadSummary, Loader};
 use observes_singer::ReadError;
+use observes_sources::NotLoaded;
 use observes_state::{StateError, StateStore};
 use observes_warehouse::WarehouseError;
 
@@ -29,6 +30,29 @@ pub enum RunError {
     /// A line is not a Singer message.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// The source left streams out (an export not ready, say); the rest is committed.
+    #[error("{}", not_loaded_message(not_loaded))]
+    Incomplete {
+        /// What was loaded.
+        summary: Box<RunSummary>,
+        /// The streams left out, and why.
+        not_loaded: Vec<NotLoaded>,
+    },
+}
+
+fn not_loaded_message(not_loaded: &[NotLoaded]) -> String {
+    let streams: Vec<String> = not_loaded
+        .iter()
+        .map(|n| format!("{} ({})", n.stream, n.reason))
+        .collect();
+    format!(
+        "{} not loaded, the others are committed: {}",
+        match not_loaded.len() {
+            1 => "1 stream".to_string(),
+            n => format!("{n} streams"),
+        },
+        streams.join("; ")
+    )
 }
 
 /// Where pipelines load and keep their state: the warehouse's URL and the state store's.
@@ -84,20 +108,27 @@ pub fn run_pipeline(
     let lock = store.wait(store.lock(name, &owner, LOCK_TTL))?;
     let result = run_locked(destination, pipeline, &store);
     let unlocked = store.wait(store.unlock(lock));
-    let load = result?;
+    let (load, not_loaded) = result?;
     unlocked?;
-    Ok(RunSummary {
+    let summary = RunSummary {
         pipeline: name.to_string(),
         load,
         elapsed: started.elapsed(),
-    })
+    };
+    if !not_loaded.is_empty() {
+        return Err(RunError::Incomplete {
+            summary: Box::new(summary),
+            not_loaded,
+        });
+    }
+    Ok(summary)
 }
 
 fn run_locked(
     destination: &Destination,
     pipeline: &PipelineConfig,
     store: &StateStore,
-) -> Result<LoadSummary, RunError> {
+) -> Result<(LoadSummary, Vec<NotLoaded>), RunError> {
     let mut wh = observes_warehouse::connect_pipelined(&destination.warehouse)?;
     let mut loader = Loader::begin(wh.as_mut(), load_config(pipeline))?;
     let name = pipeline.name.as_str();
@@ -134,16 +165,28 @@ fn run_locked(
         stream.finish()?;
         Ok::<(), RunError>(())
     })();
-    if let Err(e) = outcome {
-        if let Some(state) = loader.abort(&e) {
-            store.wait(store.put(name, &state))?;
+    let not_loaded = match outcome {
+        Ok(()) => Vec::new(),
+        // Streams left out by a source that sent everything else: that is loaded.
+        Err(RunError::Source(SourceError::Api { error, .. }))
+            if matches!(*error, observes_sources::SourceError::Incomplete { .. }) =>
+        {
+            match *error {
+                observes_sources::SourceError::Incomplete { not_loaded } => not_loaded,
+                _ => Vec::new(),
+            }
         }
-        return Err(e);
-    }
+        Err(e) => {
+            if let Some(state) = loader.abort(&e) {
+                store.wait(store.put(name, &state))?;
+            }
+            return Err(e);
+        }
+    };
     let summary = loader.finish()?;
     if let Some(state) = &summary.state {
         failpoint("after-commit");
         store.wait(store.put(name, state))?;
     }
-    Ok(summary)
+    Ok((summary, not_loaded))
 }

@@ -59,9 +59,43 @@ pub enum SourceError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+    /// The API refused the calls as over its limits (rate, credits), after the retries.
+    #[error("stream {stream}: {reason}")]
+    Limit {
+        /// The stream being extracted.
+        stream: String,
+        /// What the limit is and what to do.
+        reason: String,
+        /// The last refusal.
+        #[source]
+        source: Box<HttpError>,
+    },
+    /// Some streams could not be extracted this run, for reasons of their own (an export
+    /// that failed or is still running); everything else was, and is committed.
+    #[error("{} not loaded: {}", plural(not_loaded.len()), not_loaded.iter().map(|n| format!("{} ({})", n.stream, n.reason)).collect::<Vec<_>>().join("; "))]
+    Incomplete {
+        /// The streams left out, and why.
+        not_loaded: Vec<NotLoaded>,
+    },
     /// The consumer of the messages went away (a load failed); not a source failure.
     #[error("the consumer of the messages stopped")]
     Stopped,
+}
+
+fn plural(n: usize) -> String {
+    match n {
+        1 => "1 stream".into(),
+        n => format!("{n} streams"),
+    }
+}
+
+/// A stream a run left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NotLoaded {
+    /// The stream.
+    pub stream: String,
+    /// Why, and what to do.
+    pub reason: String,
 }
 
 impl SourceError {

@@ -113,6 +113,19 @@ impl<'a> Emitter<'a> {
         }))
     }
 
+    /// Says that everything `stream` holds was sent since its last version: rows of its
+    /// earlier loads may go (`ACTIVATE_VERSION`, a full-table sync completed).
+    pub fn activate_version(&mut self, stream: &StreamDef) -> Result<(), SourceError> {
+        self.describe(stream)?;
+        let version = chrono::Utc::now().timestamp_millis();
+        self.send(Message::ActivateVersion(
+            observes_singer::ActivateVersionMessage {
+                stream: stream.name.to_string(),
+                version,
+            },
+        ))
+    }
+
     /// Records emitted so far in this run.
     pub fn records(&self) -> u64 {
         self.records

@@ -32,7 +32,8 @@ pub enum JobState {
 }
 
 impl JobState {
-    fn parse(text: &str) -> JobState {
+    /// A state as the API writes it.
+    pub fn parse(text: &str) -> JobState {
         match text {
             "ADDED" => JobState::Added,
             "QUEUED" => JobState::Queued,
@@ -40,6 +41,18 @@ impl JobState {
             "COMPLETED" => JobState::Completed,
             "FAILED" | "FAILURE" => JobState::Failed,
             other => JobState::Other(other.to_string()),
+        }
+    }
+
+    /// The state as the API writes it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            JobState::Added => "ADDED",
+            JobState::Queued => "QUEUED",
+            JobState::InProgress => "IN PROGRESS",
+            JobState::Completed => "COMPLETED",
+            JobState::Failed => "FAILED",
+            JobState::Other(text) => text,
         }
     }
 

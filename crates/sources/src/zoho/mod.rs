@@ -1,6 +1,12 @@
-//! Zoho CRM (API v2): the records of chosen modules (Deals by default) and the users.
+//! Zoho CRM (API v2): the records of chosen modules (the 16 of [`export::DEFAULT_MODULES`]
+//! by default) and the users.
 //!
 //! Settings: [`SOURCE`]`.example` shows them all.
+//!
+//! Each module is read one of two ways (`read`, and `module_read` per module):
+//! `incremental`, described below, or `bulk`: the whole module from the bulk read export
+//! that `observes job zoho-prepare` started ([`export`]), for big modules, at a fraction
+//! of the API credits.
 //!
 //! A run trades the refresh token for an access token through the shared OAuth2 client
 //! (the answer's `api_domain` is where the API lives), sends it as
@@ -13,7 +19,9 @@
 //! whole, page by page.
 
 pub mod bulk;
+pub mod export;
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use chrono::Duration;
@@ -24,22 +32,33 @@ use url::Url;
 
 use crate::stream::{object, Emitter, Sink, StreamDef};
 use crate::window::{format_time, parse_time, Time};
-use crate::{HttpSettings, SourceError};
+use crate::{HttpSettings, NotLoaded, SourceError};
+use export::{BulkApi, BulkSettings, Exports, ReadMode, Status};
 
 crate::registry::register!(
     ZohoConfig,
     "zoho",
-    "Zoho CRM: the records of chosen modules (Deals by default) and the users.",
-    "Settings (TOML): accounts_url, client_id_env, client_secret_env, refresh_token_env, modules, …",
+    "Zoho CRM: the records of chosen modules (16 by default), incrementally or by bulk read, and the users.",
+    "Settings (TOML): accounts_url, client_id_env, client_secret_env, refresh_token_env, modules, read, bulk, …",
     r#"accounts_url = "https://accounts.zoho.com"   # the data centre's accounts host
 client_id_env = "ZOHO_CLIENT_ID"
 client_secret_env = "ZOHO_CLIENT_SECRET"
 refresh_token_env = "ZOHO_REFRESH_TOKEN"
-modules = ["Deals", "Accounts"]
-start_date = "2024-01-01T00:00:00Z"          # optional: records modified since
+modules = ["Leads", "Accounts", "Contacts", "Deals"]  # default: the 16 modules
+start_date = "2024-01-01T00:00:00Z"          # optional: records modified since (incremental)
+read = "bulk"                                # "incremental" (the default) or "bulk"
+module_read = { Deals = "incremental" }      # per module, where it differs from `read`
+
+[bulk]                                       # the exports of `observes job zoho-prepare`
+jobs = "s3://bucket/observes/zoho/bulk"      # where they are recorded (or a folder)
+calls_per_minute = 10                        # bulk calls: create, poll, download
+fresh_hours = 12                             # prepare reuses a complete export this young
+expires_hours = 24                           # results can be downloaded this long
+wait_minutes = 10                            # the pipeline waits this long for a pending one
+poll_seconds = 30
 "#,
     crate::registry::Demo {
-        about: "The Zoho CRM source (deals and users) against a fake Zoho (settings in data/zoho.toml).",
+        about: "The Zoho CRM source (16 modules by bulk read, deals incrementally, and users) against a fake Zoho (settings in data/zoho.toml).",
         pipeline: "zoho",
         settings: None,
         job: "/observes/etl/zoho-crm",
@@ -47,8 +66,27 @@ start_date = "2024-01-01T00:00:00Z"          # optional: records modified since
         size: "nano",
         attempts: 2,
         timeout: "1h",
-        settings_extra: "",
-        more_jobs: "",
+        settings_extra: "# Deals page by page, the other modules from the exports of zoho-prepare.\n\
+                         read = \"bulk\"\n\
+                         module_read = { Deals = \"incremental\" }\n\
+                         bulk = { jobs = \"../state/zoho-bulk\", calls_per_minute = 6000, poll_seconds = 0.05, wait_minutes = 1 }\n",
+        more_jobs: r#"
+# Bulk read jobs for the Zoho modules read in bulk, an hour before the ETL loads them.
+[jobs."/observes/etl/zoho-crm/prepare"]
+command = ["observes", "job", "zoho-prepare"]
+schedule = "cron(0 4 * * ? *)"
+size = "nano"
+attempts = 2
+timeout = "1h"
+tags = { source = "zoho" }
+"#,
+    },
+    |mut settings: ZohoConfig, dir: &std::path::Path| {
+        settings.bulk.jobs = settings
+            .bulk
+            .jobs
+            .map(|url| crate::resolve_location(&url, dir));
+        settings
     }
 );
 
@@ -76,6 +114,15 @@ pub struct ZohoConfig {
     /// The CRM modules to extract.
     #[serde(default = "default_modules")]
     pub modules: Vec<String>,
+    /// How modules are read, unless `module_read` says otherwise.
+    #[serde(default)]
+    pub read: ReadMode,
+    /// How particular modules are read.
+    #[serde(default)]
+    pub module_read: BTreeMap<String, ReadMode>,
+    /// Bulk read: where exports are recorded, limits and waits.
+    #[serde(default)]
+    pub bulk: BulkSettings,
     /// Also load the CRM's users (stream `users`).
     #[serde(default = "default_true")]
     pub users: bool,
@@ -90,7 +137,10 @@ fn default_accounts_url() -> String {
     "https://accounts.zoho.com".into()
 }
 fn default_modules() -> Vec<String> {
-    vec!["Deals".into()]
+    export::DEFAULT_MODULES
+        .iter()
+        .map(|m| m.to_string())
+        .collect()
 }
 fn default_true() -> bool {
     true
@@ -117,9 +167,45 @@ impl ZohoConfig {
             refresh_token: Some(refresh_token.to_string()),
             refresh_token_env: None,
             modules: default_modules(),
+            read: ReadMode::default(),
+            module_read: BTreeMap::new(),
+            bulk: BulkSettings::default(),
             users: true,
             start_date: None,
             http: HttpSettings::default(),
+        }
+    }
+
+    /// How `module` is read.
+    pub fn read_mode(&self, module: &str) -> ReadMode {
+        self.module_read.get(module).copied().unwrap_or(self.read)
+    }
+
+    /// The modules read in bulk, in order.
+    pub fn bulk_modules(&self) -> Vec<&str> {
+        self.modules
+            .iter()
+            .map(String::as_str)
+            .filter(|m| self.read_mode(m) == ReadMode::Bulk)
+            .collect()
+    }
+
+    /// Where exports are recorded, when a module is read in bulk.
+    pub fn exports(&self) -> Result<Option<Exports>, SourceError> {
+        if self.bulk_modules().is_empty() {
+            return Ok(None);
+        }
+        if let Some(unknown) = self.module_read.keys().find(|m| !self.modules.contains(m)) {
+            return Err(SourceError::Config(format!(
+                "Zoho module_read names {unknown:?}, which is not in modules"
+            )));
+        }
+        match &self.bulk.jobs {
+            Some(url) => Exports::open(url).map(Some),
+            None => Err(SourceError::Config(format!(
+                "Zoho modules {} are read in bulk, but the settings have no bulk.jobs location (bulk = {{ jobs = \"s3://bucket/prefix\" }} or a folder) where `observes job zoho-prepare` records the exports",
+                self.bulk_modules().join(", ")
+            ))),
         }
     }
 }
@@ -189,17 +275,15 @@ pub fn stream_name(module: &str) -> String {
     module.to_lowercase()
 }
 
-struct Zoho {
+/// A connection to an org's API: the access token obtained, the API domain known.
+pub struct Zoho {
     client: HttpClient,
     base: Url,
+    bulk: BulkApi,
 }
 
-/// Extracts every chosen module and the users, resuming from `state`.
-pub async fn run(
-    config: &ZohoConfig,
-    state: Option<&Value>,
-    sink: &mut dyn Sink,
-) -> Result<u64, SourceError> {
+/// Connects: trades the refresh token for an access token and learns the API's domain.
+pub async fn connect(config: &ZohoConfig) -> Result<Zoho, SourceError> {
     let client_id = crate::secret(
         &config.client_id,
         &config.client_id_env,
@@ -218,14 +302,6 @@ pub async fn run(
         "ZOHO_REFRESH_TOKEN",
         "Zoho refresh token",
     )?;
-    let start = match &config.start_date {
-        Some(t) => Some(parse_time(t).ok_or_else(|| {
-            SourceError::Config(format!(
-                "Zoho start_date {t:?} is not an RFC 3339 timestamp"
-            ))
-        })?),
-        None => None,
-    };
     let parse_url = |what: &str, text: &str| {
         Url::parse(text).map_err(SourceError::setting(format!("Zoho {what} {text:?}")))
     };
@@ -272,21 +348,63 @@ pub async fn run(
         (None, Some(domain)) => domain,
         (None, None) => "https://www.zohoapis.com".into(),
     };
-    let zoho = Zoho {
+    let base = parse_url("api_domain", &api)?;
+    Ok(Zoho {
+        bulk: BulkApi::new(&client, base.clone(), config.bulk.calls_per_minute),
         client,
-        base: parse_url("api_domain", &api)?,
+        base,
+    })
+}
+
+/// Extracts every chosen module and the users, resuming from `state`. A module read in
+/// bulk whose export is not ready is left out and named by the
+/// [`SourceError::Incomplete`] returned at the end, after everything else is emitted.
+pub async fn run(
+    config: &ZohoConfig,
+    state: Option<&Value>,
+    sink: &mut dyn Sink,
+) -> Result<u64, SourceError> {
+    let start = match &config.start_date {
+        Some(t) => Some(parse_time(t).ok_or_else(|| {
+            SourceError::Config(format!(
+                "Zoho start_date {t:?} is not an RFC 3339 timestamp"
+            ))
+        })?),
+        None => None,
     };
+    let exports = config.exports()?;
+    let zoho = connect(config).await?;
     let mut em = Emitter::new(sink, state);
+    let mut not_loaded = Vec::new();
     for module in &config.modules {
-        zoho.module(&mut em, module, start).await?;
+        match (&exports, config.read_mode(module)) {
+            (Some(exports), ReadMode::Bulk) => {
+                if let Some(missing) = zoho
+                    .bulk_module(&mut em, module, exports, &config.bulk)
+                    .await?
+                {
+                    tracing::warn!(stream = %missing.stream, reason = %missing.reason, "zoho: module not loaded");
+                    not_loaded.push(missing);
+                }
+            }
+            _ => zoho.module(&mut em, module, start).await?,
+        }
     }
     if config.users {
         zoho.users(&mut em).await?;
+    }
+    if !not_loaded.is_empty() {
+        return Err(SourceError::Incomplete { not_loaded });
     }
     Ok(em.records())
 }
 
 impl Zoho {
+    /// The bulk read API of this connection.
+    pub fn bulk(&self) -> &BulkApi {
+        &self.bulk
+    }
+
     fn url(&self, path: &str) -> Url {
         let mut url = self.base.clone();
         url.set_path(&format!("{}{path}", self.base.path().trim_end_matches('/')));
@@ -348,22 +466,7 @@ impl Zoho {
         start: Option<Time>,
     ) -> Result<(), SourceError> {
         let name = stream_name(module);
-        let mut fields_url = self.url("/crm/v2/settings/fields");
-        fields_url.query_pairs_mut().append_pair("module", module);
-        let (fields, _) = self.page(&name, fields_url, "fields", None).await?;
-        let schema = module_schema(&fields).map_err(|message| SourceError::Data {
-            stream: name.clone(),
-            message,
-        })?;
-        // Stream names are static in the stream model; a module name lives as long as
-        // the process (a few bytes per module and run).
-        let def = StreamDef {
-            name: Box::leak(name.clone().into_boxed_str()),
-            key_properties: &["id"],
-            replication_key: Some("Modified_Time"),
-            schema,
-        };
-        let def = &def;
+        let def = &self.module_def(module).await?;
         let bookmark = em
             .bookmark(&name, None)
             .and_then(|b| b.get("modified_since"))
@@ -422,6 +525,133 @@ impl Zoho {
         }
         em.describe(def)?;
         Ok(())
+    }
+
+    /// A module's stream, its schema from the module's field metadata.
+    async fn module_def(&self, module: &str) -> Result<StreamDef, SourceError> {
+        let name = stream_name(module);
+        let mut fields_url = self.url("/crm/v2/settings/fields");
+        fields_url.query_pairs_mut().append_pair("module", module);
+        let (fields, _) = self.page(&name, fields_url, "fields", None).await?;
+        let schema = module_schema(&fields).map_err(|message| SourceError::Data {
+            stream: name.clone(),
+            message,
+        })?;
+        // Stream names are static in the stream model; a module name lives as long as
+        // the process (a few bytes per module and run).
+        Ok(StreamDef {
+            name: Box::leak(name.into_boxed_str()),
+            key_properties: &["id"],
+            replication_key: Some("Modified_Time"),
+            schema,
+        })
+    }
+
+    /// Loads a module from its bulk export, if ready; else says why not (nothing of it
+    /// is emitted then). An export already loaded is not loaded again.
+    async fn bulk_module(
+        &self,
+        em: &mut Emitter<'_>,
+        module: &str,
+        exports: &Exports,
+        settings: &BulkSettings,
+    ) -> Result<Option<NotLoaded>, SourceError> {
+        let name = stream_name(module);
+        let missing = |reason: String| {
+            Ok(Some(NotLoaded {
+                stream: name.clone(),
+                reason,
+            }))
+        };
+        let Some(mut export) = exports.load(module).await? else {
+            return missing(format!(
+                "no bulk export of {module} in {}: run `observes job zoho-prepare` first",
+                exports.url()
+            ));
+        };
+        let loaded = em
+            .bookmark(&name, None)
+            .and_then(|b| b.get("export"))
+            .and_then(Value::as_str);
+        if loaded == Some(export.id()) {
+            tracing::info!(
+                module,
+                export = export.id(),
+                "zoho: this export is loaded already"
+            );
+            return Ok(None);
+        }
+        // A call that fails names this module; the others still load.
+        let status = match export::wait_for(&self.bulk, exports, settings, &mut export).await {
+            Ok(status) => status,
+            Err(e) => return missing(observes_runtime::chain(&e).to_string()),
+        };
+        match status {
+            Status::Ready => {}
+            Status::Failed {
+                page,
+                job_id,
+                state,
+            } => {
+                return missing(format!(
+                    "bulk read job {job_id} (page {page}) is {state}; `observes job zoho-prepare` starts a new export"
+                ))
+            }
+            Status::Expired => {
+                return missing(format!(
+                    "the export started {} has expired before it was loaded; `observes job zoho-prepare` starts a new one",
+                    export.created_at
+                ))
+            }
+            Status::Pending { page, job_id, state } => {
+                return missing(format!(
+                    "bulk read job {job_id} (page {page}) is still {state} after waiting {} minutes; a later run loads it",
+                    settings.wait_minutes
+                ))
+            }
+        }
+        let def = self.module_def(module).await?;
+        // Every page is downloaded before a record is sent, so a download that fails
+        // leaves the module's table as it was.
+        let mut files = Vec::new();
+        for page in &export.pages {
+            match self.bulk.download(module, page).await {
+                Ok(Some(file)) => files.push((page.page, file)),
+                Ok(None) => {
+                    return missing(format!(
+                        "the result of bulk read job {} (page {}) is gone (expired); `observes job zoho-prepare` starts a new export",
+                        page.job_id, page.page
+                    ))
+                }
+                Err(e) => return missing(observes_runtime::chain(&e).to_string()),
+            }
+        }
+        em.describe(&def)?;
+        for (page, file) in files {
+            bulk::read_result(file, module, page, &def.schema, |record| {
+                em.record(&def, record)
+            })
+            .map_err(|e| match e {
+                bulk::ResultError::Emit { source, .. }
+                    if matches!(*source, SourceError::Stopped) =>
+                {
+                    SourceError::Stopped
+                }
+                other => SourceError::Data {
+                    stream: name.clone(),
+                    message: observes_runtime::chain(&other).to_string(),
+                },
+            })?;
+        }
+        em.activate_version(&def)?;
+        em.set_bookmark(&name, None, export::bookmark(&export));
+        em.checkpoint()?;
+        export.loaded_at = Some(format_time(chrono::Utc::now()));
+        if let Err(e) = exports.save(&export).await {
+            // Only prepare's choice depends on it: it starts a new export a little later.
+            tracing::warn!(module, error = %observes_runtime::chain(&e), "zoho: could not record the export as loaded");
+        }
+        Ok(None)
     }
 
     async fn users(&self, em: &mut Emitter<'_>) -> Result<(), SourceError> {
