@@ -252,6 +252,8 @@ fn the_shipped_catalogue_schedules_every_job() {
         "/observes/etl/code/mirror",
         "/observes/etl/timedoctor",
         "/observes/etl/zoho-crm",
+        "/observes/etl/zoho-crm/prepare",
+        "/observes/etl/timedoctor/backup",
         "/observes/job/cancel-ci-jobs",
         "/observes/job/batch-stability",
     ] {

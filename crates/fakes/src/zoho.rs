@@ -650,6 +650,9 @@ impl crate::SeededFake for FakeZoho {
     fn start_seeded(seed: u64, port: u16) -> std::io::Result<Self> {
         let options = ZohoOptions {
             seed,
+            // The demo's 16 modules would take two minutes at Zoho's 10 downloads a
+            // minute; the limit itself is tested with `ZohoOptions`.
+            downloads_per_minute: None,
             ..Default::default()
         };
         Self::start_on(options, port)
