@@ -35,7 +35,11 @@ fn prepare_then_a_run_with_a_failed_export_names_it_and_exits_non_zero() {
         .args(["job", "zoho-prepare", "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let modules = report["modules"].as_array().unwrap();
     assert_eq!(modules.len(), 2);
@@ -55,7 +59,9 @@ fn prepare_then_a_run_with_a_failed_export_names_it_and_exits_non_zero() {
     assert!(!out.status.success());
     let accounts = fake.world().records("Accounts").len();
     assert!(
-        stdout.starts_with(&format!("zoho: load 1 committed {accounts} records in 1 streams")),
+        stdout.starts_with(&format!(
+            "zoho: load 1 committed {accounts} records in 1 streams"
+        )),
         "{stdout}"
     );
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains(" WARN ")).collect();

@@ -8,26 +8,38 @@
 use std::io::Write;
 use std::time::Instant;
 
+use observes_fakes::zoho::{Field, ZohoWorld};
 use observes_sources::zoho::{bulk, module_schema};
 use serde_json::json;
 
-const FIELDS: [(&str, &str, &str); 15] = [
-    ("First_Name", "text", "string"),
-    ("Last_Name", "text", "string"),
-    ("Email", "email", "string"),
-    ("Company", "text", "string"),
-    ("Lead_Source", "picklist", "string"),
-    ("Annual_Revenue", "currency", "double"),
-    ("No_of_Employees", "integer", "integer"),
-    ("Email_Opt_Out", "boolean", "boolean"),
-    ("Description", "textarea", "string"),
-    ("Owner", "ownerlookup", "jsonobject"),
-    ("Tag", "multiselectpicklist", "jsonarray"),
-    ("Created_Time", "datetime", "string"),
-    ("Modified_Time", "datetime", "string"),
-    ("Date_of_Birth", "date", "string"),
-    ("Website", "website", "string"),
-];
+/// The fake org's Leads: its fields, as its field metadata gives them.
+fn fields() -> Vec<Field> {
+    ZohoWorld::fields("Leads").expect("the fake has Leads")
+}
+
+/// Record `i`'s cell of a field, by the field's type; a quarter of the long texts are
+/// awkward for CSV.
+fn cell(i: usize, (name, data_type, _): &Field) -> String {
+    match *data_type {
+        "integer" => (i % 5000).to_string(),
+        "currency" | "double" => format!("{}.{:02}", i * 7 % 100_000, i % 100),
+        "boolean" => i.is_multiple_of(2).to_string(),
+        "date" => "1990-05-17".into(),
+        "datetime" => "2024-03-05T14:02:11+05:30".into(),
+        "ownerlookup" | "lookup" => format!("5725767000000{:06}", i % 40),
+        "multiselectpicklist" if i.is_multiple_of(3) => "priority;q4".into(),
+        "multiselectpicklist" => String::new(),
+        "picklist" => ["Web Form", "Cold Call", "Partner"][i % 3].to_string(),
+        "email" => format!("person{i}@example.com"),
+        "textarea" => match i % 4 {
+            0 => format!("Called twice, no answer; will \"try\" again ({i})"),
+            1 => format!("First line\r\nsecond line\nthird — ünïcödé ✓ {i}"),
+            2 => String::new(),
+            _ => format!("A longer note about lead {i}, with enough text to look like what sales people write after a call."),
+        },
+        _ => format!("{name} {i} Gómez"),
+    }
+}
 
 /// Writes a result ZIP of `rows` records to a temporary file, a row at a time.
 fn page(rows: usize) -> std::fs::File {
@@ -42,34 +54,13 @@ fn page(rows: usize) -> std::fs::File {
             .quote_style(csv::QuoteStyle::Always)
             .terminator(csv::Terminator::CRLF)
             .from_writer(&mut zip);
+        let fields = fields();
         let mut header = vec!["Id"];
-        header.extend(FIELDS.iter().map(|f| f.0));
+        header.extend(fields.iter().map(|f| f.0));
         csv.write_record(&header).expect("write");
         for i in 0..rows {
-            let description = match i % 4 {
-                0 => format!("Called twice, no answer; will \"try\" again ({i})"),
-                1 => format!("First line\r\nsecond line\nthird — ünïcödé ✓ {i}"),
-                2 => String::new(),
-                _ => format!("A longer note about lead {i}, with enough text to look like what sales people write after a call."),
-            };
-            let row = [
-                format!("57257670{i:011}"),
-                format!("Ana{}", i % 97),
-                format!("Gómez {i}"),
-                format!("person{i}@example.com"),
-                format!("Company {}", i % 1000),
-                ["Web Form", "Cold Call", "Partner"][i % 3].to_string(),
-                format!("{}.{:02}", i * 7 % 100_000, i % 100),
-                (i % 5000).to_string(),
-                (i % 2 == 0).to_string(),
-                description,
-                format!("5725767000000{:06}", i % 40),
-                if i % 3 == 0 { "priority;q4".into() } else { String::new() },
-                "2024-03-05T14:02:11+05:30".into(),
-                "2024-03-06T09:00:00-05:00".into(),
-                "1990-05-17".into(),
-                format!("https://www.example{i}.com"),
-            ];
+            let mut row = vec![format!("57257670{i:011}")];
+            row.extend(fields.iter().map(|f| cell(i, f)));
             csv.write_record(&row).expect("write");
         }
         csv.flush().expect("flush");
@@ -90,7 +81,7 @@ fn reset_peak() {
 }
 
 fn main() {
-    let fields: Vec<serde_json::Value> = FIELDS
+    let fields: Vec<serde_json::Value> = fields()
         .iter()
         .map(|(name, data_type, json_type)| {
             json!({"api_name": name, "data_type": data_type, "json_type": json_type})

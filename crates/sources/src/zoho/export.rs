@@ -348,9 +348,7 @@ impl BulkApi {
     }
 
     fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        url.set_path(&format!("{}{path}", self.base.path().trim_end_matches('/')));
-        url
+        super::api_url(&self.base, path)
     }
 
     async fn job_call(

@@ -270,6 +270,13 @@ pub fn module_schema(fields: &[Value]) -> Result<Value, String> {
     Ok(json!({"type": "object", "properties": properties}))
 }
 
+/// `path` under the API's base URL (which may have a path of its own).
+fn api_url(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
+    url
+}
+
 /// A module's stream name: `Sales_Orders` → `sales_orders`.
 pub fn stream_name(module: &str) -> String {
     module.to_lowercase()
@@ -406,9 +413,7 @@ impl Zoho {
     }
 
     fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        url.set_path(&format!("{}{path}", self.base.path().trim_end_matches('/')));
-        url
+        api_url(&self.base, path)
     }
 
     /// `(items, more_records)` of one page of a `{"<list>": [...], "info": {...}}`
