@@ -332,6 +332,27 @@ fn a_failed_or_running_export_leaves_its_table_as_it_was_and_is_named() {
         count(&setup.warehouse, "zoho.users"),
         slow.world().users.len() as i64
     );
+    // An export whose results are past Zoho's keeping: named as expired, table kept.
+    let expiring = self::fake();
+    let setup = setup_with(&expiring, "modules = [\"Leads\"]");
+    prepare_all(&setup);
+    let path = &setup.config.path;
+    let text = std::fs::read_to_string(path).unwrap().replace(
+        "wait_minutes = 0.5",
+        "wait_minutes = 0.5\nexpires_hours = 0.000001",
+    );
+    std::fs::write(path, text).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let config = observes_app::Config::load(path).unwrap();
+    let message = chain(&run_pipeline(&config, "zoho").unwrap_err()).to_string();
+    assert!(
+        message.starts_with(
+            "1 stream not loaded, the others are committed: leads (the export started "
+        ) && message.ends_with(
+            " has expired before it was loaded; `observes job zoho-prepare` starts a new one)"
+        ),
+        "{message}"
+    );
     // Never prepared: the run says what to do.
     let fresh = setup_with(&slow, "modules = [\"Accounts\"]");
     let message = chain(&run_pipeline(&fresh.config, "zoho").unwrap_err()).to_string();
