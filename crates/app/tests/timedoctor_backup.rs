@@ -38,7 +38,7 @@ fn fake() -> FakeTimeDoctor {
 /// (or not at all).
 fn setup(fake: &FakeTimeDoctor, backup: bool) -> Setup {
     let settings = format!(
-        "api_url = \"{}\"\nemail = \"{}\"\npassword = \"{}\"\nstart_date = \"2026-08-01T00:00:00Z\"\n{}{}",
+        "api_url = \"{}\"\nemail = \"{}\"\npassword = \"{}\"\nstart_date = \"2026-08-01T00:00:00Z\"\nretention_days = 120\n{}{}",
         fake.api_url(),
         fake.email,
         fake.password,
@@ -128,14 +128,31 @@ fn backed_up_months_are_loaded_after_the_api_forgot_them_each_worklog_once() {
 
     // Without the backup, the API alone has lost them...
     let api_only = self::setup(&fake, false);
-    run_pipeline(&api_only.config, "timedoctor").unwrap();
+    let summary = run_pipeline(&api_only.config, "timedoctor").unwrap();
+    // The run says which months are lost, by month.
+    assert_eq!(summary.notices.len(), 1, "{:?}", summary.notices);
+    assert_eq!(summary.notices[0].stream, "worklogs");
+    let notice = &summary.notices[0].message;
+    assert!(
+        notice.starts_with("months 2026-08")
+            && notice.ends_with(" were never backed up and are older than retention_days (120): only what the API still serves of them is loaded"),
+        "{notice}"
+    );
     assert_eq!(
         count(&api_only.warehouse, "timedoctor.worklogs"),
         everything - forgotten
     );
     // ...with it, every worklog is there once: the backed-up months, then November
     // from the API.
-    run_pipeline(&setup.config, "timedoctor").unwrap();
+    let summary = run_pipeline(&setup.config, "timedoctor").unwrap();
+    assert!(
+        summary
+            .notices
+            .iter()
+            .all(|n| !n.message.contains("2026-08")),
+        "August is backed up: {:?}",
+        summary.notices
+    );
     assert_eq!(count(&setup.warehouse, "timedoctor.worklogs"), everything);
     assert_eq!(
         one(

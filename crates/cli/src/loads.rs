@@ -76,6 +76,7 @@ pub(crate) fn print_run(
                 "state": summary.load.state,
                 "seconds": summary.elapsed.as_secs_f64(),
                 "not_loaded": not_loaded,
+                "notices": summary.notices,
             })
         )?;
         return Ok(());
@@ -91,6 +92,9 @@ pub(crate) fn print_run(
         summary.load.commits,
         summary.elapsed.as_secs_f64()
     )?;
+    for notice in &summary.notices {
+        writeln!(out, "note: {}: {}", notice.stream, notice.message)?;
+    }
     Ok(())
 }
 

@@ -76,6 +76,8 @@ pub struct RunSummary {
     pub load: LoadSummary,
     /// How long the run took.
     pub elapsed: Duration,
+    /// What the source reported beside its data (months an API has forgotten, say).
+    pub notices: Vec<observes_sources::Notice>,
 }
 
 fn load_config(pipeline: &PipelineConfig) -> LoadConfig {
@@ -108,12 +110,13 @@ pub fn run_pipeline(
     let lock = store.wait(store.lock(name, &owner, LOCK_TTL))?;
     let result = run_locked(destination, pipeline, &store);
     let unlocked = store.wait(store.unlock(lock));
-    let (load, not_loaded) = result?;
+    let (load, not_loaded, notices) = result?;
     unlocked?;
     let summary = RunSummary {
         pipeline: name.to_string(),
         load,
         elapsed: started.elapsed(),
+        notices,
     };
     if !not_loaded.is_empty() {
         return Err(RunError::Incomplete {
@@ -128,7 +131,7 @@ fn run_locked(
     destination: &Destination,
     pipeline: &PipelineConfig,
     store: &StateStore,
-) -> Result<(LoadSummary, Vec<NotLoaded>), RunError> {
+) -> Result<(LoadSummary, Vec<NotLoaded>, Vec<observes_sources::Notice>), RunError> {
     let mut wh = observes_warehouse::connect_pipelined(&destination.warehouse)?;
     let mut loader = Loader::begin(wh.as_mut(), load_config(pipeline))?;
     let name = pipeline.name.as_str();
@@ -154,6 +157,7 @@ fn run_locked(
         observes_load::WriteMode::Replace => None,
         _ => state.as_ref(),
     };
+    let mut notices = Vec::new();
     let outcome = (|| {
         let mut stream = MessageStream::open(&pipeline.source, resume_from)?;
         loader.drive(&mut stream, |state| {
@@ -161,6 +165,7 @@ fn run_locked(
             store.wait(store.put(name, state))?;
             Ok::<(), RunError>(())
         })?;
+        notices = stream.notices();
         // A tap that failed leaves its last records without a state to cover them.
         stream.finish()?;
         Ok::<(), RunError>(())
@@ -188,5 +193,5 @@ fn run_locked(
         failpoint("after-commit");
         store.wait(store.put(name, state))?;
     }
-    Ok((summary, not_loaded))
+    Ok((summary, not_loaded, notices))
 }

@@ -24,7 +24,7 @@ use observes_http::{HttpClient, HttpConfig, HttpError, RetryPolicy};
 use serde::Deserialize;
 
 pub use registry::{Settings, Source, SourceKind, SOURCES};
-pub use stream::{Emitter, Sink, StreamDef};
+pub use stream::{Emitter, Notice, Sink, StreamDef};
 
 /// Why a source failed.
 #[derive(Debug, thiserror::Error)]

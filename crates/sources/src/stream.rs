@@ -30,6 +30,20 @@ pub struct StreamDef {
 pub trait Sink {
     /// Sends a message on; `false` once the consumer stopped.
     fn send(&mut self, message: Message) -> bool;
+
+    /// Takes a notice for the run's report: something the user must know that is not a
+    /// failure (data the API no longer serves, say). Dropped by default (a Singer tap
+    /// logs it).
+    fn notice(&mut self, _notice: Notice) {}
+}
+
+/// Something a run reports beside its counts, about one stream.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Notice {
+    /// The stream.
+    pub stream: String,
+    /// What happened and what it means.
+    pub message: String,
 }
 
 impl<F: FnMut(Message) -> bool> Sink for F {
@@ -124,6 +138,15 @@ impl<'a> Emitter<'a> {
                 version,
             },
         ))
+    }
+
+    /// Reports `message` about `stream` to the run's report (and the log).
+    pub fn notice(&mut self, stream: &str, message: String) {
+        tracing::warn!(stream, "{message}");
+        self.sink.notice(Notice {
+            stream: stream.to_string(),
+            message,
+        });
     }
 
     /// Records emitted so far in this run.

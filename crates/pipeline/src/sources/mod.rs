@@ -120,6 +120,29 @@ pub enum SourceError {
     },
 }
 
+/// An in-process source's sink: its messages numbered as lines, its notices kept.
+struct NumberingSink<'a> {
+    out: &'a mut ChunkSender,
+    number: u64,
+    notices: Arc<Mutex<Vec<observes_sources::Notice>>>,
+}
+
+impl observes_sources::Sink for NumberingSink<'_> {
+    fn send(&mut self, message: observes_singer::Message) -> bool {
+        self.number += 1;
+        self.out.push(Item::Line(Line {
+            number: self.number,
+            message,
+        }))
+    }
+
+    fn notice(&mut self, notice: observes_sources::Notice) {
+        if let Ok(mut notices) = self.notices.lock() {
+            notices.push(notice);
+        }
+    }
+}
+
 /// Messages read on their own thread (parsing JSON runs beside normalizing and loading),
 /// handed over in chunks through a bounded channel so memory stays flat.
 pub struct MessageStream {
@@ -129,6 +152,8 @@ pub struct MessageStream {
     _temp: Option<tempfile::TempPath>,
     /// Where an in-process source leaves its error.
     failure: Option<Arc<Mutex<Option<SourceError>>>>,
+    /// Where an in-process source leaves its notices for the run's report.
+    notices: Arc<Mutex<Vec<observes_sources::Notice>>>,
     /// A `singer-file` source: where the file's checkpoints are ([`singer_file`]).
     file: Option<singer_file::FileCursor>,
 }
@@ -245,6 +270,7 @@ impl MessageStream {
             child: None,
             _temp: None,
             failure: None,
+            notices: Arc::default(),
             file: None,
         }
     }
@@ -265,11 +291,13 @@ impl MessageStream {
     {
         let failure = Arc::new(Mutex::new(None));
         let slot = failure.clone();
+        let notices: Arc<Mutex<Vec<observes_sources::Notice>>> = Arc::default();
+        let kept = notices.clone();
         let mut stream = MessageStream::spawn(move |out| {
-            let mut number = 0u64;
-            let mut sink = |message: observes_singer::Message| {
-                number += 1;
-                out.push(Item::Line(Line { number, message }))
+            let mut sink = NumberingSink {
+                out,
+                number: 0,
+                notices: kept,
             };
             let result = observes_state::block_on(run(&mut sink))
                 .map_err(observes_sources::SourceError::setting("running the source"))
@@ -287,7 +315,13 @@ impl MessageStream {
             }
         });
         stream.failure = Some(failure);
+        stream.notices = notices;
         stream
+    }
+
+    /// The notices an in-process source has reported so far.
+    pub fn notices(&self) -> Vec<observes_sources::Notice> {
+        self.notices.lock().map(|n| n.clone()).unwrap_or_default()
     }
 
     /// Reads Singer lines from any reader on a background thread, in blocks of whole

@@ -517,11 +517,13 @@ impl TimeDoctor {
             at = until;
         }
         if !lost.is_empty() {
-            tracing::warn!(
-                months = %lost.join(", "),
-                retention_days = config.retention_days,
-                "Time Doctor: these months were never backed up and the API keeps worklogs \
-                 for retention_days only: what it no longer serves of them is lost"
+            em.notice(
+                stream.name,
+                format!(
+                    "months {} were never backed up and are older than retention_days ({}): only what the API still serves of them is loaded",
+                    lost.join(", "),
+                    config.retention_days
+                ),
             );
         }
         em.describe(stream)?;
