@@ -493,19 +493,21 @@ impl ZohoWorld {
         self.failing_modules.push(module.to_string());
     }
 
-    /// The CSV of a bulk page, as Zoho writes it: a BOM, a header of API names with `Id`
-    /// first, every field quoted, CRLF; lookups as their id, multi-select picklists
-    /// joined by `;`, nulls as empty cells. Records in id order.
-    pub fn bulk_csv(&self, module: &str, page: usize) -> (Vec<u8>, usize, bool) {
-        let fields = ZohoWorld::fields(module).unwrap_or_default();
+    /// The records of a bulk page, in id order, and whether a next page exists.
+    pub fn bulk_page(&self, module: &str, page: usize) -> (Vec<&Value>, bool) {
         let mut records: Vec<&Value> = self.records(module).iter().collect();
         records.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
         let start = (page.max(1) - 1).saturating_mul(self.bulk_page_size);
-        let slice = records
-            .get(start..)
-            .unwrap_or(&[])
-            .iter()
-            .take(self.bulk_page_size);
+        let end = start.saturating_add(self.bulk_page_size).min(records.len());
+        let more = end < records.len();
+        (records.get(start..end).unwrap_or(&[]).to_vec(), more)
+    }
+
+    /// The CSV of a bulk page, as Zoho writes it: a BOM, a header of API names with `Id`
+    /// first, every field quoted, CRLF; lookups as their id, multi-select picklists
+    /// joined by `;`, nulls as empty cells.
+    pub fn bulk_csv(&self, module: &str, page: usize) -> Vec<u8> {
+        let fields = ZohoWorld::fields(module).unwrap_or_default();
         let quote = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
         let mut out = "\u{feff}".as_bytes().to_vec();
         let header: Vec<String> = std::iter::once("Id")
@@ -514,17 +516,15 @@ impl ZohoWorld {
             .collect();
         out.extend_from_slice(header.join(",").as_bytes());
         out.extend_from_slice(b"\r\n");
-        let mut count = 0;
-        for record in slice {
+        for record in self.bulk_page(module, page).0 {
             let cells: Vec<String> = std::iter::once("id")
                 .chain(fields.iter().map(|f| f.0))
                 .map(|name| quote(&csv_cell(&record[name])))
                 .collect();
             out.extend_from_slice(cells.join(",").as_bytes());
             out.extend_from_slice(b"\r\n");
-            count += 1;
         }
-        (out, count, start + count < records.len())
+        out
     }
 
     /// Revokes the access token (as an hour passing does): the next call gets a 401.
@@ -1011,7 +1011,8 @@ async fn poll_bulk(State(world): State<Shared>, Path(id): Path<String>) -> Respo
         "created_by": {"id": "5725767000000235011", "name": "Patricia Boyle"},
         "file_type": "csv"});
     if state == "COMPLETED" {
-        let (_, count, more) = world.bulk_csv(&job.module, job.page);
+        let (records, more) = world.bulk_page(&job.module, job.page);
+        let count = records.len();
         answer["result"] = json!({"page": job.page, "count": count,
             "per_page": world.bulk_page_size,
             "download_url": format!("/crm/bulk/v2/read/{}/result", job.id),
@@ -1055,7 +1056,7 @@ async fn download_bulk(State(world): State<Shared>, Path(id): Path<String>) -> R
         }
         world.downloads.push_back(now);
     }
-    let (csv, _, _) = world.bulk_csv(&job.module, job.page);
+    let csv = world.bulk_csv(&job.module, job.page);
     drop(world);
     match zipped(&format!("{}.csv", job.id), &csv) {
         Ok(zip) => ([("content-type", "application/zip")], zip).into_response(),

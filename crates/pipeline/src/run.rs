@@ -31,7 +31,7 @@ pub enum RunError {
     #[error(transparent)]
     Read(#[from] ReadError),
     /// The source left streams out (an export not ready, say); the rest is committed.
-    #[error("{}", not_loaded_message(not_loaded))]
+    #[error("{}", NotLoaded::describe(not_loaded, "the others are committed"))]
     Incomplete {
         /// What was loaded.
         summary: Box<RunSummary>,
@@ -40,19 +40,18 @@ pub enum RunError {
     },
 }
 
-fn not_loaded_message(not_loaded: &[NotLoaded]) -> String {
-    let streams: Vec<String> = not_loaded
-        .iter()
-        .map(|n| format!("{} ({})", n.stream, n.reason))
-        .collect();
-    format!(
-        "{} not loaded, the others are committed: {}",
-        match not_loaded.len() {
-            1 => "1 stream".to_string(),
-            n => format!("{n} streams"),
+/// The streams an incomplete source left out, or the error as it was.
+fn not_loaded(error: RunError) -> Result<Vec<NotLoaded>, RunError> {
+    match error {
+        RunError::Source(SourceError::Api { source_name, error }) => match *error {
+            observes_sources::SourceError::Incomplete { not_loaded } => Ok(not_loaded),
+            error => Err(RunError::Source(SourceError::Api {
+                source_name,
+                error: Box::new(error),
+            })),
         },
-        streams.join("; ")
-    )
+        other => Err(other),
+    }
 }
 
 /// Where pipelines load and keep their state: the warehouse's URL and the state store's.
@@ -170,18 +169,11 @@ fn run_locked(
         stream.finish()?;
         Ok::<(), RunError>(())
     })();
-    let not_loaded = match outcome {
+    // Streams left out by a source that sent everything else: that is loaded.
+    let not_loaded = match outcome.map_err(not_loaded) {
         Ok(()) => Vec::new(),
-        // Streams left out by a source that sent everything else: that is loaded.
-        Err(RunError::Source(SourceError::Api { error, .. }))
-            if matches!(*error, observes_sources::SourceError::Incomplete { .. }) =>
-        {
-            match *error {
-                observes_sources::SourceError::Incomplete { not_loaded } => not_loaded,
-                _ => Vec::new(),
-            }
-        }
-        Err(e) => {
+        Err(Ok(not_loaded)) => not_loaded,
+        Err(Err(e)) => {
             if let Some(state) = loader.abort(&e) {
                 store.wait(store.put(name, &state))?;
             }

@@ -72,7 +72,7 @@ pub enum SourceError {
     },
     /// Some streams could not be extracted this run, for reasons of their own (an export
     /// that failed or is still running); everything else was, and is committed.
-    #[error("{} not loaded: {}", plural(not_loaded.len()), not_loaded.iter().map(|n| format!("{} ({})", n.stream, n.reason)).collect::<Vec<_>>().join("; "))]
+    #[error("{}", NotLoaded::describe(not_loaded, "the others are extracted"))]
     Incomplete {
         /// The streams left out, and why.
         not_loaded: Vec<NotLoaded>,
@@ -82,13 +82,6 @@ pub enum SourceError {
     Stopped,
 }
 
-fn plural(n: usize) -> String {
-    match n {
-        1 => "1 stream".into(),
-        n => format!("{n} streams"),
-    }
-}
-
 /// A stream a run left out, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NotLoaded {
@@ -96,6 +89,21 @@ pub struct NotLoaded {
     pub stream: String,
     /// Why, and what to do.
     pub reason: String,
+}
+
+impl NotLoaded {
+    /// `N streams not loaded, <rest>: a (why); b (why)`.
+    pub fn describe(not_loaded: &[NotLoaded], rest: &str) -> String {
+        let streams: Vec<String> = not_loaded
+            .iter()
+            .map(|n| format!("{} ({})", n.stream, n.reason))
+            .collect();
+        let count = match not_loaded.len() {
+            1 => "1 stream".to_string(),
+            n => format!("{n} streams"),
+        };
+        format!("{count} not loaded, {rest}: {}", streams.join("; "))
+    }
 }
 
 impl SourceError {

@@ -534,12 +534,12 @@ pub async fn prepare_module(
             api.advance(&mut export).await?;
             exports.save(&export).await?;
             let state = match export.status(Utc::now(), settings) {
-                Status::Pending { state, .. } => state,
-                Status::Ready => "COMPLETED".into(),
-                Status::Failed { .. } => "FAILED".into(),
-                Status::Expired => "EXPIRED".into(),
+                Status::Pending { state, .. } => Some(state),
+                Status::Ready => Some("COMPLETED".into()),
+                // Lost since it was last recorded: a new export replaces it.
+                Status::Failed { .. } | Status::Expired => None,
             };
-            if !matches!(state.as_str(), "FAILED" | "EXPIRED") {
+            if let Some(state) = state {
                 return Ok(Prepared::Kept {
                     job_id: export.id().to_string(),
                     state,
