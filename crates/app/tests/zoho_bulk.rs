@@ -353,6 +353,18 @@ fn a_failed_or_running_export_leaves_its_table_as_it_was_and_is_named() {
         ),
         "{message}"
     );
+    // A damaged export record: the run names the file and what to do.
+    let damaged = setup_with(&slow, "modules = [\"Leads\"]");
+    let record = damaged.config.dir.join("exports/Leads/bulk-read.json");
+    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+    std::fs::write(&record, "{\"module\": \"Leads\", \"pages\": [").unwrap();
+    let message = chain(&run_pipeline(&damaged.config, "zoho").unwrap_err()).to_string();
+    assert!(
+        message.starts_with("source zoho: stream leads: ")
+            && message.contains("/Leads/bulk-read.json is not an export record (")
+            && message.ends_with("): delete it and run `observes job zoho-prepare`"),
+        "{message}"
+    );
     // Never prepared: the run says what to do.
     let fresh = setup_with(&slow, "modules = [\"Accounts\"]");
     let message = chain(&run_pipeline(&fresh.config, "zoho").unwrap_err()).to_string();

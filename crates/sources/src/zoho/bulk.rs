@@ -505,6 +505,38 @@ mod tests {
     }
 
     #[test]
+    fn the_reference_sample_reads_as_zoho_wrote_it() {
+        // The sample row of `reference/zoho-crm.md`, with the documented header, LF endings.
+        let csv = "\"Id\",\"Owner\",\"First_Name\",\"Last_Name\",\"Email\",\"Lead_Source\",\"Created_Time\"\n\
+                   \"5725767000000419001\",\"5725767000000235011\",\"Ana\",\"Gómez\",\"ana@example.com\",\"Web Form\",\"2024-01-08T09:14:03-05:00\"\n";
+        let schema = super::super::module_schema(&[
+            json!({"api_name": "Owner", "data_type": "ownerlookup", "json_type": "jsonobject"}),
+            json!({"api_name": "Created_Time", "data_type": "datetime", "json_type": "string"}),
+        ])
+        .unwrap();
+        let mut records = Vec::new();
+        read_result(
+            std::io::Cursor::new(zip_of(csv.as_bytes()).unwrap()),
+            "Leads",
+            1,
+            &schema,
+            |r| {
+                records.push(Value::Object(r));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            records,
+            [
+                json!({"id": "5725767000000419001", "Owner": {"id": "5725767000000235011"},
+                    "First_Name": "Ana", "Last_Name": "Gómez", "Email": "ana@example.com",
+                    "Lead_Source": "Web Form", "Created_Time": "2024-01-08T09:14:03-05:00"})
+            ]
+        );
+    }
+
+    #[test]
     fn malformed_results_are_named_by_module_page_line_and_field() {
         let bad_cell = |column: usize, value: &str| {
             let mut cells = vec!["1", "n", "1", "1", "true", "7", "a", "2026-01-01"];
