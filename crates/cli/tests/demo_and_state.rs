@@ -176,9 +176,22 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
     let html = std::fs::read_to_string(exported.join("ci_health.html")).unwrap();
     let svg = std::fs::read_to_string(exported.join("ci_health-2.svg")).unwrap();
-    assert!(
-        html.contains(&svg),
-        "the export's page holds the same chart as its SVG"
+    let marks = |doc: &str| -> Vec<String> {
+        doc.split("<rect class=\"bar\"")
+            .skip(1)
+            .map(|r| r.split("</rect>").next().unwrap().to_string())
+            .collect()
+    };
+    let panel = html
+        .split("id=\"panel-2\"")
+        .nth(1)
+        .and_then(|p| p.split("</section>").next())
+        .unwrap();
+    assert!(!marks(&svg).is_empty());
+    assert_eq!(
+        marks(panel),
+        marks(&svg),
+        "the export's page draws the same bars as its SVG"
     );
 
     // `observes dashboard serve` on the demo, in headless Chromium: every page loads with
@@ -207,14 +220,14 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
             break url.to_string();
         }
     };
-    for page in [
-        "/",
-        "/d/billing",
-        "/d/ci_health",
-        "/d/engineering",
-        "/d/freshness",
-        "/d/uptime",
-    ] {
+    let pages = std::iter::once("/".to_string()).chain(
+        observes_dashboards::SHIPPED
+            .iter()
+            .map(|(name, _)| format!("/d/{name}")),
+    );
+    let measured = tempfile::tempdir().unwrap();
+    for page in pages {
+        let page = page.as_str();
         let loaded =
             observes_dashboards::export::load_page(&format!("{base}{page}"), (1280, 1600), None)
                 .unwrap_or_else(|e| panic!("{page}: {e}"));
@@ -236,6 +249,13 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
                 dom.contains("<svg") || dom.contains("<table>"),
                 "{page}: nothing drawn"
             );
+            // As a reader sees the demo's own data, on a laptop and on a phone.
+            let html = served_page(&base, page);
+            for size in [(1400, 900), (390, 844)] {
+                let m = observes_dashboards::inspect::measure(&html, size, measured.path())
+                    .unwrap_or_else(|e| panic!("{page} at {size:?}: {e}"));
+                assert_eq!(m.problems(11.0), Vec::<String>::new(), "{page} at {size:?}");
+            }
         }
     }
     drop(server);
@@ -434,4 +454,21 @@ printf '%s\n' '{{"type":"RECORD","stream":"jobs","record":{{"id":3}}}}' '{{"type
         ),
         [["1"], ["2"], ["3"]]
     );
+}
+
+/// The body of a GET on the dashboards' server (the page as the server sends it, before
+/// a browser touches it).
+fn served_page(base: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    body.to_string()
 }

@@ -1,21 +1,87 @@
 //! Charts as SVG, drawn on the server: the page needs no script and no network, and the
-//! export writes the very same SVG.
+//! export writes the very same marks.
+//!
+//! A chart is drawn for the width it gets without knowing it: the SVG has no `viewBox`,
+//! so its text keeps its size. Marks are placed in percent of the width (bars, points,
+//! labels) or drawn in a stretched inner SVG with strokes that do not scale (lines);
+//! heights are in pixels. Which x labels show, and how far they are shortened, is worked
+//! out for the narrowest width the panel can have in each layout tier of the page
+//! ([`TIERS`]); the page's CSS shows each tier's labels.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::data::{number, text, PanelData};
+use observes_warehouse::SqlValue;
+
+use crate::data::{number, text, PanelData, Params};
+use crate::format::{date_label, granularity, instant, Granularity, NumberFormat};
 use crate::spec::{Kind, Panel};
 
-const W: f64 = 640.0;
-const H: f64 = 280.0;
-const LEFT: f64 = 56.0;
-const RIGHT: f64 = 12.0;
-const TOP: f64 = 12.0;
-const BOTTOM: f64 = 48.0;
-const COLORS: [&str; 8] = [
-    "#2f6fb0", "#e07b39", "#3a9a5b", "#c84a4a", "#8463b5", "#8c6d46", "#d46fa8", "#6b7b8c",
+/// Okabe and Ito's palette: told apart with the common colour-vision deficiencies.
+pub const PALETTE: [&str; 8] = [
+    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#6E6E6E", "#A08000",
 ];
+
+/// The chart's height, its plot's top and height, in pixels.
+const HEIGHT: f64 = 236.0;
+const TOP: f64 = 10.0;
+const PLOT_H: f64 = 196.0;
+/// Space right of the plot, for the last label's overhang.
+const RIGHT: f64 = 16.0;
+/// Tick text: its size, and a generous width per character (DejaVu Sans' digits are
+/// 0.64 em) so labels estimated to fit do fit.
+pub const FONT_PX: f64 = 12.0;
+const CHAR_PX: f64 = 7.8;
+const LABEL_GAP: f64 = 12.0;
+/// Series up to this long have their points marked.
+const MARKED_POINTS: usize = 40;
+
+/// The page's layout, shared with its CSS (`page.rs`).
+pub(crate) const MAIN_MAX: f64 = 1400.0;
+pub(crate) const MAIN_PAD: f64 = 12.0;
+pub(crate) const GAP: f64 = 12.0;
+pub(crate) const PANEL_PAD: f64 = 12.0;
+
+/// A layout tier of the page: its class, the narrowest viewport in it, its grid columns.
+#[derive(Debug, Clone, Copy)]
+pub struct Tier {
+    /// The class that x labels shown in this tier carry.
+    pub class: &'static str,
+    /// The narrowest viewport of the tier, in CSS pixels.
+    pub min_viewport: f64,
+    /// The grid's columns.
+    pub columns: u8,
+}
+
+/// Wide screens (4 columns), tablets and small laptops (2), phones (1).
+pub const TIERS: [Tier; 3] = [
+    Tier {
+        class: "ta",
+        min_viewport: 1000.0,
+        columns: 4,
+    },
+    Tier {
+        class: "tb",
+        min_viewport: 640.0,
+        columns: 2,
+    },
+    Tier {
+        class: "tc",
+        min_viewport: 320.0,
+        columns: 1,
+    },
+];
+
+impl Tier {
+    /// The narrowest inner width of a panel spanning `span` columns, in this tier.
+    pub fn panel_width(&self, span: u8) -> f64 {
+        let content = self.min_viewport.min(MAIN_MAX + 2.0 * MAIN_PAD) - 2.0 * MAIN_PAD;
+        let columns = f64::from(self.columns);
+        let column = (content - GAP * (columns - 1.0)) / columns;
+        let span = f64::from(span.clamp(1, self.columns));
+        column * span + GAP * (span - 1.0) - 2.0 * PANEL_PAD
+    }
+}
 
 /// Escapes text for SVG and HTML.
 pub fn escape(s: &str) -> String {
@@ -25,167 +91,372 @@ pub fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Series of a chart: name → value per x label, x labels in order of first appearance.
+/// The series of a chart: one value (or none) per x label.
 struct Series {
+    keys: Vec<SqlValue>,
     labels: Vec<String>,
-    series: Vec<(String, Vec<f64>)>,
+    granularity: Option<Granularity>,
+    series: Vec<(String, Vec<Option<f64>>)>,
+    format: NumberFormat,
+    /// Rows in the result.
+    rows: usize,
+}
+
+fn add(slot: &mut Option<f64>, v: Option<f64>) {
+    if let Some(v) = v {
+        *slot = Some(slot.unwrap_or(0.0) + v);
+    }
 }
 
 fn series_of(panel: &Panel, data: &PanelData) -> Series {
     let t = &data.table;
     let x = panel.x.as_deref().and_then(|x| t.column(x)).unwrap_or(0);
-    let mut labels: Vec<String> = Vec::new();
+    let mut keys: Vec<SqlValue> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     for row in &t.rows {
-        let label = text(&row[x]);
-        if !index.contains_key(&label) {
-            index.insert(label.clone(), labels.len());
-            labels.push(label);
+        let key = text(&row[x]);
+        if let std::collections::btree_map::Entry::Vacant(slot) = index.entry(key) {
+            slot.insert(keys.len());
+            keys.push(row[x].clone());
         }
     }
-    let mut series: Vec<(String, Vec<f64>)> = Vec::new();
+    let slot = |row: &[SqlValue]| index[&text(&row[x])];
+    let mut series: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+    let first_y = panel.y.first().map(String::as_str).unwrap_or_default();
     match panel.series.as_deref().and_then(|s| t.column(s)) {
         Some(split) => {
-            let y = panel.y.first().and_then(|y| t.column(y)).unwrap_or(0);
+            let y = t.column(first_y).unwrap_or(0);
             let mut by_name: BTreeMap<String, usize> = BTreeMap::new();
             for row in &t.rows {
                 let name = text(&row[split]);
                 let i = *by_name.entry(name.clone()).or_insert_with(|| {
-                    series.push((name, vec![0.0; labels.len()]));
+                    series.push((name, vec![None; keys.len()]));
                     series.len() - 1
                 });
-                series[i].1[index[&text(&row[x])]] += number(&row[y]).unwrap_or(0.0);
+                add(&mut series[i].1[slot(row)], number(&row[y]));
             }
         }
         None => {
             for y_name in &panel.y {
                 let y = t.column(y_name).unwrap_or(0);
-                let mut values = vec![0.0; labels.len()];
+                let mut values = vec![None; keys.len()];
                 for row in &t.rows {
-                    values[index[&text(&row[x])]] += number(&row[y]).unwrap_or(0.0);
+                    add(&mut values[slot(row)], number(&row[y]));
                 }
                 series.push((y_name.clone(), values));
             }
         }
     }
-    Series { labels, series }
+    let granularity = granularity(&keys);
+    let labels = label_texts(&keys, granularity);
+    Series {
+        keys,
+        labels,
+        granularity,
+        series,
+        format: panel.format.of(first_y),
+        rows: t.rows.len(),
+    }
 }
 
-/// A round axis maximum at or above `max`.
-fn nice_max(max: f64) -> f64 {
-    if max <= 0.0 {
+fn label_texts(keys: &[SqlValue], g: Option<Granularity>) -> Vec<String> {
+    let Some(g) = g else {
+        return keys.iter().map(text).collect();
+    };
+    let mut year = None;
+    keys.iter()
+        .filter_map(instant)
+        .map(|t| {
+            let y = chrono::Datelike::year(&t);
+            let with_year = year != Some(y);
+            year = Some(y);
+            date_label(t, g, with_year)
+        })
+        .collect()
+}
+
+/// A round step of about `raw`, in the format's own units (minutes and hours for
+/// durations).
+fn nice_step(raw: f64, format: NumberFormat) -> f64 {
+    if raw <= 0.0 || !raw.is_finite() {
         return 1.0;
     }
-    let magnitude = 10f64.powf(max.log10().floor());
-    for step in [1.0, 2.0, 2.5, 5.0, 10.0] {
-        if step * magnitude >= max {
-            return step * magnitude;
+    if format == NumberFormat::Duration && raw >= 1.0 {
+        const STEPS: [f64; 16] = [
+            1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+            7200.0, 21600.0, 43200.0,
+        ];
+        if let Some(s) = STEPS.iter().find(|s| **s >= raw) {
+            return *s;
         }
+        return 86_400.0 * nice_step(raw / 86_400.0, NumberFormat::Number);
     }
-    10.0 * magnitude
-}
-
-fn tick_text(v: f64) -> String {
-    if v >= 1_000_000.0 {
-        format!("{:.1}M", v / 1_000_000.0)
-    } else if v >= 10_000.0 {
-        format!("{:.0}k", v / 1000.0)
-    } else if v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
-}
-
-/// The SVG of a chart panel (`line`, `bar`, `stacked_bar`).
-pub fn svg(panel: &Panel, data: &PanelData) -> String {
-    let s = series_of(panel, data);
-    let n = s.labels.len().max(1) as f64;
-    let stacked = panel.kind == Kind::StackedBar;
-    let max = if stacked {
-        (0..s.labels.len())
-            .map(|i| s.series.iter().map(|(_, v)| v[i]).sum::<f64>())
-            .fold(0.0, f64::max)
-    } else {
-        s.series
-            .iter()
-            .flat_map(|(_, v)| v.iter().copied())
-            .fold(0.0, f64::max)
-    };
-    let top = nice_max(max);
-    let plot_w = W - LEFT - RIGHT;
-    let plot_h = H - TOP - BOTTOM;
-    let y_of = |v: f64| TOP + plot_h - v / top * plot_h;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"100%\" role=\"img\" aria-label=\"{}\" font-family=\"sans-serif\" font-size=\"11\">",
-        escape(&panel.title)
-    );
-    // Grid and y ticks.
-    for i in 0..=4 {
-        let v = top * i as f64 / 4.0;
-        let y = y_of(v);
-        let _ = write!(
-            out,
-            "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#555\">{}</text>",
-            W - RIGHT,
-            LEFT - 6.0,
-            y + 4.0,
-            tick_text(v)
-        );
-    }
-    // X labels: as many as fit side by side, evenly picked.
-    let widest = s
-        .labels
+    let magnitude = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
         .iter()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(1) as f64;
-    let fit = (plot_w / (widest * 6.2 + 10.0)).floor().max(1.0);
-    let every = (s.labels.len() as f64 / fit).ceil().max(1.0) as usize;
-    let slot = plot_w / n;
-    for (i, label) in s.labels.iter().enumerate() {
-        if i % every != 0 {
-            continue;
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude)
+}
+
+/// The y axis: its ticks, bottom to top.
+fn y_ticks(lo: f64, hi: f64, format: NumberFormat) -> Vec<f64> {
+    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo, lo + 1.0) };
+    let step = nice_step((hi - lo) / 4.0, format);
+    let first = (lo / step).floor() * step;
+    let last = (hi / step).ceil() * step;
+    let count = ((last - first) / step).round().max(1.0) as usize;
+    (0..=count).map(|i| first + step * i as f64).collect()
+}
+
+/// What a tier shows of each x label: its text, or nothing.
+/// The x labels shown in a plot `width` px wide, with `left` px of margin before it and
+/// `RIGHT` after: thinned or shortened so none overlaps, and none centred so near an end
+/// that it would reach past the chart.
+fn x_labels_for(
+    labels: &[String],
+    categorical: bool,
+    width: f64,
+    left: f64,
+) -> Vec<Option<String>> {
+    let n = labels.len().max(1);
+    let slot = width / n as f64;
+    let widest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1);
+    let px = |chars: usize| chars as f64 * CHAR_PX + LABEL_GAP;
+    let (every, chars) = if px(widest) <= slot {
+        (1, widest)
+    } else if categorical && slot >= px(4) {
+        (1, ((slot - LABEL_GAP) / CHAR_PX).floor() as usize)
+    } else {
+        let shown = if categorical { widest.min(8) } else { widest };
+        let every = (px(shown) / slot).ceil().max(1.0) as usize;
+        (every, shown)
+    };
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let label = (i % every == 0).then(|| shorten(l, chars))?;
+            let centre = (i as f64 + 0.5) * slot;
+            let half = label.chars().count() as f64 * CHAR_PX / 2.0;
+            (centre - half >= -left && centre + half <= width + RIGHT).then_some(label)
+        })
+        .collect()
+}
+
+fn shorten(label: &str, chars: usize) -> String {
+    if label.chars().count() <= chars {
+        return label.to_string();
+    }
+    let mut out: String = label.chars().take(chars.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The panel's width in grid columns, as it is laid out.
+pub fn span(panel: &Panel, data: &PanelData) -> u8 {
+    if let Some(w) = panel.width {
+        return w.clamp(1, 4);
+    }
+    match panel.kind {
+        Kind::Table if data.table.columns.len() > 4 => 4,
+        Kind::Table | Kind::Bar | Kind::Number => 2,
+        Kind::Line | Kind::StackedBar => {
+            let x = panel.x.as_deref().and_then(|x| data.table.column(x));
+            let over_time =
+                x.is_some_and(|x| granularity(data.table.rows.iter().map(|r| &r[x])).is_some());
+            if over_time {
+                4
+            } else {
+                2
+            }
         }
-        let x = LEFT + slot * (i as f64 + 0.5);
+    }
+}
+
+/// Why a chart with rows draws nothing, if it does not (`dashboard check` reports it).
+pub fn draws_nothing(panel: &Panel, data: &PanelData) -> Option<String> {
+    if !matches!(panel.kind, Kind::Line | Kind::Bar | Kind::StackedBar) {
+        return None;
+    }
+    let s = series_of(panel, data);
+    if s.rows == 0 || !drawn_series(panel, &s).is_empty() {
+        return None;
+    }
+    Some(format!(
+        "its query returns {} rows but the chart draws nothing: no {} value in {}",
+        s.rows,
+        if panel.kind == Kind::Line {
+            "numeric"
+        } else {
+            "non-zero"
+        },
+        panel.y.join(", ")
+    ))
+}
+
+/// The series that leave a visible mark.
+fn drawn_series<'a>(panel: &Panel, s: &'a Series) -> Vec<&'a str> {
+    s.series
+        .iter()
+        .filter(|(_, values)| {
+            values
+                .iter()
+                .flatten()
+                .any(|v| v.is_finite() && (panel.kind == Kind::Line || *v != 0.0))
+        })
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
+/// A drawn chart: the SVG's marks and labels, and the margin its y labels need.
+struct Drawn {
+    body: String,
+    left: f64,
+}
+
+fn draw(panel: &Panel, s: &Series, span: u8) -> Drawn {
+    let n = s.labels.len().max(1);
+    let stacked = panel.kind == Kind::StackedBar;
+    let (mut lo, mut hi) = (0.0f64, 0.0f64);
+    if stacked {
+        for i in 0..s.labels.len() {
+            let sum: f64 = s.series.iter().filter_map(|(_, v)| v[i]).sum();
+            hi = hi.max(sum);
+        }
+    } else {
+        for v in s.series.iter().flat_map(|(_, v)| v.iter().flatten()) {
+            lo = lo.min(*v);
+            hi = hi.max(*v);
+        }
+    }
+    let ticks = y_ticks(lo, hi, s.format);
+    let (bottom, top) = (ticks[0], ticks[ticks.len() - 1]);
+    let y_of = |v: f64| TOP + PLOT_H - (v - bottom) / (top - bottom) * PLOT_H;
+    let tick_texts: Vec<String> = ticks.iter().map(|v| s.format.tick(*v)).collect();
+    let widest = tick_texts
+        .iter()
+        .map(|t| t.chars().count())
+        .max()
+        .unwrap_or(1);
+    let left = (widest as f64 * CHAR_PX + 8.0).max(24.0);
+    let pct = |i: f64| i / n as f64 * 100.0;
+    let mut out = String::new();
+    for (v, label) in ticks.iter().zip(&tick_texts) {
+        let y = y_of(*v);
         let _ = write!(
             out,
-            "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#555\">{}</text>",
-            H - BOTTOM + 16.0,
+            "<line x1=\"0\" x2=\"100%\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"{}\"/><text class=\"tick y\" x=\"-6\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            if *v == 0.0 { "#999" } else { "#e3e3e3" },
+            y + 4.0,
             escape(label)
         );
     }
+    // The x labels of each tier, one element per distinct text and place.
+    let categorical = s.granularity.is_none();
+    let per_tier: Vec<Vec<Option<String>>> = TIERS
+        .iter()
+        .map(|t| {
+            x_labels_for(
+                &s.labels,
+                categorical,
+                t.panel_width(span) - left - RIGHT,
+                left,
+            )
+        })
+        .collect();
+    for i in 0..s.labels.len() {
+        let mut shown: Vec<(&str, Vec<&str>)> = Vec::new();
+        for (tier, labels) in TIERS.iter().zip(&per_tier) {
+            if let Some(label) = &labels[i] {
+                match shown.iter_mut().find(|(t, _)| t == label) {
+                    Some((_, classes)) => classes.push(tier.class),
+                    None => shown.push((label, vec![tier.class])),
+                }
+            }
+        }
+        for (label, classes) in shown {
+            let _ = write!(
+                out,
+                "<text class=\"tick x {}\" x=\"{:.3}%\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                classes.join(" "),
+                pct(i as f64 + 0.5),
+                TOP + PLOT_H + 18.0,
+                escape(label)
+            );
+        }
+    }
+    let hover = |i: usize, name: &str, v: f64| {
+        let label = match (s.granularity, instant(&s.keys[i])) {
+            (Some(g), Some(t)) => date_label(t, g, true),
+            _ => s.labels[i].clone(),
+        };
+        if s.series.len() > 1 {
+            format!("{label} · {name}: {}", s.format.show(v))
+        } else {
+            format!("{label}: {}", s.format.show(v))
+        }
+    };
     match panel.kind {
         Kind::Line => {
+            let mut lines = String::new();
+            let mut points = String::new();
             for (k, (name, values)) in s.series.iter().enumerate() {
-                let color = COLORS[k % COLORS.len()];
-                let points: Vec<String> = values
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| format!("{:.1},{:.1}", LEFT + slot * (i as f64 + 0.5), y_of(*v)))
-                    .collect();
+                let color = PALETTE[k % PALETTE.len()];
+                let mut path = String::new();
+                let mut pen_down = false;
+                for (i, v) in values.iter().enumerate() {
+                    match v {
+                        Some(v) => {
+                            let _ = write!(
+                                path,
+                                "{}{:.2} {:.1} ",
+                                if pen_down { "L" } else { "M" },
+                                (i as f64 + 0.5) / n as f64 * 1000.0,
+                                y_of(*v) - TOP
+                            );
+                            pen_down = true;
+                        }
+                        None => pen_down = false,
+                    }
+                }
                 let _ = write!(
-                    out,
-                    "<polyline class=\"series\" data-series=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+                    lines,
+                    "<path class=\"series\" data-series=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" vector-effect=\"non-scaling-stroke\" d=\"{}\"/>",
                     escape(name),
-                    points.join(" ")
+                    path.trim_end()
                 );
+                let count = values.iter().flatten().count();
+                for (i, v) in values.iter().enumerate() {
+                    let Some(v) = v else { continue };
+                    let alone = (i == 0 || values[i - 1].is_none())
+                        && values.get(i + 1).is_none_or(|n| n.is_none());
+                    if count <= MARKED_POINTS || alone {
+                        let _ = write!(
+                            points,
+                            "<circle class=\"point\" data-series=\"{}\" cx=\"{:.3}%\" cy=\"{:.1}\" r=\"3.5\" fill=\"{color}\"><title>{}</title></circle>",
+                            escape(name),
+                            pct(i as f64 + 0.5),
+                            y_of(*v),
+                            escape(&hover(i, name, *v))
+                        );
+                    }
+                }
             }
+            let _ = write!(
+                out,
+                "<svg y=\"{TOP}\" width=\"100%\" height=\"{PLOT_H}\" viewBox=\"0 0 1000 {PLOT_H}\" preserveAspectRatio=\"none\" overflow=\"visible\">{lines}</svg>{points}"
+            );
         }
         Kind::Bar | Kind::StackedBar => {
             let groups = if stacked { 1 } else { s.series.len().max(1) };
-            let bar_w = (slot * 0.8) / groups as f64;
+            let bar = 80.0 / groups as f64;
             for i in 0..s.labels.len() {
                 let mut base = 0.0;
                 for (k, (name, values)) in s.series.iter().enumerate() {
-                    let v = values[i];
-                    let color = COLORS[k % COLORS.len()];
-                    let x = LEFT
-                        + slot * i as f64
-                        + slot * 0.1
-                        + if stacked { 0.0 } else { bar_w * k as f64 };
+                    let Some(v) = values[i] else { continue };
+                    let color = PALETTE[k % PALETTE.len()];
+                    let x = i as f64 + 0.1 + if stacked { 0.0 } else { bar / 100.0 * k as f64 };
                     let (y0, y1) = if stacked {
                         (y_of(base), y_of(base + v))
                     } else {
@@ -194,45 +465,108 @@ pub fn svg(panel: &Panel, data: &PanelData) -> String {
                     base += v;
                     let _ = write!(
                         out,
-                        "<rect class=\"bar\" x=\"{x:.1}\" y=\"{y1:.1}\" width=\"{bar_w:.1}\" height=\"{:.1}\" fill=\"{color}\"><title>{}: {} {}</title></rect>",
-                        (y0 - y1).max(0.0),
-                        escape(&s.labels[i]),
+                        "<rect class=\"bar\" data-series=\"{}\" x=\"{:.3}%\" y=\"{:.1}\" width=\"{:.3}%\" height=\"{:.1}\" fill=\"{color}\"><title>{}</title></rect>",
                         escape(name),
-                        tick_text(v)
+                        pct(x),
+                        y0.min(y1),
+                        bar / n as f64,
+                        (y0 - y1).abs(),
+                        escape(&hover(i, name, v))
                     );
                 }
             }
         }
         Kind::Table | Kind::Number => {}
     }
-    // Legend.
-    let mut lx = LEFT;
-    for (k, (name, _)) in s.series.iter().enumerate() {
-        let color = COLORS[k % COLORS.len()];
-        let _ = write!(
-            out,
-            "<rect x=\"{lx:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"#333\">{}</text>",
-            H - 16.0,
-            lx + 14.0,
-            H - 7.0,
-            escape(name)
+    Drawn { body: out, left }
+}
+
+fn series_attribute(names: &[&str]) -> String {
+    let quoted: Vec<String> = names
+        .iter()
+        .map(|n| serde_json::Value::String((*n).to_string()).to_string())
+        .collect();
+    escape(&format!("[{}]", quoted.join(",")))
+}
+
+/// The HTML of a chart panel (`line`, `bar`, `stacked_bar`): its legend and its SVG, or
+/// why there is nothing to draw.
+pub fn chart_html(panel: &Panel, data: &PanelData, params: &Params) -> String {
+    let s = series_of(panel, data);
+    if s.rows == 0 {
+        return format!(
+            "<p class=\"empty\">No data between {} and {}</p>",
+            params.start.format("%b %-d, %Y"),
+            params.end.format("%b %-d, %Y")
         );
-        lx += 24.0 + name.chars().count() as f64 * 6.5;
     }
-    if s.labels.is_empty() {
-        let _ = write!(
-            out,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#888\">no data in this range</text>",
-            W / 2.0,
-            H / 2.0
-        );
+    if let Some(why) = draws_nothing(panel, data) {
+        return format!("<p class=\"empty\">Nothing to draw: {}</p>", escape(&why));
     }
-    out.push_str("</svg>");
+    let mut out = String::new();
+    if s.series.len() > 1 {
+        out.push_str("<ul class=\"legend\">");
+        for (k, (name, _)) in s.series.iter().enumerate() {
+            let _ = write!(
+                out,
+                "<li><i style=\"background:{}\"></i>{}</li>",
+                PALETTE[k % PALETTE.len()],
+                escape(name)
+            );
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str(&svg(panel, data));
     out
 }
 
-/// A `number` panel: the value, and its change from the period before.
-pub fn number_html(data: &PanelData) -> String {
+/// The SVG element of a chart panel, as the page shows it (its width is the panel's).
+pub fn svg(panel: &Panel, data: &PanelData) -> String {
+    let s = series_of(panel, data);
+    let drawn = draw(panel, &s, span(panel, data));
+    format!(
+        "<svg class=\"chart\" height=\"{HEIGHT}\" overflow=\"visible\" style=\"margin-left:{left:.0}px;width:calc(100% - {:.0}px)\" role=\"img\" aria-label=\"{}\" data-series=\"{}\" font-family=\"sans-serif\" font-size=\"{FONT_PX}\" fill=\"#444\">{}</svg>",
+        drawn.left + RIGHT,
+        escape(&panel.title),
+        series_attribute(&drawn_series(panel, &s)),
+        drawn.body,
+        left = drawn.left,
+    )
+}
+
+/// A chart as a standalone SVG file of `width` pixels, its legend included (the export).
+pub fn standalone_svg(panel: &Panel, data: &PanelData, width: f64) -> String {
+    let s = series_of(panel, data);
+    let drawn = draw(panel, &s, 4);
+    let mut legend = String::new();
+    let mut lx = drawn.left;
+    if s.series.len() > 1 {
+        for (k, (name, _)) in s.series.iter().enumerate() {
+            let _ = write!(
+                legend,
+                "<rect x=\"{lx:.1}\" y=\"6\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{:.1}\" y=\"15\">{}</text>",
+                PALETTE[k % PALETTE.len()],
+                lx + 14.0,
+                escape(name)
+            );
+            lx += 28.0 + name.chars().count() as f64 * CHAR_PX;
+        }
+    }
+    let legend_h = if legend.is_empty() { 0.0 } else { 24.0 };
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{}\" role=\"img\" aria-label=\"{}\" font-family=\"sans-serif\" font-size=\"{FONT_PX}\" fill=\"#444\"><style>.x:not(.ta){{display:none}}</style><rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>{legend}<svg x=\"{:.0}\" y=\"{legend_h}\" width=\"{:.0}\" height=\"{HEIGHT}\" overflow=\"visible\">{}</svg></svg>",
+        HEIGHT + legend_h,
+        escape(&panel.title),
+        drawn.left,
+        width - drawn.left - RIGHT,
+        drawn.body
+    )
+}
+
+/// A `number` panel: a tile with the value, and its change from the period before.
+pub fn number_html(panel: &Panel, data: &PanelData) -> String {
+    let column = data.table.columns.first().map(String::as_str).unwrap_or("");
+    let format = panel.format.of(column);
     let value = data.table.rows.first().and_then(|r| r.first());
     let now = value.and_then(number);
     let before = data
@@ -241,41 +575,152 @@ pub fn number_html(data: &PanelData) -> String {
         .and_then(|p| p.rows.first())
         .and_then(|r| r.first())
         .and_then(number);
-    let shown = value.map(text).unwrap_or_else(|| "–".into());
+    let shown = match (value, now) {
+        (_, Some(n)) => format.show(n),
+        (Some(v), None) if *v != SqlValue::Null => text(v),
+        _ => "–".into(),
+    };
     let change = match (now, before) {
         (Some(n), Some(b)) if b != 0.0 => {
-            let pct = (n - b) / b * 100.0;
+            let pct = (n - b) / b.abs() * 100.0;
+            let arrow = if pct > 0.0 {
+                "▲"
+            } else if pct < 0.0 {
+                "▼"
+            } else {
+                "="
+            };
             format!(
-                "{}{pct:.0}% vs the period before ({})",
-                if pct >= 0.0 { "+" } else { "" },
-                tick_text(b)
+                "{arrow} {}% vs the period before ({})",
+                crate::format::grouped(pct.abs(), 0),
+                format.show(b)
             )
         }
         (Some(_), Some(_)) => "the period before: 0".to_string(),
         _ => "no earlier data".to_string(),
     };
     format!(
-        "<div class=\"number\"><span class=\"value\">{}</span><span class=\"change\">{}</span></div>",
+        "<div class=\"number\"><span class=\"value\" title=\"{}\">{}</span><span class=\"change\">{}</span></div>",
+        escape(&value.map(text).unwrap_or_default()),
         escape(&shown),
         escape(&change)
     )
 }
 
-/// A `table` panel (also the fallback view of any result).
-pub fn table_html(data: &PanelData) -> String {
+/// Rows a table panel shows; the CSV has them all.
+const TABLE_ROWS: usize = 500;
+
+/// A `table` panel (also the fallback view of any result): numbers formatted and aligned
+/// right.
+pub fn table_html(panel: &Panel, data: &PanelData) -> String {
     let t = &data.table;
+    let numeric: Vec<bool> = (0..t.columns.len())
+        .map(|c| {
+            t.rows
+                .iter()
+                .any(|r| matches!(r[c], SqlValue::Int(_) | SqlValue::Float(_)))
+        })
+        .collect();
     let mut out = String::from("<div class=\"table\"><table><thead><tr>");
-    for c in &t.columns {
-        let _ = write!(out, "<th>{}</th>", escape(c));
+    for (c, name) in t.columns.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<th{}>{}</th>",
+            if numeric[c] { " class=\"n\"" } else { "" },
+            escape(name)
+        );
     }
     out.push_str("</tr></thead><tbody>");
-    for row in t.rows.iter().take(500) {
+    for row in t.rows.iter().take(TABLE_ROWS) {
         out.push_str("<tr>");
-        for v in row {
-            let _ = write!(out, "<td>{}</td>", escape(&text(v)));
+        for (c, v) in row.iter().enumerate() {
+            let cell = match v {
+                SqlValue::Int(_) | SqlValue::Float(_) => number(v)
+                    .map(|n| panel.format.of(&t.columns[c]).show(n))
+                    .unwrap_or_default(),
+                _ => text(v),
+            };
+            let _ = write!(
+                out,
+                "<td{}>{}</td>",
+                if numeric[c] { " class=\"n\"" } else { "" },
+                escape(&cell)
+            );
         }
         out.push_str("</tr>");
     }
     out.push_str("</tbody></table></div>");
+    if t.rows.len() > TABLE_ROWS {
+        let _ = write!(
+            out,
+            "<p class=\"note\">The first {TABLE_ROWS} of {} rows; the CSV has them all.</p>",
+            crate::format::grouped(t.rows.len() as f64, 0)
+        );
+    } else if t.rows.is_empty() {
+        out.push_str("<p class=\"empty\">No rows.</p>");
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes_step_in_round_units() {
+        assert_eq!(
+            y_ticks(0.0, 87.0, NumberFormat::Number),
+            vec![0.0, 25.0, 50.0, 75.0, 100.0]
+        );
+        assert_eq!(
+            y_ticks(0.0, 400.0, NumberFormat::Duration),
+            vec![0.0, 120.0, 240.0, 360.0, 480.0]
+        );
+        assert_eq!(
+            y_ticks(-5.0, 5.0, NumberFormat::Number),
+            vec![-5.0, -2.5, 0.0, 2.5, 5.0]
+        );
+        assert_eq!(
+            y_ticks(0.0, 0.0, NumberFormat::Number),
+            vec![0.0, 0.25, 0.5, 0.75, 1.0]
+        );
+    }
+
+    #[test]
+    fn x_labels_thin_or_shorten_to_fit() {
+        let days: Vec<String> = (1..=30).map(|d| format!("Nov {d}")).collect();
+        let wide = x_labels_for(&days, false, 1800.0, 30.0);
+        assert!(wide.iter().all(Option::is_some), "30 days fit 1,800 px");
+        let half = x_labels_for(&days, false, 900.0, 30.0);
+        assert_eq!(
+            half.iter().flatten().count(),
+            15,
+            "every other day in 900 px"
+        );
+        let phone = x_labels_for(&days, false, 250.0, 30.0);
+        let shown: Vec<_> = phone.iter().flatten().collect();
+        assert!(shown.len() >= 3 && shown.len() <= 4, "{shown:?}");
+        let stages = vec![
+            "Qualification".to_string(),
+            "Proposal/Price Quote".to_string(),
+        ];
+        let cut = x_labels_for(&stages, true, 200.0, 30.0);
+        assert_eq!(
+            cut,
+            vec![Some("Qualificat…".into()), Some("Proposal/P…".into())]
+        );
+        // A label centred at the plot's end would reach past the chart: it is left out.
+        let hours: Vec<String> = (0..24).map(|h| format!("Dec 7 {h:02}:00")).collect();
+        let edge = x_labels_for(&hours, false, 2400.0, 30.0);
+        assert!(
+            edge.iter().all(Option::is_some),
+            "100 px slots hold them all"
+        );
+        let tight = x_labels_for(&hours, false, 24.0 * 50.0, 10.0);
+        assert_eq!(tight.iter().flatten().count(), 11, "{tight:?}");
+        assert_eq!(
+            tight[0], None,
+            "the first, centred 25 px in, would cross the left edge"
+        );
+    }
 }

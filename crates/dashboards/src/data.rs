@@ -124,18 +124,24 @@ pub fn check_mapping(panel: &Panel, table: &Table) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs every panel of a dashboard; the first failure names the panel.
+/// Runs every panel of a dashboard; the first failure names the panel. A chart whose
+/// query returns rows but draws nothing fails too.
 pub fn validate(
     wh: &mut dyn Warehouse,
     dashboard: &Dashboard,
     params: &Params,
 ) -> Result<(), crate::spec::SpecError> {
     for panel in &dashboard.panels {
-        run_panel(wh, panel, params).map_err(|message| crate::spec::SpecError::Panel {
-            dashboard: dashboard.name.clone(),
-            panel: panel.title.clone(),
-            message,
-        })?;
+        run_panel(wh, panel, params)
+            .and_then(|data| match crate::chart::draws_nothing(panel, &data) {
+                Some(why) => Err(why),
+                None => Ok(()),
+            })
+            .map_err(|message| crate::spec::SpecError::Panel {
+                dashboard: dashboard.name.clone(),
+                panel: panel.title.clone(),
+                message,
+            })?;
     }
     Ok(())
 }

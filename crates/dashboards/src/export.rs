@@ -1,5 +1,5 @@
 //! `observes dashboard export NAME --format html|svg|png --out DIR`: the page as one HTML
-//! file, each chart panel as its own SVG file (the same SVG the served page draws), or the
+//! file, each chart panel as its own SVG file of 960 px (the same marks the served page draws), or the
 //! page as a PNG, rendered by headless Chromium (`OBSERVES_CHROMIUM`, else `chromium` on
 //! the PATH).
 
@@ -72,7 +72,7 @@ pub fn export(
             let mut files = Vec::new();
             for (i, (panel, data)) in d.panels.iter().zip(&results).enumerate() {
                 if matches!(panel.kind, Kind::Line | Kind::Bar | Kind::StackedBar) {
-                    let svg = crate::chart::svg(panel, data);
+                    let svg = crate::chart::standalone_svg(panel, data, 960.0);
                     files.push(write(out.join(format!("{}-{i}.svg", d.name)), svg)?);
                 }
             }

@@ -3,16 +3,21 @@
 //!
 //! - [`spec`]: the dashboard files and their parameters (`$start`, `$end`, `$group`).
 //! - [`data`]: running a panel's query with bound parameters; checking its mapping.
-//! - [`chart`]: SVG line, bar and stacked bar charts; tables; numbers with a comparison.
+//! - [`format`]: how values read: separators, percent, durations, bytes, dates.
+//! - [`chart`]: SVG line, bar and stacked bar charts whose text keeps its size; tables;
+//!   number tiles with a comparison.
 //! - [`page`]: the HTML of the index and of a dashboard.
 //! - [`server`]: `observes dashboard serve`.
 //! - [`export`]: `observes dashboard export`.
+//! - [`inspect`]: what a reader sees of a page in headless Chromium (the browser tests).
 
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod chart;
 pub mod data;
 pub mod export;
+pub mod format;
+pub mod inspect;
 pub mod page;
 pub mod server;
 pub mod spec;

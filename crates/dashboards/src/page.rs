@@ -3,23 +3,40 @@
 
 use std::fmt::Write;
 
-use crate::chart::{escape, number_html, svg, table_html};
+use crate::chart::{chart_html, escape, number_html, span, table_html};
 use crate::data::{PanelData, Params};
 use crate::spec::{Dashboard, Kind};
 
+/// The page's style. The grid and its tiers follow [`crate::chart::TIERS`]: 4 columns
+/// from 1,000 px, 2 from 640 px, 1 below; each tier shows its own x labels.
 const STYLE: &str = "body{font-family:sans-serif;margin:0;background:#f5f6f8;color:#222}\
-header{background:#1f3a5f;color:#fff;padding:12px 16px}header a{color:#cfe0ff}\
+header{background:#1f3a5f;color:#fff;padding:12px 16px;font-size:15px}header a{color:#cfe0ff}\
+header small{font-size:13px}\
 main{padding:12px;max-width:1400px;margin:auto}\
 form{display:flex;flex-wrap:wrap;gap:8px;align-items:end;margin-bottom:12px}\
-label{display:flex;flex-direction:column;font-size:12px}\
-.panels{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:12px}\
-.panel{background:#fff;border-radius:6px;padding:10px;box-shadow:0 1px 2px #0002;min-width:0}\
-.panel h2{font-size:15px;margin:0 0 6px}.note{font-size:12px;color:#666;margin:0 0 6px}\
+label{display:flex;flex-direction:column;font-size:12px}input,select,button{font-size:14px}\
+.panels{display:grid;grid-template-columns:repeat(4,minmax(0,1fr));gap:12px}\
+.w1{grid-column:span 1}.w2{grid-column:span 2}.w3{grid-column:span 3}.w4{grid-column:span 4}\
+.panel{background:#fff;border-radius:6px;padding:12px;box-shadow:0 1px 2px #0002;min-width:0}\
+.panel h2{font-size:15px;margin:0 0 6px}.note{font-size:12px;color:#555;margin:0 0 6px}\
+.tiles{grid-column:1/-1;display:flex;flex-wrap:wrap;gap:12px}\
+.tile{flex:1 1 200px;background:#fff;border-radius:6px;padding:10px 12px;box-shadow:0 1px 2px #0002}\
+.tile h2{font-size:13px;font-weight:normal;color:#444;margin:0 0 2px}\
+.number .value{font-size:28px;font-weight:bold;display:block}.number .change{color:#555;font-size:12px}\
 .error{color:#a11;background:#fee;padding:8px;border-radius:4px;font-size:13px;white-space:pre-wrap}\
-.number .value{font-size:40px;font-weight:bold;display:block}.number .change{color:#555}\
-.table{overflow-x:auto;max-height:360px}table{border-collapse:collapse;font-size:12px}\
-td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}\
-.csv{font-size:12px}ul.index li{margin:8px 0}";
+.empty{color:#666;font-size:13px;margin:24px 0;text-align:center}\
+.legend{list-style:none;margin:0 0 4px;padding:0;display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12px;color:#333}\
+.legend i{display:inline-block;width:10px;height:10px;margin-right:5px;border-radius:2px}\
+svg.chart{display:block;margin-bottom:4px}svg.chart .y,svg.chart .x{fill:#555}\
+.table{overflow-x:auto}table{border-collapse:collapse;font-size:13px;width:100%}\
+td,th{padding:4px 8px;border-bottom:1px solid #eee;text-align:left;white-space:nowrap}\
+th{color:#444;font-weight:600}.n{text-align:right;font-variant-numeric:tabular-nums}\
+.csv{font-size:12px;margin-top:4px}ul.index li{margin:8px 0}\
+@media (min-width:1000px){svg.chart .x:not(.ta){display:none}}\
+@media (min-width:640px) and (max-width:999.98px){.panels{grid-template-columns:repeat(2,minmax(0,1fr))}\
+.w3,.w4{grid-column:span 2}svg.chart .x:not(.tb){display:none}}\
+@media (max-width:639.98px){.panels{grid-template-columns:minmax(0,1fr)}.w1,.w2,.w3,.w4{grid-column:span 1}\
+svg.chart .x:not(.tc){display:none}}";
 
 fn head(title: &str) -> String {
     format!(
@@ -106,10 +123,26 @@ pub fn dashboard(
         out.push_str("<button type=\"submit\">Show</button></form>");
     }
     out.push_str("<div class=\"panels\">");
+    let mut in_tiles = false;
     for (i, (panel, result)) in d.panels.iter().zip(panels).enumerate() {
+        // Consecutive numbers make one row of tiles.
+        let tile = panel.kind == Kind::Number;
+        if tile != in_tiles {
+            out.push_str(if tile {
+                "<div class=\"tiles\">"
+            } else {
+                "</div>"
+            });
+            in_tiles = tile;
+        }
+        let class = match (tile, result) {
+            (true, _) => "tile".to_string(),
+            (false, Ok(data)) => format!("panel w{}", span(panel, data)),
+            (false, Err(_)) => format!("panel w{}", panel.width.unwrap_or(2).clamp(1, 4)),
+        };
         let _ = write!(
             out,
-            "<section class=\"panel\" id=\"panel-{i}\"><h2>{}</h2>",
+            "<section class=\"{class}\" id=\"panel-{i}\"><h2>{}</h2>",
             escape(&panel.title)
         );
         if let Some(note) = &panel.note {
@@ -121,9 +154,9 @@ pub fn dashboard(
             }
             Ok(data) => {
                 out.push_str(&match panel.kind {
-                    Kind::Line | Kind::Bar | Kind::StackedBar => svg(panel, data),
-                    Kind::Table => table_html(data),
-                    Kind::Number => number_html(data),
+                    Kind::Line | Kind::Bar | Kind::StackedBar => chart_html(panel, data, params),
+                    Kind::Table => table_html(panel, data),
+                    Kind::Number => number_html(panel, data),
                 });
                 if live {
                     let _ = write!(
@@ -136,6 +169,9 @@ pub fn dashboard(
             }
         }
         out.push_str("</section>");
+    }
+    if in_tiles {
+        out.push_str("</div>");
     }
     out.push_str("</div></main></body></html>");
     out

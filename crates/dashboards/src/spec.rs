@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::format::NumberFormat;
+
 /// What a panel draws.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,6 +66,60 @@ pub struct Panel {
     pub series: Option<String>,
     /// A short note under the title.
     pub note: Option<String>,
+    /// How numbers read: one format for every value column (`format = "percent"`), or one
+    /// per column (`format = { duration = "duration" }`).
+    #[serde(default)]
+    pub format: Formats,
+    /// How many columns of the 4-column grid it takes (1–4). Charts over time and wide
+    /// tables default to 4, other charts and tables to 2; numbers are tiles.
+    pub width: Option<u8>,
+}
+
+/// The number formats of a panel's columns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Formats {
+    /// One format for every column.
+    All(NumberFormat),
+    /// A format per column, by name; the others read as plain numbers.
+    PerColumn(BTreeMap<String, NumberFormat>),
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        Formats::All(NumberFormat::Number)
+    }
+}
+
+impl<'de> Deserialize<'de> for Formats {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let one = |v: &toml::Value| -> Result<NumberFormat, D::Error> {
+            let name = v.as_str().unwrap_or_default();
+            NumberFormat::deserialize(toml::Value::String(name.into())).map_err(|_| {
+                D::Error::custom(format!(
+                    "unknown format {v} (expected \"number\", \"percent\", \"duration\" or \"bytes\")"
+                ))
+            })
+        };
+        match toml::Value::deserialize(d)? {
+            toml::Value::Table(by) => by
+                .iter()
+                .map(|(column, v)| Ok((column.clone(), one(v)?)))
+                .collect::<Result<_, _>>()
+                .map(Formats::PerColumn),
+            v => one(&v).map(Formats::All),
+        }
+    }
+}
+
+impl Formats {
+    /// The format of a column.
+    pub fn of(&self, column: &str) -> NumberFormat {
+        match self {
+            Formats::All(f) => *f,
+            Formats::PerColumn(by) => by.get(column).copied().unwrap_or_default(),
+        }
+    }
 }
 
 /// A dashboard's group selector.
@@ -186,6 +242,11 @@ impl Dashboard {
                     }
                 }
                 Kind::Table | Kind::Number => {}
+            }
+            if let Some(w) = panel.width.filter(|w| !(1..=4).contains(w)) {
+                return Err(bad(format!(
+                    "width = {w}: a panel takes 1 to 4 columns of the grid"
+                )));
             }
             if let Err(e) = bind(&panel.sql) {
                 return Err(bad(e));

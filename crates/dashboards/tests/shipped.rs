@@ -195,7 +195,13 @@ fn every_panel_renders(wh: &mut dyn Warehouse) {
                     d.name,
                     panel.title
                 );
-                assert!(!svg.contains("no data in this range"));
+                assert_eq!(
+                    observes_dashboards::chart::draws_nothing(panel, &data),
+                    None,
+                    "{} / {}",
+                    d.name,
+                    panel.title
+                );
             }
         }
     }
@@ -287,24 +293,7 @@ fn serve_fixture(
 fn the_server_serves_pages_csv_parameters_and_slow_panels() {
     let slow = "title = \"Slow\"\n[[panels]]\ntitle = \"Heavy\"\nkind = \"number\"\nsql = \"SELECT COUNT(*) FROM range(100000000000) a\"\n";
     let (rt, base, _dir) = serve_fixture(&[("slow", slow)], std::time::Duration::from_millis(500));
-    let addr = base.trim_start_matches("http://").to_string();
-    let get = |path: &str| -> (u16, String) {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let status = out[9..12].parse().unwrap();
-        let body = out
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
-    };
+    let get = |path: &str| http_get(&base, path);
     let (status, index) = get("/");
     assert_eq!(status, 200);
     for (name, _) in observes_dashboards::SHIPPED {
@@ -321,13 +310,8 @@ fn the_server_serves_pages_csv_parameters_and_slow_panels() {
     assert_eq!(page.matches("Download CSV").count(), 6);
     // One project: fewer pipelines than all.
     let count = |page: &str| -> i64 {
-        let at = page.find("<span class=\"value\">").unwrap() + 20;
-        page[at..at + 10]
-            .split('<')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        let at = page.find("<span class=\"value\" title=\"").unwrap() + 27;
+        page[at..].split('"').next().unwrap().parse().unwrap()
     };
     let (_, one) = get("/d/ci_health?group=acme%2Fweb");
     assert!(one.contains("<option selected value=\"acme/web\">"));
@@ -427,7 +411,8 @@ fn a_browser_loads_every_page_without_errors() {
         );
     }
     let value = |dom: &str| -> String {
-        let at = dom.find("<span class=\"value\">").unwrap() + 20;
+        let at = dom.find("<span class=\"value\"").unwrap();
+        let at = at + dom[at..].find('>').unwrap() + 1;
         dom[at..].split('<').next().unwrap().to_string()
     };
     let all = load("/d/ci_health", None);
@@ -439,5 +424,56 @@ fn a_browser_loads_every_page_without_errors() {
     );
     let narrow = load("/d/ci_health?start=2000-01-01&end=2000-01-31", None);
     assert_eq!(value(&narrow), "0");
+    assert!(
+        narrow.contains("No data between Jan 1, 2000 and Jan 31, 2000"),
+        "an empty range says so instead of drawing empty axes"
+    );
+
+    // As a reader sees them, on a laptop and on a phone. First the detector itself: small
+    // text, overlapping labels, a series without a mark, text past its panel and a page too
+    // wide are caught.
+    let measured = tempfile::tempdir().unwrap();
+    let flawed = "<html><body><p style=\"font-size:8px\">tiny</p><div style=\"width:600px\">wide</div><svg class=\"chart\" aria-label=\"T\" data-series='[\"a\",\"b\"]' width=\"300\" height=\"100\"><text class=\"tick x\" x=\"10\" y=\"50\">Nov 1</text><text class=\"tick x\" x=\"20\" y=\"50\">Nov 2</text><rect data-series=\"a\" width=\"10\" height=\"10\"/><rect data-series=\"b\" width=\"0\" height=\"0\"/></svg><section class=\"panel\" style=\"width:100px\"><h2>P</h2><p style=\"white-space:nowrap\">a label far too long for its panel</p></section></body></html>";
+    let m = observes_dashboards::inspect::measure(flawed, (390, 844), measured.path()).unwrap();
+    assert_eq!(
+        m.problems(11.0),
+        vec![
+            "text at 8.0 px (under 11 px): \"tiny\"".to_string(),
+            "labels overlap: T: Nov 1 / Nov 2".into(),
+            "no visible mark: T: b".into(),
+            "past its panel: P: a label far too long for its panel".into(),
+            "the page is 608 px wide in a 390 px window".into(),
+        ]
+    );
+    for (name, _) in observes_dashboards::SHIPPED {
+        let (status, html) = http_get(&base, &format!("/d/{name}"));
+        assert_eq!(status, 200);
+        for size in [(1400, 900), (390, 844)] {
+            let m = observes_dashboards::inspect::measure(&html, size, measured.path())
+                .unwrap_or_else(|e| panic!("{name} at {size:?}: {e}"));
+            assert_eq!(m.viewport, f64::from(size.0), "{name}: the window's width");
+            assert!(m.charts > 0 && m.texts > 20, "{name} at {size:?}: {m:?}");
+            assert_eq!(m.problems(11.0), Vec::<String>::new(), "{name} at {size:?}");
+        }
+    }
     rt.shutdown_background();
+}
+
+/// A GET of `path` on the server: its status and body.
+fn http_get(base: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }
