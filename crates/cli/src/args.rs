@@ -185,6 +185,10 @@ pub(crate) enum DashboardAction {
         format: observes_dashboards::export::Format,
         #[arg(long)]
         out: PathBuf,
+        /// A PNG's window width in px: the whole page, as that window lays it out (390 for
+        /// a phone).
+        #[arg(long, default_value_t = 1280, value_parser = clap::value_parser!(u32).range(320..=3840))]
+        width: u32,
         /// First day (default: the dashboard's range ending today).
         #[arg(long)]
         start: Option<chrono::NaiveDate>,

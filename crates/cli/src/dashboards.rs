@@ -48,6 +48,7 @@ pub(crate) fn run(action: DashboardAction) -> Result<()> {
             name,
             format,
             out,
+            width,
             start,
             end,
             group,
@@ -71,8 +72,9 @@ pub(crate) fn run(action: DashboardAction) -> Result<()> {
             }
             params.group = group;
             let mut wh = observes_warehouse::connect(&config.warehouse)?;
-            let files = observes_dashboards::export::export(wh.as_mut(), &d, &params, format, &out)
-                .map_err(anyhow::Error::msg)?;
+            let files =
+                observes_dashboards::export::export(wh.as_mut(), &d, &params, format, width, &out)
+                    .map_err(anyhow::Error::msg)?;
             for f in files {
                 println!("{}", f.display());
             }

@@ -164,16 +164,32 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
             .unwrap();
         assert!(out.status.success(), "{name}: {}", stderr(&out));
     }
-    let out = observes()
-        .args(["dashboard", "export", "uptime", "--format", "png", "--out"])
-        .arg(&exported)
-        .arg("--config")
-        .arg(demo.join("observes.toml"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let png = std::fs::read(exported.join("uptime.png")).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+    // A PNG is the whole page at the window's width: a phone's page is longer than its
+    // screen.
+    for width in ["1400", "390"] {
+        let out = observes()
+            .args([
+                "dashboard",
+                "export",
+                "uptime",
+                "--format",
+                "png",
+                "--width",
+                width,
+            ])
+            .arg("--out")
+            .arg(&exported)
+            .arg("--config")
+            .arg(demo.join("observes.toml"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let png = std::fs::read(exported.join("uptime.png")).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+        let size = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+        assert_eq!(size(16).to_string(), width, "the PNG's width");
+        assert!(size(20) > 900, "the whole page, {} px high", size(20));
+    }
     let html = std::fs::read_to_string(exported.join("ci_health.html")).unwrap();
     let svg = std::fs::read_to_string(exported.join("ci_health-2.svg")).unwrap();
     let marks = |doc: &str| -> Vec<String> {

@@ -580,18 +580,28 @@ pub fn number_html(panel: &Panel, data: &PanelData) -> String {
         (Some(v), None) if *v != SqlValue::Null => text(v),
         _ => "–".into(),
     };
+    let arrow = |d: f64| {
+        if d > 0.0 {
+            "▲"
+        } else if d < 0.0 {
+            "▼"
+        } else {
+            "="
+        }
+    };
     let change = match (now, before) {
+        // A share changes by points: 40% after 100% is 60 points less, not 60% less.
+        (Some(n), Some(b)) if format == NumberFormat::Percent => format!(
+            "{} {} pts vs the period before ({})",
+            arrow(n - b),
+            crate::format::grouped((n - b).abs(), 1),
+            format.show(b)
+        ),
         (Some(n), Some(b)) if b != 0.0 => {
             let pct = (n - b) / b.abs() * 100.0;
-            let arrow = if pct > 0.0 {
-                "▲"
-            } else if pct < 0.0 {
-                "▼"
-            } else {
-                "="
-            };
             format!(
-                "{arrow} {}% vs the period before ({})",
+                "{} {}% vs the period before ({})",
+                arrow(pct),
                 crate::format::grouped(pct.abs(), 0),
                 format.show(b)
             )
@@ -665,6 +675,61 @@ pub fn table_html(panel: &Panel, data: &PanelData) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Table;
+
+    fn panels(toml: &str) -> Vec<Panel> {
+        crate::spec::Dashboard::parse("t", std::path::Path::new("t.toml"), toml)
+            .unwrap()
+            .panels
+    }
+
+    fn one(columns: &[&str], rows: Vec<Vec<SqlValue>>) -> Table {
+        Table {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows,
+        }
+    }
+
+    #[test]
+    fn tiles_compare_shares_in_points_and_counts_in_percent() {
+        let p = panels(
+            "title = \"T\"\n[[panels]]\ntitle = \"Failed\"\nkind = \"number\"\nformat = \"percent\"\nsql = \"SELECT 1\"\n[[panels]]\ntitle = \"Runs\"\nkind = \"number\"\nsql = \"SELECT 1\"",
+        );
+        let data = |now: f64, before: f64| PanelData {
+            table: one(&["v"], vec![vec![SqlValue::Float(now)]]),
+            previous: Some(one(&["v"], vec![vec![SqlValue::Float(before)]])),
+        };
+        let share = number_html(&p[0], &data(39.7, 100.0));
+        assert!(share.contains(">39.7%</span>"), "{share}");
+        assert!(
+            share.contains("▼ 60.3 pts vs the period before (100%)"),
+            "{share}"
+        );
+        let count = number_html(&p[1], &data(5800.0, 2000.0));
+        assert!(count.contains(">5,800</span>"), "{count}");
+        assert!(
+            count.contains("▲ 190% vs the period before (2,000)"),
+            "{count}"
+        );
+    }
+
+    #[test]
+    fn dates_read_as_text_make_a_wide_time_series() {
+        let p = panels(
+            "title = \"T\"\n[[panels]]\ntitle = \"Per day\"\nkind = \"line\"\nsql = \"SELECT 1\"\nx = \"day\"\ny = [\"n\"]",
+        );
+        let rows = (1..=20)
+            .map(|d| vec![SqlValue::Text(format!("2026-11-{d:02}")), SqlValue::Int(d)])
+            .collect();
+        let data = PanelData {
+            table: one(&["day", "n"], rows),
+            previous: None,
+        };
+        assert_eq!(span(&p[0], &data), 4, "a time series takes the whole row");
+        let svg = svg(&p[0], &data);
+        assert!(svg.contains(">Nov 1, 2026</text>"), "{svg}");
+        assert!(svg.contains("<title>Nov 20, 2026: 20</title>"), "{svg}");
+    }
 
     #[test]
     fn axes_step_in_round_units() {

@@ -1,7 +1,7 @@
 //! `observes dashboard export NAME --format html|svg|png --out DIR`: the page as one HTML
-//! file, each chart panel as its own SVG file of 960 px (the same marks the served page draws), or the
-//! page as a PNG, rendered by headless Chromium (`OBSERVES_CHROMIUM`, else `chromium` on
-//! the PATH).
+//! file, each chart panel as its own SVG file of 960 px (the same marks the served page
+//! draws), or the whole page as a PNG at a window width, rendered by headless Chromium
+//! (`OBSERVES_CHROMIUM`, else `chromium` on the PATH).
 
 use std::path::{Path, PathBuf};
 
@@ -33,13 +33,14 @@ impl std::str::FromStr for Format {
     }
 }
 
-/// Writes the export; returns the files written. A panel whose query fails stops it with
-/// the panel named.
+/// Writes the export; returns the files written. A PNG shows the whole page as a window
+/// `width` px wide shows it. A panel whose query fails stops it with the panel named.
 pub fn export(
     wh: &mut dyn observes_warehouse::Warehouse,
     d: &Dashboard,
     params: &Params,
     format: Format,
+    width: u32,
     out: &Path,
 ) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -59,13 +60,11 @@ pub fn export(
             let groups = Vec::new();
             let panels: Vec<_> = results.into_iter().map(Ok).collect();
             let html = crate::page::dashboard(d, params, &groups, &panels, false);
-            let page = write(out.join(format!("{}.html", d.name)), html)?;
             if format == Format::Html {
-                return Ok(vec![page]);
+                return Ok(vec![write(out.join(format!("{}.html", d.name)), html)?]);
             }
             let png = out.join(format!("{}.png", d.name));
-            screenshot(&page, &png, (1280, 1600))?;
-            std::fs::remove_file(&page).map_err(|e| format!("{}: {e}", page.display()))?;
+            page_png(&html, width, &png)?;
             Ok(vec![png])
         }
         Format::Svg => {
@@ -112,6 +111,22 @@ pub fn screenshot(page: &Path, png: &Path, size: (u32, u32)) -> Result<(), Strin
         return Err(format!("Chromium wrote no screenshot of {target}"));
     }
     Ok(())
+}
+
+/// A PNG of a whole page (no scrolling cut) as a window `width` px wide shows it: the
+/// page is measured first, then shown in a frame of its full height.
+pub fn page_png(html: &str, width: u32, png: &Path) -> Result<(), String> {
+    let work = tempfile_dir()?;
+    let result = (|| {
+        let measured = crate::inspect::measure(html, (width, 900), &work)?;
+        let size = (width, (measured.height.ceil() as u32).clamp(200, 20_000));
+        let page = work.join("page.html");
+        std::fs::write(&page, crate::inspect::framed(html, size))
+            .map_err(|e| format!("{}: {e}", page.display()))?;
+        screenshot(&page, png, size)
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    result
 }
 
 /// What headless Chromium made of a page.

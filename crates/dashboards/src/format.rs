@@ -147,9 +147,14 @@ pub enum Granularity {
     Time,
 }
 
-/// A date or timestamp as microseconds since the epoch.
+/// A date or timestamp as an instant. DuckDB's reader gives dates as `YYYY-MM-DD` text,
+/// so text of exactly that shape is a date too.
 pub fn instant(v: &SqlValue) -> Option<DateTime<chrono::Utc>> {
     match v {
+        SqlValue::Text(t) if t.len() == 10 => NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc()),
         SqlValue::Timestamp(us) => DateTime::from_timestamp_micros(*us),
         SqlValue::Date(days) => NaiveDate::from_num_days_from_ce_opt(*days + 719_163)
             .and_then(|d| d.and_hms_opt(0, 0, 0))
@@ -245,6 +250,17 @@ mod tests {
         );
         assert_eq!(granularity([&days[0], &at]), Some(Granularity::Time));
         assert_eq!(granularity([&SqlValue::Text("x".into())]), None);
+        // DuckDB's dates arrive as text.
+        let texts = [
+            SqlValue::Text("2026-11-01".into()),
+            SqlValue::Text("2026-11-02".into()),
+        ];
+        assert_eq!(granularity(&texts), Some(Granularity::Day));
+        assert_eq!(
+            granularity([&SqlValue::Text("2026-13-01".into())]),
+            None,
+            "not a date"
+        );
         let t = instant(&at).unwrap();
         assert_eq!(date_label(t, Granularity::Time, false), "Nov 3 14:00");
         assert_eq!(date_label(t, Granularity::Day, true), "Nov 3, 2026");

@@ -17,7 +17,8 @@ const SCRIPT: &str = r#"<script>(() => {
     return r.width > 0 || r.height > 0 ? r : null;
   };
   const out = { min_font: null, min_font_text: '', texts: 0, overlaps: [], unmarked: [],
-    outside: [], charts: 0, width: document.documentElement.scrollWidth, viewport: window.innerWidth };
+    outside: [], charts: 0, width: document.documentElement.scrollWidth,
+    viewport: window.innerWidth, height: document.documentElement.scrollHeight };
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     const text = n.textContent.trim();
@@ -95,6 +96,8 @@ pub struct Measured {
     pub width: f64,
     /// The window's width.
     pub viewport: f64,
+    /// The page's full height.
+    pub height: f64,
     /// What the browser's log says went wrong (console output, failed requests).
     #[serde(skip)]
     pub complaints: Vec<String>,
@@ -107,16 +110,10 @@ pub struct Measured {
 /// 500 px wide, narrower than a phone's.
 pub fn measure(html: &str, size: (u32, u32), dir: &Path) -> Result<Measured, String> {
     let at = html.rfind("</body>").ok_or("the page has no </body>")?;
-    let framed = format!("{}{SCRIPT}{}", &html[..at], &html[at..])
-        .replace('&', "&amp;")
-        .replace('"', "&quot;");
     let page = dir.join(format!("measure-{}x{}.html", size.0, size.1));
     std::fs::write(
         &page,
-        format!(
-            "<!doctype html><html><body style=\"margin:0\"><iframe style=\"border:0;width:{}px;height:{}px\" srcdoc=\"{framed}\"></iframe></body></html>",
-            size.0, size.1
-        ),
+        framed(&format!("{}{SCRIPT}{}", &html[..at], &html[at..]), size),
     )
     .map_err(|e| format!("{}: {e}", page.display()))?;
     let window = (size.0.max(500) + 40, size.1 + 40);
@@ -138,6 +135,16 @@ pub fn measure(html: &str, size: (u32, u32), dir: &Path) -> Result<Measured, Str
         serde_json::from_str(&json).map_err(|e| format!("the measurement: {e}: {json}"))?;
     measured.complaints = loaded.complaints;
     Ok(measured)
+}
+
+/// A page that shows `html` in a frame of exactly `size`, at its top left corner: a
+/// viewport narrower than headless Chromium's windows allow.
+pub(crate) fn framed(html: &str, size: (u32, u32)) -> String {
+    let srcdoc = html.replace('&', "&amp;").replace('"', "&quot;");
+    format!(
+        "<!doctype html><html><body style=\"margin:0\"><iframe style=\"border:0;display:block;width:{}px;height:{}px\" srcdoc=\"{srcdoc}\"></iframe></body></html>",
+        size.0, size.1
+    )
 }
 
 impl Measured {

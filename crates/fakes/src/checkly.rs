@@ -221,7 +221,19 @@ impl ChecklyWorld {
                 );
                 let failed = self.rng.chance(8);
                 let location = LOCATIONS[(self.serial % 2) as usize];
-                let response_time = 150 + self.rng.below(900);
+                // Around each check's own median, slower in busy hours, a rare spike;
+                // keyed by the run, so the world's other draws stay as they were.
+                let _ = self.rng.below(900);
+                let serial = self.serial;
+                let mut response = crate::shape::spread(
+                    &[serial, 1],
+                    [180.0, 420.0, 950.0][c % 3] * (0.8 + 0.4 * crate::shape::busy(at)),
+                    0.25,
+                );
+                if crate::shape::rare(&[serial, 2], 8) {
+                    response *= 6.0;
+                }
+                let response_time = response.round() as u64;
                 // Runs finish before the clock reads their slot: nothing is in the future.
                 let started = at - Duration::seconds(5 + c as i64);
                 let id = format!("0f7d6c2a-1b9e-4e0f-a3c4-{:012x}", self.serial);

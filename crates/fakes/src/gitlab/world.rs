@@ -58,6 +58,8 @@ pub struct GitlabWorld {
     token: String,
     pub(super) oauth: Option<OAuthState>,
     rng: Rng,
+    /// Keys the shape of durations and queues (see [`crate::shape`]).
+    seed: u64,
     next_id: i64,
 }
 
@@ -97,6 +99,7 @@ impl GitlabWorld {
                     issued: 0,
                 }),
             rng: Rng::new(options.seed),
+            seed: options.seed,
             next_id: 5_000_000,
         };
         let start = options.now - Duration::days(30);
@@ -197,7 +200,7 @@ impl GitlabWorld {
         for j in 0..jobs {
             let status = if open {
                 ["created", "pending", "running", "success"][j % 4]
-            } else if self.rng.chance(15) {
+            } else if self.rng.chance(6) {
                 "failed"
             } else {
                 *self.rng.pick(&[
@@ -223,13 +226,18 @@ impl GitlabWorld {
             let job_id = self.id();
             let (name, stage) = JOB_NAMES[j % JOB_NAMES.len()];
             let created = at + Duration::seconds(j as i64);
+            let (queued, took) = self.job_timing(job_id, stage, status, created);
             let started = (!matches!(status, "created" | "pending" | "manual" | "skipped"))
-                .then(|| created + Duration::seconds(30));
+                .then(|| created + queued);
             let finished = (!matches!(
                 status,
                 "created" | "pending" | "running" | "manual" | "skipped"
             ))
-            .then(|| created + Duration::minutes(6));
+            .then(|| created + queued + took);
+            let queued_duration = match started {
+                Some(s) => json!((s - created).num_milliseconds() as f64 / 1000.0),
+                None => Value::Null,
+            };
             let duration = match (started, finished) {
                 (Some(s), Some(f)) => json!((f - s).num_milliseconds() as f64 / 1000.0),
                 _ => Value::Null,
@@ -238,7 +246,7 @@ impl GitlabWorld {
                 "id": job_id, "name": name, "stage": stage, "status": status, "ref": "trunk", "tag": false,
                 "coverage": null, "allow_failure": false, "archived": false, "source": "push",
                 "created_at": ts(created), "started_at": started.map(ts), "finished_at": finished.map(ts),
-                "erased_at": null, "duration": duration, "queued_duration": 30.0,
+                "erased_at": null, "duration": duration, "queued_duration": queued_duration,
                 "failure_reason": if status == "failed" { json!("script_failure") } else { Value::Null },
                 "web_url": format!("https://gitlab.example.com/{path}/-/jobs/{job_id}"),
                 "tag_list": ["small", "x86"], "user": user(j),
@@ -266,6 +274,38 @@ impl GitlabWorld {
         ));
         self.pipelines.push(pipeline);
         id
+    }
+
+    /// How long a job waits for a runner and then runs: around a median per stage, slower
+    /// over the month as the code grows, longer queues in working hours, a failure cut
+    /// short, and now and then a stuck runner or a job that hangs.
+    fn job_timing(
+        &self,
+        job_id: i64,
+        stage: &str,
+        status: &str,
+        created: DateTime<Utc>,
+    ) -> (Duration, Duration) {
+        use crate::shape::{busy, rare, spread, trend};
+        let key = |salt: u64| [self.seed, job_id as u64, salt];
+        let median = match stage {
+            "build" => 260.0,
+            "deploy" => 95.0,
+            _ => 410.0,
+        } * trend(created, self.clock - Duration::days(30), self.clock, 0.3);
+        let mut took = spread(&key(1), median, 0.3);
+        if rare(&key(2), 15) {
+            took *= 5.0;
+        }
+        if status == "failed" {
+            took *= 0.45;
+        }
+        let mut queued = spread(&key(3), 6.0 + 50.0 * busy(created), 0.6);
+        if rare(&key(4), 10) {
+            queued += 900.0;
+        }
+        let ms = |s: f64| Duration::milliseconds((s * 1000.0) as i64);
+        (ms(queued), ms(took))
     }
 
     fn merge_request(
