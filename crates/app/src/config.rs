@@ -51,6 +51,10 @@
 //! command = ["observes", "run", "checkly"]
 //! schedule = "cron(0 * * * ? *)"
 //! size = "nano"
+//!
+//! [dashboards.access]                       # who may open which dashboard (off | token | basic | proxy)
+//! mode = "basic"
+//! users_file = "secrets/dashboard-users.toml"
 //! ```
 
 use std::collections::BTreeMap;
@@ -122,6 +126,16 @@ struct RawConfig {
     sizes: BTreeMap<String, observes_scheduler::catalogue::Size>,
     #[serde(default)]
     jobs: BTreeMap<String, observes_scheduler::catalogue::RawJob>,
+    #[serde(default)]
+    dashboards: DashboardSettings,
+}
+
+/// `[dashboards]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DashboardSettings {
+    #[serde(default)]
+    access: observes_dashboards::access::AccessConfig,
 }
 
 fn default_storage() -> String {
@@ -160,6 +174,8 @@ pub struct Config {
     pub catalogue: observes_scheduler::Catalogue,
     /// `[queue]`, with its folder resolved.
     pub queue: observes_scheduler::QueueSettings,
+    /// `[dashboards.access]`: who may open which dashboard, its users file resolved.
+    pub dashboard_access: observes_dashboards::access::AccessConfig,
 }
 
 impl Config {
@@ -249,6 +265,7 @@ impl Config {
             mirror: raw.mirror.map(|m| m.resolve(&base)),
             catalogue: observes_scheduler::Catalogue::build(&raw.scheduler, &raw.sizes, &raw.jobs)
                 .map_err(invalid)?,
+            dashboard_access: raw.dashboards.access.resolve(&base),
             queue: match raw.queue.backend.as_str() {
                 "local" | "aws-batch" => observes_scheduler::QueueSettings {
                     dir: base.join(&raw.queue.dir),

@@ -156,16 +156,24 @@ pub(crate) enum Command {
 
 #[derive(Subcommand)]
 pub(crate) enum DashboardAction {
-    /// Serve the dashboards as web pages (charts drawn as SVG, a CSV per panel).
+    /// Serve the dashboards as web pages (charts drawn as SVG, a CSV per panel), to whom
+    /// [dashboards.access] in observes.toml lets in.
     Serve {
         #[arg(long, default_value = "127.0.0.1:8787")]
         addr: std::net::SocketAddr,
         /// Seconds a panel's query may take before its panel says so.
         #[arg(long, default_value_t = 30.0)]
         timeout: f64,
+        /// Serve a non-loopback address with [dashboards.access] off (anyone who reaches
+        /// the port reads every dashboard).
+        #[arg(long)]
+        insecure: bool,
         #[command(flatten)]
         place: DashboardPlace,
     },
+    /// Print the argon2 hash of a token or password read from standard input, for a
+    /// user's `hash` in [dashboards.access] (the secret never goes on the command line).
+    Hash,
     /// One line per dashboard: its name, then its title.
     List {
         #[command(flatten)]

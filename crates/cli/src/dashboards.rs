@@ -1,9 +1,10 @@
-//! `observes dashboard serve|list|check|export`, wired.
+//! `observes dashboard serve|list|check|export|hash`, wired.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use observes_app::Config;
+use observes_dashboards::access::AccessMode;
 use observes_dashboards::data::Params;
 
 use crate::args::{DashboardAction, DashboardPlace};
@@ -83,23 +84,55 @@ pub(crate) fn run(action: DashboardAction) -> Result<()> {
         DashboardAction::Serve {
             addr,
             timeout,
+            insecure,
             place: p,
         } => {
             let (config, dir) = place(&p)?;
             observes_dashboards::load_dir(&dir)?;
-            let app =
-                observes_dashboards::server::router(observes_dashboards::server::ServeConfig {
-                    dashboards: dir,
-                    warehouse: config.warehouse.clone(),
-                    query_timeout: std::time::Duration::from_secs_f64(timeout.max(0.1)),
-                });
+            let access = observes_dashboards::access::Access::new(&config.dashboard_access)
+                .with_context(|| config.path.display().to_string())?;
+            if access.mode() == AccessMode::Off && !addr.ip().is_loopback() && !insecure {
+                bail!(
+                    "refusing to serve dashboards on {addr} with access off: anyone who reaches it would read every dashboard and CSV. Set [dashboards.access] mode (token, basic or proxy) in {}, serve on 127.0.0.1, or pass --insecure",
+                    config.path.display()
+                );
+            }
+            let serve = observes_dashboards::server::ServeConfig {
+                dashboards: dir,
+                warehouse: config.warehouse.clone(),
+                query_timeout: std::time::Duration::from_secs_f64(timeout.max(0.1)),
+                access: std::sync::Arc::new(access),
+            };
             crate::runtime()?.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("listening on {addr}"))?;
-                eprintln!("dashboards at http://{}", listener.local_addr()?);
-                axum::serve(listener, app).await.context("serving")
+                eprintln!(
+                    "dashboards at http://{} (access: {})",
+                    listener.local_addr()?,
+                    serve.access.mode()
+                );
+                observes_dashboards::server::serve(listener, serve)
+                    .await
+                    .context("serving")
             })
+        }
+        DashboardAction::Hash => {
+            let mut secret = String::new();
+            std::io::stdin()
+                .read_line(&mut secret)
+                .context("reading the secret from standard input")?;
+            let secret = secret.trim_end_matches(['\r', '\n']);
+            if secret.is_empty() {
+                bail!(
+                    "no secret on standard input (printf %s \"$TOKEN\" | observes dashboard hash)"
+                );
+            }
+            println!(
+                "{}",
+                observes_dashboards::access::hash_secret(secret).map_err(anyhow::Error::msg)?
+            );
+            Ok(())
         }
     }
 }

@@ -232,8 +232,9 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
         std::io::BufRead::lines(std::io::BufReader::new(server.0.stderr.take().unwrap()));
     let base = loop {
         let line = lines.next().expect("the server's address").unwrap();
-        if let Some(url) = line.strip_prefix("dashboards at ") {
-            break url.to_string();
+        if let Some(rest) = line.strip_prefix("dashboards at ") {
+            assert!(rest.ends_with(" (access: off)"), "{line}");
+            break rest.split(' ').next().unwrap().to_string();
         }
     };
     let pages = std::iter::once("/".to_string()).chain(

@@ -761,3 +761,108 @@ fn two_loads_into_one_duckdb_file_take_turns() {
         rows(&[&["1", "2"]])
     );
 }
+
+#[test]
+fn dashboards_on_an_open_address_need_access_control() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("dashboards")).unwrap();
+    std::fs::write(
+        dir.path().join("dashboards/ci.toml"),
+        "title = \"CI\"\n[[panels]]\ntitle = \"N\"\nkind = \"number\"\nsql = \"SELECT 7 AS n\"\n",
+    )
+    .unwrap();
+    let config = dir.path().join("observes.toml");
+    let write_config = |access: &str| {
+        std::fs::write(
+            &config,
+            format!("warehouse = \"duckdb://w.duckdb\"\n{access}"),
+        )
+        .unwrap();
+    };
+    let serve = |addr: &str, extra: &[&str]| {
+        let mut cmd = observes();
+        cmd.args(["dashboard", "serve", "--addr", addr])
+            .args(extra)
+            .arg("--config")
+            .arg(&config);
+        cmd
+    };
+
+    // Access off: loopback only, unless told so.
+    write_config("");
+    let out = serve("0.0.0.0:0", &[]).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        last_line(&out),
+        format!(
+            "error: refusing to serve dashboards on 0.0.0.0:0 with access off: anyone who reaches it would read every dashboard and CSV. Set [dashboards.access] mode (token, basic or proxy) in {}, serve on 127.0.0.1, or pass --insecure",
+            config.display()
+        )
+    );
+    write_config("[dashboards.access]\nmode = \"token\"\n");
+    let out = serve("127.0.0.1:0", &[]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("[dashboards.access]: mode token has no users"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A hash made from standard input lets its token in, on any address.
+    let token = "obs-3f9c-dashboard-token";
+    let hashed = run_with_input(&["dashboard", "hash"], &format!("{token}\n"));
+    assert!(hashed.status.success(), "{}", stderr(&hashed));
+    let hash = stdout(&hashed).trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    write_config(&format!(
+        "[dashboards.access]\nmode = \"token\"\n[[dashboards.access.users]]\nname = \"ci\"\nhash = {hash:?}\n"
+    ));
+    for extra in [&[][..], &["--insecure"][..]] {
+        struct Stop(std::process::Child);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut server = Stop(
+            serve("0.0.0.0:0", extra)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(server.0.stderr.take().unwrap()));
+        let line = lines.next().unwrap().unwrap();
+        let port = line
+            .strip_prefix("dashboards at http://0.0.0.0:")
+            .and_then(|rest| rest.strip_suffix(" (access: token)"))
+            .unwrap_or_else(|| panic!("{line}"));
+        let get = |auth: Option<&str>| {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+            let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+            write!(
+                s,
+                "GET /d/ci/panel/0.csv HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut response = String::new();
+            s.read_to_string(&mut response).unwrap();
+            response
+        };
+        assert!(get(None).starts_with("HTTP/1.1 401"));
+        assert!(get(Some("Bearer obs-guess")).starts_with("HTTP/1.1 401"));
+        let ok = get(Some(&format!("Bearer {token}")));
+        assert!(
+            ok.starts_with("HTTP/1.1 200") && ok.ends_with("\r\n\r\nn\n7\n"),
+            "{ok}"
+        );
+    }
+    let empty = run_with_input(&["dashboard", "hash"], "");
+    assert!(!empty.status.success());
+    assert_eq!(
+        last_line(&empty),
+        "error: no secret on standard input (printf %s \"$TOKEN\" | observes dashboard hash)"
+    );
+}

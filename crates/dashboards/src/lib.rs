@@ -8,11 +8,13 @@
 //!   number tiles with a comparison.
 //! - [`page`]: the HTML of the index and of a dashboard.
 //! - [`server`]: `observes dashboard serve`.
+//! - [`access`]: who may open which dashboard (tokens, HTTP basic, a trusted proxy).
 //! - [`export`]: `observes dashboard export`.
 //! - [`inspect`]: what a reader sees of a page in headless Chromium (the browser tests).
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod access;
 pub mod chart;
 pub mod data;
 pub mod export;

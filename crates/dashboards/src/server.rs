@@ -1,21 +1,26 @@
 //! `observes dashboard serve`: the index, one page per dashboard, a CSV per panel.
 //!
-//! Dashboard files are read on every request (an edit shows on reload). Each panel's query
-//! runs on a blocking thread with a time limit: a slow query leaves a message on its
-//! panel, not a blank page. Parameters come from the URL (`?start=…&end=…&group=…`).
+//! Every request passes [`Access`] first (all routes; a refusal is logged with its reason
+//! and never a secret), and a dashboard opens only for the groups it names. Dashboard
+//! files are read on every request (an edit shows on reload). Each panel's query runs on
+//! a blocking thread with a time limit: a slow query leaves a message on its panel, not a
+//! blank page. Parameters come from the URL (`?start=…&end=…&group=…`).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Extension, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::NaiveDate;
 
+use crate::access::{Access, Viewer};
 use crate::data::{run_panel, run_query, PanelData, Params};
 use crate::spec::{load_dir, Dashboard};
 
@@ -28,26 +33,86 @@ pub struct ServeConfig {
     pub warehouse: String,
     /// Longest a panel's query may take.
     pub query_timeout: Duration,
+    /// Who may open what.
+    pub access: Arc<Access>,
 }
 
 type Shared = Arc<ServeConfig>;
 
-/// The server's routes.
+/// The server's routes, every one behind the access check. Serve them with [`serve`]
+/// (the check needs each connection's address).
 pub fn router(config: ServeConfig) -> Router {
+    let config = Arc::new(config);
     Router::new()
         .route("/", get(index))
         .route("/d/{name}", get(page))
         .route("/d/{name}/panel/{file}", get(panel_csv))
-        .with_state(Arc::new(config))
+        .layer(axum::middleware::from_fn_with_state(config.clone(), guard))
+        .with_state(config)
+}
+
+/// Serves the dashboards on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, config: ServeConfig) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(config).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}
+
+/// Lets a request through with its [`Viewer`], or refuses it with 401 and a log line.
+async fn guard(
+    State(config): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let access = config.access.clone();
+    let headers = request.headers().clone();
+    // argon2 takes tens of milliseconds: off the async threads.
+    let checked = tokio::task::spawn_blocking(move || access.check(peer.ip(), &headers)).await;
+    match checked {
+        Ok(Ok(viewer)) => {
+            request.extensions_mut().insert(viewer);
+            next.run(request).await
+        }
+        Ok(Err(denied)) => {
+            tracing::warn!(
+                peer = %peer,
+                method = %request.method(),
+                path = request.uri().path(),
+                mode = %config.access.mode(),
+                reason = %denied,
+                "dashboard request denied"
+            );
+            let mut response = error(StatusCode::UNAUTHORIZED, "sign-in required\n".to_string());
+            if let Some(challenge) = config.access.challenge() {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static(challenge),
+                );
+            }
+            response
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("checking access: {e}"),
+        ),
+    }
 }
 
 fn error(status: StatusCode, message: String) -> Response {
     (status, message).into_response()
 }
 
-async fn index(State(config): State<Shared>) -> Response {
+async fn index(State(config): State<Shared>, Extension(viewer): Extension<Viewer>) -> Response {
     match load_dir(&config.dashboards) {
-        Ok(all) => Html(crate::page::index(&all.values().collect::<Vec<_>>())).into_response(),
+        Ok(all) => Html(crate::page::index(
+            &all.values()
+                .filter(|d| viewer.may_open(d))
+                .collect::<Vec<_>>(),
+        ))
+        .into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             observes_runtime::chain(&e).to_string(),
@@ -55,19 +120,37 @@ async fn index(State(config): State<Shared>) -> Response {
     }
 }
 
-fn find(config: &ServeConfig, name: &str) -> Result<Dashboard, (StatusCode, String)> {
+/// The dashboard `name`, if `viewer` may open it (a refusal is logged).
+fn find(
+    config: &ServeConfig,
+    viewer: &Viewer,
+    name: &str,
+) -> Result<Dashboard, (StatusCode, String)> {
     let mut all = load_dir(&config.dashboards).map_err(|e| {
         (
             StatusCode::INTERNAL_SERVER_ERROR,
             observes_runtime::chain(&e).to_string(),
         )
     })?;
-    all.remove(name).ok_or_else(|| {
+    let d = all.remove(name).ok_or_else(|| {
         (
             StatusCode::NOT_FOUND,
             format!("no dashboard named {name:?}"),
         )
-    })
+    })?;
+    if !viewer.may_open(&d) {
+        tracing::warn!(
+            viewer = %viewer.describe(),
+            dashboard = name,
+            groups = ?d.groups,
+            "dashboard request denied: not in the dashboard's groups"
+        );
+        return Err((
+            StatusCode::FORBIDDEN,
+            format!("{} may not open {name:?}\n", viewer.describe()),
+        ));
+    }
+    Ok(d)
 }
 
 /// The parameters of a request, the dashboard's defaults where absent.
@@ -124,10 +207,11 @@ async fn with_warehouse<T: Send + 'static>(
 
 async fn page(
     State(config): State<Shared>,
+    Extension(viewer): Extension<Viewer>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let d = match find(&config, &name) {
+    let d = match find(&config, &viewer, &name) {
         Ok(d) => d,
         Err((status, message)) => return error(status, message),
     };
@@ -176,10 +260,11 @@ pub async fn render_data(
 
 async fn panel_csv(
     State(config): State<Shared>,
+    Extension(viewer): Extension<Viewer>,
     Path((name, file)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let d = match find(&config, &name) {
+    let d = match find(&config, &viewer, &name) {
         Ok(d) => d,
         Err((status, message)) => return error(status, message),
     };

@@ -171,6 +171,10 @@ pub struct Dashboard {
     /// Its parameters.
     #[serde(default)]
     pub parameters: Parameters,
+    /// The groups whose members may open it when the server checks access (empty:
+    /// everyone signed in).
+    #[serde(default)]
+    pub groups: Vec<String>,
     /// Its panels, in order.
     pub panels: Vec<Panel>,
 }

@@ -275,17 +275,18 @@ fn serve_fixture(
     for (name, text) in observes_dashboards::SHIPPED.iter().chain(extra) {
         std::fs::write(boards.join(format!("{name}.toml")), text).unwrap();
     }
-    let app = observes_dashboards::server::router(observes_dashboards::server::ServeConfig {
+    let config = observes_dashboards::server::ServeConfig {
         dashboards: boards,
         warehouse: url,
         query_timeout: timeout,
-    });
+        access: std::sync::Arc::new(observes_dashboards::access::Access::off()),
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(async move { axum::serve(listener, app).await });
+    rt.spawn(observes_dashboards::server::serve(listener, config));
     (rt, base, dir)
 }
 
