@@ -114,6 +114,26 @@ command = ["observes", "job", "batch-stability", "--hours", "1"]
 schedule = "cron(5 * * * ? *)"
 catch_up = "latest"
 size = "nano"
+
+# Thresholds of the dashboards' number panels, posted to $OBSERVES_ALERT_WEBHOOK (set it
+# where the queue runs jobs) once per range; a weekly summary to $OBSERVES_SEND_WEBHOOK.
+[jobs."/observes/dashboard/alert/ci_health"]
+command = ["observes", "dashboard", "alert", "ci_health", "--link", "http://127.0.0.1:8787"]
+schedule = "cron(15 * * * ? *)"
+catch_up = "latest"
+size = "nano"
+
+[jobs."/observes/dashboard/alert/uptime"]
+command = ["observes", "dashboard", "alert", "uptime", "--link", "http://127.0.0.1:8787"]
+schedule = "cron(15 * * * ? *)"
+catch_up = "latest"
+size = "nano"
+
+[jobs."/observes/dashboard/send/ci_health"]
+command = ["observes", "dashboard", "send", "ci_health", "--link", "http://127.0.0.1:8787"]
+schedule = "cron(0 8 ? * MON *)"
+catch_up = "latest"
+size = "nano"
 "#;
 
 /// The demo's sample repositories: (group, name, commits, seed).

@@ -197,17 +197,59 @@ pub(crate) enum DashboardAction {
         /// a phone).
         #[arg(long, default_value_t = 1280, value_parser = clap::value_parser!(u32).range(320..=3840))]
         width: u32,
-        /// First day (default: the dashboard's range ending today).
-        #[arg(long)]
-        start: Option<chrono::NaiveDate>,
-        /// Last day, included.
-        #[arg(long)]
-        end: Option<chrono::NaiveDate>,
-        #[arg(long, default_value = "")]
-        group: String,
+        #[command(flatten)]
+        range: DashboardRange,
         #[command(flatten)]
         place: DashboardPlace,
     },
+    /// Check the thresholds of a dashboard's number panels (`alert = { above = N }`) and
+    /// post the breaches to a webhook (Slack-compatible), once per range: a breach
+    /// already posted for the same range is not posted again.
+    Alert {
+        name: String,
+        /// Where breaches go (from the environment: a webhook URL is a secret).
+        #[arg(long, env = "OBSERVES_ALERT_WEBHOOK", hide_env_values = true)]
+        webhook: Option<String>,
+        /// The served dashboards' base URL, for a link in the message.
+        #[arg(long)]
+        link: Option<String>,
+        /// One JSON object on stdout: the panels checked, what was posted.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        range: DashboardRange,
+        #[command(flatten)]
+        place: DashboardPlace,
+    },
+    /// Post a dashboard's summary (each number panel's value and change, a link) to a
+    /// webhook (Slack-compatible).
+    Send {
+        name: String,
+        /// Where it goes (from the environment: a webhook URL is a secret).
+        #[arg(long, env = "OBSERVES_SEND_WEBHOOK", hide_env_values = true)]
+        webhook: Option<String>,
+        /// The served dashboards' base URL, for a link in the message.
+        #[arg(long)]
+        link: Option<String>,
+        #[command(flatten)]
+        range: DashboardRange,
+        #[command(flatten)]
+        place: DashboardPlace,
+    },
+}
+
+/// The range and group a dashboard is read for.
+#[derive(clap::Args)]
+pub(crate) struct DashboardRange {
+    /// First day (default: the dashboard's range ending today).
+    #[arg(long)]
+    pub(crate) start: Option<chrono::NaiveDate>,
+    /// Last day, included.
+    #[arg(long)]
+    pub(crate) end: Option<chrono::NaiveDate>,
+    /// The group filter's value (default: everything).
+    #[arg(long, default_value = "")]
+    pub(crate) group: String,
 }
 
 pub(crate) fn parse_on_missing_key(s: &str) -> Result<observes_load::OnMissingKey, String> {

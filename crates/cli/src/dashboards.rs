@@ -1,4 +1,4 @@
-//! `observes dashboard serve|list|check|export|hash`, wired.
+//! `observes dashboard serve|list|check|export|alert|send|hash`, wired.
 
 use std::path::PathBuf;
 
@@ -6,8 +6,9 @@ use anyhow::{bail, Context, Result};
 use observes_app::Config;
 use observes_dashboards::access::AccessMode;
 use observes_dashboards::data::Params;
+use observes_dashboards::Dashboard;
 
-use crate::args::{DashboardAction, DashboardPlace};
+use crate::args::{DashboardAction, DashboardPlace, DashboardRange};
 
 fn place(p: &DashboardPlace) -> Result<(Config, PathBuf)> {
     let config = Config::load(&p.config)?;
@@ -16,6 +17,33 @@ fn place(p: &DashboardPlace) -> Result<(Config, PathBuf)> {
         .clone()
         .unwrap_or_else(|| config.base().join("dashboards"));
     Ok((config, dir))
+}
+
+/// The dashboard `name` and the config it is read with.
+fn one(p: &DashboardPlace, name: &str) -> Result<(Config, Dashboard)> {
+    let (config, dir) = place(p)?;
+    let mut all = observes_dashboards::load_dir(&dir)?;
+    let known = all.keys().cloned().collect::<Vec<_>>().join(", ");
+    let Some(d) = all.remove(name) else {
+        bail!(
+            "no dashboard named {name:?} in {} (known: {known})",
+            dir.display()
+        );
+    };
+    Ok((config, d))
+}
+
+/// The parameters `range` asks for, the dashboard's defaults where it is silent.
+fn params(d: &Dashboard, range: DashboardRange) -> Params {
+    let mut params = Params::default_for(d, chrono::Utc::now().date_naive());
+    if let Some(s) = range.start {
+        params.start = s;
+    }
+    if let Some(e) = range.end {
+        params.end = e;
+    }
+    params.group = range.group;
+    params
 }
 
 pub(crate) fn run(action: DashboardAction) -> Result<()> {
@@ -50,28 +78,11 @@ pub(crate) fn run(action: DashboardAction) -> Result<()> {
             format,
             out,
             width,
-            start,
-            end,
-            group,
+            range,
             place: p,
         } => {
-            let (config, dir) = place(&p)?;
-            let mut all = observes_dashboards::load_dir(&dir)?;
-            let known = all.keys().cloned().collect::<Vec<_>>().join(", ");
-            let Some(d) = all.remove(&name) else {
-                bail!(
-                    "no dashboard named {name:?} in {} (known: {known})",
-                    dir.display()
-                );
-            };
-            let mut params = Params::default_for(&d, chrono::Utc::now().date_naive());
-            if let Some(s) = start {
-                params.start = s;
-            }
-            if let Some(e) = end {
-                params.end = e;
-            }
-            params.group = group;
+            let (config, d) = one(&p, &name)?;
+            let params = params(&d, range);
             let mut wh = observes_warehouse::connect(&config.warehouse)?;
             let files =
                 observes_dashboards::export::export(wh.as_mut(), &d, &params, format, width, &out)
@@ -116,6 +127,97 @@ pub(crate) fn run(action: DashboardAction) -> Result<()> {
                     .await
                     .context("serving")
             })
+        }
+        DashboardAction::Alert {
+            name,
+            webhook,
+            link,
+            json,
+            range,
+            place: p,
+        } => {
+            use observes_dashboards::alert;
+            let (config, d) = one(&p, &name)?;
+            let params = params(&d, range);
+            let mut wh = observes_warehouse::connect(&config.warehouse)?;
+            let checked = alert::evaluate(wh.as_mut(), &d, &params).map_err(anyhow::Error::msg)?;
+            drop(wh);
+            let period = alert::period(&params);
+            let store = observes_state::StateStore::open(&config.state)?;
+            let key = format!("_dashboards/alerts/{name}");
+            let mut posted: alert::Posted = match store.wait(store.get(&key))? {
+                Some(v) => serde_json::from_value(v).with_context(|| {
+                    format!("the alerts posted for {name} ({key} in the state store)")
+                })?,
+                None => alert::Posted::default(),
+            };
+            let due = posted.due(&checked, &period);
+            if !due.is_empty() {
+                let Some(webhook) = webhook else {
+                    bail!(
+                        "{name}: {} to post and no webhook: set OBSERVES_ALERT_WEBHOOK",
+                        if due.len() == 1 {
+                            "1 breach".to_string()
+                        } else {
+                            format!("{} breaches", due.len())
+                        }
+                    );
+                };
+                crate::post_to_webhook(
+                    &webhook,
+                    alert::alert_message(&d, &params, &due, link.as_deref()).to_string(),
+                )?;
+                posted.record(&due, &period);
+                store.wait(store.put(&key, &serde_json::to_value(&posted)?))?;
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "dashboard": name,
+                        "period": period,
+                        "checked": checked,
+                        "posted": due.iter().map(|c| &c.panel).collect::<Vec<_>>(),
+                    })
+                );
+            } else {
+                for c in &checked {
+                    let state = match &c.breach {
+                        None => "within bounds".to_string(),
+                        Some(b) if due.iter().any(|d| d.panel == c.panel) => format!("{b}: posted"),
+                        Some(b) => format!("{b}: already posted for {period}"),
+                    };
+                    println!("{name}: {} is {} ({state})", c.panel, c.shown);
+                }
+                if checked.is_empty() {
+                    println!("{name}: no panel has an alert");
+                }
+            }
+            Ok(())
+        }
+        DashboardAction::Send {
+            name,
+            webhook,
+            link,
+            range,
+            place: p,
+        } => {
+            let (config, d) = one(&p, &name)?;
+            let params = params(&d, range);
+            let Some(webhook) = webhook else {
+                bail!("no webhook to send {name} to: set OBSERVES_SEND_WEBHOOK");
+            };
+            let mut wh = observes_warehouse::connect(&config.warehouse)?;
+            let tiles = observes_dashboards::alert::tiles(wh.as_mut(), &d, &params)
+                .map_err(anyhow::Error::msg)?;
+            drop(wh);
+            crate::post_to_webhook(
+                &webhook,
+                observes_dashboards::alert::summary_message(&d, &params, &tiles, link.as_deref())
+                    .to_string(),
+            )?;
+            println!("{name}: sent ({} figures)", tiles.len());
+            Ok(())
         }
         DashboardAction::Hash => {
             let mut secret = String::new();

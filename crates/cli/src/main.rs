@@ -151,3 +151,17 @@ fn dispatch(command: Command) -> Result<()> {
 pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     Ok(observes_state::runtime()?)
 }
+
+/// POSTs a JSON body to a webhook with the one HTTP client (retries on 429 and 5xx).
+pub(crate) fn post_to_webhook(url: &str, json: String) -> Result<()> {
+    let client = observes_http::HttpClient::new(observes_http::HttpConfig::default())?;
+    runtime()?
+        .block_on(client.send(|c| {
+            c.post(url)
+                .header("content-type", "application/json")
+                .body(json.clone())
+        }))
+        // Not the error itself: a webhook URL often is its own secret.
+        .map_err(|_| anyhow::anyhow!("posting to the webhook failed"))?;
+    Ok(())
+}

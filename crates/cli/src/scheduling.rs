@@ -288,16 +288,7 @@ pub(crate) fn batch_stability(
         print!("{}", stability::render(&report));
     }
     if let Some(url) = webhook {
-        let client = observes_http::HttpClient::new(observes_http::HttpConfig::default())?;
-        let url = url.to_string();
-        runtime()?
-            .block_on(client.send(|c| {
-                c.post(&url)
-                    .header("content-type", "application/json")
-                    .body(json.clone())
-            }))
-            // Not the error itself: a webhook URL often is its own secret.
-            .map_err(|_| anyhow::anyhow!("posting the report to the webhook failed"))?;
+        crate::post_to_webhook(url, json)?;
     }
     if report.failed() > 0 {
         bail!("{} runs failed in the last {hours} hours", report.failed());

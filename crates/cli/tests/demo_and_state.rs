@@ -277,8 +277,97 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
     }
     drop(server);
 
-    // The jobs on their own, from the demo's config.
+    // A threshold crossed on the demo's data posts once to the webhook; evaluated again
+    // for the same range, it does not post again.
     let config = demo.join("observes.toml");
+    let (url, received) = webhook("/hooks/alerts");
+    let out = observes()
+        .args(["dashboard", "alert", "ci_health", "--json", "--config"])
+        .arg(&config)
+        .env("OBSERVES_ALERT_WEBHOOK", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["posted"], serde_json::json!(["Failed pipelines"]));
+    let (request, body) = received.join().unwrap();
+    assert_eq!(request, "POST /hooks/alerts HTTP/1.1\r\n");
+    let message: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let text = message["text"].as_str().unwrap();
+    let failed = report["checked"][0]["shown"].as_str().unwrap();
+    assert!(
+        text.starts_with(":rotating_light: *CI health* (")
+            && text.ends_with(&format!("\n• Failed pipelines is {failed}, above 20%")),
+        "{text}"
+    );
+    let quiet = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    quiet.set_nonblocking(true).unwrap();
+    let out = observes()
+        .args(["dashboard", "alert", "ci_health", "--config"])
+        .arg(&config)
+        .env(
+            "OBSERVES_ALERT_WEBHOOK",
+            format!("http://{}/hooks/alerts", quiet.local_addr().unwrap()),
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let period = report["period"].as_str().unwrap();
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "ci_health: Failed pipelines is {failed} (above 20%: already posted for {period})\n"
+        )
+    );
+    assert_eq!(
+        quiet.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "nothing posted the second time"
+    );
+    let out = observes()
+        .args(["dashboard", "alert", "uptime", "--config"])
+        .arg(&config)
+        .env_remove("OBSERVES_ALERT_WEBHOOK")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "uptime's good runs are below 95% in the demo"
+    );
+    assert_eq!(
+        stderr(&out).lines().last().unwrap(),
+        "error: uptime: 1 breach to post and no webhook: set OBSERVES_ALERT_WEBHOOK"
+    );
+    let (url, received) = webhook("/hooks/summary");
+    let out = observes()
+        .args([
+            "dashboard",
+            "send",
+            "ci_health",
+            "--link",
+            "http://dash.example.com",
+            "--config",
+        ])
+        .arg(&config)
+        .env("OBSERVES_SEND_WEBHOOK", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ci_health: sent (2 figures)\n");
+    let (_, body) = received.join().unwrap();
+    let message: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let text = message["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("\n• Failed pipelines: *{failed}* (")),
+        "{text}"
+    );
+    assert!(text.contains("\n• Pipelines: *"), "{text}");
+    assert!(
+        text.ends_with("\nAlso on the page: Pipelines per day, by status, Average job duration and queue time per day, Failed jobs per stage, Per stage and project\n<http://dash.example.com/d/ci_health|Open the dashboard>"),
+        "{text}"
+    );
+
+    // The jobs on their own, from the demo's config.
     let out = observes()
         .args(["job", "mirror", "--group", "beta", "--config"])
         .arg(&config)

@@ -256,6 +256,9 @@ fn the_shipped_catalogue_schedules_every_job() {
         "/observes/etl/timedoctor/backup",
         "/observes/job/cancel-ci-jobs",
         "/observes/job/batch-stability",
+        "/observes/dashboard/alert/ci_health",
+        "/observes/dashboard/alert/uptime",
+        "/observes/dashboard/send/ci_health",
     ] {
         assert!(names.contains(&wanted), "{wanted} is not in {names:?}");
     }

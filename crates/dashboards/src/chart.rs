@@ -563,8 +563,21 @@ pub fn standalone_svg(panel: &Panel, data: &PanelData, width: f64) -> String {
     )
 }
 
-/// A `number` panel: a tile with the value, and its change from the period before.
-pub fn number_html(panel: &Panel, data: &PanelData) -> String {
+/// A `number` panel's figures: what its tile, its alert and its summary show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tile {
+    /// The value as a number, if it is one.
+    pub value: Option<f64>,
+    /// The value as the tile shows it (`24.1%`, `1,204`, `–` for none).
+    pub shown: String,
+    /// The value as the warehouse returned it.
+    pub raw: String,
+    /// The change from the period before (`▲ 12% vs the period before (1,075)`).
+    pub change: String,
+}
+
+/// The figures of a `number` panel's result.
+pub fn tile(panel: &Panel, data: &PanelData) -> Tile {
     let column = data.table.columns.first().map(String::as_str).unwrap_or("");
     let format = panel.format.of(column);
     let value = data.table.rows.first().and_then(|r| r.first());
@@ -609,11 +622,22 @@ pub fn number_html(panel: &Panel, data: &PanelData) -> String {
         (Some(_), Some(_)) => "the period before: 0".to_string(),
         _ => "no earlier data".to_string(),
     };
+    Tile {
+        value: now,
+        shown,
+        raw: value.map(text).unwrap_or_default(),
+        change,
+    }
+}
+
+/// A `number` panel: a tile with the value, and its change from the period before.
+pub fn number_html(panel: &Panel, data: &PanelData) -> String {
+    let t = tile(panel, data);
     format!(
         "<div class=\"number\"><span class=\"value\" title=\"{}\">{}</span><span class=\"change\">{}</span></div>",
-        escape(&value.map(text).unwrap_or_default()),
-        escape(&shown),
-        escape(&change)
+        escape(&t.raw),
+        escape(&t.shown),
+        escape(&t.change)
     )
 }
 

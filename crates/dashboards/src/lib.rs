@@ -10,11 +10,14 @@
 //! - [`server`]: `observes dashboard serve`.
 //! - [`access`]: who may open which dashboard (tokens, HTTP basic, a trusted proxy).
 //! - [`export`]: `observes dashboard export`.
+//! - [`alert`]: `observes dashboard alert` and `send`: thresholds and summaries posted to
+//!   a webhook.
 //! - [`inspect`]: what a reader sees of a page in headless Chromium (the browser tests).
 
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod access;
+pub mod alert;
 pub mod chart;
 pub mod data;
 pub mod export;

@@ -73,6 +73,8 @@ pub struct Panel {
     /// How many columns of the 4-column grid it takes (1–4). Charts over time and wide
     /// tables default to 4, other charts and tables to 2; numbers are tiles.
     pub width: Option<u8>,
+    /// `number` panels: the bounds `observes dashboard alert` checks.
+    pub alert: Option<Threshold>,
 }
 
 /// The number formats of a panel's columns.
@@ -118,6 +120,27 @@ impl Formats {
         match self {
             Formats::All(f) => *f,
             Formats::PerColumn(by) => by.get(column).copied().unwrap_or_default(),
+        }
+    }
+}
+
+/// When a number panel's value is a breach: above `above`, or below `below`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// A value over this breaches.
+    pub above: Option<f64>,
+    /// A value under this breaches.
+    pub below: Option<f64>,
+}
+
+impl Threshold {
+    /// The bound `value` crosses, as a reader says it (`above 20`), if it crosses one.
+    pub fn crossed(&self, value: f64) -> Option<(&'static str, f64)> {
+        match (self.above, self.below) {
+            (Some(a), _) if value > a => Some(("above", a)),
+            (_, Some(b)) if value < b => Some(("below", b)),
+            _ => None,
         }
     }
 }
@@ -251,6 +274,14 @@ impl Dashboard {
                 return Err(bad(format!(
                     "width = {w}: a panel takes 1 to 4 columns of the grid"
                 )));
+            }
+            if let Some(t) = &panel.alert {
+                if panel.kind != Kind::Number {
+                    return Err(bad("an alert is for number panels".into()));
+                }
+                if t.above.is_none() && t.below.is_none() {
+                    return Err(bad("an alert needs above, below or both".into()));
+                }
             }
             if let Err(e) = bind(&panel.sql) {
                 return Err(bad(e));
@@ -386,5 +417,38 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("d/ci.toml: unknown variant `pie`"), "{err}");
+        let panel = |extra: &str| {
+            Dashboard::parse(
+                "ci",
+                p,
+                &format!("title = \"CI\"\n[[panels]]\ntitle = \"Jobs\"\nkind = \"number\"\nsql = \"SELECT 1\"\n{extra}"),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            panel("width = 5"),
+            Err(
+                "dashboard ci, panel \"Jobs\": width = 5: a panel takes 1 to 4 columns of the grid"
+                    .into()
+            )
+        );
+        assert_eq!(
+            panel("alert = {}"),
+            Err("dashboard ci, panel \"Jobs\": an alert needs above, below or both".into())
+        );
+        assert_eq!(
+            panel("format = \"money\"")
+                .map_err(|e| e.starts_with("d/ci.toml: unknown format \"money\"")),
+            Err(true)
+        );
+        assert_eq!(panel("alert = { above = 20.0 }"), Ok(()));
+        let t = Threshold {
+            above: Some(20.0),
+            below: Some(1.0),
+        };
+        assert_eq!(t.crossed(24.1), Some(("above", 20.0)));
+        assert_eq!(t.crossed(0.5), Some(("below", 1.0)));
+        assert_eq!(t.crossed(20.0), None, "on the bound is within it");
     }
 }
