@@ -565,16 +565,7 @@ printf '%s\n' '{{"type":"RECORD","stream":"jobs","record":{{"id":3}}}}' '{{"type
 /// The body of a GET on the dashboards' server (the page as the server sends it, before
 /// a browser touches it).
 fn served_page(base: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
-    body.to_string()
+    let r = observes_testkit::http_get(base, path, &[]);
+    assert_eq!(r.status, 200, "{path}: {}", r.head);
+    r.body
 }

@@ -839,25 +839,14 @@ fn dashboards_on_an_open_address_need_access_control() {
             .and_then(|rest| rest.strip_suffix(" (access: token)"))
             .unwrap_or_else(|| panic!("{line}"));
         let get = |auth: Option<&str>| {
-            use std::io::{Read, Write};
-            let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
-            let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
-            write!(
-                s,
-                "GET /d/ci/panel/0.csv HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut response = String::new();
-            s.read_to_string(&mut response).unwrap();
-            response
+            let headers: Vec<(&str, &str)> =
+                auth.map(|a| ("Authorization", a)).into_iter().collect();
+            observes_testkit::http_get(&format!("127.0.0.1:{port}"), "/d/ci/panel/0.csv", &headers)
         };
-        assert!(get(None).starts_with("HTTP/1.1 401"));
-        assert!(get(Some("Bearer obs-guess")).starts_with("HTTP/1.1 401"));
+        assert_eq!(get(None).status, 401);
+        assert_eq!(get(Some("Bearer obs-guess")).status, 401);
         let ok = get(Some(&format!("Bearer {token}")));
-        assert!(
-            ok.starts_with("HTTP/1.1 200") && ok.ends_with("\r\n\r\nn\n7\n"),
-            "{ok}"
-        );
+        assert_eq!((ok.status, ok.body.as_str()), (200, "n\n7\n"), "{ok:?}");
     }
     let empty = run_with_input(&["dashboard", "hash"], "");
     assert!(!empty.status.success());

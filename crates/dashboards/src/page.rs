@@ -77,63 +77,108 @@ pub fn dashboard(
     panels: &[Result<PanelData, String>],
     live: bool,
 ) -> String {
-    let mut out = head(&d.title);
-    let _ = write!(
-        out,
-        "<header>{}<strong>{}</strong> <small>{} to {}</small></header><main>",
-        if live {
-            "<a href=\"/\">Dashboards</a> / "
-        } else {
-            ""
-        },
-        escape(&d.title),
-        params.start,
-        params.end
-    );
-    if !d.description.is_empty() {
-        let _ = write!(out, "<p class=\"note\">{}</p>", escape(&d.description));
+    let mut page = Page::new(d, params, live);
+    let mut out = page.top(groups);
+    for result in panels {
+        out.push_str(&page.section(result));
     }
-    if live {
+    out.push_str(&page.end());
+    out
+}
+
+/// A dashboard page written in order, so a server can send its top before the panels'
+/// queries finish and each panel as its result comes: [`Page::top`], one
+/// [`Page::section`] per panel, then [`Page::end`].
+pub struct Page<'a> {
+    d: &'a Dashboard,
+    params: &'a Params,
+    live: bool,
+    next: usize,
+    in_tiles: bool,
+}
+
+impl<'a> Page<'a> {
+    /// A page of `d` for `params`; `live`: served (form, CSV links), otherwise an export.
+    pub fn new(d: &'a Dashboard, params: &'a Params, live: bool) -> Page<'a> {
+        Page {
+            d,
+            params,
+            live,
+            next: 0,
+            in_tiles: false,
+        }
+    }
+
+    /// The head, the title bar, the description and the parameters' form.
+    pub fn top(&self, groups: &[String]) -> String {
+        let (d, params, live) = (self.d, self.params, self.live);
+        let mut out = head(&d.title);
         let _ = write!(
             out,
-            "<form method=\"get\"><label>From<input type=\"date\" name=\"start\" value=\"{}\"></label><label>To<input type=\"date\" name=\"end\" value=\"{}\"></label>",
-            params.start, params.end
+            "<header>{}<strong>{}</strong> <small>{} to {}</small></header><main>",
+            if live {
+                "<a href=\"/\">Dashboards</a> / "
+            } else {
+                ""
+            },
+            escape(&d.title),
+            params.start,
+            params.end
         );
-        if let Some(g) = &d.parameters.group {
+        if !d.description.is_empty() {
+            let _ = write!(out, "<p class=\"note\">{}</p>", escape(&d.description));
+        }
+        if live {
             let _ = write!(
                 out,
-                "<label>{}<select name=\"group\"><option value=\"\">All</option>",
-                escape(&g.label)
+                "<form method=\"get\"><label>From<input type=\"date\" name=\"start\" value=\"{}\"></label><label>To<input type=\"date\" name=\"end\" value=\"{}\"></label>",
+                params.start, params.end
             );
-            for choice in groups {
+            if let Some(g) = &d.parameters.group {
                 let _ = write!(
                     out,
-                    "<option{} value=\"{}\">{}</option>",
-                    if *choice == params.group {
-                        " selected"
-                    } else {
-                        ""
-                    },
-                    escape(choice),
-                    escape(choice)
+                    "<label>{}<select name=\"group\"><option value=\"\">All</option>",
+                    escape(&g.label)
                 );
+                for choice in groups {
+                    let _ = write!(
+                        out,
+                        "<option{} value=\"{}\">{}</option>",
+                        if *choice == params.group {
+                            " selected"
+                        } else {
+                            ""
+                        },
+                        escape(choice),
+                        escape(choice)
+                    );
+                }
+                out.push_str("</select></label>");
             }
-            out.push_str("</select></label>");
+            out.push_str("<button type=\"submit\">Show</button></form>");
         }
-        out.push_str("<button type=\"submit\">Show</button></form>");
+        out.push_str("<div class=\"panels\">");
+        out
     }
-    out.push_str("<div class=\"panels\">");
-    let mut in_tiles = false;
-    for (i, (panel, result)) in d.panels.iter().zip(panels).enumerate() {
+
+    /// The next panel's section, with its result.
+    pub fn section(&mut self, result: &Result<PanelData, String>) -> String {
+        let (d, params, live) = (self.d, self.params, self.live);
+        let i = self.next;
+        self.next += 1;
+        let Some(panel) = d.panels.get(i) else {
+            return String::new();
+        };
+        let mut out = String::new();
         // Consecutive numbers make one row of tiles.
         let tile = panel.kind == Kind::Number;
-        if tile != in_tiles {
+        if tile != self.in_tiles {
             out.push_str(if tile {
                 "<div class=\"tiles\">"
             } else {
                 "</div>"
             });
-            in_tiles = tile;
+            self.in_tiles = tile;
         }
         let class = match (tile, result) {
             (true, _) => "tile".to_string(),
@@ -169,10 +214,12 @@ pub fn dashboard(
             }
         }
         out.push_str("</section>");
+        out
     }
-    if in_tiles {
-        out.push_str("</div>");
+
+    /// What closes the page.
+    pub fn end(&self) -> String {
+        let tiles = if self.in_tiles { "</div>" } else { "" };
+        format!("{tiles}</div></main></body></html>")
     }
-    out.push_str("</div></main></body></html>");
-    out
 }

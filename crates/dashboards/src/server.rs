@@ -176,35 +176,131 @@ pub fn params_from(
     Ok(p)
 }
 
-/// Runs a blocking warehouse job with the query time limit; a job past it is
-/// interrupted on the warehouse (where the engine allows) and reported.
-async fn with_warehouse<T: Send + 'static>(
-    config: &ServeConfig,
-    job: impl FnOnce(&mut dyn observes_warehouse::Warehouse) -> T + Send + 'static,
-) -> Result<T, String> {
-    let url = config.warehouse.clone();
-    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
-    let task = tokio::task::spawn_blocking(move || {
-        let mut wh = observes_warehouse::connect(&url)
-            .map_err(|e| observes_runtime::chain(&e).to_string())?;
-        let _ = handle_tx.send(wh.interrupt_handle());
-        Ok::<T, String>(job(wh.as_mut()))
-    });
-    match tokio::time::timeout(config.query_timeout, task).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(e)) => Err(format!("the query stopped: {e}")),
-        Err(_) => {
-            if let Ok(Some(interrupt)) = handle_rx.try_recv() {
-                interrupt.interrupt();
+/// Connections one request's queries share: each query takes one, runs, and gives it
+/// back, so a page's panels run side by side on as many as there are.
+struct Pool {
+    free: std::sync::Mutex<Vec<Box<dyn observes_warehouse::Warehouse>>>,
+    returned: std::sync::Condvar,
+}
+
+/// Most connections a page opens: its panels beyond that wait for one.
+const PAGE_CONNECTIONS: usize = 8;
+
+impl Pool {
+    /// `n` connections to the warehouse, opened off the async threads.
+    async fn open(config: &ServeConfig, n: usize) -> Result<Arc<Pool>, String> {
+        let url = config.warehouse.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            observes_warehouse::connect_readers(&url, n)
+                .map_err(|e| observes_runtime::chain(&e).to_string())
+        })
+        .await
+        .map_err(|e| format!("connecting stopped: {e}"))??;
+        Ok(Arc::new(Pool {
+            free: std::sync::Mutex::new(opened),
+            returned: std::sync::Condvar::new(),
+        }))
+    }
+
+    fn take(&self) -> Box<dyn observes_warehouse::Warehouse> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(wh) = free.pop() {
+                return wh;
             }
-            Err(format!(
-                "the query took longer than {} s and was given up",
-                config.query_timeout.as_secs_f64()
-            ))
+            free = self.returned.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn give_back(&self, wh: Box<dyn observes_warehouse::Warehouse>) {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).push(wh);
+        self.returned.notify_one();
+    }
+}
+
+/// Starts a blocking warehouse job on one of `pool`'s connections; its result comes
+/// with the query time limit ([`finish`]).
+fn start<T: Send + 'static>(
+    pool: &Arc<Pool>,
+    job: impl FnOnce(&mut dyn observes_warehouse::Warehouse) -> T + Send + 'static,
+) -> Started<T> {
+    let pool = pool.clone();
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let given_up = abandoned.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut wh = pool.take();
+        // A job whose page has gone past its time limit while it waited does not run.
+        if given_up.load(std::sync::atomic::Ordering::SeqCst) {
+            pool.give_back(wh);
+            return None;
+        }
+        let _ = handle_tx.send(wh.interrupt_handle());
+        let result = job(wh.as_mut());
+        pool.give_back(wh);
+        Some(result)
+    });
+    Started {
+        task,
+        handle_rx,
+        abandoned,
+    }
+}
+
+struct Started<T> {
+    task: tokio::task::JoinHandle<Option<T>>,
+    handle_rx: std::sync::mpsc::Receiver<Option<observes_warehouse::Interrupt>>,
+    abandoned: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<T> Started<T> {
+    /// Gives the job up: it does not run if it has not started, and is interrupted if it
+    /// has.
+    fn abandon(self) {
+        self.abandoned
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(Some(interrupt)) = self.handle_rx.try_recv() {
+            interrupt.interrupt();
         }
     }
 }
 
+/// A started job's result by `deadline`; a job past it is interrupted on the warehouse
+/// (where the engine allows) and reported.
+async fn finish<T>(
+    mut started: Started<T>,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+) -> Result<T, String> {
+    let given_up = || {
+        format!(
+            "the query took longer than {} s and was given up",
+            limit.as_secs_f64()
+        )
+    };
+    match tokio::time::timeout_at(deadline, &mut started.task).await {
+        Ok(Ok(Some(result))) => Ok(result),
+        Ok(Ok(None)) => Err(given_up()),
+        Ok(Err(e)) => Err(format!("the query stopped: {e}")),
+        Err(_) => {
+            started.abandon();
+            Err(given_up())
+        }
+    }
+}
+
+/// Runs one blocking warehouse job with the query time limit.
+async fn with_warehouse<T: Send + 'static>(
+    config: &ServeConfig,
+    job: impl FnOnce(&mut dyn observes_warehouse::Warehouse) -> T + Send + 'static,
+) -> Result<T, String> {
+    let deadline = tokio::time::Instant::now() + config.query_timeout;
+    let pool = Pool::open(config, 1).await?;
+    finish(start(&pool, job), deadline, config.query_timeout).await
+}
+
+/// A dashboard's page, streamed: its top (with the group choices) as soon as they are
+/// read, then each panel in order as its query finishes; the queries run side by side.
 async fn page(
     State(config): State<Shared>,
     Extension(viewer): Extension<Viewer>,
@@ -219,22 +315,82 @@ async fn page(
         Ok(p) => p,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    let (groups, panels) = render_data(&config, &d, &params).await;
-    Html(crate::page::dashboard(&d, &params, &groups, &panels, true)).into_response()
+    let mut queries = PageQueries::start(&config, &d, &params).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(4);
+    tokio::spawn(async move {
+        let mut page = crate::page::Page::new(&d, &params, true);
+        let groups = queries.groups().await;
+        let mut sent = tx.send(page.top(&groups).into()).await.is_ok();
+        while sent {
+            let Some(result) = queries.next_panel().await else {
+                break;
+            };
+            sent = tx.send(page.section(&result).into()).await.is_ok();
+        }
+        if sent {
+            let _ = tx.send(page.end().into()).await;
+        } else {
+            // The reader has gone: the queries still running are of no use.
+            queries.abandon();
+        }
+    });
+    let chunks = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response()
 }
 
-/// The group choices and every panel's result (each with its own time limit).
-pub async fn render_data(
-    config: &ServeConfig,
-    d: &Dashboard,
-    params: &Params,
-) -> (Vec<String>, Vec<Result<PanelData, String>>) {
-    let groups = match &d.parameters.group {
-        None => Vec::new(),
-        Some(g) => {
-            let sql = g.sql.clone();
-            let p = params.clone();
-            with_warehouse(config, move |wh| run_query(wh, &sql, &p))
+/// A page's queries, started side by side on one pool, read back in order.
+struct PageQueries {
+    deadline: tokio::time::Instant,
+    limit: Duration,
+    groups: Option<Started<Result<crate::data::Table, String>>>,
+    panels: std::collections::VecDeque<Result<Started<Result<PanelData, String>>, String>>,
+}
+
+impl PageQueries {
+    async fn start(config: &ServeConfig, d: &Dashboard, params: &Params) -> PageQueries {
+        let deadline = tokio::time::Instant::now() + config.query_timeout;
+        let queries = d.panels.len() + usize::from(d.parameters.group.is_some());
+        let mut out = PageQueries {
+            deadline,
+            limit: config.query_timeout,
+            groups: None,
+            panels: Default::default(),
+        };
+        let pool = match Pool::open(config, queries.min(PAGE_CONNECTIONS)).await {
+            Ok(pool) => pool,
+            Err(e) => {
+                out.panels = d.panels.iter().map(|_| Err(e.clone())).collect();
+                return out;
+            }
+        };
+        out.groups = d.parameters.group.as_ref().map(|g| {
+            let (sql, p) = (g.sql.clone(), params.clone());
+            start(&pool, move |wh| run_query(wh, &sql, &p))
+        });
+        out.panels = d
+            .panels
+            .iter()
+            .map(|panel| {
+                let (panel, p) = (panel.clone(), params.clone());
+                Ok(start(&pool, move |wh| run_panel(wh, &panel, &p)))
+            })
+            .collect();
+        out
+    }
+
+    /// The group selector's choices (none when its query fails).
+    async fn groups(&mut self) -> Vec<String> {
+        match self.groups.take() {
+            None => Vec::new(),
+            Some(g) => finish(g, self.deadline, self.limit)
                 .await
                 .and_then(|r| r)
                 .map(|t| {
@@ -243,17 +399,40 @@ pub async fn render_data(
                         .filter_map(|r| r.first().map(crate::data::text))
                         .collect()
                 })
-                .unwrap_or_default()
+                .unwrap_or_default(),
         }
-    };
-    let mut panels = Vec::new();
-    for panel in &d.panels {
-        let (panel, p) = (panel.clone(), params.clone());
-        panels.push(
-            with_warehouse(config, move |wh| run_panel(wh, &panel, &p))
+    }
+
+    /// The next panel's result, in the dashboard's order.
+    async fn next_panel(&mut self) -> Option<Result<PanelData, String>> {
+        Some(match self.panels.pop_front()? {
+            Ok(started) => finish(started, self.deadline, self.limit)
                 .await
                 .and_then(|r| r),
-        );
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Stops what is still running or waiting.
+    fn abandon(self) {
+        for started in self.panels.into_iter().flatten() {
+            started.abandon();
+        }
+    }
+}
+
+/// The group choices and every panel's result, queried side by side (each within the
+/// query time limit).
+pub async fn render_data(
+    config: &ServeConfig,
+    d: &Dashboard,
+    params: &Params,
+) -> (Vec<String>, Vec<Result<PanelData, String>>) {
+    let mut queries = PageQueries::start(config, d, params).await;
+    let groups = queries.groups().await;
+    let mut panels = Vec::with_capacity(d.panels.len());
+    while let Some(result) = queries.next_panel().await {
+        panels.push(result);
     }
     (groups, panels)
 }

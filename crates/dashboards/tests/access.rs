@@ -3,7 +3,7 @@
 //! a wrong token or a forged proxy header is refused, and the log names each refusal
 //! without a secret in it.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use observes_dashboards::access::{hash_secret, Access, AccessConfig};
@@ -33,20 +33,10 @@ impl Log {
     }
 }
 
-/// A GET with `headers`: the status, and the body.
+/// A GET with `headers`: the status, the head and the body.
 fn get(base: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(base).unwrap();
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    s.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head[9..12].parse().unwrap();
-    (status, head.to_string(), body.to_string())
+    let r = observes_testkit::http_get(base, path, headers);
+    (r.status, r.head, r.body)
 }
 
 struct Served {

@@ -143,3 +143,59 @@ pub fn s3_bucket() -> String {
     );
     name
 }
+
+/// A served response as a test reads it.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The status line and headers, as sent (header names lowercase, as hyper writes them).
+    pub head: String,
+    /// The body, with a chunked transfer decoded.
+    pub body: String,
+}
+
+/// A GET of `path` from a server on `base` (`http://127.0.0.1:PORT` or `127.0.0.1:PORT`),
+/// over a plain TCP connection, with `headers`.
+pub fn http_get(base: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .unwrap_or_else(|e| panic!("connecting to {base}: {e}"));
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    s.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8(raw).expect("a UTF-8 response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a response head");
+    let status = head[9..12].parse().expect("a status code");
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    HttpResponse {
+        status,
+        head: head.to_string(),
+        body: if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    }
+}
+
+/// A chunked body's content.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
+        if size == 0 {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    out
+}

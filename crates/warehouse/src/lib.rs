@@ -324,6 +324,23 @@ pub fn connect_pipelined(url: &str) -> Result<Box<dyn Warehouse>> {
     )))
 }
 
+/// `n` connections (at least one) for queries run side by side: for DuckDB, one open
+/// file and more connections to it (a process holds a file once); elsewhere, `n`
+/// sessions.
+pub fn connect_readers(url: &str, n: usize) -> Result<Vec<Box<dyn Warehouse>>> {
+    let n = n.max(1);
+    if let Some(path) = url.strip_prefix("duckdb://") {
+        let first = duckdb::DuckDbWarehouse::open(path)?;
+        let mut out: Vec<Box<dyn Warehouse>> = Vec::with_capacity(n);
+        for _ in 1..n {
+            out.push(Box::new(first.try_clone()?));
+        }
+        out.push(Box::new(first));
+        return Ok(out);
+    }
+    (0..n).map(|_| connect(url)).collect()
+}
+
 /// Opens the warehouse a URL names.
 pub fn connect(url: &str) -> Result<Box<dyn Warehouse>> {
     if let Some(path) = url.strip_prefix("duckdb://") {
