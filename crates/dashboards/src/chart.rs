@@ -120,7 +120,16 @@ fn series_of(panel: &Panel, data: &PanelData) -> Series {
             keys.push(row[x].clone());
         }
     }
-    let slot = |row: &[SqlValue]| index[&text(&row[x])];
+    // Over time, the axis is the calendar: a day (month, hour) with no row is a gap in
+    // its place, not left out.
+    let (keys, place) = match fill_calendar(&keys) {
+        Some((filled, place)) => (filled, place),
+        None => {
+            let place = (0..keys.len()).collect();
+            (keys, place)
+        }
+    };
+    let slot = |row: &[SqlValue]| place[index[&text(&row[x])]];
     let mut series: Vec<(String, Vec<Option<f64>>)> = Vec::new();
     let first_y = panel.y.first().map(String::as_str).unwrap_or_default();
     match panel.series.as_deref().and_then(|s| t.column(s)) {
@@ -157,6 +166,51 @@ fn series_of(panel: &Panel, data: &PanelData) -> Series {
         format: panel.format.of(first_y),
         rows: t.rows.len(),
     }
+}
+
+/// Slots a calendar axis may have, at most, and per key it has.
+const CALENDAR_SLOTS: usize = 2000;
+const SLOTS_PER_KEY: usize = 10;
+
+/// Ascending instants with the days (months, steps of time) between them filled in: the
+/// whole axis, and where each given key lands on it. `None`: not instants in order, or
+/// too sparse to fill.
+fn fill_calendar(keys: &[SqlValue]) -> Option<(Vec<SqlValue>, Vec<usize>)> {
+    let g = granularity(keys)?;
+    let times: Vec<_> = keys.iter().map(instant).collect::<Option<_>>()?;
+    if times.len() < 2 || !times.windows(2).all(|w| w[0] < w[1]) {
+        return None;
+    }
+    let step = |t: chrono::DateTime<chrono::Utc>| -> Option<chrono::DateTime<chrono::Utc>> {
+        match g {
+            Granularity::Month => t.checked_add_months(chrono::Months::new(1)),
+            Granularity::Day => t.checked_add_days(chrono::Days::new(1)),
+            Granularity::Time => {
+                let finest = times.windows(2).map(|w| w[1] - w[0]).min()?;
+                t.checked_add_signed(finest)
+            }
+        }
+    };
+    let limit = CALENDAR_SLOTS.min(times.len() * SLOTS_PER_KEY);
+    let (mut axis, mut place) = (Vec::new(), Vec::with_capacity(times.len()));
+    let mut t = times[0];
+    for (i, want) in times.iter().enumerate() {
+        while t < *want {
+            axis.push(SqlValue::Timestamp(t.timestamp_micros()));
+            t = step(t)?;
+            if axis.len() > limit {
+                return None;
+            }
+        }
+        if t != *want {
+            // Off the step (an hour skipped by a time zone, uneven times): as given.
+            return None;
+        }
+        place.push(axis.len());
+        axis.push(keys[i].clone());
+        t = step(t)?;
+    }
+    Some((axis, place))
 }
 
 fn label_texts(keys: &[SqlValue], g: Option<Granularity>) -> Vec<String> {
@@ -436,6 +490,16 @@ fn draw(panel: &Panel, s: &Series, span: u8) -> Drawn {
                             points,
                             "<circle class=\"point\" data-series=\"{}\" cx=\"{:.3}%\" cy=\"{:.1}\" r=\"3.5\" fill=\"{color}\"><title>{}</title></circle>",
                             escape(name),
+                            pct(i as f64 + 0.5),
+                            y_of(*v),
+                            escape(&hover(i, name, *v))
+                        );
+                    } else {
+                        // A long line is not dotted, but each point still tells its value
+                        // under the pointer.
+                        let _ = write!(
+                            points,
+                            "<circle class=\"hover\" cx=\"{:.3}%\" cy=\"{:.1}\" r=\"5\" fill=\"transparent\"><title>{}</title></circle>",
                             pct(i as f64 + 0.5),
                             y_of(*v),
                             escape(&hover(i, name, *v))
@@ -735,6 +799,62 @@ mod tests {
             count.contains("▲ 190% vs the period before (2,000)"),
             "{count}"
         );
+    }
+
+    #[test]
+    fn a_day_without_rows_keeps_its_place_on_the_axis() {
+        let p = panels(
+            "title = \"T\"\n[[panels]]\ntitle = \"Per day\"\nkind = \"bar\"\nsql = \"SELECT 1\"\nx = \"day\"\ny = [\"n\"]",
+        );
+        let rows = ["2026-11-06", "2026-11-09", "2026-11-10"]
+            .iter()
+            .zip([3, 4, 5])
+            .map(|(d, n)| vec![SqlValue::Text(d.to_string()), SqlValue::Int(n)])
+            .collect();
+        let data = PanelData {
+            table: one(&["day", "n"], rows),
+            previous: None,
+        };
+        let s = series_of(&p[0], &data);
+        assert_eq!(
+            s.labels,
+            ["Nov 6, 2026", "Nov 7", "Nov 8", "Nov 9", "Nov 10"],
+            "the weekend is on the axis"
+        );
+        assert_eq!(s.series[0].1, [Some(3.0), None, None, Some(4.0), Some(5.0)]);
+        let months = [
+            SqlValue::Text("2026-01-01".into()),
+            SqlValue::Text("2026-04-01".into()),
+        ];
+        assert_eq!(fill_calendar(&months).unwrap().1, [0, 3]);
+        let unordered = [
+            SqlValue::Text("2026-01-02".into()),
+            SqlValue::Text("2026-01-01".into()),
+        ];
+        assert_eq!(fill_calendar(&unordered), None);
+        let sparse = [
+            SqlValue::Text("2000-01-01".into()),
+            SqlValue::Text("2026-01-01".into()),
+        ];
+        assert_eq!(fill_calendar(&sparse), None, "too sparse to fill");
+    }
+
+    #[test]
+    fn every_point_of_a_long_line_has_its_value_under_the_pointer() {
+        let p = panels(
+            "title = \"T\"\n[[panels]]\ntitle = \"Per hour\"\nkind = \"line\"\nformat = \"duration\"\nsql = \"SELECT 1\"\nx = \"i\"\ny = [\"v\"]",
+        );
+        let rows = (0..100)
+            .map(|i| vec![SqlValue::Int(i), SqlValue::Float(0.25)])
+            .collect();
+        let data = PanelData {
+            table: one(&["i", "v"], rows),
+            previous: None,
+        };
+        let svg = svg(&p[0], &data);
+        assert_eq!(svg.matches("class=\"point\"").count(), 0, "not dotted");
+        assert_eq!(svg.matches("class=\"hover\"").count(), 100);
+        assert!(svg.contains("<title>99: 250 ms</title>"), "{svg}");
     }
 
     #[test]

@@ -32,7 +32,8 @@ svg.chart{display:block;margin-bottom:4px}svg.chart .y,svg.chart .x{fill:#555}\
 td,th{padding:4px 8px;border-bottom:1px solid #eee;text-align:left;white-space:nowrap}\
 th{color:#444;font-weight:600}.n{text-align:right;font-variant-numeric:tabular-nums}\
 .csv{font-size:12px;margin-top:4px}ul.index li{margin:8px 0}\
-@media (min-width:1000px){svg.chart .x:not(.ta){display:none}}\
+@media (min-width:1000px){svg.chart .x:not(.ta){display:none}\
+.panels>.w2.auto:not(.w2+.w2):not(:has(+.w2)){grid-column:span 4}}\
 @media (min-width:640px) and (max-width:999.98px){.panels{grid-template-columns:repeat(2,minmax(0,1fr))}\
 .w3,.w4{grid-column:span 2}svg.chart .x:not(.tb){display:none}}\
 @media (max-width:639.98px){.panels{grid-template-columns:minmax(0,1fr)}.w1,.w2,.w3,.w4{grid-column:span 1}\
@@ -180,10 +181,13 @@ impl<'a> Page<'a> {
             });
             self.in_tiles = tile;
         }
+        // `auto`: a width by default, which the grid may widen to fill a row it would
+        // leave half empty.
+        let auto = if panel.width.is_none() { " auto" } else { "" };
         let class = match (tile, result) {
             (true, _) => "tile".to_string(),
-            (false, Ok(data)) => format!("panel w{}", span(panel, data)),
-            (false, Err(_)) => format!("panel w{}", panel.width.unwrap_or(2).clamp(1, 4)),
+            (false, Ok(data)) => format!("panel w{}{auto}", span(panel, data)),
+            (false, Err(_)) => format!("panel w{}{auto}", panel.width.unwrap_or(2).clamp(1, 4)),
         };
         let _ = write!(
             out,

@@ -225,21 +225,24 @@ impl ChecklyWorld {
                 // keyed by the run, so the world's other draws stay as they were.
                 let _ = self.rng.below(900);
                 let serial = self.serial;
+                let median = [180.0, 420.0, 950.0][c % 3];
                 let mut response = crate::shape::spread(
                     &[serial, 1],
-                    [180.0, 420.0, 950.0][c % 3] * (0.8 + 0.4 * crate::shape::busy(at)),
+                    median * (0.8 + 0.4 * crate::shape::busy(at)),
                     0.25,
                 );
                 if crate::shape::rare(&[serial, 2], 8) {
                     response *= 6.0;
                 }
                 let response_time = response.round() as u64;
+                // Checkly's degraded: slower than the check's degraded response time.
+                let degraded = !failed && response > 1.6 * median;
                 // Runs finish before the clock reads their slot: nothing is in the future.
                 let started = at - Duration::seconds(5 + c as i64);
                 let id = format!("0f7d6c2a-1b9e-4e0f-a3c4-{:012x}", self.serial);
                 self.results.push(json!({
                     "id": id, "checkId": check_id, "name": name, "hasFailures": failed, "hasErrors": false,
-                    "isDegraded": false, "overMaxResponseTime": false, "runLocation": location,
+                    "isDegraded": degraded, "overMaxResponseTime": false, "runLocation": location,
                     "startedAt": ts(started), "stoppedAt": ts(started + Duration::milliseconds(response_time as i64)),
                     "created_at": ts(started + Duration::milliseconds(response_time as i64 + 20)),
                     "responseTime": response_time, "checkRunId": 912_837_000 + self.serial, "attempts": if failed { 2 } else { 1 },

@@ -50,6 +50,25 @@ pub fn busy(t: DateTime<Utc>) -> f64 {
     day * hour
 }
 
+/// The instant `fraction` (0 to 1) of the way through `start..end` by busyness rather
+/// than by the clock: evenly spread events placed so are denser in working hours and on
+/// weekdays, and their count is unchanged.
+pub fn busy_instant(start: DateTime<Utc>, end: DateTime<Utc>, fraction: f64) -> DateTime<Utc> {
+    let hours = ((end - start).num_hours()).max(1);
+    let weight = |h: i64| busy(start + chrono::Duration::hours(h));
+    let total: f64 = (0..hours).map(weight).sum();
+    let mut target = fraction.clamp(0.0, 1.0) * total;
+    for h in 0..hours {
+        let w = weight(h);
+        if target <= w {
+            let into = (target / w * 3600.0) as i64;
+            return start + chrono::Duration::hours(h) + chrono::Duration::seconds(into);
+        }
+        target -= w;
+    }
+    end
+}
+
 /// A slow trend: 1 at `start`, `1 + growth` at `end`, linear between.
 pub fn trend(t: DateTime<Utc>, start: DateTime<Utc>, end: DateTime<Utc>, growth: f64) -> f64 {
     let span = (end - start).num_seconds().max(1) as f64;
@@ -91,5 +110,18 @@ mod tests {
         assert!(busy(at(5, 10)) < 0.5, "a Saturday");
         assert!(busy(at(7, 3)) < 0.5, "a night");
         assert_eq!(trend(at(7, 0), at(1, 0), at(11, 0), 0.2), 1.12);
+        // A week of evenly spread events, placed by busyness: most on weekdays' days.
+        let placed: Vec<_> = (0..700)
+            .map(|k| busy_instant(at(5, 0), at(12, 0), k as f64 / 700.0))
+            .collect();
+        assert!(placed.windows(2).all(|w| w[0] <= w[1]), "in order");
+        let weekend = placed
+            .iter()
+            .filter(|t| matches!(t.weekday(), Weekday::Sat | Weekday::Sun))
+            .count();
+        assert!(
+            (60..140).contains(&weekend),
+            "{weekend} of 700 at the weekend"
+        );
     }
 }

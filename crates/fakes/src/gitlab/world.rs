@@ -131,10 +131,12 @@ impl GitlabWorld {
                 world.members.push((id, member));
             }
             for k in 0..options.pipelines_per_project {
-                let at = start
-                    + Duration::minutes(
-                        (k as i64) * 30 * 24 * 60 / options.pipelines_per_project.max(1) as i64,
-                    );
+                // As many as ever, busier on weekdays' working hours.
+                let at = crate::shape::busy_instant(
+                    start,
+                    options.now,
+                    k as f64 / options.pipelines_per_project.max(1) as f64,
+                );
                 // The last pipelines are still in the queue.
                 let open = k + 3 >= options.pipelines_per_project;
                 world.add_pipeline_at(id, at, options.jobs_per_pipeline, open);
@@ -227,13 +229,14 @@ impl GitlabWorld {
             let (name, stage) = JOB_NAMES[j % JOB_NAMES.len()];
             let created = at + Duration::seconds(j as i64);
             let (queued, took) = self.job_timing(job_id, stage, status, created);
+            // Nothing has happened after the world's clock.
             let started = (!matches!(status, "created" | "pending" | "manual" | "skipped"))
-                .then(|| created + queued);
+                .then(|| (created + queued).min(self.clock));
             let finished = (!matches!(
                 status,
                 "created" | "pending" | "running" | "manual" | "skipped"
             ))
-            .then(|| created + queued + took);
+            .then(|| (created + queued + took).min(self.clock));
             let queued_duration = match started {
                 Some(s) => json!((s - created).num_milliseconds() as f64 / 1000.0),
                 None => Value::Null,
