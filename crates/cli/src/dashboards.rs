@@ -33,6 +33,23 @@ fn one(p: &DashboardPlace, name: &str) -> Result<(Config, Dashboard)> {
     Ok((config, d))
 }
 
+/// The dashboard `name`, the parameters `range` asks for, and its warehouse, open.
+fn one_on_its_warehouse(
+    p: &DashboardPlace,
+    name: &str,
+    range: DashboardRange,
+) -> Result<(
+    Config,
+    Dashboard,
+    Params,
+    Box<dyn observes_warehouse::Warehouse>,
+)> {
+    let (config, d) = one(p, name)?;
+    let params = params(&d, range);
+    let wh = observes_warehouse::connect(&config.warehouse)?;
+    Ok((config, d, params, wh))
+}
+
 /// The parameters `range` asks for, the dashboard's defaults where it is silent.
 fn params(d: &Dashboard, range: DashboardRange) -> Params {
     let mut params = Params::default_for(d, chrono::Utc::now().date_naive());
@@ -81,9 +98,7 @@ pub(crate) fn run(action: DashboardAction) -> Result<()> {
             range,
             place: p,
         } => {
-            let (config, d) = one(&p, &name)?;
-            let params = params(&d, range);
-            let mut wh = observes_warehouse::connect(&config.warehouse)?;
+            let (_, d, params, mut wh) = one_on_its_warehouse(&p, &name, range)?;
             let files =
                 observes_dashboards::export::export(wh.as_mut(), &d, &params, format, width, &out)
                     .map_err(anyhow::Error::msg)?;
@@ -137,9 +152,7 @@ pub(crate) fn run(action: DashboardAction) -> Result<()> {
             place: p,
         } => {
             use observes_dashboards::alert;
-            let (config, d) = one(&p, &name)?;
-            let params = params(&d, range);
-            let mut wh = observes_warehouse::connect(&config.warehouse)?;
+            let (config, d, params, mut wh) = one_on_its_warehouse(&p, &name, range)?;
             let checked = alert::evaluate(wh.as_mut(), &d, &params).map_err(anyhow::Error::msg)?;
             drop(wh);
             let period = alert::period(&params);
@@ -202,12 +215,10 @@ pub(crate) fn run(action: DashboardAction) -> Result<()> {
             range,
             place: p,
         } => {
-            let (config, d) = one(&p, &name)?;
-            let params = params(&d, range);
             let Some(webhook) = webhook else {
                 bail!("no webhook to send {name} to: set OBSERVES_SEND_WEBHOOK");
             };
-            let mut wh = observes_warehouse::connect(&config.warehouse)?;
+            let (_, d, params, mut wh) = one_on_its_warehouse(&p, &name, range)?;
             let tiles = observes_dashboards::alert::tiles(wh.as_mut(), &d, &params)
                 .map_err(anyhow::Error::msg)?;
             drop(wh);

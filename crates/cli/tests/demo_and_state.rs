@@ -212,31 +212,14 @@ fn run_demo_builds_the_warehouse_and_a_second_run_changes_nothing() {
 
     // `observes dashboard serve` on the demo, in headless Chromium: every page loads with
     // no console output and no failed request.
-    /// Stops the server however the test ends.
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut server = Stop(
-        observes()
-            .args(["dashboard", "serve", "--addr", "127.0.0.1:0", "--config"])
-            .arg(demo.join("observes.toml"))
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines =
-        std::io::BufRead::lines(std::io::BufReader::new(server.0.stderr.take().unwrap()));
-    let base = loop {
-        let line = lines.next().expect("the server's address").unwrap();
-        if let Some(rest) = line.strip_prefix("dashboards at ") {
-            assert!(rest.ends_with(" (access: off)"), "{line}");
-            break rest.split(' ').next().unwrap().to_string();
-        }
-    };
+    let mut serve = observes();
+    serve
+        .args(["dashboard", "serve", "--addr", "127.0.0.1:0", "--config"])
+        .arg(demo.join("observes.toml"));
+    let (server, line) = Running::until_line(serve, "dashboards at ");
+    let rest = line.trim_start_matches("dashboards at ");
+    assert!(rest.ends_with(" (access: off)"), "{line}");
+    let base = rest.split(' ').next().unwrap().to_string();
     let pages = std::iter::once("/".to_string()).chain(
         observes_dashboards::SHIPPED
             .iter()

@@ -818,22 +818,7 @@ fn dashboards_on_an_open_address_need_access_control() {
         "[dashboards.access]\nmode = \"token\"\n[[dashboards.access.users]]\nname = \"ci\"\nhash = {hash:?}\n"
     ));
     for extra in [&[][..], &["--insecure"][..]] {
-        struct Stop(std::process::Child);
-        impl Drop for Stop {
-            fn drop(&mut self) {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-            }
-        }
-        let mut server = Stop(
-            serve("0.0.0.0:0", extra)
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        let mut lines =
-            std::io::BufRead::lines(std::io::BufReader::new(server.0.stderr.take().unwrap()));
-        let line = lines.next().unwrap().unwrap();
+        let (_server, line) = Running::until_line(serve("0.0.0.0:0", extra), "dashboards at ");
         let port = line
             .strip_prefix("dashboards at http://0.0.0.0:")
             .and_then(|rest| rest.strip_suffix(" (access: token)"))

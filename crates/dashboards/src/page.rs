@@ -31,7 +31,7 @@ svg.chart{display:block;margin-bottom:4px}svg.chart .y,svg.chart .x{fill:#555}\
 .table{overflow-x:auto}table{border-collapse:collapse;font-size:13px;width:100%}\
 td,th{padding:4px 8px;border-bottom:1px solid #eee;text-align:left;white-space:nowrap}\
 th{color:#444;font-weight:600}.n{text-align:right;font-variant-numeric:tabular-nums}\
-.csv{font-size:12px;margin-top:4px}ul.index li{margin:8px 0}\
+.csv{font-size:12px;margin-top:4px}.share{font-size:13px;align-self:center}ul.index li{margin:8px 0}\
 @media (min-width:1000px){svg.chart .x:not(.ta){display:none}\
 .panels>.w2.auto:not(.w2+.w2):not(:has(+.w2)){grid-column:span 4}}\
 @media (min-width:640px) and (max-width:999.98px){.panels{grid-template-columns:repeat(2,minmax(0,1fr))}\
@@ -156,7 +156,12 @@ impl<'a> Page<'a> {
                 }
                 out.push_str("</select></label>");
             }
-            out.push_str("<button type=\"submit\">Show</button></form>");
+            let _ = write!(
+                out,
+                "<button type=\"submit\">Show</button><a class=\"share\" href=\"/d/{}/export.html?{}\">Download the page</a></form>",
+                escape(&d.name),
+                escape(&query_string(params))
+            );
         }
         out.push_str("<div class=\"panels\">");
         out
@@ -208,12 +213,18 @@ impl<'a> Page<'a> {
                     Kind::Number => number_html(panel, data),
                 });
                 if live {
+                    let (name, query) = (escape(&d.name), escape(&query_string(params)));
                     let _ = write!(
                         out,
-                        "<div class=\"csv\"><a href=\"/d/{}/panel/{i}.csv?{}\">Download CSV</a></div>",
-                        escape(&d.name),
-                        escape(&query_string(params))
+                        "<div class=\"csv\"><a href=\"/d/{name}/panel/{i}.csv?{query}\">Download CSV</a>"
                     );
+                    if matches!(panel.kind, Kind::Line | Kind::Bar | Kind::StackedBar) {
+                        let _ = write!(
+                            out,
+                            " · <a href=\"/d/{name}/panel/{i}.svg?{query}\">SVG</a>"
+                        );
+                    }
+                    out.push_str("</div>");
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! `observes dashboard serve`: the index, one page per dashboard, a CSV per panel.
+//! `observes dashboard serve`: the index, one page per dashboard, a CSV per panel, an SVG
+//! per chart and the page as one HTML file to share (`/d/NAME/export.html`).
 //!
 //! Every request passes [`Access`] first (all routes; a refusal is logged with its reason
 //! and never a secret), and a dashboard opens only for the groups it names. Dashboard
@@ -22,7 +23,7 @@ use chrono::NaiveDate;
 
 use crate::access::{Access, Viewer};
 use crate::data::{run_panel, run_query, PanelData, Params};
-use crate::spec::{load_dir, Dashboard};
+use crate::spec::{load_dir, Dashboard, Kind};
 
 /// What `observes dashboard serve` serves.
 #[derive(Debug, Clone)]
@@ -46,7 +47,8 @@ pub fn router(config: ServeConfig) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/d/{name}", get(page))
-        .route("/d/{name}/panel/{file}", get(panel_csv))
+        .route("/d/{name}/panel/{file}", get(panel_file))
+        .route("/d/{name}/export.html", get(export_html))
         .layer(axum::middleware::from_fn_with_state(config.clone(), guard))
         .with_state(config)
 }
@@ -437,7 +439,9 @@ pub async fn render_data(
     (groups, panels)
 }
 
-async fn panel_csv(
+/// One panel's data as CSV (`N.csv`), or a chart panel as its SVG image (`N.svg`, the
+/// marks the page draws, 960 px wide), for sharing.
+async fn panel_file(
     State(config): State<Shared>,
     Extension(viewer): Extension<Viewer>,
     Path((name, file)): Path<(String, String)>,
@@ -447,21 +451,50 @@ async fn panel_csv(
         Ok(d) => d,
         Err((status, message)) => return error(status, message),
     };
-    let Some(index) = file
-        .strip_suffix(".csv")
-        .and_then(|i| i.parse::<usize>().ok())
-        .filter(|i| *i < d.panels.len())
+    let Some((index, extension)) = file
+        .rsplit_once('.')
+        .and_then(|(i, ext)| Some((i.parse::<usize>().ok()?, ext)))
+        .filter(|(i, ext)| *i < d.panels.len() && matches!(*ext, "csv" | "svg"))
     else {
         return error(
             StatusCode::NOT_FOUND,
             format!("no panel {file:?} in {name}"),
         );
     };
+    let panel = d.panels[index].clone();
+    let chart = matches!(panel.kind, Kind::Line | Kind::Bar | Kind::StackedBar);
+    if extension == "svg" && !chart {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("panel {index} of {name} is not a chart: it has no SVG"),
+        );
+    }
     let params = match params_from(&d, &query, chrono::Utc::now().date_naive()) {
         Ok(p) => p,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    let panel = d.panels[index].clone();
+    let attachment = |ext: &str| {
+        (
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}-{index}.{ext}\""),
+        )
+    };
+    if extension == "svg" {
+        let result = with_warehouse(&config, move |wh| run_panel(wh, &panel, &params))
+            .await
+            .and_then(|r| r);
+        return match result {
+            Ok(data) => (
+                [
+                    (header::CONTENT_TYPE, "image/svg+xml".to_string()),
+                    attachment("svg"),
+                ],
+                crate::chart::standalone_svg(&d.panels[index], &data, 960.0),
+            )
+                .into_response(),
+            Err(m) => error(StatusCode::INTERNAL_SERVER_ERROR, m),
+        };
+    }
     let result = with_warehouse(&config, move |wh| run_query(wh, &panel.sql, &params))
         .await
         .and_then(|r| r);
@@ -469,14 +502,43 @@ async fn panel_csv(
         Ok(table) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{name}-{index}.csv\""),
-                ),
+                attachment("csv"),
             ],
             crate::data::csv(&table),
         )
             .into_response(),
         Err(m) => error(StatusCode::INTERNAL_SERVER_ERROR, m),
     }
+}
+
+/// The page as one self-contained HTML file (no form, no links back), for sharing.
+async fn export_html(
+    State(config): State<Shared>,
+    Extension(viewer): Extension<Viewer>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let d = match find(&config, &viewer, &name) {
+        Ok(d) => d,
+        Err((status, message)) => return error(status, message),
+    };
+    let params = match params_from(&d, &query, chrono::Utc::now().date_naive()) {
+        Ok(p) => p,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let (_, panels) = render_data(&config, &d, &params).await;
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"{name}-{}-{}.html\"",
+                    params.start, params.end
+                ),
+            ),
+        ],
+        crate::page::dashboard(&d, &params, &[], &panels, false),
+    )
+        .into_response()
 }

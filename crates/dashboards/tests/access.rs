@@ -85,7 +85,13 @@ fn served(access: &str) -> Served {
     }
 }
 
-const ROUTES: [&str; 4] = ["/", "/d/billing", "/d/ci", "/d/billing/panel/0.csv"];
+const ROUTES: [&str; 5] = [
+    "/",
+    "/d/billing",
+    "/d/ci",
+    "/d/billing/panel/0.csv",
+    "/d/billing/export.html",
+];
 
 #[test]
 fn every_mode_guards_every_route_and_logs_refusals_without_secrets() {
@@ -130,6 +136,8 @@ fn every_mode_guards_every_route_and_logs_refusals_without_secrets() {
         ("/d/billing/panel/0.csv", 200),
         ("/d/sales", 403),
         ("/d/sales/panel/0.csv", 403),
+        ("/d/billing/export.html", 200),
+        ("/d/sales/export.html", 403),
     ] {
         let (status, _, body) = get(&s.base, route, &finance);
         assert_eq!(status, expected, "{route} for finance: {body}");

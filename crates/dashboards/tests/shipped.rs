@@ -328,6 +328,33 @@ fn the_server_serves_pages_csv_parameters_and_slow_panels() {
     let (status, csv) = get("/d/ci_health/panel/2.csv?group=acme%2Fweb");
     assert_eq!(status, 200);
     assert!(csv.starts_with("day,status,pipelines\n"), "{csv}");
+    // A chart to share is the SVG the page draws for it; a table has none.
+    let (status, svg) = get("/d/ci_health/panel/2.svg?group=acme%2Fweb");
+    assert_eq!(status, 200);
+    let bars = |doc: &str| doc.matches("<rect class=\"bar\"").count();
+    let panel_2 = one
+        .split("id=\"panel-2\"")
+        .nth(1)
+        .unwrap()
+        .split("</section>")
+        .next()
+        .unwrap();
+    assert!(
+        svg.starts_with("<svg") && bars(&svg) > 0 && bars(&svg) == bars(panel_2),
+        "{svg}"
+    );
+    assert!(
+        one.contains("href=\"/d/ci_health/panel/2.svg?"),
+        "the page links it"
+    );
+    let (status, message) = get("/d/ci_health/panel/5.svg");
+    assert_eq!(
+        (status, message.as_str()),
+        (404, "panel 5 of ci_health is not a chart: it has no SVG")
+    );
+    let (status, html) = get("/d/ci_health/export.html?group=acme%2Fweb");
+    assert_eq!(status, 200);
+    assert!(html.contains("<h2>Pipelines per day, by status</h2>") && !html.contains("<form"));
     let (status, message) = get("/d/ci_health?start=yesterday");
     assert_eq!(
         (status, message.as_str()),

@@ -125,7 +125,15 @@ impl TimeDoctorWorld {
             .unwrap_or(options.now);
         for day in 0..=options.history_days {
             let date = first_day + Duration::days(day);
+            let weekend = matches!(
+                chrono::Datelike::weekday(&date),
+                chrono::Weekday::Sat | chrono::Weekday::Sun
+            );
             for (u, user) in users.iter().enumerate() {
+                // Weekends off, but for the odd one out.
+                if weekend && !crate::shape::rare(&[options.seed, day as u64, u as u64], 120) {
+                    continue;
+                }
                 // Three to five stretches of work a day, from 13:00 UTC.
                 let mut at = date + Duration::hours(13) + Duration::minutes(rng.below(30) as i64);
                 for _ in 0..3 + rng.below(3) {

@@ -389,11 +389,16 @@ impl ZohoWorld {
             let stage = *rng.pick(&STAGES);
             let owner = rng.pick(&users).clone();
             let account = rng.pick(&accounts);
+            // Most deals small, a few large (log-normal), in steps of 250; the draw stays,
+            // so the rest of the world is as it was.
+            let _ = rng.below(400);
+            let amount = crate::shape::spread(&[options.seed, i as u64], 9_000.0, 0.9);
+            let amount = (amount / 250.0).round().max(1.0) * 250.0;
             deals.push(json!({
                 "id": format!("5725767000001{:06}", i),
                 "Deal_Name": format!("{account} — deal {i}"),
                 "Stage": stage,
-                "Amount": (rng.below(400) + 10) as f64 * 250.0,
+                "Amount": amount,
                 "Probability": match stage { "Closed Won" => 100, s if s.starts_with("Closed") => 0, _ => 10 + rng.below(80) as i64 },
                 "Closing_Date": (created + Duration::days(rng.below(90) as i64)).format("%Y-%m-%d").to_string(),
                 "Owner": {"id": owner["id"], "name": owner["full_name"], "email": owner["email"]},

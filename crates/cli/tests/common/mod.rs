@@ -156,3 +156,35 @@ pub fn webhook(path: &str) -> (String, std::thread::JoinHandle<(String, String)>
     });
     (url, received)
 }
+
+/// A child process killed (and reaped) however the test ends.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Running {
+    /// Starts `cmd` with its stderr piped; returns it and the first stderr line that
+    /// starts with `prefix` (later lines are read and dropped).
+    pub fn until_line(mut cmd: Command, prefix: &str) -> (Running, String) {
+        use std::io::BufRead;
+        let mut running = Running(cmd.stderr(Stdio::piped()).spawn().expect("spawn observes"));
+        let stderr = running.0.stderr.take().expect("a piped stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("no line starting {prefix:?}"))
+                .unwrap();
+            if line.starts_with(prefix) {
+                // The rest is read on and dropped: a full pipe would stop the child.
+                std::thread::spawn(move || lines.for_each(drop));
+                return (running, line);
+            }
+        }
+    }
+}
