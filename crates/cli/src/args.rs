@@ -185,8 +185,8 @@ pub(crate) enum DashboardAction {
         #[command(flatten)]
         place: DashboardPlace,
     },
-    /// Write a dashboard as one HTML file, one SVG per chart, or a PNG of the page (needs
-    /// Chromium), for reports.
+    /// Write a dashboard as one HTML file, one SVG per chart, or a PNG of the whole page as
+    /// a window --width px wide shows it (needs Chromium), for reports.
     Export {
         name: String,
         #[arg(long, default_value = "html", value_parser = parse_export_format)]
