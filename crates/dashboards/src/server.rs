@@ -155,6 +155,20 @@ fn find(
     Ok(d)
 }
 
+/// The dashboard a request names, if its viewer may open it, and the parameters its URL
+/// gives; or the status and message that say why not.
+fn asked_for(
+    config: &ServeConfig,
+    viewer: &Viewer,
+    name: &str,
+    query: &HashMap<String, String>,
+) -> Result<(Dashboard, Params), (StatusCode, String)> {
+    let d = find(config, viewer, name)?;
+    let params = params_from(&d, query, chrono::Utc::now().date_naive())
+        .map_err(|m| (StatusCode::BAD_REQUEST, m))?;
+    Ok((d, params))
+}
+
 /// The parameters of a request, the dashboard's defaults where absent.
 pub fn params_from(
     d: &Dashboard,
@@ -309,13 +323,9 @@ async fn page(
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let d = match find(&config, &viewer, &name) {
-        Ok(d) => d,
+    let (d, params) = match asked_for(&config, &viewer, &name, &query) {
+        Ok(found) => found,
         Err((status, message)) => return error(status, message),
-    };
-    let params = match params_from(&d, &query, chrono::Utc::now().date_naive()) {
-        Ok(p) => p,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let mut queries = PageQueries::start(&config, &d, &params).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(4);
@@ -447,8 +457,8 @@ async fn panel_file(
     Path((name, file)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let d = match find(&config, &viewer, &name) {
-        Ok(d) => d,
+    let (d, params) = match asked_for(&config, &viewer, &name, &query) {
+        Ok(found) => found,
         Err((status, message)) => return error(status, message),
     };
     let Some((index, extension)) = file
@@ -469,10 +479,6 @@ async fn panel_file(
             format!("panel {index} of {name} is not a chart: it has no SVG"),
         );
     }
-    let params = match params_from(&d, &query, chrono::Utc::now().date_naive()) {
-        Ok(p) => p,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
-    };
     let attachment = |ext: &str| {
         (
             header::CONTENT_DISPOSITION,
@@ -518,13 +524,9 @@ async fn export_html(
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let d = match find(&config, &viewer, &name) {
-        Ok(d) => d,
+    let (d, params) = match asked_for(&config, &viewer, &name, &query) {
+        Ok(found) => found,
         Err((status, message)) => return error(status, message),
-    };
-    let params = match params_from(&d, &query, chrono::Utc::now().date_naive()) {
-        Ok(p) => p,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let (_, panels) = render_data(&config, &d, &params).await;
     (
