@@ -413,7 +413,10 @@ fn dir_for_bad_page() -> tempfile::TempDir {
 #[test]
 fn a_browser_loads_every_page_without_errors() {
     use observes_dashboards::export::load_page;
-    let (rt, base, _dir) = serve_fixture(&[], std::time::Duration::from_secs(30));
+    let (rt, base, _dir) = serve_fixture(
+        &[("extremes", EXTREMES)],
+        std::time::Duration::from_secs(30),
+    );
     let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let load = |path: &str, screenshot: Option<&std::path::Path>| -> String {
@@ -489,7 +492,11 @@ fn a_browser_loads_every_page_without_errors() {
             "the page is 608 px wide in a 390 px window".into(),
         ]
     );
-    for (name, _) in observes_dashboards::SHIPPED {
+    let names = observes_dashboards::SHIPPED
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(["extremes"]);
+    for name in names {
         let (status, html) = http_get(&base, &format!("/d/{name}"));
         assert_eq!(status, 200);
         for size in [(1400, 900), (390, 844)] {
@@ -508,3 +515,55 @@ fn http_get(base: &str, path: &str) -> (u16, String) {
     let r = observes_testkit::http_get(base, path, &[]);
     (r.status, r.body)
 }
+
+/// Shapes none of the shipped dashboards has: a year of days, twelve series (more than the
+/// palette's colours), long category names, huge and negative values, a tiny share, a
+/// table of many columns, and a single point.
+const EXTREMES: &str = r#"title = "Extremes"
+description = "Data the shipped dashboards' fixtures are not shaped like."
+
+[[panels]]
+title = "A very large number"
+kind = "number"
+sql = "SELECT 123456789012.5 AS v"
+
+[[panels]]
+title = "A tiny share"
+kind = "number"
+format = "percent"
+sql = "SELECT 0.004 AS v"
+
+[[panels]]
+title = "Twelve series over a year of days"
+kind = "line"
+sql = """SELECT CAST(DATE '2025-12-01' + CAST(d AS INTEGER) AS DATE) AS day, 'series number ' || s AS name,
+          (s - 6) * 1000000000.0 + d * 12345.0 AS v
+         FROM range(365) t(d), range(12) u(s)"""
+x = "day"
+y = ["v"]
+series = "name"
+
+[[panels]]
+title = "Long category names"
+kind = "bar"
+format = "bytes"
+sql = """SELECT 'an extraordinarily long category name number ' || i AS category, i * 1073741824.0 AS size
+         FROM range(25) t(i)"""
+x = "category"
+y = ["size"]
+
+[[panels]]
+title = "A single point"
+kind = "line"
+format = "duration"
+sql = "SELECT TIMESTAMPTZ '2026-11-05 14:00:00+00' AS at, 93784.0 AS took"
+x = "at"
+y = ["took"]
+
+[[panels]]
+title = "Many columns"
+kind = "table"
+sql = """SELECT i AS c1, i * 2 AS c2, i * 3 AS c3, i * 4 AS c4, i * 5 AS c5, i * 6 AS c6,
+          'a rather long text value in a cell ' || i AS c7, i * 1000000 AS c8, i / 7.0 AS c9
+         FROM range(30) t(i)"""
+"#;
