@@ -35,27 +35,21 @@ pub fn evaluate(
     d: &Dashboard,
     params: &Params,
 ) -> Result<Vec<Checked>, String> {
-    let mut out = Vec::new();
-    for panel in d.panels.iter().filter(|p| p.kind == Kind::Number) {
-        let Some(threshold) = panel.alert else {
-            continue;
-        };
-        let data = run_panel(wh, panel, params)
-            .map_err(|m| format!("dashboard {}, panel {:?}: {m}", d.name, panel.title))?;
-        let t = tile(panel, &data);
-        let format = panel
-            .format
-            .of(data.table.columns.first().map_or("", String::as_str));
-        out.push(Checked {
-            panel: panel.title.clone(),
-            shown: t.shown,
-            breach: t
-                .value
-                .and_then(|v| threshold.crossed(v))
-                .map(|(side, bound)| format!("{side} {}", format.show(bound))),
-        });
-    }
-    Ok(out)
+    let figures = number_tiles(wh, d, params, |p| p.alert.is_some())?;
+    Ok(figures
+        .into_iter()
+        .filter_map(|(panel, t)| {
+            let threshold = panel.alert?;
+            Some(Checked {
+                panel: panel.title.clone(),
+                breach: t
+                    .value
+                    .and_then(|v| threshold.crossed(v))
+                    .map(|(side, bound)| format!("{side} {}", t.format.show(bound))),
+                shown: t.shown,
+            })
+        })
+        .collect())
 }
 
 /// What was posted, by panel: the period of its last post.
@@ -85,8 +79,8 @@ impl Posted {
 
 /// `Nov 8 – Dec 7, 2026`.
 fn range_text(params: &Params) -> String {
-    let same_year = params.start.format("%Y").to_string() == params.end.format("%Y").to_string();
-    let start = if same_year {
+    use chrono::Datelike;
+    let start = if params.start.year() == params.end.year() {
         params.start.format("%b %-d")
     } else {
         params.start.format("%b %-d, %Y")
@@ -158,8 +152,22 @@ pub fn tiles<'a>(
     d: &'a Dashboard,
     params: &Params,
 ) -> Result<Vec<(&'a Panel, Tile)>, String> {
+    number_tiles(wh, d, params, |_| true)
+}
+
+/// The figures of the number panels `keep` picks; a failed query names its panel.
+fn number_tiles<'a>(
+    wh: &mut dyn observes_warehouse::Warehouse,
+    d: &'a Dashboard,
+    params: &Params,
+    keep: impl Fn(&Panel) -> bool,
+) -> Result<Vec<(&'a Panel, Tile)>, String> {
     let mut out = Vec::new();
-    for panel in d.panels.iter().filter(|p| p.kind == Kind::Number) {
+    for panel in d
+        .panels
+        .iter()
+        .filter(|p| p.kind == Kind::Number && keep(p))
+    {
         let data = run_panel(wh, panel, params)
             .map_err(|m| format!("dashboard {}, panel {:?}: {m}", d.name, panel.title))?;
         out.push((panel, tile(panel, &data)));

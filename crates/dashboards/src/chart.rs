@@ -181,14 +181,12 @@ fn fill_calendar(keys: &[SqlValue]) -> Option<(Vec<SqlValue>, Vec<usize>)> {
     if times.len() < 2 || !times.windows(2).all(|w| w[0] < w[1]) {
         return None;
     }
+    let finest = times.windows(2).map(|w| w[1] - w[0]).min()?;
     let step = |t: chrono::DateTime<chrono::Utc>| -> Option<chrono::DateTime<chrono::Utc>> {
         match g {
             Granularity::Month => t.checked_add_months(chrono::Months::new(1)),
             Granularity::Day => t.checked_add_days(chrono::Days::new(1)),
-            Granularity::Time => {
-                let finest = times.windows(2).map(|w| w[1] - w[0]).min()?;
-                t.checked_add_signed(finest)
-            }
+            Granularity::Time => t.checked_add_signed(finest),
         }
     };
     let limit = CALENDAR_SLOTS.min(times.len() * SLOTS_PER_KEY);
@@ -263,7 +261,6 @@ fn y_ticks(lo: f64, hi: f64, format: NumberFormat) -> Vec<f64> {
     (0..=count).map(|i| first + step * i as f64).collect()
 }
 
-/// What a tier shows of each x label: its text, or nothing.
 /// The x labels shown in a plot `width` px wide, with `left` px of margin before it and
 /// `RIGHT` after: thinned or shortened so none overlaps, and none centred so near an end
 /// that it would reach past the chart.
@@ -333,8 +330,11 @@ pub fn draws_nothing(panel: &Panel, data: &PanelData) -> Option<String> {
     if !matches!(panel.kind, Kind::Line | Kind::Bar | Kind::StackedBar) {
         return None;
     }
-    let s = series_of(panel, data);
-    if s.rows == 0 || !drawn_series(panel, &s).is_empty() {
+    nothing_drawn(panel, &series_of(panel, data))
+}
+
+fn nothing_drawn(panel: &Panel, s: &Series) -> Option<String> {
+    if s.rows == 0 || !drawn_series(panel, s).is_empty() {
         return None;
     }
     Some(format!(
@@ -485,26 +485,23 @@ fn draw(panel: &Panel, s: &Series, span: u8) -> Drawn {
                     let Some(v) = v else { continue };
                     let alone = (i == 0 || values[i - 1].is_none())
                         && values.get(i + 1).is_none_or(|n| n.is_none());
-                    if count <= MARKED_POINTS || alone {
-                        let _ = write!(
-                            points,
-                            "<circle class=\"point\" data-series=\"{}\" cx=\"{:.3}%\" cy=\"{:.1}\" r=\"3.5\" fill=\"{color}\"><title>{}</title></circle>",
-                            escape(name),
-                            pct(i as f64 + 0.5),
-                            y_of(*v),
-                            escape(&hover(i, name, *v))
-                        );
+                    // A long line is not dotted, but each point still tells its value
+                    // under the pointer (a mark without a series: it draws nothing).
+                    let mark = if count <= MARKED_POINTS || alone {
+                        format!(
+                            "class=\"point\" data-series=\"{}\" r=\"3.5\" fill=\"{color}\"",
+                            escape(name)
+                        )
                     } else {
-                        // A long line is not dotted, but each point still tells its value
-                        // under the pointer.
-                        let _ = write!(
-                            points,
-                            "<circle class=\"hover\" cx=\"{:.3}%\" cy=\"{:.1}\" r=\"5\" fill=\"transparent\"><title>{}</title></circle>",
-                            pct(i as f64 + 0.5),
-                            y_of(*v),
-                            escape(&hover(i, name, *v))
-                        );
-                    }
+                        "class=\"hover\" r=\"5\" fill=\"transparent\"".to_string()
+                    };
+                    let _ = write!(
+                        points,
+                        "<circle {mark} cx=\"{:.3}%\" cy=\"{:.1}\"><title>{}</title></circle>",
+                        pct(i as f64 + 0.5),
+                        y_of(*v),
+                        escape(&hover(i, name, *v))
+                    );
                 }
             }
             let _ = write!(
@@ -546,11 +543,7 @@ fn draw(panel: &Panel, s: &Series, span: u8) -> Drawn {
 }
 
 fn series_attribute(names: &[&str]) -> String {
-    let quoted: Vec<String> = names
-        .iter()
-        .map(|n| serde_json::Value::String((*n).to_string()).to_string())
-        .collect();
-    escape(&format!("[{}]", quoted.join(",")))
+    escape(&serde_json::to_string(names).unwrap_or_default())
 }
 
 /// The HTML of a chart panel (`line`, `bar`, `stacked_bar`): its legend and its SVG, or
@@ -564,7 +557,7 @@ pub fn chart_html(panel: &Panel, data: &PanelData, params: &Params) -> String {
             params.end.format("%b %-d, %Y")
         );
     }
-    if let Some(why) = draws_nothing(panel, data) {
+    if let Some(why) = nothing_drawn(panel, &s) {
         return format!("<p class=\"empty\">Nothing to draw: {}</p>", escape(&why));
     }
     let mut out = String::new();
@@ -580,19 +573,22 @@ pub fn chart_html(panel: &Panel, data: &PanelData, params: &Params) -> String {
         }
         out.push_str("</ul>");
     }
-    out.push_str(&svg(panel, data));
+    out.push_str(&svg_of(panel, data, &s));
     out
 }
 
 /// The SVG element of a chart panel, as the page shows it (its width is the panel's).
 pub fn svg(panel: &Panel, data: &PanelData) -> String {
-    let s = series_of(panel, data);
-    let drawn = draw(panel, &s, span(panel, data));
+    svg_of(panel, data, &series_of(panel, data))
+}
+
+fn svg_of(panel: &Panel, data: &PanelData, s: &Series) -> String {
+    let drawn = draw(panel, s, span(panel, data));
     format!(
         "<svg class=\"chart\" height=\"{HEIGHT}\" overflow=\"visible\" style=\"margin-left:{left:.0}px;width:calc(100% - {:.0}px)\" role=\"img\" aria-label=\"{}\" data-series=\"{}\" font-family=\"sans-serif\" font-size=\"{FONT_PX}\" fill=\"#444\">{}</svg>",
         drawn.left + RIGHT,
         escape(&panel.title),
-        series_attribute(&drawn_series(panel, &s)),
+        series_attribute(&drawn_series(panel, s)),
         drawn.body,
         left = drawn.left,
     )
@@ -638,6 +634,8 @@ pub struct Tile {
     pub raw: String,
     /// The change from the period before (`▲ 12% vs the period before (1,075)`).
     pub change: String,
+    /// How the panel's value reads.
+    pub format: NumberFormat,
 }
 
 /// The figures of a `number` panel's result.
@@ -691,6 +689,7 @@ pub fn tile(panel: &Panel, data: &PanelData) -> Tile {
         shown,
         raw: value.map(text).unwrap_or_default(),
         change,
+        format,
     }
 }
 
