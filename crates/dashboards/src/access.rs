@@ -253,7 +253,14 @@ impl Access {
             })?;
             let file: UsersFile = toml::from_str(&text).map_err(|e| AccessError::File {
                 path: path.clone(),
-                message: e.message().to_string(),
+                message: match e.span() {
+                    Some(at) => format!(
+                        "line {}: {}",
+                        text[..at.start.min(text.len())].matches('\n').count() + 1,
+                        e.message()
+                    ),
+                    None => e.message().to_string(),
+                },
             })?;
             users.extend(file.users);
         }
@@ -515,6 +522,21 @@ mod tests {
             )),
             "[dashboards.access]: user \"ana\" is listed twice"
         );
+        let dir = std::env::temp_dir().join(format!("observes-users-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("users.toml");
+        std::fs::write(&file, "[[users]]\nname = \"ana\"\ngroups = \"finance\"\n").unwrap();
+        let mut with_file = config("mode = \"proxy\"\ntrusted_proxies = [\"10.0.0.1\"]");
+        with_file.users_file = Some(file.clone());
+        let message = Access::new(&with_file).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "{}: line 3: invalid type: string \"finance\", expected a sequence",
+                file.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
         let debug = format!("{:?}", config(&format!("[[users]]\n{user}")));
         assert!(
             !debug.contains("argon2"),
