@@ -44,7 +44,9 @@
 //! [scheduler]
 //! timezone = "America/Bogota"
 //! [queue]
-//! backend = "local"                         # or "aws-batch" (job_queue, job_definition, region, endpoint)
+//! backend = "local"                         # or "aws-batch": job_queue, image (a job definition per job:
+//!                                           #   `observes batch definitions`) or job_definition, region,
+//!                                           #   execution_role_arn, job_role_arn, log_group, endpoint
 //! dir = "queue"
 //! concurrency = 2
 //! [jobs."/observes/etl/checkly"]            # the job catalogue
@@ -92,6 +94,17 @@ pub enum ConfigError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// A config in S3 could not be fetched, or its folder copied.
+    #[error("{url}: {message}")]
+    Remote {
+        /// The config's URL.
+        url: String,
+        /// What failed.
+        message: String,
+        /// Why.
+        #[source]
+        source: Option<observes_state::StateError>,
     },
     /// A pipeline the file does not declare.
     #[error("{path}: no pipeline named {name:?} (known: {known})")]
@@ -153,8 +166,10 @@ fn default_state() -> String {
 /// run `git` and taps in other folders).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The file as it was named (for messages).
+    /// The file as it was named (for messages): a path, or its `s3://` URL.
     pub path: PathBuf,
+    /// The file's `s3://` URL, when it was read from S3 (its folder's local copy is `dir`).
+    pub url: Option<String>,
     /// The file's folder, absolute.
     pub dir: PathBuf,
     /// The warehouse's URL.
@@ -200,6 +215,18 @@ pub fn absolute_dir(file: &Path) -> std::io::Result<PathBuf> {
     Ok(file.parent().unwrap_or(Path::new("/")).to_path_buf())
 }
 
+/// A folder that may live in S3 (state, storage): relative ones under the config's S3
+/// folder when it has one, else as [`resolve_url`].
+fn resolve_folder(base: &Path, remote: Option<&str>, url: &str) -> String {
+    match remote {
+        Some(remote) if !url.contains("://") && !Path::new(url).is_absolute() => {
+            let relative = url.trim_start_matches("./").trim_end_matches('/');
+            format!("{remote}/{relative}")
+        }
+        _ => resolve_url(base, url),
+    }
+}
+
 /// `duckdb://relative.duckdb` and plain state folders are relative to the config file.
 fn resolve_url(base: &Path, url: &str) -> String {
     if let Some(path) = url.strip_prefix("duckdb://") {
@@ -228,8 +255,20 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
 }
 
 impl Config {
-    /// Reads and checks the file at `path`.
+    /// Reads and checks the file at `path`: a local file, or `s3://bucket/prefix/file`
+    /// (whose folder is copied locally first; see the `remote` module).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        if let Some(url) = crate::remote::s3_url(path) {
+            let fetched = crate::remote::fetch(url)?;
+            let mut config = Config::parse_in(
+                path,
+                &fetched.file,
+                Some(&fetched.remote_dir),
+                &fetched.text,
+            )?;
+            config.url = Some(url.to_string());
+            return Ok(config);
+        }
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -239,12 +278,23 @@ impl Config {
 
     /// Checks `text`, the file at `path` (which relative paths in it start from).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_in(path, path, None, text)
+    }
+
+    /// Checks `text`, named `path` in messages, whose relative paths start from the folder
+    /// of `local`, and whose relative state and storage are under `remote` if given.
+    fn parse_in(
+        path: &Path,
+        local: &Path,
+        remote: Option<&str>,
+        text: &str,
+    ) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             message,
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(toml_error(text, &e)))?;
-        let base = absolute_dir(path).map_err(|source| ConfigError::Folder {
+        let base = absolute_dir(local).map_err(|source| ConfigError::Folder {
             path: path.to_path_buf(),
             source,
         })?;
@@ -254,17 +304,28 @@ impl Config {
                 .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
             pipelines.insert(name, pipeline);
         }
+        let catalogue =
+            observes_scheduler::Catalogue::build(&raw.scheduler, &raw.sizes, &raw.jobs)
+                .map_err(invalid)?;
+        if raw.queue.backend == "aws-batch" {
+            observes_scheduler::definitions::check_secrets(&catalogue).map_err(invalid)?;
+            if !raw.queue.job_definition.is_empty() && raw.queue.image.is_some() {
+                return Err(invalid(
+                    "[queue] give either image (a job definition per job) or job_definition (one for every job), not both".into(),
+                ));
+            }
+        }
         Ok(Config {
             path: path.to_path_buf(),
+            url: None,
             dir: base.clone(),
             warehouse: resolve_url(&base, &raw.warehouse),
-            state: resolve_url(&base, &raw.state),
-            storage: resolve_url(&base, &raw.storage),
+            state: resolve_folder(&base, remote, &raw.state),
+            storage: resolve_folder(&base, remote, &raw.storage),
             pipelines,
             bills: raw.bills,
             mirror: raw.mirror.map(|m| m.resolve(&base)),
-            catalogue: observes_scheduler::Catalogue::build(&raw.scheduler, &raw.sizes, &raw.jobs)
-                .map_err(invalid)?,
+            catalogue,
             dashboard_access: raw.dashboards.access.resolve(&base),
             queue: match raw.queue.backend.as_str() {
                 "local" | "aws-batch" => observes_scheduler::QueueSettings {

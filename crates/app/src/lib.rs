@@ -8,6 +8,8 @@
 
 pub mod config;
 pub mod demo;
+pub mod policy;
+mod remote;
 
 pub use config::{absolute_dir, Config, ConfigError};
 

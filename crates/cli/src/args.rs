@@ -16,8 +16,8 @@ state left off. Around that it runs jobs (billing from git history, a repository
 catalogue, on schedules, through a local queue or AWS Batch, and serves dashboards.\n\nStart with `observes run demo`."
 )]
 pub(crate) struct Cli {
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    /// Log format on stderr (the image sets json, for CloudWatch).
+    #[arg(long, global = true, value_enum, env = "OBSERVES_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
     /// Log level filter (tracing syntax, e.g. `info`, `observes_load=debug`).
     #[arg(long, global = true, env = "OBSERVES_LOG", default_value = "info")]
@@ -40,7 +40,7 @@ pub(crate) enum Command {
         /// pipeline `demo`.
         name: String,
         /// The config file.
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
         /// Where the demo lives (its config, warehouse, state and data).
         #[arg(long, default_value = "observes-demo")]
@@ -151,6 +151,46 @@ pub(crate) enum Command {
     Dashboard {
         #[command(subcommand)]
         action: DashboardAction,
+    },
+    /// AWS Batch: a job definition per job of the catalogue.
+    Batch {
+        #[command(subcommand)]
+        action: BatchAction,
+    },
+    /// AWS: what the configured jobs need of it.
+    Aws {
+        #[command(subcommand)]
+        action: AwsAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BatchAction {
+    /// Print the job definitions of the catalogue (one per job: the image, its size,
+    /// retries, timeout, log configuration, tags and secrets as references), or with
+    /// --apply register those whose latest active revision differs. Needs [queue] image.
+    Definitions {
+        /// Register the changed definitions with RegisterJobDefinition.
+        #[arg(long)]
+        apply: bool,
+        /// With --apply: one JSON line per definition.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AwsAction {
+    /// Print the IAM policy documents the configured jobs need (the job role, the
+    /// execution role, Redshift's COPY role), derived from the config.
+    Policy {
+        /// The AWS account's id, for ARNs (default: *).
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
+        config: PathBuf,
     },
 }
 
@@ -268,7 +308,7 @@ pub(crate) fn parse_export_format(s: &str) -> Result<observes_dashboards::export
 #[derive(clap::Args)]
 pub(crate) struct DashboardPlace {
     /// The config file (its warehouse).
-    #[arg(long, default_value = "observes.toml")]
+    #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
     pub(crate) config: PathBuf,
     /// The folder of dashboard files (default: dashboards/ beside the config).
     #[arg(long)]
@@ -285,7 +325,7 @@ pub(crate) enum ScheduleAction {
         /// Start from this instant (RFC 3339) instead of now.
         #[arg(long)]
         after: Option<chrono::DateTime<chrono::Utc>>,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
 }
@@ -301,7 +341,7 @@ pub(crate) enum SchedulerAction {
         /// Tick as of this instant (RFC 3339) instead of now.
         #[arg(long)]
         now: Option<chrono::DateTime<chrono::Utc>>,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
     /// Tick, work the local queue, sleep; forever (the daemon form).
@@ -309,7 +349,7 @@ pub(crate) enum SchedulerAction {
         /// Seconds between ticks.
         #[arg(long, default_value_t = 60)]
         interval: u64,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
 }
@@ -320,13 +360,13 @@ pub(crate) enum QueueAction {
     List {
         #[arg(long)]
         json: bool,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
     /// One run, with its attempts.
     Show {
         id: String,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
     /// The logs of a run's attempts.
@@ -335,20 +375,20 @@ pub(crate) enum QueueAction {
         /// Only this attempt.
         #[arg(long)]
         attempt: Option<u32>,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
     /// Cancel a queued run (a running one is stopped by its worker).
     Cancel {
         id: String,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
     /// Run what is queued until nothing is left, [queue] concurrency at a time.
     Work {
         #[arg(long)]
         concurrency: Option<usize>,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
 }
@@ -359,20 +399,20 @@ pub(crate) enum Job {
     List {
         #[arg(long)]
         json: bool,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
     /// One job of the catalogue, in full.
     Show {
         name: String,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
     /// Run a job of the catalogue here and now (attempts and timeout apply), and record
     /// the run in the warehouse's observes._observes_job_runs.
     Run {
         name: String,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
     /// Report the failed runs of the last hours in the queue, classified (cancelled,
@@ -386,7 +426,7 @@ pub(crate) enum Job {
         /// POST the JSON report here (from the environment: a webhook URL is a secret).
         #[arg(long, env = "OBSERVES_STABILITY_WEBHOOK", hide_env_values = true)]
         webhook: Option<String>,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
     /// Cancel GitLab CI jobs stuck in created, pending or running for longer than a
@@ -416,7 +456,7 @@ pub(crate) enum Job {
         #[arg(long, value_parser = parse_month)]
         month: Option<observes_jobs::bills::Month>,
         /// The config file (warehouse, storage and [bills]).
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
         /// Print the report as JSON.
         #[arg(long)]
@@ -440,7 +480,7 @@ pub(crate) enum Job {
         #[arg(long, default_value = "timedoctor")]
         pipeline: String,
         /// The config file.
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
         /// Print the report as JSON.
         #[arg(long)]
@@ -459,7 +499,7 @@ pub(crate) enum Job {
         #[arg(long, default_value = "zoho")]
         pipeline: String,
         /// The config file.
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
         /// Print the report as JSON.
         #[arg(long)]
@@ -473,7 +513,7 @@ pub(crate) enum Job {
         #[arg(long)]
         group: Option<String>,
         /// The config file (storage and [mirror]).
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
         /// Print the report as JSON.
         #[arg(long)]
@@ -529,20 +569,20 @@ pub(crate) enum StateAction {
     /// Print the pipeline's committed state (the warehouse's copy, else the state store's).
     Get {
         pipeline: String,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
     /// Replace the pipeline's state with JSON given as an argument (or `-` for stdin).
     Set {
         pipeline: String,
         state: String,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
     /// Forget the pipeline's state: the next run starts from the beginning.
     Clear {
         pipeline: String,
-        #[arg(long, default_value = "observes.toml")]
+        #[arg(long, env = "OBSERVES_CONFIG", default_value = "observes.toml")]
         config: PathBuf,
     },
 }

@@ -4,6 +4,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod args;
+mod aws;
 mod dashboards;
 mod jobs;
 mod loads;
@@ -16,7 +17,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use observes_load::LoadConfig;
 
-use args::{Command, LogFormat, QueueAction, ScheduleAction, SchedulerAction};
+use args::{
+    AwsAction, BatchAction, Command, LogFormat, QueueAction, ScheduleAction, SchedulerAction,
+};
 
 // Records are allocated on the reader thread and freed on the loader thread; glibc's
 // allocator serializes that on its arena locks, mimalloc does not.
@@ -130,6 +133,12 @@ fn dispatch(command: Command) -> Result<()> {
             action: SchedulerAction::Run { interval, config },
         } => scheduling::scheduler_run(&config, std::time::Duration::from_secs(interval.max(1))),
         Command::Dashboard { action } => dashboards::run(action),
+        Command::Batch {
+            action: BatchAction::Definitions { apply, json, config },
+        } => aws::batch_definitions(&config, apply, json),
+        Command::Aws {
+            action: AwsAction::Policy { account, config },
+        } => aws::policy(&config, account.as_deref()),
         Command::Queue { action } => match action {
             QueueAction::List { json, config } => scheduling::queue_list(&config, json),
             QueueAction::Show { id, config } => scheduling::queue_show(&config, &id),

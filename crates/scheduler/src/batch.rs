@@ -8,7 +8,8 @@
 //! signer with the credential chain the S3 state store uses: the environment's keys, web
 //! identity (EKS), the container's credentials (ECS, Batch) and the instance's (EC2).
 //! The AWS SDK did the same in three minutes of a cold build. Secrets are not sent: on
-//! Batch they belong in the job definition, where the job's `secrets` names them.
+//! Batch they belong in the job definition, so with `[queue] image` each job is submitted
+//! to its own definition ([`crate::definitions`]), which carries them.
 //!
 //! The region is `[queue] region`, else `AWS_REGION` or `AWS_DEFAULT_REGION`; the
 //! endpoint is `[queue] endpoint`, else `AWS_ENDPOINT_URL_BATCH` or `AWS_ENDPOINT_URL`
@@ -95,8 +96,19 @@ fn shape(operation: &str) -> impl FnOnce(serde_json::Error) -> BatchError + '_ {
 pub struct BatchSettings {
     /// The job queue runs go to (`default` in the catalogue).
     pub job_queue: String,
-    /// The job definition runs are submitted with.
+    /// One job definition every run is submitted with, managed elsewhere; empty when
+    /// each job has its own (`image`).
     pub job_definition: String,
+    /// The image each job's own definition runs ([`crate::definitions`]).
+    pub image: Option<String>,
+    /// Put before each job's definition name.
+    pub definition_prefix: String,
+    /// The role Batch (ECS) pulls the image and reads secrets with.
+    pub execution_role_arn: Option<String>,
+    /// The role the job's code runs with (S3, Redshift).
+    pub job_role_arn: Option<String>,
+    /// The CloudWatch log group of the jobs' output.
+    pub log_group: String,
     /// The AWS region (default: the environment's).
     pub region: Option<String>,
     /// Batch's endpoint, for a stand-in (default: the region's).
@@ -128,9 +140,14 @@ fn env(name: &str) -> Option<String> {
 impl BatchQueue {
     /// A client of Batch with these settings and the environment's AWS credentials.
     pub fn connect(settings: BatchSettings) -> Result<BatchQueue, BatchError> {
-        if settings.job_queue.is_empty() || settings.job_definition.is_empty() {
+        if settings.job_queue.is_empty() {
             return Err(BatchError::Settings(
-                "[queue] backend \"aws-batch\" needs job_queue and job_definition".to_string(),
+                "[queue] backend \"aws-batch\" needs job_queue".to_string(),
+            ));
+        }
+        if settings.job_definition.is_empty() == settings.image.is_none() {
+            return Err(BatchError::Settings(
+                "[queue] backend \"aws-batch\" needs either image (a job definition per job) or job_definition (one for every job)".to_string(),
             ));
         }
         let region = settings
@@ -536,20 +553,29 @@ impl Submit for BatchQueue {
             .map(|(k, v)| json!({"name": k, "value": v}))
             .collect();
         environment.push(json!({"name": "OBSERVES_RUN_ID", "value": run.key}));
-        let mut resources = Vec::new();
-        if let Some(size) = run.size {
-            resources.push(json!({"type": "VCPU", "value": size.vcpus.to_string()}));
-            resources.push(json!({"type": "MEMORY", "value": size.memory_mb.to_string()}));
-        }
+        // A job's own definition has its size and runs the image's observes; the shared
+        // one is told the size and the whole command.
+        let (definition, command, resources) = if self.settings.job_definition.is_empty() {
+            let name = crate::definitions::definition_name(&self.settings.definition_prefix, &run.job);
+            let command = crate::definitions::image_command(&run.job, &run.command)?;
+            (name, command, Vec::new())
+        } else {
+            let mut resources = Vec::new();
+            if let Some(size) = run.size {
+                resources.push(json!({"type": "VCPU", "value": size.vcpus.to_string()}));
+                resources.push(json!({"type": "MEMORY", "value": size.memory_mb.to_string()}));
+            }
+            (self.settings.job_definition.clone(), run.command.clone(), resources)
+        };
         let mut tags: HashMap<String, String> = run.tags.clone().into_iter().collect();
         tags.insert("observes:job".into(), run.job.clone());
         tags.insert("observes:run_key".into(), run.key.clone());
         let request = json!({
             "jobName": job_name(&run.key),
             "jobQueue": self.queue_for(run),
-            "jobDefinition": self.settings.job_definition,
+            "jobDefinition": definition,
             "containerOverrides": {
-                "command": run.command,
+                "command": command,
                 "environment": environment,
                 "resourceRequirements": resources,
             },

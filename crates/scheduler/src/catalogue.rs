@@ -17,6 +17,16 @@
 //! secrets = { CHECKLY_API_KEY = "env:CHECKLY_API_KEY" }   # references, never values
 //! tags = { team = "data" }
 //! ```
+//!
+//! A secret's reference is one of (see [`SecretRef`]):
+//! - `env:NAME`: the environment of the process that runs the job (the local queue's worker);
+//! - `aws-sm:arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME` (optionally followed by
+//!   `:json-key:version-stage:version-id`, as Batch reads it): AWS Secrets Manager;
+//! - `aws-ssm:/path/name` or `aws-ssm:arn:aws:ssm:REGION:ACCOUNT:parameter/path/name`: an
+//!   SSM Parameter Store parameter.
+//!
+//! On AWS Batch the last two go into the job's definition as `secrets` (`valueFrom`), where
+//! Batch reads them with the definition's execution role; no value passes through Observes.
 
 use std::collections::BTreeMap;
 
@@ -85,12 +95,125 @@ pub struct RawJob {
     /// Environment variables.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
-    /// Environment variables whose values are read from secrets.
+    /// Environment variables whose values are read from secrets, by reference.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
     /// Tags for the queue's jobs.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+/// Where a secret's value is: never the value itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SecretRef {
+    /// `env:NAME`: an environment variable of the process that starts the job.
+    Env(String),
+    /// `aws-sm:ARN`: a Secrets Manager secret (its ARN, with Batch's optional
+    /// `:json-key:version-stage:version-id` suffix).
+    SecretsManager(String),
+    /// `aws-ssm:NAME` or `aws-ssm:ARN`: an SSM Parameter Store parameter.
+    Ssm(String),
+}
+
+const REFERENCE_FORMS: &str =
+    "env:NAME, aws-sm:arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME or aws-ssm:/path/name";
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE` with the given service and resource
+/// start; its partition, region and account checked for shape.
+fn is_arn(text: &str, service: &str, resource: &str) -> bool {
+    let mut parts = text.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some(s), Some(region), Some(account), Some(rest)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    partition.starts_with("aws")
+        && s == service
+        && !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && account.len() == 12
+        && account.chars().all(|c| c.is_ascii_digit())
+        && rest.len() > resource.len()
+        && rest.starts_with(resource)
+}
+
+impl std::str::FromStr for SecretRef {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<SecretRef, String> {
+        let wrong = |what: &str| format!("{text:?} {what} (write {REFERENCE_FORMS})");
+        if let Some(name) = text.strip_prefix("env:") {
+            return if is_env_name(name) {
+                Ok(SecretRef::Env(name.to_string()))
+            } else {
+                Err(wrong("does not name an environment variable"))
+            };
+        }
+        if let Some(arn) = text.strip_prefix("aws-sm:") {
+            return if is_arn(arn, "secretsmanager", "secret:") {
+                Ok(SecretRef::SecretsManager(arn.to_string()))
+            } else {
+                Err(wrong("is not a Secrets Manager secret's ARN"))
+            };
+        }
+        if let Some(parameter) = text.strip_prefix("aws-ssm:") {
+            let name_ok = |name: &str| {
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c))
+                    && !name.contains("//")
+            };
+            let ok = if parameter.starts_with("arn:") {
+                is_arn(parameter, "ssm", "parameter/")
+                    && name_ok(parameter.split_once(":parameter").map_or("", |(_, n)| n))
+            } else {
+                parameter.starts_with('/') && name_ok(parameter)
+            };
+            return if ok {
+                Ok(SecretRef::Ssm(parameter.to_string()))
+            } else {
+                Err(wrong("is not an SSM parameter's /path/name or ARN"))
+            };
+        }
+        Err(wrong("is not a reference"))
+    }
+}
+
+impl std::fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRef::Env(name) => write!(f, "env:{name}"),
+            SecretRef::SecretsManager(arn) => write!(f, "aws-sm:{arn}"),
+            SecretRef::Ssm(parameter) => write!(f, "aws-ssm:{parameter}"),
+        }
+    }
+}
+
+impl SecretRef {
+    /// What AWS Batch's `secrets[].valueFrom` takes; none for `env:`, which Batch cannot read.
+    pub fn value_from(&self) -> Option<&str> {
+        match self {
+            SecretRef::Env(_) => None,
+            SecretRef::SecretsManager(arn) => Some(arn),
+            SecretRef::Ssm(parameter) => Some(parameter),
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -138,10 +261,18 @@ pub struct Job {
     pub queue: String,
     /// Environment variables.
     pub environment: BTreeMap<String, String>,
-    /// Environment variables whose values are read from secrets.
-    pub secrets: BTreeMap<String, String>,
+    /// Environment variables whose values are read from secrets, by reference.
+    #[serde(serialize_with = "references")]
+    pub secrets: BTreeMap<String, SecretRef>,
     /// Tags for the queue's jobs.
     pub tags: BTreeMap<String, String>,
+}
+
+fn references<S: serde::Serializer>(
+    secrets: &BTreeMap<String, SecretRef>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(secrets.iter().map(|(k, v)| (k, v.to_string())))
 }
 
 fn as_text<S: serde::Serializer>(cron: &Option<Cron>, s: S) -> Result<S::Ok, S::Error> {
@@ -223,6 +354,18 @@ impl Catalogue {
             };
             let timeout_seconds =
                 parse_duration(&r.timeout).map_err(|e| bad(format!("timeout {e}")))?;
+            let mut secrets = BTreeMap::new();
+            for (variable, reference) in &r.secrets {
+                if !is_env_name(variable) {
+                    return Err(bad(format!(
+                        "secret {variable:?} is not an environment variable's name"
+                    )));
+                }
+                let reference = reference
+                    .parse()
+                    .map_err(|e| bad(format!("secret {variable}: {e}")))?;
+                secrets.insert(variable.clone(), reference);
+            }
             jobs.insert(
                 name.clone(),
                 Job {
@@ -236,7 +379,7 @@ impl Catalogue {
                     size,
                     queue: r.queue.clone(),
                     environment: r.environment.clone(),
-                    secrets: r.secrets.clone(),
+                    secrets,
                     tags: r.tags.clone(),
                 },
             );
@@ -290,6 +433,11 @@ mod tests {
             ("[\"/a\"]\ncommand = [\"x\"]\ntimeout = \"soon\"\n", "job \"/a\": timeout \"soon\" is not a duration like 90s, 15m, 8h or 2d"),
             ("[\"/a\"]\ncommand = [\"x\"]\nschedule = \"cron(0 10 * * * *)\"\n", "job \"/a\": schedule \"cron(0 10 * * * *)\": one of day-of-month and day-of-week must be ? (and not both)"),
             ("[\"a\"]\ncommand = [\"x\"]\n", "job \"a\": a job's name is a path like /observes/etl/checkly"),
+            ("[\"/a\"]\ncommand = [\"x\"]\nsecrets = { TOKEN = \"TOKEN\" }\n", "job \"/a\": secret TOKEN: \"TOKEN\" is not a reference (write env:NAME, aws-sm:arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME or aws-ssm:/path/name)"),
+            ("[\"/a\"]\ncommand = [\"x\"]\nsecrets = { TOKEN = \"aws-sm:my-secret\" }\n", "job \"/a\": secret TOKEN: \"aws-sm:my-secret\" is not a Secrets Manager secret's ARN (write env:NAME, aws-sm:arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME or aws-ssm:/path/name)"),
+            ("[\"/a\"]\ncommand = [\"x\"]\nsecrets = { TOKEN = \"aws-ssm:path/name\" }\n", "job \"/a\": secret TOKEN: \"aws-ssm:path/name\" is not an SSM parameter's /path/name or ARN (write env:NAME, aws-sm:arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME or aws-ssm:/path/name)"),
+            ("[\"/a\"]\ncommand = [\"x\"]\nsecrets = { TOKEN = \"env:1X\" }\n", "job \"/a\": secret TOKEN: \"env:1X\" does not name an environment variable (write env:NAME, aws-sm:arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME or aws-ssm:/path/name)"),
+            ("[\"/a\"]\ncommand = [\"x\"]\nsecrets = { \"MY-TOKEN\" = \"env:X\" }\n", "job \"/a\": secret \"MY-TOKEN\" is not an environment variable's name"),
         ];
         for (text, message) in cases {
             assert_eq!(
@@ -297,6 +445,30 @@ mod tests {
                     .unwrap_err(),
                 message
             );
+        }
+        let ok = raw(
+            "[\"/a\"]\ncommand = [\"x\"]\n[\"/a\".secrets]\nA = \"env:A_1\"\nB = \"aws-sm:arn:aws:secretsmanager:eu-west-1:123456789012:secret:gitlab-AbCdEf:token::\"\nC = \"aws-ssm:/observes/checkly/key\"\nD = \"aws-ssm:arn:aws:ssm:eu-west-1:123456789012:parameter/observes/x\"\n",
+        );
+        let c = Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &ok).unwrap();
+        let secrets = &c.job("/a").unwrap().secrets;
+        assert_eq!(secrets["A"], SecretRef::Env("A_1".into()));
+        assert_eq!(
+            secrets["B"].value_from(),
+            Some("arn:aws:secretsmanager:eu-west-1:123456789012:secret:gitlab-AbCdEf:token::")
+        );
+        assert_eq!(secrets["C"].value_from(), Some("/observes/checkly/key"));
+        assert_eq!(secrets["D"].to_string(), "aws-ssm:arn:aws:ssm:eu-west-1:123456789012:parameter/observes/x");
+        assert_eq!(secrets["A"].value_from(), None);
+        for wrong in [
+            "aws-sm:arn:aws:secretsmanager:eu-west-1:1234:secret:x",
+            "aws-sm:arn:aws:ssm:eu-west-1:123456789012:secret:x",
+            "aws-sm:arn:aws:secretsmanager:eu-west-1:123456789012:secret:",
+            "aws-ssm:/a//b",
+            "aws-ssm:/a b",
+            "aws-ssm:arn:aws:ssm:eu-west-1:123456789012:secret/x",
+            "env:",
+        ] {
+            assert!(wrong.parse::<SecretRef>().is_err(), "{wrong}");
         }
         let tz = SchedulerSettings {
             timezone: Some("Mars/Olympus".into()),

@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod catalogue;
 pub mod cron;
+pub mod definitions;
 pub mod queue;
 pub mod runs;
 pub mod stability;
@@ -30,9 +31,22 @@ pub struct QueueSettings {
     /// aws-batch: the job queue (a job's `queue` other than `default` overrides it).
     #[serde(default)]
     pub job_queue: String,
-    /// aws-batch: `name`, `name:revision` or an ARN.
+    /// aws-batch: one definition for every job, managed elsewhere (`name`,
+    /// `name:revision` or an ARN); else `image` and a definition per job.
     #[serde(default)]
     pub job_definition: String,
+    /// aws-batch: the image of each job's own definition (`observes batch definitions`).
+    pub image: Option<String>,
+    /// aws-batch: put before each job definition's name.
+    #[serde(default)]
+    pub definition_prefix: String,
+    /// aws-batch: the role Batch pulls the image and reads the jobs' secrets with.
+    pub execution_role_arn: Option<String>,
+    /// aws-batch: the role the jobs run with.
+    pub job_role_arn: Option<String>,
+    /// aws-batch: the CloudWatch log group of the jobs' output.
+    #[serde(default = "log_group")]
+    pub log_group: String,
     /// aws-batch: else the AWS chain's region.
     pub region: Option<String>,
     /// aws-batch: an AWS-compatible endpoint instead of AWS's.
@@ -45,6 +59,11 @@ impl QueueSettings {
         batch::BatchSettings {
             job_queue: self.job_queue.clone(),
             job_definition: self.job_definition.clone(),
+            image: self.image.clone(),
+            definition_prefix: self.definition_prefix.clone(),
+            execution_role_arn: self.execution_role_arn.clone(),
+            job_role_arn: self.job_role_arn.clone(),
+            log_group: self.log_group.clone(),
             region: self.region.clone(),
             endpoint: self.endpoint.clone(),
         }
@@ -60,6 +79,9 @@ fn queue_dir() -> std::path::PathBuf {
 fn two() -> usize {
     2
 }
+fn log_group() -> String {
+    "/aws/batch/job".into()
+}
 
 impl Default for QueueSettings {
     fn default() -> Self {
@@ -69,6 +91,11 @@ impl Default for QueueSettings {
             concurrency: two(),
             job_queue: String::new(),
             job_definition: String::new(),
+            image: None,
+            definition_prefix: String::new(),
+            execution_role_arn: None,
+            job_role_arn: None,
+            log_group: log_group(),
             region: None,
             endpoint: None,
         }

@@ -158,7 +158,11 @@ impl Run {
             attempts_allowed: job.attempts,
             timeout_seconds: job.timeout_seconds,
             environment: job.environment.clone(),
-            secrets: job.secrets.clone(),
+            secrets: job
+                .secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
             tags: job.tags.clone(),
             scheduled_for,
             created_at: now,
@@ -611,8 +615,18 @@ pub fn command(run: &Run) -> Result<Command, String> {
     cmd.envs(&run.environment);
     cmd.env("OBSERVES_RUN_ID", &run.key);
     for (name, reference) in &run.secrets {
-        let var = reference.strip_prefix("env:").unwrap_or(reference);
-        let value = std::env::var(var)
+        use crate::catalogue::SecretRef;
+        let var = match reference.parse::<SecretRef>() {
+            Ok(SecretRef::Env(var)) => var,
+            Ok(_) => {
+                return Err(format!(
+                    "secret {name}: {reference} is read by AWS Batch from the job's definition; \
+                     a local queue reads env: references only"
+                ))
+            }
+            Err(e) => return Err(format!("secret {name}: {e}")),
+        };
+        let value = std::env::var(&var)
             .map_err(|_| format!("secret {name}: the environment variable {var} is not set"))?;
         cmd.env(name, value);
     }

@@ -80,6 +80,7 @@ fn submits_with_every_setting_and_reads_jobs_back_for_stability() {
         job_definition: "observes-test".into(),
         region: Some("us-east-1".into()),
         endpoint: Some(endpoint.clone()),
+        ..BatchSettings::default()
     })
     .unwrap();
     let role = moto_role(&endpoint, &name);
@@ -295,6 +296,7 @@ fn submit_job_sends_overrides_retry_strategy_timeout_and_tags() {
         job_definition: "observes:12".into(),
         region: Some("us-east-1".into()),
         endpoint: Some(endpoint),
+        ..BatchSettings::default()
     })
     .unwrap();
     let catalogue = catalogue();
@@ -363,6 +365,7 @@ fn batch_errors_name_the_operation_and_batchs_message() {
         job_definition: "observes:12".into(),
         region: Some("us-east-1".into()),
         endpoint: Some(endpoint),
+        ..BatchSettings::default()
     })
     .unwrap();
     let err = queue
@@ -381,6 +384,7 @@ fn batch_errors_name_the_operation_and_batchs_message() {
         job_definition: "d".into(),
         region: Some("us-east-1".into()),
         endpoint: Some("batch.example.com".into()),
+        ..BatchSettings::default()
     })
     .err()
     .unwrap();

@@ -152,6 +152,17 @@ fn this_host() -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
+/// An object of the store, as [`StateStore::list_all`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Its path below the folder listed, `/`-separated.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its entity tag, where the store has one.
+    pub e_tag: Option<String>,
+}
+
 /// A held pipeline lock. Release it with [`StateStore::unlock`]; if the holder dies, it
 /// expires at `expires_at`.
 #[derive(Debug)]
@@ -363,6 +374,40 @@ impl StateStore {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// Every object under `folder/` at any depth, as its path below `folder` with its
+    /// size and entity tag, sorted by path.
+    pub async fn list_all(&self, folder: &str) -> Result<Vec<StoredObject>> {
+        use futures::TryStreamExt;
+        let prefix = Path::from_iter(self.key(folder, "").parts());
+        let base: Vec<String> = prefix.parts().map(|p| p.as_ref().to_string()).collect();
+        let listed: Vec<object_store::ObjectMeta> = match self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+        {
+            Ok(listed) => listed,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(self.store_err(&prefix, e)),
+        };
+        let mut objects: Vec<StoredObject> = listed
+            .into_iter()
+            .filter_map(|meta| {
+                let parts: Vec<String> =
+                    meta.location.parts().map(|p| p.as_ref().to_string()).collect();
+                let below = parts.strip_prefix(base.as_slice())?;
+                Some(StoredObject {
+                    path: below.join("/"),
+                    size: meta.size,
+                    e_tag: meta.e_tag,
+                })
+            })
+            .filter(|o| !o.path.is_empty())
+            .collect();
+        objects.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(objects)
     }
 
     /// Removes `<pipeline>/<name>`; a missing one is no error.
