@@ -197,7 +197,6 @@ pub fn policies(config: &Config, account: Option<&str>) -> Value {
                     "Effect": "Allow",
                     "Action": ["iam:PassRole"],
                     "Resource": roles,
-                    "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
                 }));
             }
         }

@@ -71,19 +71,9 @@ fn moto_role(endpoint: &str, name: &str) -> String {
     response[start..end].to_string()
 }
 
-#[test]
-fn submits_with_every_setting_and_reads_jobs_back_for_stability() {
-    let endpoint = observes_testkit::s3_endpoint();
-    let name = format!("observes-test-{}", std::process::id());
-    let mut queue = BatchQueue::connect(BatchSettings {
-        job_queue: name.clone(),
-        job_definition: "observes-test".into(),
-        region: Some("us-east-1".into()),
-        endpoint: Some(endpoint.clone()),
-        ..BatchSettings::default()
-    })
-    .unwrap();
-    let role = moto_role(&endpoint, &name);
+/// A job queue named `name` on an unmanaged compute environment; returns the role's ARN.
+fn moto_queue(queue: &BatchQueue, endpoint: &str, name: &str) -> String {
+    let role = moto_role(endpoint, name);
     let env = queue
         .call(
             "createcomputeenvironment",
@@ -104,6 +94,22 @@ fn submits_with_every_setting_and_reads_jobs_back_for_stability() {
             }),
         )
         .unwrap();
+    role
+}
+
+#[test]
+fn submits_with_every_setting_and_reads_jobs_back_for_stability() {
+    let endpoint = observes_testkit::s3_endpoint();
+    let name = format!("observes-test-{}", std::process::id());
+    let mut queue = BatchQueue::connect(BatchSettings {
+        job_queue: name.clone(),
+        job_definition: "observes-test".into(),
+        region: Some("us-east-1".into()),
+        endpoint: Some(endpoint.clone()),
+        ..BatchSettings::default()
+    })
+    .unwrap();
+    moto_queue(&queue, &endpoint, &name);
     queue
         .call(
             "registerjobdefinition",
@@ -391,5 +397,202 @@ fn batch_errors_name_the_operation_and_batchs_message() {
     assert_eq!(
         err.to_string(),
         "[queue] endpoint \"batch.example.com\" is not an http(s) URL"
+    );
+}
+
+/// The definitions of a catalogue, registered once, again only where a job changed; the
+/// tick then submits each job to its own definition's latest revision.
+#[test]
+fn definitions_register_once_and_each_job_runs_on_its_own() {
+    use observes_scheduler::definitions::{self, DIGEST_TAG};
+    let endpoint = observes_testkit::s3_endpoint();
+    let name = format!("observes-defs-{}", std::process::id());
+    let prefix = format!("t{}-", std::process::id());
+    let image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/observes:1";
+    let mut settings = BatchSettings {
+        job_queue: name.clone(),
+        image: Some(image.into()),
+        definition_prefix: prefix.clone(),
+        log_group: "/aws/batch/job".into(),
+        region: Some("us-east-1".into()),
+        endpoint: Some(endpoint.clone()),
+        ..BatchSettings::default()
+    };
+    let setup = BatchQueue::connect(settings.clone()).unwrap();
+    let role = moto_queue(&setup, &endpoint, &name);
+    settings.execution_role_arn = Some(role.clone());
+    settings.job_role_arn = Some(role.clone());
+    let queue = BatchQueue::connect(settings.clone()).unwrap();
+    let text = r#"
+["/observes/etl/checkly"]
+command = ["observes", "run", "checkly"]
+schedule = "cron(0 * * * ? *)"
+attempts = 3
+timeout = "30m"
+size = "nano"
+tags = { team = "data" }
+secrets = { CHECKLY_API_KEY = "aws-sm:arn:aws:secretsmanager:us-east-1:123456789012:secret:checkly-AbCdEf" }
+
+["/observes/job/compute-bills"]
+command = ["observes", "job", "compute-bills"]
+schedule = "cron(0 3 * * ? *)"
+size = "small"
+secrets = { GITLAB_TOKEN = "aws-ssm:/observes/gitlab/token" }
+"#;
+    let catalogue = |text: &str| {
+        let raw: BTreeMap<String, RawJob> = toml::from_str(text).unwrap();
+        Catalogue::build(&SchedulerSettings::default(), &BTreeMap::new(), &raw).unwrap()
+    };
+    let config_url = Some("s3://config/prod/observes.toml");
+    let defs = definitions::definitions(&catalogue(text), &settings, config_url).unwrap();
+    let checkly = format!("{prefix}observes-etl-checkly");
+    let bills = format!("{prefix}observes-job-compute-bills");
+    let applied = |defs: &[definitions::Definition]| -> Vec<(String, u64, bool)> {
+        definitions::apply(&queue, defs)
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.name, a.revision, a.registered))
+            .collect()
+    };
+    assert_eq!(
+        applied(&defs),
+        [(checkly.clone(), 1, true), (bills.clone(), 1, true)]
+    );
+
+    // What Batch holds is what the catalogue says.
+    let described = queue
+        .call(
+            "describejobdefinitions",
+            &serde_json::json!({"jobDefinitionName": checkly, "status": "ACTIVE"}),
+        )
+        .unwrap();
+    let d = &described["jobDefinitions"][0];
+    let container = &d["containerProperties"];
+    assert_eq!(container["image"], image);
+    assert_eq!(container["command"], serde_json::json!(["run", "checkly"]));
+    assert_eq!(
+        container["resourceRequirements"],
+        serde_json::json!([{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "1900"}])
+    );
+    assert_eq!(
+        container["secrets"],
+        serde_json::json!([{"name": "CHECKLY_API_KEY", "valueFrom": "arn:aws:secretsmanager:us-east-1:123456789012:secret:checkly-AbCdEf"}])
+    );
+    assert_eq!(
+        container["environment"],
+        serde_json::json!([{"name": "OBSERVES_CONFIG", "value": "s3://config/prod/observes.toml"}])
+    );
+    assert_eq!(container["executionRoleArn"], role.as_str());
+    assert_eq!(container["jobRoleArn"], role.as_str());
+    assert_eq!(
+        container["logConfiguration"],
+        serde_json::json!({"logDriver": "awslogs", "options": {"awslogs-group": "/aws/batch/job", "awslogs-stream-prefix": checkly}})
+    );
+    assert_eq!(d["retryStrategy"]["attempts"], 3);
+    assert_eq!(d["timeout"]["attemptDurationSeconds"], 1800);
+    assert_eq!(d["propagateTags"], true);
+    assert_eq!(d["tags"]["team"], "data");
+    assert_eq!(d["tags"]["observes:job"], "/observes/etl/checkly");
+    assert_eq!(d["tags"][DIGEST_TAG], defs[0].digest.as_str());
+    let ssm = queue
+        .call(
+            "describejobdefinitions",
+            &serde_json::json!({"jobDefinitionName": bills, "status": "ACTIVE"}),
+        )
+        .unwrap();
+    assert_eq!(
+        ssm["jobDefinitions"][0]["containerProperties"]["secrets"],
+        serde_json::json!([{"name": "GITLAB_TOKEN", "valueFrom": "/observes/gitlab/token"}])
+    );
+
+    // Unchanged: nothing registered. One job bigger: only its definition.
+    assert_eq!(
+        applied(&defs),
+        [(checkly.clone(), 1, false), (bills.clone(), 1, false)]
+    );
+    let bigger = text.replacen("size = \"nano\"", "size = \"medium\"", 1);
+    let defs = definitions::definitions(&catalogue(&bigger), &settings, config_url).unwrap();
+    assert_eq!(
+        applied(&defs),
+        [(checkly.clone(), 2, true), (bills.clone(), 1, false)]
+    );
+    assert_eq!(
+        applied(&defs),
+        [(checkly.clone(), 2, false), (bills.clone(), 1, false)]
+    );
+
+    // The tick submits each job to its own definition, at its latest revision.
+    let store = observes_state::StateStore::open("memory://").unwrap();
+    let mut submitter = BatchQueue::connect(settings).unwrap();
+    let cat = catalogue(&bigger);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let at = |t: &str| t.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let tick = |submitter: &mut BatchQueue, now| {
+        rt.block_on(observes_scheduler::tick::tick(
+            &cat,
+            &store,
+            submitter,
+            std::path::Path::new("."),
+            now,
+        ))
+        .unwrap()
+        .unwrap()
+    };
+    assert!(tick(&mut submitter, at("2026-11-25T02:30:00Z")).is_empty());
+    let submitted: Vec<String> = tick(&mut submitter, at("2026-11-25T03:00:30Z"))
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    assert_eq!(
+        submitted,
+        [
+            "/observes/etl/checkly@2026-11-25T03:00:00Z",
+            "/observes/job/compute-bills@2026-11-25T03:00:00Z"
+        ]
+    );
+    let mut ids: Vec<String> = Vec::new();
+    for status in ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"] {
+        let page = queue
+            .call("listjobs", &serde_json::json!({"jobQueue": name, "jobStatus": status}))
+            .unwrap();
+        ids.extend(
+            page["jobSummaryList"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["jobId"].as_str().unwrap().to_string()),
+        );
+    }
+    ids.sort();
+    ids.dedup();
+    let jobs = JobDetail::list(
+        queue
+            .call("describejobs", &serde_json::json!({ "jobs": ids }))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut on: Vec<(String, String, Vec<String>)> = jobs
+        .iter()
+        .map(|j| {
+            let definition = j.job_definition.rsplit('/').next().unwrap().to_string();
+            let command = j.container.as_ref().map(|c| c.command.clone()).unwrap_or_default();
+            (j.tags["observes:job"].clone(), definition, command)
+        })
+        .collect();
+    on.sort();
+    assert_eq!(
+        on,
+        [
+            (
+                "/observes/etl/checkly".to_string(),
+                format!("{checkly}:2"),
+                vec!["run".to_string(), "checkly".to_string()]
+            ),
+            (
+                "/observes/job/compute-bills".to_string(),
+                format!("{bills}:1"),
+                vec!["job".to_string(), "compute-bills".to_string()]
+            ),
+        ]
     );
 }

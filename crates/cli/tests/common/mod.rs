@@ -10,7 +10,9 @@ use observes_warehouse::SqlValue;
 pub fn observes() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_observes"));
     cmd.env("OBSERVES_LOG", "warn")
-        .env_remove("OBSERVES_FAILPOINT");
+        .env_remove("OBSERVES_FAILPOINT")
+        .env_remove("OBSERVES_CONFIG")
+        .env_remove("OBSERVES_LOG_FORMAT");
     cmd
 }
 
