@@ -148,14 +148,12 @@ pub fn policies(config: &Config, account: Option<&str>) -> Value {
             )))
             .collect();
         let definitions: Vec<String> = if batch.job_definition.is_empty() {
-            config
-                .catalogue
-                .jobs
-                .keys()
-                .map(|name| {
+            observes_scheduler::definitions::defined_jobs(&config.catalogue)
+                .iter()
+                .map(|job| {
                     let d = observes_scheduler::definitions::definition_name(
                         &batch.definition_prefix,
-                        name,
+                        &job.name,
                     );
                     format!("arn:aws:batch:{region}:{account}:job-definition/{d}:*")
                 })

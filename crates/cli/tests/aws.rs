@@ -108,8 +108,9 @@ fn the_demos_config_on_aws_gets_its_policies_and_a_definition_per_job() {
             "observes-etl-zoho-crm-prepare",
             "observes-job-batch-stability",
             "observes-job-cancel-ci-jobs",
+            "observes-scheduler-tick",
         ],
-        "one definition per job of the catalogue"
+        "one definition per job of the catalogue, and the scheduler's tick"
     );
     let cancel = definitions
         .as_array()
@@ -128,6 +129,36 @@ fn the_demos_config_on_aws_gets_its_policies_and_a_definition_per_job() {
     for text in [&policy, &printed] {
         assert!(!text.contains("s3cret-pw"), "a password in the output: {text}");
     }
+
+    // Registered on moto's Batch: every definition once, then nothing.
+    observes_testkit::s3_endpoint();
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "job_queue = \"observes\"\n",
+        &format!("job_queue = \"observes\"\ndefinition_prefix = \"t{}-\"\n", std::process::id()),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let apply = || {
+        let out = observes()
+            .args(["batch", "definitions", "--apply", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("s3cret-pw"));
+        stdout(&out)
+    };
+    let first = apply();
+    assert!(first.ends_with("\n17 registered, 0 unchanged\n"), "{first}");
+    assert!(
+        first.contains(&format!(
+            "registered t{}-observes-job-cancel-ci-jobs:1 (/observes/job/cancel-ci-jobs)\n",
+            std::process::id()
+        )),
+        "{first}"
+    );
+    let second = apply();
+    assert!(second.ends_with("\n0 registered, 17 unchanged\n"), "{second}");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! references Batch resolves with the execution role; no value passes through Observes.
 //!
 //! A definition is named after its job (`/observes/etl/checkly` → `observes-etl-checkly`,
-//! after `[queue] definition_prefix`) and tagged with a digest of everything it says.
+//! after `[queue] definition_prefix`) and tagged with a digest of everything it says. The
+//! scheduler's tick gets one too ([`TICK_JOB`]), for an EventBridge rule to start.
 //! [`apply`] registers a definition only when its latest active revision carries another
 //! digest (or none exists), so a second apply registers nothing. The scheduler submits a
 //! job to its definition's name, which Batch resolves to the latest active revision.
@@ -35,6 +36,42 @@ pub struct Definition {
     pub digest: String,
     /// The request body, the digest tag included.
     pub request: Value,
+}
+
+/// The job that runs the scheduler's tick on Batch itself, started by an EventBridge
+/// rule (docs/deploy-aws.md); a catalogue may declare its own under this name.
+pub const TICK_JOB: &str = "/observes/scheduler/tick";
+
+/// The scheduler's tick as a job: small, one attempt, ten minutes at most.
+fn tick_job() -> Job {
+    Job {
+        name: TICK_JOB.to_string(),
+        command: vec!["observes".into(), "scheduler".into(), "tick".into()],
+        schedule: None,
+        catch_up: Default::default(),
+        attempts: 1,
+        timeout_seconds: 600,
+        size_name: "nano".into(),
+        size: crate::catalogue::builtin_sizes()["nano"],
+        queue: "default".into(),
+        environment: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+        tags: BTreeMap::new(),
+    }
+}
+
+/// The jobs that get a definition: the catalogue's, and the scheduler's tick.
+pub fn defined_jobs(catalogue: &Catalogue) -> Vec<std::borrow::Cow<'_, Job>> {
+    let mut jobs: Vec<std::borrow::Cow<'_, Job>> = catalogue
+        .jobs
+        .values()
+        .map(std::borrow::Cow::Borrowed)
+        .collect();
+    if !catalogue.jobs.contains_key(TICK_JOB) {
+        jobs.push(std::borrow::Cow::Owned(tick_job()));
+    }
+    jobs.sort_by(|a, b| a.name.cmp(&b.name));
+    jobs
 }
 
 /// What `apply` did with a definition.
@@ -114,11 +151,12 @@ pub fn definitions(
         .as_deref()
         .filter(|i| !i.is_empty())
         .ok_or("[queue] image is not set: the job definitions need the image they run")?;
-    let mut by_name: BTreeMap<String, &str> = BTreeMap::new();
+    let mut by_name: BTreeMap<String, String> = BTreeMap::new();
     let mut out = Vec::new();
-    for job in catalogue.jobs.values() {
+    for job in defined_jobs(catalogue) {
+        let job = job.as_ref();
         let name = definition_name(&settings.definition_prefix, &job.name);
-        if let Some(other) = by_name.insert(name.clone(), &job.name) {
+        if let Some(other) = by_name.insert(name.clone(), job.name.clone()) {
             return Err(format!(
                 "jobs {other:?} and {:?} would share the job definition {name:?}; rename one",
                 job.name
@@ -310,7 +348,10 @@ mod tests {
     fn a_definition_carries_everything_and_its_digest_follows_it() {
         let text = "[\"/observes/etl/checkly\"]\ncommand = [\"observes\", \"run\", \"checkly\"]\nsize = \"nano\"\nattempts = 3\ntimeout = \"30m\"\nenvironment = { OBSERVES_LOG = \"info\" }\nsecrets = { CHECKLY_API_KEY = \"aws-sm:arn:aws:secretsmanager:eu-west-1:123456789012:secret:checkly-AbCdEf\" }\ntags = { team = \"data\" }\n";
         let d = definitions(&catalogue(text), &settings(), Some("s3://cfg/prod/observes.toml")).unwrap();
-        assert_eq!(d.len(), 1);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[1].name, "observes-scheduler-tick");
+        assert_eq!(d[1].request["containerProperties"]["command"], json!(["scheduler", "tick"]));
+        assert_eq!(d[1].request["timeout"]["attemptDurationSeconds"], 600);
         let mut expected = json!({
             "jobDefinitionName": "observes-etl-checkly",
             "type": "container",

@@ -447,6 +447,7 @@ secrets = { GITLAB_TOKEN = "aws-ssm:/observes/gitlab/token" }
     let defs = definitions::definitions(&catalogue(text), &settings, config_url).unwrap();
     let checkly = format!("{prefix}observes-etl-checkly");
     let bills = format!("{prefix}observes-job-compute-bills");
+    let tick = format!("{prefix}observes-scheduler-tick");
     let applied = |defs: &[definitions::Definition]| -> Vec<(String, u64, bool)> {
         definitions::apply(&queue, defs)
             .unwrap()
@@ -456,7 +457,7 @@ secrets = { GITLAB_TOKEN = "aws-ssm:/observes/gitlab/token" }
     };
     assert_eq!(
         applied(&defs),
-        [(checkly.clone(), 1, true), (bills.clone(), 1, true)]
+        [(checkly.clone(), 1, true), (bills.clone(), 1, true), (tick.clone(), 1, true)]
     );
 
     // What Batch holds is what the catalogue says.
@@ -508,17 +509,17 @@ secrets = { GITLAB_TOKEN = "aws-ssm:/observes/gitlab/token" }
     // Unchanged: nothing registered. One job bigger: only its definition.
     assert_eq!(
         applied(&defs),
-        [(checkly.clone(), 1, false), (bills.clone(), 1, false)]
+        [(checkly.clone(), 1, false), (bills.clone(), 1, false), (tick.clone(), 1, false)]
     );
     let bigger = text.replacen("size = \"nano\"", "size = \"medium\"", 1);
     let defs = definitions::definitions(&catalogue(&bigger), &settings, config_url).unwrap();
     assert_eq!(
         applied(&defs),
-        [(checkly.clone(), 2, true), (bills.clone(), 1, false)]
+        [(checkly.clone(), 2, true), (bills.clone(), 1, false), (tick.clone(), 1, false)]
     );
     assert_eq!(
         applied(&defs),
-        [(checkly.clone(), 2, false), (bills.clone(), 1, false)]
+        [(checkly.clone(), 2, false), (bills.clone(), 1, false), (tick.clone(), 1, false)]
     );
 
     // The tick submits each job to its own definition, at its latest revision.
