@@ -104,7 +104,7 @@ pub enum ConfigError {
         message: String,
         /// Why.
         #[source]
-        source: Option<observes_state::StateError>,
+        source: Option<Box<observes_state::StateError>>,
     },
     /// A pipeline the file does not declare.
     #[error("{path}: no pipeline named {name:?} (known: {known})")]
@@ -304,9 +304,8 @@ impl Config {
                 .map_err(|e| invalid(format!("pipeline {name:?}: {e}")))?;
             pipelines.insert(name, pipeline);
         }
-        let catalogue =
-            observes_scheduler::Catalogue::build(&raw.scheduler, &raw.sizes, &raw.jobs)
-                .map_err(invalid)?;
+        let catalogue = observes_scheduler::Catalogue::build(&raw.scheduler, &raw.sizes, &raw.jobs)
+            .map_err(invalid)?;
         if raw.queue.backend == "aws-batch" {
             observes_scheduler::definitions::check_secrets(&catalogue).map_err(invalid)?;
             if !raw.queue.job_definition.is_empty() && raw.queue.image.is_some() {

@@ -76,7 +76,11 @@ fn config_folder(url: &str) -> Option<&str> {
 
 /// A Secrets Manager ARN without Batch's `:json-key:version-stage:version-id` suffix.
 fn secret_arn(reference: &str) -> String {
-    reference.splitn(8, ':').take(7).collect::<Vec<_>>().join(":")
+    reference
+        .splitn(8, ':')
+        .take(7)
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO[:tag|@digest]` as the repository's ARN.
@@ -113,7 +117,8 @@ pub fn policies(config: &Config, account: Option<&str>) -> Value {
     }
     let mut redshift_copy = Vec::new();
     if config.warehouse.starts_with("redshift://") {
-        if let Ok(options) = observes_warehouse::redshift::RedshiftOptions::parse(&config.warehouse) {
+        if let Ok(options) = observes_warehouse::redshift::RedshiftOptions::parse(&config.warehouse)
+        {
             if let Some((bucket, prefix)) = &options.staging {
                 let url = format!("s3://{bucket}/{prefix}");
                 job.extend(prefix_statements("Staging", &url, &read_write));
@@ -162,7 +167,9 @@ pub fn policies(config: &Config, account: Option<&str>) -> Value {
             vec![batch.job_definition.clone()]
         } else {
             let name = batch.job_definition.split(':').next().unwrap_or_default();
-            vec![format!("arn:aws:batch:{region}:{account}:job-definition/{name}:*")]
+            vec![format!(
+                "arn:aws:batch:{region}:{account}:job-definition/{name}:*"
+            )]
         };
         let mut submit: Vec<String> = queues.into_iter().collect();
         submit.extend(definitions.iter().cloned());
@@ -226,7 +233,12 @@ pub fn policies(config: &Config, account: Option<&str>) -> Value {
         }
         let mut secrets = BTreeSet::new();
         let mut parameters = BTreeSet::new();
-        for reference in config.catalogue.jobs.values().flat_map(|j| j.secrets.values()) {
+        for reference in config
+            .catalogue
+            .jobs
+            .values()
+            .flat_map(|j| j.secrets.values())
+        {
             match reference {
                 SecretRef::SecretsManager(arn) => {
                     secrets.insert(secret_arn(arn));
@@ -278,7 +290,9 @@ mod tests {
     #[test]
     fn arns_from_references_and_images() {
         assert_eq!(
-            secret_arn("arn:aws:secretsmanager:eu-west-1:123456789012:secret:gitlab-AbCdEf:token::"),
+            secret_arn(
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gitlab-AbCdEf:token::"
+            ),
             "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gitlab-AbCdEf"
         );
         assert_eq!(

@@ -61,7 +61,12 @@ fn cache_dir(bucket_and_prefix: &str) -> PathBuf {
 fn relative_folder(value: Option<&toml::Value>, default: &str) -> Option<String> {
     let value = value.and_then(toml::Value::as_str).unwrap_or(default);
     let relative = !value.contains("://") && !Path::new(value).is_absolute();
-    relative.then(|| value.trim_start_matches("./").trim_end_matches('/').to_string())
+    relative.then(|| {
+        value
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string()
+    })
 }
 
 /// Fetches the config at `url` and copies its folder.
@@ -75,14 +80,14 @@ pub(crate) fn fetch(url: &str) -> Result<Fetched, ConfigError> {
     let store = StateStore::open(&remote_dir).map_err(|e| ConfigError::Remote {
         url: url.to_string(),
         message: "opening its folder".into(),
-        source: Some(e),
+        source: Some(Box::new(e)),
     })?;
     let failed = |what: &str| {
         let what = what.to_string();
         move |e: observes_state::StateError| ConfigError::Remote {
             url: url.to_string(),
             message: what,
-            source: Some(e),
+            source: Some(Box::new(e)),
         }
     };
     let (bytes, _) = store
@@ -128,7 +133,10 @@ pub(crate) fn fetch(url: &str) -> Result<Fetched, ConfigError> {
         {
             return Err(remote_error(
                 url,
-                format!("the object {:?} has a path a folder cannot hold", object.path),
+                format!(
+                    "the object {:?} has a path a folder cannot hold",
+                    object.path
+                ),
             ));
         }
         let tag = object
@@ -177,12 +185,15 @@ fn download(store: &StateStore, url: &str, path: &str, target: &Path) -> Result<
         .map_err(|e| ConfigError::Remote {
             url: url.to_string(),
             message: format!("copying {path}"),
-            source: Some(e),
+            source: Some(Box::new(e)),
         })?;
     drop(out);
     if got.is_none() {
         let _ = std::fs::remove_file(&partial);
-        return Err(remote_error(url, format!("{path} vanished while it was copied")));
+        return Err(remote_error(
+            url,
+            format!("{path} vanished while it was copied"),
+        ));
     }
     std::fs::rename(&partial, target).map_err(io)
 }
@@ -193,8 +204,13 @@ mod tests {
 
     #[test]
     fn relative_state_and_storage_stay_in_s3() {
-        let table: toml::Table = "state = \"./st/\"\nstorage = \"s3://other/x\"\n".parse().unwrap();
-        assert_eq!(relative_folder(table.get("state"), "state"), Some("st".into()));
+        let table: toml::Table = "state = \"./st/\"\nstorage = \"s3://other/x\"\n"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            relative_folder(table.get("state"), "state"),
+            Some("st".into())
+        );
         assert_eq!(relative_folder(table.get("storage"), "storage"), None);
         assert_eq!(relative_folder(None, "storage"), Some("storage".into()));
         assert_eq!(relative_folder(Some(&"/abs".into()), "state"), None);

@@ -27,7 +27,11 @@ pub(crate) fn batch_definitions(config: &Path, apply: bool, json: bool) -> Resul
         if json {
             writeln!(out, "{}", serde_json::to_string(a)?)?;
         } else {
-            let what = if a.registered { "registered" } else { "unchanged" };
+            let what = if a.registered {
+                "registered"
+            } else {
+                "unchanged"
+            };
             writeln!(out, "{what} {}:{} ({})", a.name, a.revision, a.job)?;
         }
     }

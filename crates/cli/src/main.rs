@@ -134,7 +134,12 @@ fn dispatch(command: Command) -> Result<()> {
         } => scheduling::scheduler_run(&config, std::time::Duration::from_secs(interval.max(1))),
         Command::Dashboard { action } => dashboards::run(action),
         Command::Batch {
-            action: BatchAction::Definitions { apply, json, config },
+            action:
+                BatchAction::Definitions {
+                    apply,
+                    json,
+                    config,
+                },
         } => aws::batch_definitions(&config, apply, json),
         Command::Aws {
             action: AwsAction::Policy { account, config },

@@ -65,7 +65,8 @@ fn the_demos_config_on_aws_gets_its_policies_and_a_definition_per_job() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let policy = stdout(&out);
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/aws-policy.json");
+    let golden =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/aws-policy.json");
     if std::env::var_os("OBSERVES_BLESS").is_some() {
         std::fs::write(&golden, &policy).unwrap();
     }
@@ -124,17 +125,30 @@ fn the_demos_config_on_aws_gets_its_policies_and_a_definition_per_job() {
     );
     assert_eq!(
         cancel["containerProperties"]["command"],
-        serde_json::json!(["job", "cancel-ci-jobs", "--config", "data/gitlab.toml", "--older-than", "8h"])
+        serde_json::json!([
+            "job",
+            "cancel-ci-jobs",
+            "--config",
+            "data/gitlab.toml",
+            "--older-than",
+            "8h"
+        ])
     );
     for text in [&policy, &printed] {
-        assert!(!text.contains("s3cret-pw"), "a password in the output: {text}");
+        assert!(
+            !text.contains("s3cret-pw"),
+            "a password in the output: {text}"
+        );
     }
 
     // Registered on moto's Batch: every definition once, then nothing.
     observes_testkit::s3_endpoint();
     let text = std::fs::read_to_string(&config).unwrap().replacen(
         "job_queue = \"observes\"\n",
-        &format!("job_queue = \"observes\"\ndefinition_prefix = \"t{}-\"\n", std::process::id()),
+        &format!(
+            "job_queue = \"observes\"\ndefinition_prefix = \"t{}-\"\n",
+            std::process::id()
+        ),
         1,
     );
     std::fs::write(&config, text).unwrap();
@@ -158,7 +172,10 @@ fn the_demos_config_on_aws_gets_its_policies_and_a_definition_per_job() {
         "{first}"
     );
     let second = apply();
-    assert!(second.ends_with("\n0 registered, 17 unchanged\n"), "{second}");
+    assert!(
+        second.ends_with("\n0 registered, 17 unchanged\n"),
+        "{second}"
+    );
 }
 
 #[test]
@@ -182,7 +199,10 @@ fn a_secret_with_a_bad_reference_is_refused_at_config_load_naming_the_job() {
             .output()
             .unwrap()
     };
-    write("arn:aws:secretsmanager:us-east-1:123456789012:secret:x", "local");
+    write(
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:x",
+        "local",
+    );
     let out = job_list();
     assert!(!out.status.success());
     assert!(
@@ -279,7 +299,9 @@ fn a_config_in_s3_runs_its_singer_file_pipeline_with_data_and_state_in_s3() {
         r#"{"type":"STATE","value":{"added":999}}"#
     );
     put("data/gitlab.singer", &more);
-    store.wait(store.delete("dashboards", "projects.toml")).unwrap();
+    store
+        .wait(store.delete("dashboards", "projects.toml"))
+        .unwrap();
     let second = run();
     assert_eq!(second["load_id"], 2, "{second}");
     assert_eq!(
@@ -293,12 +315,19 @@ fn a_config_in_s3_runs_its_singer_file_pipeline_with_data_and_state_in_s3() {
     );
 
     let out = observes()
-        .args(["job", "list", "--config", &format!("s3://{bucket}/nowhere/observes.toml")])
+        .args([
+            "job",
+            "list",
+            "--config",
+            &format!("s3://{bucket}/nowhere/observes.toml"),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains(&format!("s3://{bucket}/nowhere/observes.toml: no such object")),
+        stderr(&out).contains(&format!(
+            "s3://{bucket}/nowhere/observes.toml: no such object"
+        )),
         "{}",
         stderr(&out)
     );

@@ -556,7 +556,8 @@ impl Submit for BatchQueue {
         // A job's own definition has its size and runs the image's observes; the shared
         // one is told the size and the whole command.
         let (definition, command, resources) = if self.settings.job_definition.is_empty() {
-            let name = crate::definitions::definition_name(&self.settings.definition_prefix, &run.job);
+            let name =
+                crate::definitions::definition_name(&self.settings.definition_prefix, &run.job);
             let command = crate::definitions::image_command(&run.job, &run.command)?;
             (name, command, Vec::new())
         } else {
@@ -565,7 +566,11 @@ impl Submit for BatchQueue {
                 resources.push(json!({"type": "VCPU", "value": size.vcpus.to_string()}));
                 resources.push(json!({"type": "MEMORY", "value": size.memory_mb.to_string()}));
             }
-            (self.settings.job_definition.clone(), run.command.clone(), resources)
+            (
+                self.settings.job_definition.clone(),
+                run.command.clone(),
+                resources,
+            )
         };
         let mut tags: HashMap<String, String> = run.tags.clone().into_iter().collect();
         tags.insert("observes:job".into(), run.job.clone());

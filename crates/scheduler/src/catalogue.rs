@@ -457,7 +457,10 @@ mod tests {
             Some("arn:aws:secretsmanager:eu-west-1:123456789012:secret:gitlab-AbCdEf:token::")
         );
         assert_eq!(secrets["C"].value_from(), Some("/observes/checkly/key"));
-        assert_eq!(secrets["D"].to_string(), "aws-ssm:arn:aws:ssm:eu-west-1:123456789012:parameter/observes/x");
+        assert_eq!(
+            secrets["D"].to_string(),
+            "aws-ssm:arn:aws:ssm:eu-west-1:123456789012:parameter/observes/x"
+        );
         assert_eq!(secrets["A"].value_from(), None);
         for wrong in [
             "aws-sm:arn:aws:secretsmanager:eu-west-1:1234:secret:x",

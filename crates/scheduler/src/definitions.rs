@@ -256,10 +256,12 @@ pub fn apply(queue: &BatchQueue, definitions: &[Definition]) -> Result<Vec<Appli
             Some((revision, digest)) if digest == d.digest => (revision, false),
             _ => {
                 let answer = queue.call("registerjobdefinition", &d.request)?;
-                let revision = answer["revision"].as_u64().ok_or_else(|| BatchError::Shape {
-                    operation: "registerjobdefinition".into(),
-                    source: serde::de::Error::custom("no revision in the answer"),
-                })?;
+                let revision = answer["revision"]
+                    .as_u64()
+                    .ok_or_else(|| BatchError::Shape {
+                        operation: "registerjobdefinition".into(),
+                        source: serde::de::Error::custom("no revision in the answer"),
+                    })?;
                 tracing::info!(job = %d.job, definition = %d.name, revision, "registered a job definition");
                 (revision, true)
             }
@@ -304,9 +306,15 @@ mod tests {
 
     #[test]
     fn names_commands_and_mistakes() {
-        assert_eq!(definition_name("", "/observes/etl/checkly"), "observes-etl-checkly");
+        assert_eq!(
+            definition_name("", "/observes/etl/checkly"),
+            "observes-etl-checkly"
+        );
         assert_eq!(definition_name("prod-", "/a.b/c d"), "prod-a_b-c_d");
-        assert_eq!(definition_name("", &format!("/{}", "x".repeat(200))).len(), 128);
+        assert_eq!(
+            definition_name("", &format!("/{}", "x".repeat(200))).len(),
+            128
+        );
         assert_eq!(
             image_command("/a", &["observes".into(), "run".into(), "a".into()]).unwrap(),
             vec!["run", "a"]
@@ -320,12 +328,15 @@ mod tests {
             check_secrets(&env).unwrap_err(),
             "job \"/a\": secret T: env:T cannot reach an AWS Batch job (write aws-sm:… or aws-ssm:…)"
         );
-        let clash = catalogue("[\"/a/b\"]\ncommand = [\"observes\"]\n[\"/a-b\"]\ncommand = [\"observes\"]\n");
+        let clash = catalogue(
+            "[\"/a/b\"]\ncommand = [\"observes\"]\n[\"/a-b\"]\ncommand = [\"observes\"]\n",
+        );
         assert_eq!(
             definitions(&clash, &settings(), None).unwrap_err(),
             "jobs \"/a-b\" and \"/a/b\" would share the job definition \"a-b\"; rename one"
         );
-        let secret = catalogue("[\"/a\"]\ncommand = [\"observes\"]\nsecrets = { T = \"aws-ssm:/t\" }\n");
+        let secret =
+            catalogue("[\"/a\"]\ncommand = [\"observes\"]\nsecrets = { T = \"aws-ssm:/t\" }\n");
         let no_role = BatchSettings {
             execution_role_arn: None,
             ..settings()
@@ -347,10 +358,18 @@ mod tests {
     #[test]
     fn a_definition_carries_everything_and_its_digest_follows_it() {
         let text = "[\"/observes/etl/checkly\"]\ncommand = [\"observes\", \"run\", \"checkly\"]\nsize = \"nano\"\nattempts = 3\ntimeout = \"30m\"\nenvironment = { OBSERVES_LOG = \"info\" }\nsecrets = { CHECKLY_API_KEY = \"aws-sm:arn:aws:secretsmanager:eu-west-1:123456789012:secret:checkly-AbCdEf\" }\ntags = { team = \"data\" }\n";
-        let d = definitions(&catalogue(text), &settings(), Some("s3://cfg/prod/observes.toml")).unwrap();
+        let d = definitions(
+            &catalogue(text),
+            &settings(),
+            Some("s3://cfg/prod/observes.toml"),
+        )
+        .unwrap();
         assert_eq!(d.len(), 2);
         assert_eq!(d[1].name, "observes-scheduler-tick");
-        assert_eq!(d[1].request["containerProperties"]["command"], json!(["scheduler", "tick"]));
+        assert_eq!(
+            d[1].request["containerProperties"]["command"],
+            json!(["scheduler", "tick"])
+        );
         assert_eq!(d[1].request["timeout"]["attemptDurationSeconds"], 600);
         let mut expected = json!({
             "jobDefinitionName": "observes-etl-checkly",
@@ -374,9 +393,19 @@ mod tests {
         expected["tags"][DIGEST_TAG] = d[0].digest.clone().into();
         assert_eq!(d[0].request, expected);
         // Any change moves the digest; the same catalogue gives the same one.
-        let again = definitions(&catalogue(text), &settings(), Some("s3://cfg/prod/observes.toml")).unwrap();
+        let again = definitions(
+            &catalogue(text),
+            &settings(),
+            Some("s3://cfg/prod/observes.toml"),
+        )
+        .unwrap();
         assert_eq!(again[0].digest, d[0].digest);
-        let bigger = definitions(&catalogue(&text.replace("nano", "small")), &settings(), Some("s3://cfg/prod/observes.toml")).unwrap();
+        let bigger = definitions(
+            &catalogue(&text.replace("nano", "small")),
+            &settings(),
+            Some("s3://cfg/prod/observes.toml"),
+        )
+        .unwrap();
         assert_ne!(bigger[0].digest, d[0].digest);
     }
 }

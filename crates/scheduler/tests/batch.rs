@@ -457,7 +457,11 @@ secrets = { GITLAB_TOKEN = "aws-ssm:/observes/gitlab/token" }
     };
     assert_eq!(
         applied(&defs),
-        [(checkly.clone(), 1, true), (bills.clone(), 1, true), (tick.clone(), 1, true)]
+        [
+            (checkly.clone(), 1, true),
+            (bills.clone(), 1, true),
+            (tick.clone(), 1, true)
+        ]
     );
 
     // What Batch holds is what the catalogue says.
@@ -509,17 +513,29 @@ secrets = { GITLAB_TOKEN = "aws-ssm:/observes/gitlab/token" }
     // Unchanged: nothing registered. One job bigger: only its definition.
     assert_eq!(
         applied(&defs),
-        [(checkly.clone(), 1, false), (bills.clone(), 1, false), (tick.clone(), 1, false)]
+        [
+            (checkly.clone(), 1, false),
+            (bills.clone(), 1, false),
+            (tick.clone(), 1, false)
+        ]
     );
     let bigger = text.replacen("size = \"nano\"", "size = \"medium\"", 1);
     let defs = definitions::definitions(&catalogue(&bigger), &settings, config_url).unwrap();
     assert_eq!(
         applied(&defs),
-        [(checkly.clone(), 2, true), (bills.clone(), 1, false), (tick.clone(), 1, false)]
+        [
+            (checkly.clone(), 2, true),
+            (bills.clone(), 1, false),
+            (tick.clone(), 1, false)
+        ]
     );
     assert_eq!(
         applied(&defs),
-        [(checkly.clone(), 2, false), (bills.clone(), 1, false), (tick.clone(), 1, false)]
+        [
+            (checkly.clone(), 2, false),
+            (bills.clone(), 1, false),
+            (tick.clone(), 1, false)
+        ]
     );
 
     // The tick submits each job to its own definition, at its latest revision.
@@ -552,9 +568,20 @@ secrets = { GITLAB_TOKEN = "aws-ssm:/observes/gitlab/token" }
         ]
     );
     let mut ids: Vec<String> = Vec::new();
-    for status in ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"] {
+    for status in [
+        "SUBMITTED",
+        "PENDING",
+        "RUNNABLE",
+        "STARTING",
+        "RUNNING",
+        "SUCCEEDED",
+        "FAILED",
+    ] {
         let page = queue
-            .call("listjobs", &serde_json::json!({"jobQueue": name, "jobStatus": status}))
+            .call(
+                "listjobs",
+                &serde_json::json!({"jobQueue": name, "jobStatus": status}),
+            )
             .unwrap();
         ids.extend(
             page["jobSummaryList"]
@@ -576,7 +603,11 @@ secrets = { GITLAB_TOKEN = "aws-ssm:/observes/gitlab/token" }
         .iter()
         .map(|j| {
             let definition = j.job_definition.rsplit('/').next().unwrap().to_string();
-            let command = j.container.as_ref().map(|c| c.command.clone()).unwrap_or_default();
+            let command = j
+                .container
+                .as_ref()
+                .map(|c| c.command.clone())
+                .unwrap_or_default();
             (j.tags["observes:job"].clone(), definition, command)
         })
         .collect();

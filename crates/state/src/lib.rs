@@ -382,21 +382,20 @@ impl StateStore {
         use futures::TryStreamExt;
         let prefix = Path::from_iter(self.key(folder, "").parts());
         let base: Vec<String> = prefix.parts().map(|p| p.as_ref().to_string()).collect();
-        let listed: Vec<object_store::ObjectMeta> = match self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-        {
-            Ok(listed) => listed,
-            Err(object_store::Error::NotFound { .. }) => Vec::new(),
-            Err(e) => return Err(self.store_err(&prefix, e)),
-        };
+        let listed: Vec<object_store::ObjectMeta> =
+            match self.store.list(Some(&prefix)).try_collect().await {
+                Ok(listed) => listed,
+                Err(object_store::Error::NotFound { .. }) => Vec::new(),
+                Err(e) => return Err(self.store_err(&prefix, e)),
+            };
         let mut objects: Vec<StoredObject> = listed
             .into_iter()
             .filter_map(|meta| {
-                let parts: Vec<String> =
-                    meta.location.parts().map(|p| p.as_ref().to_string()).collect();
+                let parts: Vec<String> = meta
+                    .location
+                    .parts()
+                    .map(|p| p.as_ref().to_string())
+                    .collect();
                 let below = parts.strip_prefix(base.as_slice())?;
                 Some(StoredObject {
                     path: below.join("/"),
