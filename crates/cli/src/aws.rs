@@ -15,6 +15,13 @@ pub(crate) fn batch_definitions(config: &Path, apply: bool, json: bool) -> Resul
     let defs = definitions::definitions(&config.catalogue, &settings, config.url.as_deref())
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: the job definitions", config.path.display()))?;
+    if config.url.is_none() {
+        tracing::warn!(
+            config = %config.path.display(),
+            "the config was not read from S3, so the definitions do not tell their containers where it is: \
+             run this with --config s3://…/observes.toml, or put the config in the image"
+        );
+    }
     let mut out = std::io::stdout().lock();
     if !apply {
         let all: Vec<&serde_json::Value> = defs.iter().map(|d| &d.request).collect();

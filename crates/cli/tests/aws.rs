@@ -255,10 +255,22 @@ fn a_config_in_s3_runs_its_singer_file_pipeline_with_data_and_state_in_s3() {
     let run = || {
         let out = observes()
             .env("OBSERVES_CONFIG_CACHE", cache.path())
+            .env("OBSERVES_LOG", "info")
             .args(["run", "gitlab_sample", "--json", "--config", &url])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("read the config from S3"),
+            "{}",
+            stderr(&out)
+        );
+        for text in [stdout(&out), stderr(&out)] {
+            assert!(
+                !text.contains("observes-test-secret"),
+                "the AWS secret key in: {text}"
+            );
+        }
         serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()
     };
     let first = run();

@@ -25,6 +25,9 @@ pub const DIGEST_TAG: &str = "observes:definition";
 /// image runs, so the definition's command is the rest.
 const ENTRYPOINT: &str = "observes";
 
+/// The image's working directory (scripts/image), where jobs run.
+pub const IMAGE_WORKDIR: &str = "/home/observes";
+
 /// A job definition as `RegisterJobDefinition` takes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Definition {
@@ -175,7 +178,10 @@ pub fn definitions(
             .map(|(k, v)| json!({"name": k, "value": v}))
             .collect();
         if let Some(url) = config_url {
+            // The config's folder is copied into the working directory, so the relative
+            // paths of a job's command resolve as they do beside a local config.
             environment.push(json!({"name": "OBSERVES_CONFIG", "value": url}));
+            environment.push(json!({"name": "OBSERVES_CONFIG_CACHE", "value": IMAGE_WORKDIR}));
         }
         let mut container = json!({
             "image": image,
@@ -379,7 +385,11 @@ mod tests {
                 "image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/observes:1",
                 "command": ["run", "checkly"],
                 "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "1900"}],
-                "environment": [{"name": "OBSERVES_LOG", "value": "info"}, {"name": "OBSERVES_CONFIG", "value": "s3://cfg/prod/observes.toml"}],
+                "environment": [
+                    {"name": "OBSERVES_LOG", "value": "info"},
+                    {"name": "OBSERVES_CONFIG", "value": "s3://cfg/prod/observes.toml"},
+                    {"name": "OBSERVES_CONFIG_CACHE", "value": "/home/observes"},
+                ],
                 "secrets": [{"name": "CHECKLY_API_KEY", "valueFrom": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:checkly-AbCdEf"}],
                 "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/aws/batch/job", "awslogs-stream-prefix": "observes-etl-checkly"}},
                 "executionRoleArn": "arn:aws:iam::123456789012:role/exec",

@@ -485,7 +485,10 @@ secrets = { GITLAB_TOKEN = "aws-ssm:/observes/gitlab/token" }
     );
     assert_eq!(
         container["environment"],
-        serde_json::json!([{"name": "OBSERVES_CONFIG", "value": "s3://config/prod/observes.toml"}])
+        serde_json::json!([
+            {"name": "OBSERVES_CONFIG", "value": "s3://config/prod/observes.toml"},
+            {"name": "OBSERVES_CONFIG_CACHE", "value": "/home/observes"},
+        ])
     );
     assert_eq!(container["executionRoleArn"], role.as_str());
     assert_eq!(container["jobRoleArn"], role.as_str());
