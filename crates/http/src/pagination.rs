@@ -10,7 +10,8 @@ use url::Url;
 
 use crate::{HttpClient, HttpError};
 
-/// How an API says where the next page is.
+/// How an API says where the next page is. Where the page's items are is the pager's
+/// [`Pager::with_records`] (default: the body is their array).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageStyle {
     /// `page=N` with the next number in `X-Next-Page`, empty on the last page (GitLab's
@@ -18,16 +19,20 @@ pub enum PageStyle {
     NextPageHeader,
     /// The `rel="next"` URL of the `Link` header, followed verbatim (GitLab keyset).
     LinkHeader,
-    /// `page=1,2,…` with `limit_param=limit`; a page shorter than `limit` is the last
-    /// (Checkly v1).
-    /// `page=1,2,…` with `limit_param=limit`; a page shorter than `limit` is the last (Checkly v1).
+    /// `page_param=1,2,…` with `limit_param=limit`; the last page is a short one, or the
+    /// one that reaches the total at the JSON pointer `total` when given (Checkly v1).
     PageNumbers {
+        /// The page-number parameter.
+        page_param: String,
         /// The page-size parameter.
         limit_param: String,
         /// The page size.
         limit: u64,
+        /// Where the body says how many items there are in all, if it does.
+        total: Option<String>,
     },
-    /// `offset_param=0,limit,2·limit,…`; a short page is the last.
+    /// `offset_param=0,limit,2·limit,…`; the last page is a short one, or the one that
+    /// reaches the total at the JSON pointer `total` when given.
     Offset {
         /// The offset parameter.
         offset_param: String,
@@ -35,16 +40,22 @@ pub enum PageStyle {
         limit_param: String,
         /// The page size.
         limit: u64,
+        /// Where the body says how many items there are in all, if it does.
+        total: Option<String>,
     },
-    /// A cursor read from a body field and sent back as a parameter; a null or missing
-    /// cursor ends it. Items are in the body field `items` (Checkly v2 `nextId`).
+    /// A cursor read from the body (a JSON pointer) and sent back as a parameter; a null,
+    /// empty or missing cursor ends it (Checkly v2 `nextId`).
     BodyCursor {
-        /// The body field holding the page's items.
-        items: String,
-        /// The body field holding the next cursor.
-        cursor_field: String,
+        /// Where the body holds the next cursor.
+        cursor: String,
         /// The parameter the cursor is sent back as.
         cursor_param: String,
+    },
+    /// The next page's URL read from the body (a JSON pointer), followed verbatim (or
+    /// joined to the page's URL when relative); a null or missing one ends it.
+    BodyNextUrl {
+        /// Where the body holds the next URL.
+        next: String,
     },
 }
 
@@ -112,6 +123,7 @@ pub struct Pager {
     url: Url,
     next: Option<PagePosition>,
     budget: PageBudget,
+    records: Option<String>,
 }
 
 impl Pager {
@@ -130,7 +142,9 @@ impl Pager {
         let first = || match &style {
             PageStyle::NextPageHeader | PageStyle::PageNumbers { .. } => PagePosition::Page(1),
             PageStyle::Offset { .. } => PagePosition::Offset(0),
-            PageStyle::LinkHeader => PagePosition::Url(url.to_string()),
+            PageStyle::LinkHeader | PageStyle::BodyNextUrl { .. } => {
+                PagePosition::Url(url.to_string())
+            }
             PageStyle::BodyCursor { .. } => PagePosition::Cursor(String::new()),
         };
         let next = Some(position.unwrap_or_else(first));
@@ -139,7 +153,15 @@ impl Pager {
             url,
             next,
             budget,
+            records: None,
         }
+    }
+
+    /// Reads each page's items at a JSON pointer of the body (`/data`, `/lists`; `""`
+    /// or none: the body is their array).
+    pub fn with_records(mut self, pointer: Option<String>) -> Pager {
+        self.records = pointer.filter(|p| !p.is_empty());
+        self
     }
 
     /// Where the next page starts; `None` once the listing is exhausted.
@@ -170,15 +192,27 @@ impl Pager {
             (PageStyle::NextPageHeader, PagePosition::Page(n)) => {
                 set(&mut url, &[("page", n.to_string())])
             }
-            (PageStyle::PageNumbers { limit_param, limit }, PagePosition::Page(n)) => set(
+            (
+                PageStyle::PageNumbers {
+                    page_param,
+                    limit_param,
+                    limit,
+                    ..
+                },
+                PagePosition::Page(n),
+            ) => set(
                 &mut url,
-                &[(limit_param, limit.to_string()), ("page", n.to_string())],
+                &[
+                    (limit_param, limit.to_string()),
+                    (page_param, n.to_string()),
+                ],
             ),
             (
                 PageStyle::Offset {
                     offset_param,
                     limit_param,
                     limit,
+                    ..
                 },
                 PagePosition::Offset(n),
             ) => set(
@@ -188,8 +222,11 @@ impl Pager {
                     (offset_param, n.to_string()),
                 ],
             ),
-            (PageStyle::LinkHeader, PagePosition::Url(next)) => {
-                url = Url::parse(next).map_err(|e| format!("bad next-page URL: {e}"))?
+            (PageStyle::LinkHeader | PageStyle::BodyNextUrl { .. }, PagePosition::Url(next)) => {
+                url = self
+                    .url
+                    .join(next)
+                    .map_err(|e| format!("bad next-page URL: {e}"))?
             }
             (PageStyle::BodyCursor { cursor_param, .. }, PagePosition::Cursor(c)) => {
                 if !c.is_empty() {
@@ -226,46 +263,73 @@ impl Pager {
             url: client.redact(&crate::redact_query(&url)),
             message,
         };
-        let (items, cursor) = match &self.style {
-            PageStyle::BodyCursor {
-                items,
-                cursor_field,
-                ..
-            } => {
-                let Value::Object(mut body) = response.body else {
-                    return Err(shape("expected a JSON object".into()));
-                };
-                let list = match body.remove(items.as_str()) {
-                    Some(Value::Array(list)) => list,
-                    _ => return Err(shape(format!("expected an array in {items:?}"))),
-                };
-                let cursor = match body.remove(cursor_field.as_str()) {
-                    Some(Value::String(c)) if !c.is_empty() => Some(c),
-                    Some(Value::Number(n)) => Some(n.to_string()),
-                    _ => None,
-                };
-                (list, cursor)
+        let mut body = response.body;
+        // What the body says of the next page, read before its items are taken out.
+        let at = |body: &Value, pointer: &str| match body.pointer(pointer) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let total = |pointer: &Option<String>| -> Result<Option<u64>, HttpError> {
+            match pointer {
+                None => Ok(None),
+                Some(p) => match body.pointer(p) {
+                    Some(Value::Number(n)) => n
+                        .as_u64()
+                        .map(Some)
+                        .ok_or_else(|| shape(format!("the total at {p:?} is not a count: {n}"))),
+                    other => Err(shape(format!(
+                        "expected the total, a number, at {p:?}, found {}",
+                        other.map_or("nothing", kind)
+                    ))),
+                },
             }
-            _ => match response.body {
-                Value::Array(list) => (list, None),
-                other => {
+        };
+        let cursor = match &self.style {
+            PageStyle::BodyCursor { cursor, .. } => at(&body, cursor),
+            PageStyle::BodyNextUrl { next } => at(&body, next),
+            _ => None,
+        };
+        let total = match &self.style {
+            PageStyle::PageNumbers { total: t, .. } | PageStyle::Offset { total: t, .. } => {
+                total(t)?
+            }
+            _ => None,
+        };
+        let items = match &self.records {
+            None => body.take(),
+            Some(p) => match body.pointer_mut(p) {
+                Some(found) => found.take(),
+                None => {
                     return Err(shape(format!(
-                        "expected a JSON array of items, got {}",
-                        kind(&other)
+                        "expected an array of items at {p:?}, found nothing"
                     )))
                 }
             },
         };
+        let items = match items {
+            Value::Array(list) => list,
+            other => {
+                return Err(shape(match &self.records {
+                    None => format!("expected a JSON array of items, got {}", kind(&other)),
+                    Some(p) => format!("expected an array of items at {p:?}, got {}", kind(&other)),
+                }))
+            }
+        };
+        let more = |seen: u64| total.is_none_or(|t| seen < t);
         self.next = match (&self.style, position) {
             (PageStyle::NextPageHeader, _) => next_page(&response.headers).map(PagePosition::Page),
             (PageStyle::LinkHeader, _) => next_link(&response.headers).map(PagePosition::Url),
             (PageStyle::PageNumbers { limit, .. }, PagePosition::Page(n)) => {
-                (items.len() as u64 >= *limit).then_some(PagePosition::Page(n + 1))
+                (items.len() as u64 >= *limit && more(n * limit))
+                    .then_some(PagePosition::Page(n + 1))
             }
-            (PageStyle::Offset { limit, .. }, PagePosition::Offset(n)) => (items.len() as u64
-                >= *limit)
-                .then_some(PagePosition::Offset(n + items.len() as u64)),
+            (PageStyle::Offset { limit, .. }, PagePosition::Offset(n)) => {
+                let seen = n + items.len() as u64;
+                (items.len() as u64 >= *limit && more(seen)).then_some(PagePosition::Offset(seen))
+            }
             (PageStyle::BodyCursor { .. }, _) => cursor.map(PagePosition::Cursor),
+            (PageStyle::BodyNextUrl { .. }, _) => cursor.map(PagePosition::Url),
             _ => None,
         };
         // An empty page ends any listing, whatever the headers claim.

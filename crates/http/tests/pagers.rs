@@ -43,6 +43,27 @@ fn answer(target: &str) -> (String, Value) {
                 json!({"entries": slice(from, 10), "nextId": next}),
             )
         }
+        Some("nexturl") => {
+            let from = num("after", 0);
+            let next = if from + 10 < ITEMS {
+                json!(format!("/items?style=nexturl&after={}", from + 10))
+            } else {
+                Value::Null
+            };
+            (
+                String::new(),
+                json!({"data": slice(from, 10), "links": {"next": next}}),
+            )
+        }
+        Some("totals") => {
+            let size = num("per_page", 10);
+            let offset = q("skip").map(|s| s.parse::<u64>().unwrap());
+            let from = offset.unwrap_or_else(|| (num("p", 1) - 1) * size);
+            (
+                String::new(),
+                json!({"meta": {"total": ITEMS}, "results": slice(from, size)}),
+            )
+        }
         Some("pages") => (
             String::new(),
             json!(slice(
@@ -133,35 +154,69 @@ async fn drain(mut pager: Pager) -> (Vec<u64>, usize) {
     (ids, pages)
 }
 
-fn styles(addr: &str) -> Vec<(PageStyle, Url)> {
+/// Each style with the listing it pages and where its pages keep their items.
+fn styles(addr: &str) -> Vec<(PageStyle, Url, Option<String>)> {
     let url = |style: &str| {
         Url::parse(&format!("http://{addr}/items?style={style}&host={addr}")).unwrap()
     };
+    let at = |p: &str| Some(p.to_string());
     vec![
-        (PageStyle::NextPageHeader, url("header")),
-        (PageStyle::LinkHeader, url("link")),
+        (PageStyle::NextPageHeader, url("header"), None),
+        (PageStyle::LinkHeader, url("link"), None),
         (
             PageStyle::PageNumbers {
+                page_param: "page".into(),
                 limit_param: "limit".into(),
                 limit: 10,
+                total: None,
             },
             url("pages"),
+            None,
         ),
         (
             PageStyle::Offset {
                 offset_param: "offset".into(),
                 limit_param: "limit".into(),
                 limit: 10,
+                total: None,
             },
             url("offset"),
+            None,
         ),
         (
             PageStyle::BodyCursor {
-                items: "entries".into(),
-                cursor_field: "nextId".into(),
+                cursor: "/nextId".into(),
                 cursor_param: "nextId".into(),
             },
             url("cursor"),
+            at("/entries"),
+        ),
+        (
+            PageStyle::BodyNextUrl {
+                next: "/links/next".into(),
+            },
+            url("nexturl"),
+            at("/data"),
+        ),
+        (
+            PageStyle::PageNumbers {
+                page_param: "p".into(),
+                limit_param: "per_page".into(),
+                limit: 10,
+                total: at("/meta/total"),
+            },
+            url("totals"),
+            at("/results"),
+        ),
+        (
+            PageStyle::Offset {
+                offset_param: "skip".into(),
+                limit_param: "per_page".into(),
+                limit: 10,
+                total: at("/meta/total"),
+            },
+            url("totals"),
+            at("/results"),
         ),
     ]
 }
@@ -169,8 +224,9 @@ fn styles(addr: &str) -> Vec<(PageStyle, Url)> {
 #[tokio::test]
 async fn every_style_yields_every_item_once() {
     let addr = serve().await;
-    for (style, url) in styles(&addr) {
-        let (ids, pages) = drain(Pager::new(style.clone(), url, PageBudget::unlimited())).await;
+    for (style, url, records) in styles(&addr) {
+        let pager = Pager::new(style.clone(), url, PageBudget::unlimited()).with_records(records);
+        let (ids, pages) = drain(pager).await;
         assert_eq!(ids, (0..ITEMS).collect::<Vec<_>>(), "{style:?}");
         assert_eq!(pages, 3, "{style:?}");
     }
@@ -179,9 +235,10 @@ async fn every_style_yields_every_item_once() {
 #[tokio::test]
 async fn a_capped_pager_resumes_from_its_position_without_gaps() {
     let addr = serve().await;
-    for (style, url) in styles(&addr) {
+    for (style, url, records) in styles(&addr) {
         let budget = PageBudget::new(2);
-        let mut pager = Pager::new(style.clone(), url.clone(), budget.clone());
+        let mut pager =
+            Pager::new(style.clone(), url.clone(), budget.clone()).with_records(records.clone());
         let client = client();
         let mut ids = Vec::new();
         while let Some(page) = pager.next_page(&client).await.unwrap() {
@@ -192,12 +249,10 @@ async fn a_capped_pager_resumes_from_its_position_without_gaps() {
         // The position survives a round trip through a bookmark.
         let saved = serde_json::to_value(pager.position().unwrap()).unwrap();
         let position: PagePosition = serde_json::from_value(saved).unwrap();
-        let (rest, _) = drain(Pager::resume(
-            style.clone(),
-            url,
-            Some(position),
-            PageBudget::unlimited(),
-        ))
+        let (rest, _) = drain(
+            Pager::resume(style.clone(), url, Some(position), PageBudget::unlimited())
+                .with_records(records),
+        )
         .await;
         ids.extend(rest);
         assert_eq!(ids, (0..ITEMS).collect::<Vec<_>>(), "{style:?}");
@@ -213,5 +268,63 @@ async fn a_body_of_the_wrong_shape_is_a_clear_error() {
     assert_eq!(
         err,
         format!("GET http://{addr}/items?style=none&page=1: unexpected response: expected a JSON array of items, got an object")
+    );
+}
+
+#[tokio::test]
+async fn a_total_in_the_body_spares_the_empty_last_request() {
+    let addr = serve().await;
+    let url = Url::parse(&format!("http://{addr}/items?style=totals")).unwrap();
+    let style = |total: Option<String>| PageStyle::Offset {
+        offset_param: "skip".into(),
+        limit_param: "per_page".into(),
+        limit: ITEMS,
+        total,
+    };
+    let pager = |total| {
+        Pager::new(style(total), url.clone(), PageBudget::unlimited())
+            .with_records(Some("/results".into()))
+    };
+    assert_eq!(drain(pager(None)).await, ((0..ITEMS).collect(), 2));
+    assert_eq!(
+        drain(pager(Some("/meta/total".into()))).await,
+        ((0..ITEMS).collect(), 1)
+    );
+}
+
+#[tokio::test]
+async fn records_or_a_total_not_where_the_definition_says_are_clear_errors() {
+    let addr = serve().await;
+    let url = Url::parse(&format!("http://{addr}/items?style=totals")).unwrap();
+    let offset = |total: Option<&str>| PageStyle::Offset {
+        offset_param: "skip".into(),
+        limit_param: "per_page".into(),
+        limit: 10,
+        total: total.map(str::to_string),
+    };
+    let error = |style: PageStyle, records: &'static str| {
+        let url = url.clone();
+        async move {
+            Pager::new(style, url, PageBudget::unlimited())
+                .with_records(Some(records.to_string()))
+                .next_page(&client())
+                .await
+                .unwrap_err()
+                .to_string()
+        }
+    };
+    let page =
+        format!("GET http://{addr}/items?style=totals&per_page=10&skip=0: unexpected response");
+    assert_eq!(
+        error(offset(None), "/items").await,
+        format!("{page}: expected an array of items at \"/items\", found nothing")
+    );
+    assert_eq!(
+        error(offset(None), "/meta").await,
+        format!("{page}: expected an array of items at \"/meta\", got an object")
+    );
+    assert_eq!(
+        error(offset(Some("/meta/count")), "/results").await,
+        format!("{page}: expected the total, a number, at \"/meta/count\", found nothing")
     );
 }

@@ -393,8 +393,10 @@ impl Checkly<'_> {
 
     fn pager(&self, url: Url, position: Option<PagePosition>) -> Pager {
         let style = PageStyle::PageNumbers {
+            page_param: "page".into(),
             limit_param: "limit".into(),
             limit: LIMIT,
+            total: None,
         };
         Pager::resume(style, url, position, self.budget.clone())
     }
