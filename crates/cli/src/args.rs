@@ -152,6 +152,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: DashboardAction,
     },
+    /// Declarative REST sources: definitions of a service's client and streams in TOML.
+    Source {
+        #[command(subcommand)]
+        action: SourceAction,
+    },
     /// AWS Batch: a job definition per job of the catalogue.
     Batch {
         #[command(subcommand)]
@@ -161,6 +166,16 @@ pub(crate) enum Command {
     Aws {
         #[command(subcommand)]
         action: AwsAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SourceAction {
+    /// Check a REST source's definition whole: its TOML, paginator, JSON pointers,
+    /// placeholders and parents. An error names the file, the line and what to write.
+    Check {
+        /// The definition file.
+        definition: PathBuf,
     },
 }
 

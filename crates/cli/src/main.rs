@@ -19,6 +19,7 @@ use observes_load::LoadConfig;
 
 use args::{
     AwsAction, BatchAction, Command, LogFormat, QueueAction, ScheduleAction, SchedulerAction,
+    SourceAction,
 };
 
 // Records are allocated on the reader thread and freed on the loader thread; glibc's
@@ -133,6 +134,9 @@ fn dispatch(command: Command) -> Result<()> {
             action: SchedulerAction::Run { interval, config },
         } => scheduling::scheduler_run(&config, std::time::Duration::from_secs(interval.max(1))),
         Command::Dashboard { action } => dashboards::run(action),
+        Command::Source {
+            action: SourceAction::Check { definition },
+        } => taps::source_check(&definition),
         Command::Batch {
             action:
                 BatchAction::Definitions {

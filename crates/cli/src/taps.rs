@@ -155,3 +155,35 @@ pub(crate) fn fake_api(api: &str, port: u16, seed: u64) -> Result<()> {
     fake.wait();
     Ok(())
 }
+
+/// `observes source check DEF.toml`.
+pub(crate) fn source_check(definition: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    let d = observes_sources::rest::Definition::load(definition)?;
+    let streams: Vec<String> = d
+        .streams
+        .iter()
+        .map(|s| match &s.parent {
+            Some(parent) => format!("{} (per {})", s.name.get_ref(), parent.get_ref()),
+            None => s.name.get_ref().clone(),
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}: {}", definition.display(), d.about)?;
+    writeln!(out, "streams: {}", streams.join(", "))?;
+    let settings: Vec<String> = d
+        .settings
+        .iter()
+        .map(|(name, what)| format!("{name} ({what})"))
+        .collect();
+    writeln!(
+        out,
+        "settings: {}",
+        if settings.is_empty() {
+            "none".to_string()
+        } else {
+            settings.join(", ")
+        }
+    )?;
+    Ok(())
+}

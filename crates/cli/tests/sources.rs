@@ -305,3 +305,48 @@ fn sample_repo_and_tap_code_emit_every_commit_then_nothing_from_the_final_state(
         .count();
     assert_eq!(records, 0);
 }
+
+#[test]
+fn source_check_describes_a_definition_or_names_the_line_of_its_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("example.toml");
+    let good = "about = \"Example: organizations and their projects.\"\n\
+        [settings]\ntoken = \"an API token\"\n\
+        [client]\nbase_url = \"https://api.example.com/v2\"\n\
+        auth = { type = \"bearer\", token = \"{config.token}\" }\n\
+        paginator = { type = \"link_header\" }\n\
+        [[streams]]\nname = \"organizations\"\npath = \"/organizations\"\nkey = [\"id\"]\n\
+        [[streams]]\nname = \"projects\"\nparent = \"organizations\"\npath = \"/organizations/{parent.id}/projects\"\nkey = [\"id\"]\n";
+    std::fs::write(&file, good).unwrap();
+    let out = observes()
+        .args(["source", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "{}: Example: organizations and their projects.\nstreams: organizations, projects (per organizations)\nsettings: token (an API token)\n",
+            file.display()
+        )
+    );
+    std::fs::write(
+        &file,
+        good.replace("parent = \"organizations\"", "parent = \"orgs\""),
+    )
+    .unwrap();
+    let out = observes()
+        .args(["source", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: {}:14:10: no stream named \"orgs\" to be the parent (streams: organizations, projects)\n",
+            file.display()
+        )
+    );
+}

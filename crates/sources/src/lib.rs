@@ -12,6 +12,7 @@ pub mod checkly;
 pub mod code;
 pub mod gitlab;
 pub mod registry;
+pub mod rest;
 pub mod schemas;
 pub mod stream;
 pub mod timedoctor;
