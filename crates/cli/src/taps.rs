@@ -73,6 +73,9 @@ pub(crate) fn read_state(path: Option<PathBuf>) -> Result<Option<Value>> {
 /// `observes tap NAME …` for a source of the registry: its own arguments, read here.
 pub(crate) fn builtin_tap(args: &[String]) -> Result<()> {
     let name = args.first().map(String::as_str).unwrap_or_default();
+    if name == "rest" {
+        return rest_tap(args);
+    }
     let Some(kind) = observes_sources::registry::find(name) else {
         bail!(
             "no tap named {name:?} (built in: synthetic, {})",
@@ -186,4 +189,57 @@ pub(crate) fn source_check(definition: &std::path::Path) -> Result<()> {
         }
     )?;
     Ok(())
+}
+
+/// `observes tap rest --config CFG.toml [--definition DEF.toml] [--state FILE]`: a REST
+/// definition run as a Singer tap (not in the registry yet: it has no fake or demo).
+fn rest_tap(args: &[String]) -> Result<()> {
+    let matches = clap::Command::new("rest")
+        .bin_name("observes tap rest")
+        .about("A declarative REST source: the service a definition file describes.")
+        .arg(
+            clap::Arg::new("config")
+                .long("config")
+                .required(true)
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(
+                    "The values of the definition's [settings] (and `definition = \"DEF.toml\"`).",
+                ),
+        )
+        .arg(
+            clap::Arg::new("definition")
+                .long("definition")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("The definition, instead of the config's `definition`."),
+        )
+        .arg(
+            clap::Arg::new("state")
+                .long("state")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("A Singer state file to resume from."),
+        )
+        .try_get_matches_from(args)
+        .unwrap_or_else(|e| e.exit());
+    let config_path = matches
+        .get_one::<PathBuf>("config")
+        .cloned()
+        .unwrap_or_default();
+    let text = std::fs::read_to_string(&config_path)
+        .with_context(|| format!("reading {}", config_path.display()))?;
+    let mut table: toml::Table = text
+        .parse()
+        .with_context(|| format!("{} is not TOML", config_path.display()))?;
+    if let Some(definition) = matches.get_one::<PathBuf>("definition") {
+        let absolute = std::path::absolute(definition)?;
+        table.insert("definition".into(), absolute.display().to_string().into());
+    }
+    let config: observes_sources::rest::RestConfig =
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                anyhow::anyhow!("{}: {}", config_path.display(), e.message())
+            })?;
+    let dir = observes_app::absolute_dir(&config_path)?;
+    let source = observes_sources::rest::RestSource::new(config, &dir)?;
+    run_builtin_tap(&source, matches.get_one::<PathBuf>("state").cloned())
 }

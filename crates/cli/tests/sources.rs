@@ -350,3 +350,67 @@ fn source_check_describes_a_definition_or_names_the_line_of_its_mistake() {
         )
     );
 }
+
+#[test]
+fn tap_rest_runs_a_definition_as_a_singer_tap() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).unwrap();
+            request.extend_from_slice(&buf[..n]);
+        }
+        let body = r#"{"items": [{"id": 1, "name": "a", "token": "hidden"}, {"id": 2, "name": "b", "token": "hidden"}]}"#;
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("things.toml"),
+        "about = \"Things\"\n[settings]\nhost = \"host:port\"\nkey = \"an API key\"\n\
+         [client]\nbase_url = \"http://{config.host}/api\"\nauth = { type = \"query\", name = \"api_key\", value = \"{config.key}\" }\n\
+         [[streams]]\nname = \"things\"\npath = \"/things\"\nrecords = \"/items\"\nkey = [\"id\"]\ndrop = [\"token\"]\n",
+    )
+    .unwrap();
+    let config = dir.path().join("things-config.toml");
+    std::fs::write(
+        &config,
+        format!("definition = \"things.toml\"\n[values]\nhost = \"{host}\"\nkey = {{ env = \"OBSERVES_TEST_THINGS_KEY\" }}\n"),
+    )
+    .unwrap();
+    let out = observes()
+        .env("OBSERVES_TEST_THINGS_KEY", "k3y-s3cret")
+        .args(["tap", "rest", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let request = server.join().unwrap();
+    assert!(
+        request.starts_with("GET /api/things?api_key=k3y-s3cret HTTP/1.1\r\n"),
+        "{request}"
+    );
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = lines.iter().map(|m| m["type"].as_str().unwrap()).collect();
+    // A STATE after the page, and the run's last (the same state).
+    assert_eq!(kinds, ["SCHEMA", "RECORD", "RECORD", "STATE", "STATE"]);
+    assert_eq!(lines[3], lines[4]);
+    assert_eq!(lines[0]["key_properties"], serde_json::json!(["id"]));
+    assert_eq!(
+        lines[1]["record"],
+        serde_json::json!({"id": 1, "name": "a"})
+    );
+    assert!(!stdout(&out).contains("k3y-s3cret") && !stderr(&out).contains("k3y-s3cret"));
+}
