@@ -30,6 +30,19 @@ pub fn demo_config() -> String {
         config.push('\n');
         config.push_str(&kind.demo_toml());
     }
+    for (name, definition) in observes_sources::rest::SHIPPED {
+        let about = definition
+            .lines()
+            .find_map(|l| l.strip_prefix("about = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap_or(name);
+        config.push_str(&format!(
+            "\n# {about}\n# From its REST definition (rest/{name}.toml) against a fake of it (settings in data/{name}.toml).\n\
+             [pipelines.{name}]\nsource = \"rest\"\nconfig = \"data/{name}.toml\"\nschema = \"{name}\"\nwrite = \"merge\"\n\n\
+             [jobs.\"/observes/etl/{name}\"]\ncommand = [\"observes\", \"run\", \"{name}\"]\nschedule = \"cron(0 5 * * ? *)\"\n\
+             size = \"nano\"\nattempts = 2\ntimeout = \"1h\"\ntags = {{ source = \"rest\" }}\n"
+        ));
+    }
     config.push('\n');
     config.push_str(DEMO_REST);
     config
@@ -200,6 +213,22 @@ pub fn run_demo(dir: &Path) -> Result<DemoSummary, AppError> {
         );
         std::fs::write(dir.join(format!("data/{}.toml", kind.name)), settings).map_err(io)?;
         fakes.push(fake);
+    }
+    // Each shipped REST definition beside the config, and a fake of its API.
+    std::fs::create_dir_all(dir.join("rest")).map_err(io)?;
+    let mut rest_fakes = Vec::new();
+    for (name, text) in observes_sources::rest::SHIPPED {
+        let file = dir.join(format!("rest/{name}.toml"));
+        std::fs::write(&file, text).map_err(io)?;
+        let definition = observes_sources::rest::Definition::parse(&file, text)
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        let fake = observes_fakes::rest::FakeRest::start(definition, 1, 0, 3).map_err(io)?;
+        let settings = format!(
+            "# Written by `observes run demo`, rewritten at every run.\n{}",
+            fake.settings(&format!("../rest/{name}.toml"))
+        );
+        std::fs::write(dir.join(format!("data/{name}.toml")), settings).map_err(io)?;
+        rest_fakes.push(fake);
     }
     for (group, name, commits, seed) in SAMPLE_REPOSITORIES {
         let path = dir.join("git").join(group).join(name);

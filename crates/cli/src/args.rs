@@ -106,8 +106,12 @@ pub(crate) enum Command {
     /// Serve a fake of an external API on 127.0.0.1 with generated data (for trying
     /// observes without credentials). Runs until stopped.
     FakeApi {
-        #[arg(value_parser = clap::builder::PossibleValuesParser::new(observes_fakes::FAKES.iter().map(|k| k.name)))]
+        /// The API: a built-in source's, or `rest` with --definition.
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(observes_fakes::FAKES.iter().map(|k| k.name).chain(["rest"])))]
         api: String,
+        /// rest: the definition whose API to fake (its paths, auth and paginator).
+        #[arg(long, required_if_eq("api", "rest"))]
+        definition: Option<PathBuf>,
         #[arg(long, default_value_t = 8080)]
         port: u16,
         /// Seed of the generated data.

@@ -104,7 +104,15 @@ fn dispatch(command: Command) -> Result<()> {
             },
         ),
         Command::Tap { tap } => taps::tap(tap),
-        Command::FakeApi { api, port, seed } => taps::fake_api(&api, port, seed),
+        Command::FakeApi {
+            api,
+            definition,
+            port,
+            seed,
+        } => match definition {
+            Some(definition) if api == "rest" => taps::fake_rest(&definition, port, seed),
+            _ => taps::fake_api(&api, port, seed),
+        },
         Command::SampleRepo {
             path,
             commits,

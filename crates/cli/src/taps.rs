@@ -159,6 +159,22 @@ pub(crate) fn fake_api(api: &str, port: u16, seed: u64) -> Result<()> {
     Ok(())
 }
 
+/// `observes fake-api rest --definition DEF.toml`: generated records served as the
+/// definition says, with the settings `observes tap rest` needs to reach them.
+pub(crate) fn fake_rest(definition: &std::path::Path, port: u16, seed: u64) -> Result<()> {
+    let parsed = observes_sources::rest::Definition::load(definition)?;
+    let fake = observes_fakes::rest::FakeRest::start(parsed, seed, port, 5)
+        .with_context(|| format!("serving on 127.0.0.1:{port}"))?;
+    let absolute = std::path::absolute(definition)?;
+    println!("fake of {} at {}", definition.display(), fake.base_url());
+    println!("a config for `observes tap rest --config FILE` (or a pipeline's config):");
+    print!("{}", fake.settings(&absolute.display().to_string()));
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    fake.server.wait();
+    Ok(())
+}
+
 /// `observes source check DEF.toml`.
 pub(crate) fn source_check(definition: &std::path::Path) -> Result<()> {
     use std::io::Write;

@@ -15,6 +15,7 @@
 pub mod checkly;
 pub mod git;
 pub mod gitlab;
+pub mod rest;
 pub mod shape;
 pub mod timedoctor;
 pub mod zoho;

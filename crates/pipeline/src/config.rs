@@ -163,6 +163,8 @@ impl PipelineConfig {
             },
             untyped: match &p.untyped {
                 Some(policy) => policy.parse()?,
+                // A REST definition without schemas: its columns come from the records.
+                None if p.source == "rest" => observes_load::Untyped::Infer,
                 None => observes_load::Untyped::default(),
             },
             commit: commit_policy(
@@ -246,6 +248,15 @@ fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
                 },
             ))
         }
+        "rest" => {
+            stray(&["config", "settings"])?;
+            let (settings, dir) = builtin_settings(p, base)?;
+            let config: observes_sources::rest::RestConfig =
+                settings.parse().map_err(|e| observes_runtime::chain(&e).to_string())?;
+            let source = observes_sources::rest::RestSource::new(config, &dir)
+                .map_err(|e| observes_runtime::chain(&e).to_string())?;
+            Ok(SourceConfig::Builtin(std::sync::Arc::new(source)))
+        }
         name => match observes_sources::registry::find(name) {
             Some(kind) => {
                 stray(&["config", "settings"])?;
@@ -254,7 +265,7 @@ fn source_config(p: &RawPipeline, base: &Path) -> Result<SourceConfig, String> {
                 Ok(SourceConfig::Builtin(source.into()))
             }
             None => Err(format!(
-                "unknown source {name:?} (expected singer-file, command, synthetic or a built-in one: {})",
+                "unknown source {name:?} (expected singer-file, command, synthetic, rest or a built-in one: {})",
                 observes_sources::registry::names()
             )),
         },

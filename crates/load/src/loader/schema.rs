@@ -28,10 +28,19 @@ impl Loader<'_> {
         if self.config.untyped == Untyped::Infer {
             let inference = SchemaInference::new(&message.schema);
             if inference.is_open() {
-                // A schema that cannot be loaded fails at its own line, record or not.
-                let max = self.wh.dialect().max_identifier;
-                Layout::compile(name, &message.schema, &message.key_properties, max)
-                    .map_err(|source| LoadError::Schema { line, source })?;
+                // A schema that cannot be loaded fails at its own line, record or not; an
+                // open root (no properties at all, as a REST definition without a schema
+                // sends) is all typed from the records.
+                let open_root = message
+                    .schema
+                    .get("properties")
+                    .and_then(serde_json::Value::as_object)
+                    .is_none_or(|p| p.is_empty());
+                if !open_root {
+                    let max = self.wh.dialect().max_identifier;
+                    Layout::compile(name, &message.schema, &message.key_properties, max)
+                        .map_err(|source| LoadError::Schema { line, source })?;
+                }
                 self.held.insert(
                     name.clone(),
                     HeldSchema {

@@ -3,14 +3,28 @@
 //! stream model ([`run`]). `observes source check DEF.toml` checks a definition;
 //! `observes tap rest --config CFG.toml` runs one as a Singer tap.
 //!
-//! Not yet: a `source = "rest"` pipeline kind in the registry (with its fake and demo
-//! pipeline), OAuth2 and time windows in definitions, and shipped definitions.
+//! A pipeline reads one with `source = "rest"` and a config naming the definition; the
+//! definitions in `sources/rest/` ship with Observes ([`SHIPPED`]), each with a notes file
+//! of the API facts it relies on, and the demo runs each against its fake
+//! (`observes_fakes::rest`). Not yet: OAuth2 and time windows in definitions.
 
 pub mod definition;
 pub mod run;
 
 pub use definition::{Definition, DefinitionError};
 pub use run::{RestConfig, RestSource};
+
+/// The definitions shipped in `sources/rest/`: (name, the file's text).
+pub const SHIPPED: &[(&str, &str)] = &[
+    (
+        "bugsnag",
+        include_str!("../../../../sources/rest/bugsnag.toml"),
+    ),
+    (
+        "mailchimp",
+        include_str!("../../../../sources/rest/mailchimp.toml"),
+    ),
+];
 
 impl crate::registry::Source for RestSource {
     fn name(&self) -> &'static str {
@@ -27,5 +41,18 @@ impl crate::registry::Source for RestSource {
 
     fn settings(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_shipped_definition_passes_its_checks() {
+        for (name, text) in super::SHIPPED {
+            let file = std::path::PathBuf::from(format!("sources/rest/{name}.toml"));
+            if let Err(e) = super::Definition::parse(&file, text) {
+                panic!("{e}");
+            }
+        }
     }
 }

@@ -54,6 +54,8 @@ pub enum SettingValue {
 pub struct RestConfig {
     /// The definition file.
     pub definition: PathBuf,
+    /// The API's root instead of the definition's `base_url` (a fake, a proxy, a region).
+    pub base_url: Option<String>,
     /// The values of the definition's settings.
     #[serde(default)]
     pub values: BTreeMap<String, SettingValue>,
@@ -104,6 +106,14 @@ fn fill(
     }
     out.push_str(rest);
     out
+}
+
+/// Records kept in the state (an array of objects).
+fn rows_of(value: &Value) -> Vec<Map<String, Value>> {
+    value
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_object().cloned()).collect())
+        .unwrap_or_default()
 }
 
 fn scalar(value: &Value) -> String {
@@ -328,9 +338,13 @@ impl RestSource {
                 .position(|i| Some(defs[*i].name.get_ref().as_str()) == resume["stream"].as_str())
             {
                 wanted.drain(..at);
-                resumed_parents = resume["parents"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_object().cloned()).collect());
+                resumed_parents = resume.get("parents").map(rows_of);
+                // The parents the streams after it read, from the run that listed them.
+                for (name, listed) in resume["kept"].as_object().into_iter().flatten() {
+                    if let Some(j) = defs.iter().position(|d| d.name.get_ref() == name) {
+                        kept.insert(j, rows_of(listed));
+                    }
+                }
             }
         }
         for i in wanted {
@@ -357,22 +371,30 @@ impl RestSource {
             };
             // The records of a parent listing stopped last run, kept for its children.
             let mut rows: Vec<Map<String, Value>> = match em.bookmark(self.streams[i].name, None) {
-                Some(mark) if parent.is_none() => mark
-                    .get("parents")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_object().cloned()).collect())
-                    .unwrap_or_default(),
+                Some(mark) if parent.is_none() => {
+                    mark.get("parents").map(rows_of).unwrap_or_default()
+                }
                 _ => Vec::new(),
             };
-            let stopped = |em: &mut Emitter<'_>, left: &[Map<String, Value>]| {
-                let left: Vec<Value> = left.iter().cloned().map(Value::Object).collect();
-                em.set_bookmark(
-                    RESUME,
-                    None,
-                    json!({"stream": stream.name.get_ref(), "parents": left}),
-                );
-                em.checkpoint()
-            };
+            let stopped =
+                |em: &mut Emitter<'_>,
+                 left: &[Map<String, Value>],
+                 kept: &BTreeMap<usize, Vec<Map<String, Value>>>| {
+                    let left: Vec<Value> = left.iter().cloned().map(Value::Object).collect();
+                    let kept: Map<String, Value> = kept
+                        .iter()
+                        .map(|(j, rows)| {
+                            let rows = rows.iter().cloned().map(Value::Object).collect();
+                            (defs[*j].name.get_ref().clone(), Value::Array(rows))
+                        })
+                        .collect();
+                    em.set_bookmark(
+                        RESUME,
+                        None,
+                        json!({"stream": stream.name.get_ref(), "parents": left, "kept": kept}),
+                    );
+                    em.checkpoint()
+                };
             if parent.is_none()
                 && !self
                     .read(
@@ -380,7 +402,7 @@ impl RestSource {
                     )
                     .await?
             {
-                return stopped(&mut em, &[]);
+                return stopped(&mut em, &[], &kept);
             }
             for (n, partition) in partitions.iter().enumerate() {
                 if !self
@@ -396,7 +418,7 @@ impl RestSource {
                     )
                     .await?
                 {
-                    return stopped(&mut em, &partitions[n..]);
+                    return stopped(&mut em, &partitions[n..], &kept);
                 }
             }
             if !keep_for.is_empty() {
@@ -445,7 +467,10 @@ impl RestSource {
         let bookmark = floor.as_ref().map(scalar);
 
         let client = &self.definition.client;
-        let base = fill(client.base_url.get_ref(), &self.values, None, None);
+        let base = match &self.config.base_url {
+            Some(base) => base.clone(),
+            None => fill(client.base_url.get_ref(), &self.values, None, None),
+        };
         let path = fill(
             stream.path.get_ref(),
             &self.values,
