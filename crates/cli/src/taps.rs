@@ -94,12 +94,7 @@ pub(crate) fn builtin_tap(args: &[String]) -> Result<()> {
                     kind.settings_help, kind.name
                 )),
         )
-        .arg(
-            clap::Arg::new("state")
-                .long("state")
-                .value_parser(clap::value_parser!(PathBuf))
-                .help("A Singer state file to resume from."),
-        )
+        .arg(state_arg())
         .try_get_matches_from(args)
         .unwrap_or_else(|e| e.exit());
     let config = matches
@@ -113,6 +108,14 @@ pub(crate) fn builtin_tap(args: &[String]) -> Result<()> {
         source.as_ref(),
         matches.get_one::<PathBuf>("state").cloned(),
     )
+}
+
+/// A tap's `--state FILE`.
+fn state_arg() -> clap::Arg {
+    clap::Arg::new("state")
+        .long("state")
+        .value_parser(clap::value_parser!(PathBuf))
+        .help("A Singer state file to resume from.")
 }
 
 /// Runs a built-in source as a Singer tap: messages to stdout, flushed at every STATE so
@@ -228,12 +231,7 @@ fn rest_tap(args: &[String]) -> Result<()> {
                 .value_parser(clap::value_parser!(PathBuf))
                 .help("The definition, instead of the config's `definition`."),
         )
-        .arg(
-            clap::Arg::new("state")
-                .long("state")
-                .value_parser(clap::value_parser!(PathBuf))
-                .help("A Singer state file to resume from."),
-        )
+        .arg(state_arg())
         .try_get_matches_from(args)
         .unwrap_or_else(|e| e.exit());
     let config_path = matches

@@ -96,6 +96,7 @@ fn the_demos_config_on_aws_gets_its_policies_and_a_definition_per_job() {
             "observes-dashboard-alert-ci_health",
             "observes-dashboard-alert-uptime",
             "observes-dashboard-send-ci_health",
+            "observes-etl-bugsnag",
             "observes-etl-checkly",
             "observes-etl-ci-jobs",
             "observes-etl-code",
@@ -103,6 +104,7 @@ fn the_demos_config_on_aws_gets_its_policies_and_a_definition_per_job() {
             "observes-etl-code-mirror",
             "observes-etl-gitlab-product",
             "observes-etl-gitlab-sample",
+            "observes-etl-mailchimp",
             "observes-etl-timedoctor",
             "observes-etl-timedoctor-backup",
             "observes-etl-zoho-crm",
@@ -163,7 +165,7 @@ fn the_demos_config_on_aws_gets_its_policies_and_a_definition_per_job() {
         stdout(&out)
     };
     let first = apply();
-    assert!(first.ends_with("\n17 registered, 0 unchanged\n"), "{first}");
+    assert!(first.ends_with("\n19 registered, 0 unchanged\n"), "{first}");
     assert!(
         first.contains(&format!(
             "registered t{}-observes-job-cancel-ci-jobs:1 (/observes/job/cancel-ci-jobs)\n",
@@ -173,7 +175,7 @@ fn the_demos_config_on_aws_gets_its_policies_and_a_definition_per_job() {
     );
     let second = apply();
     assert!(
-        second.ends_with("\n0 registered, 17 unchanged\n"),
+        second.ends_with("\n0 registered, 19 unchanged\n"),
         "{second}"
     );
 }

@@ -240,6 +240,23 @@ fn the_shipped_catalogue_schedules_every_job() {
         "client_id = \"c\"\nclient_secret = \"s\"\nrefresh_token = \"r\"\n",
     )
     .unwrap();
+    // And the shipped REST definitions with configs for them.
+    std::fs::create_dir_all(dir.path().join("rest")).unwrap();
+    for (name, text) in observes_sources::rest::SHIPPED {
+        std::fs::write(dir.path().join(format!("rest/{name}.toml")), text).unwrap();
+        let values: String =
+            observes_sources::rest::Definition::parse(std::path::Path::new("x"), text)
+                .unwrap()
+                .settings
+                .keys()
+                .map(|k| format!("{k} = \"v\"\n"))
+                .collect();
+        std::fs::write(
+            dir.path().join(format!("data/{name}.toml")),
+            format!("definition = \"../rest/{name}.toml\"\n[values]\n{values}"),
+        )
+        .unwrap();
+    }
     let (ok, text, err) = run(dir.path(), &["job", "list", "--json"]);
     assert!(ok, "{err}");
     let jobs: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
@@ -259,6 +276,8 @@ fn the_shipped_catalogue_schedules_every_job() {
         "/observes/dashboard/alert/ci_health",
         "/observes/dashboard/alert/uptime",
         "/observes/dashboard/send/ci_health",
+        "/observes/etl/bugsnag",
+        "/observes/etl/mailchimp",
     ] {
         assert!(names.contains(&wanted), "{wanted} is not in {names:?}");
     }
