@@ -625,6 +625,10 @@ pub(crate) fn parse() -> Cli {
     for kind in observes_sources::SOURCES {
         list.push_str(&format!("  {:<12}{}\n", kind.name, kind.about));
     }
+    list.push_str(&format!(
+        "  {:<12}{}\n",
+        "rest", "Any service a REST definition describes (--config CFG.toml; sources/rest/)."
+    ));
     let command = Cli::command().mut_subcommand("tap", |tap| tap.after_help(list));
     let matches = command.get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())

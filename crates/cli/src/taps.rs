@@ -78,7 +78,7 @@ pub(crate) fn builtin_tap(args: &[String]) -> Result<()> {
     }
     let Some(kind) = observes_sources::registry::find(name) else {
         bail!(
-            "no tap named {name:?} (built in: synthetic, {})",
+            "no tap named {name:?} (built in: synthetic, {}, rest)",
             observes_sources::registry::names()
         );
     };
