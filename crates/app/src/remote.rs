@@ -177,7 +177,10 @@ fn download(store: &StateStore, url: &str, path: &str, target: &Path) -> Result<
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    let partial = target.with_extension("observes-partial");
+    // Beside the target, named for this process: two processes copying the same config
+    // never write into one partial file.
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let partial = target.with_file_name(format!(".{name}.{}.observes-partial", std::process::id()));
     let mut out = std::fs::File::create(&partial).map_err(io)?;
     let (folder, name) = path.rsplit_once('/').unwrap_or(("", path));
     let got = store
