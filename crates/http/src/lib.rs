@@ -21,7 +21,9 @@ use std::time::Duration;
 
 pub use auth::Auth;
 pub use oauth::{GrantParams, OAuth2Refresh, OAuth2Tokens};
-pub use pagination::{next_link, next_page, Page, PageBudget, PagePosition, PageStyle, Pager};
+pub use pagination::{
+    next_link, next_page, BodyError, Page, PageBudget, PagePosition, PageStyle, Pager,
+};
 pub use rate::RateLimiter;
 /// The client library requests are built with (`|c| c.get(url)`).
 pub use reqwest;

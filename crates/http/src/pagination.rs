@@ -124,6 +124,19 @@ pub struct Pager {
     next: Option<PagePosition>,
     budget: PageBudget,
     records: Option<String>,
+    keyed_by: Option<String>,
+    error: Option<BodyError>,
+}
+
+/// An answer that is an error whatever its status (Matomo's `200 {"result": "error"}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BodyError {
+    /// Where the body says it is an error, a JSON pointer.
+    pub pointer: String,
+    /// The value there that means an error.
+    pub value: String,
+    /// Where the body gives the error's message, a JSON pointer.
+    pub message: Option<String>,
 }
 
 impl Pager {
@@ -154,6 +167,8 @@ impl Pager {
             next,
             budget,
             records: None,
+            keyed_by: None,
+            error: None,
         }
     }
 
@@ -161,6 +176,20 @@ impl Pager {
     /// or none: the body is their array).
     pub fn with_records(mut self, pointer: Option<String>) -> Pager {
         self.records = pointer.filter(|p| !p.is_empty());
+        self
+    }
+
+    /// Reads the records as an object keyed by `field`'s values (`{"2026-03-05": {…},
+    /// "2026-03-06": [{…}, …]}`): each key goes into the records of its value, an object
+    /// or an array of them; a scalar value becomes `{field: key, "value": value}`.
+    pub fn with_keyed_by(mut self, field: Option<String>) -> Pager {
+        self.keyed_by = field;
+        self
+    }
+
+    /// Fails on answers that say they are errors, whatever their status.
+    pub fn with_error(mut self, error: Option<BodyError>) -> Pager {
+        self.error = error;
         self
     }
 
@@ -296,6 +325,28 @@ impl Pager {
             }
             _ => None,
         };
+        if let Some(error) = &self.error {
+            let said = match body.pointer(&error.pointer) {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(other @ (Value::Number(_) | Value::Bool(_))) => Some(other.to_string()),
+                _ => None,
+            };
+            if said.as_deref() == Some(error.value.as_str()) {
+                let message = error
+                    .message
+                    .as_ref()
+                    .and_then(|m| body.pointer(m))
+                    .map(|m| match m {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_else(|| body.to_string());
+                return Err(shape(format!(
+                    "the answer is an error: {}",
+                    client.redact(&message)
+                )));
+            }
+        }
         let items = match &self.records {
             None => body.take(),
             Some(p) => match body.pointer_mut(p) {
@@ -307,9 +358,18 @@ impl Pager {
                 }
             },
         };
-        let items = match items {
-            Value::Array(list) => list,
-            other => {
+        let items = match (items, &self.keyed_by) {
+            (Value::Object(keyed), Some(field)) => keyed_records(keyed, field),
+            // An empty range: PHP writes an empty object as [].
+            (Value::Array(list), Some(_)) if list.is_empty() => list,
+            (other, Some(field)) => {
+                return Err(shape(format!(
+                    "expected an object keyed by {field}, got {}",
+                    kind(&other)
+                )))
+            }
+            (Value::Array(list), None) => list,
+            (other, None) => {
                 return Err(shape(match &self.records {
                     None => format!("expected a JSON array of items, got {}", kind(&other)),
                     Some(p) => format!("expected an array of items at {p:?}, got {}", kind(&other)),
@@ -341,6 +401,38 @@ impl Pager {
             headers: response.headers,
         }))
     }
+}
+
+/// The records of an object keyed by `field`'s values.
+fn keyed_records(keyed: serde_json::Map<String, Value>, field: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (key, value) in keyed {
+        let with_key = |mut record: serde_json::Map<String, Value>| {
+            record.insert(field.to_string(), Value::String(key.clone()));
+            Value::Object(record)
+        };
+        match value {
+            Value::Object(record) => out.push(with_key(record)),
+            Value::Array(list) => {
+                for item in list {
+                    match item {
+                        Value::Object(record) => out.push(with_key(record)),
+                        other => {
+                            let mut record = serde_json::Map::new();
+                            record.insert("value".into(), other);
+                            out.push(with_key(record));
+                        }
+                    }
+                }
+            }
+            other => {
+                let mut record = serde_json::Map::new();
+                record.insert("value".into(), other);
+                out.push(with_key(record));
+            }
+        }
+    }
+    out
 }
 
 fn kind(value: &Value) -> &'static str {

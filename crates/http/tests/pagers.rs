@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use observes_http::{
-    HttpClient, HttpConfig, PageBudget, PagePosition, PageStyle, Pager, RetryPolicy,
+    BodyError, HttpClient, HttpConfig, PageBudget, PagePosition, PageStyle, Pager, RetryPolicy,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -96,6 +96,22 @@ fn answer(target: &str) -> (String, Value) {
             };
             (link, json!(slice(from, 10)))
         }
+        // Matomo's shapes: an object keyed by day, a day's report an object, an array
+        // of rows, a scalar or [] (no data); an error is a 200 with "result": "error".
+        Some("keyed") => (
+            String::new(),
+            json!({
+                "2026-03-05": {"nb_visits": 4},
+                "2026-03-06": [{"label": "/a", "nb_hits": 2}, {"label": "/b", "nb_hits": 1}],
+                "2026-03-07": [],
+                "2026-03-08": 7,
+            }),
+        ),
+        Some("empty-range") => (String::new(), json!([])),
+        Some("refused") => (
+            String::new(),
+            json!({"result": "error", "message": "You can't access this resource as it requires 'view' access for the website id = 1."}),
+        ),
         _ => (String::new(), json!({"error": "no style"})),
     }
 }
@@ -326,5 +342,54 @@ async fn records_or_a_total_not_where_the_definition_says_are_clear_errors() {
     assert_eq!(
         error(offset(Some("/meta/count")), "/results").await,
         format!("{page}: expected the total, a number, at \"/meta/count\", found nothing")
+    );
+}
+
+#[tokio::test]
+async fn records_keyed_by_a_field_take_the_key_and_errors_in_a_200_body_fail() {
+    let addr = serve().await;
+    let page = |style: &str| {
+        let url = Url::parse(&format!("http://{addr}/items?style={style}")).unwrap();
+        async move {
+            Pager::new(PageStyle::LinkHeader, url, PageBudget::unlimited())
+                .with_keyed_by(Some("date".into()))
+                .with_error(Some(BodyError {
+                    pointer: "/result".into(),
+                    value: "error".into(),
+                    message: Some("/message".into()),
+                }))
+                .next_page(&client())
+                .await
+        }
+    };
+    let items = page("keyed").await.unwrap().unwrap().items;
+    assert_eq!(
+        items,
+        vec![
+            json!({"date": "2026-03-05", "nb_visits": 4}),
+            json!({"date": "2026-03-06", "label": "/a", "nb_hits": 2}),
+            json!({"date": "2026-03-06", "label": "/b", "nb_hits": 1}),
+            json!({"date": "2026-03-08", "value": 7}),
+        ]
+    );
+    assert_eq!(
+        page("empty-range").await.unwrap().unwrap().items,
+        Vec::<Value>::new()
+    );
+    assert_eq!(
+        page("refused").await.unwrap_err().to_string(),
+        format!("GET http://{addr}/items?style=refused: unexpected response: the answer is an error: You can't access this resource as it requires 'view' access for the website id = 1.")
+    );
+    // Not keyed as said: a clear error, not records named after the body's fields.
+    let url = Url::parse(&format!("http://{addr}/items?style=offset")).unwrap();
+    let err = Pager::new(PageStyle::LinkHeader, url, PageBudget::unlimited())
+        .with_keyed_by(Some("date".into()))
+        .next_page(&client())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!("GET http://{addr}/items?style=offset: unexpected response: expected an object keyed by date, got an array")
     );
 }
