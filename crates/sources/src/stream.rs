@@ -59,6 +59,8 @@ pub struct Emitter<'a> {
     described: HashSet<&'static str>,
     extracted_at: String,
     records: u64,
+    /// The state last sent, while nothing else was sent after it.
+    last_checkpoint: Option<Map<String, Value>>,
 }
 
 impl<'a> Emitter<'a> {
@@ -78,10 +80,15 @@ impl<'a> Emitter<'a> {
             described: HashSet::new(),
             extracted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             records: 0,
+            last_checkpoint: None,
         }
     }
 
     fn send(&mut self, message: Message) -> Result<(), SourceError> {
+        self.last_checkpoint = match &message {
+            Message::State(state) => state.value.as_object().cloned(),
+            _ => None,
+        };
         if self.sink.send(message) {
             Ok(())
         } else {
@@ -192,8 +199,12 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// Emits the whole state: everything emitted before it may now be committed.
+    /// Emits the whole state: everything emitted before it may now be committed. The
+    /// same state again, with nothing between, is not sent twice.
     pub fn checkpoint(&mut self) -> Result<(), SourceError> {
+        if self.last_checkpoint.as_ref() == Some(&self.state) {
+            return Ok(());
+        }
         let value = Value::Object(self.state.clone());
         self.send(Message::State(StateMessage { value }))
     }
