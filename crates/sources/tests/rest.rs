@@ -232,7 +232,7 @@ async fn a_definition_reads_parents_children_and_bookmarks_through_the_toolkit()
     );
     assert_eq!(
         first.state["bookmarks"]["projects"],
-        json!({"id=1": {"replication_key_value": "2026-01-03"}, "id=2": {"replication_key_value": "2026-02-01"}, "id=3": {"replication_key_value": null}})
+        json!({"id=1": {"replication_key_value": "2026-01-03", "at_bookmark": [[11]]}, "id=2": {"replication_key_value": "2026-02-01", "at_bookmark": [[20]]}, "id=3": {"replication_key_value": null}})
     );
     {
         let log = log.lock().unwrap();
@@ -257,11 +257,15 @@ async fn a_definition_reads_parents_children_and_bookmarks_through_the_toolkit()
         );
     }
 
-    // Again from the committed state: the bookmark goes back as since=…, and only what
-    // is at or after it comes again.
+    // Again from the committed state: the bookmark goes back as since=…; what is at it
+    // comes again from the API, and is known by its key, so nothing is emitted twice.
     log.lock().unwrap().clear();
     let second = run(&source, Some(&first.state)).await;
-    assert_eq!(ids(&second, "projects"), [11, 20]);
+    assert!(
+        ids(&second, "projects").is_empty(),
+        "{:?}",
+        ids(&second, "projects")
+    );
     assert!(
         log.lock()
             .unwrap()

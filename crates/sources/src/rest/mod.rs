@@ -6,7 +6,7 @@
 //! A pipeline reads one with `source = "rest"` and a config naming the definition; the
 //! definitions in `sources/rest/` ship with Observes ([`SHIPPED`]), each with a notes file
 //! of the API facts it relies on, and the demo runs each against its fake
-//! (`observes_fakes::rest`). Not yet: OAuth2 and time windows in definitions.
+//! (`observes_fakes::rest`).
 
 pub mod definition;
 pub mod run;
@@ -23,6 +23,14 @@ pub const SHIPPED: &[(&str, &str)] = &[
     (
         "mailchimp",
         include_str!("../../../../sources/rest/mailchimp.toml"),
+    ),
+    (
+        "delighted",
+        include_str!("../../../../sources/rest/delighted.toml"),
+    ),
+    (
+        "matomo",
+        include_str!("../../../../sources/rest/matomo.toml"),
     ),
 ];
 
