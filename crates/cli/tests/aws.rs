@@ -102,9 +102,11 @@ fn the_demos_config_on_aws_gets_its_policies_and_a_definition_per_job() {
             "observes-etl-code",
             "observes-etl-code-compute-bills",
             "observes-etl-code-mirror",
+            "observes-etl-delighted",
             "observes-etl-gitlab-product",
             "observes-etl-gitlab-sample",
             "observes-etl-mailchimp",
+            "observes-etl-matomo",
             "observes-etl-timedoctor",
             "observes-etl-timedoctor-backup",
             "observes-etl-zoho-crm",
@@ -165,7 +167,7 @@ fn the_demos_config_on_aws_gets_its_policies_and_a_definition_per_job() {
         stdout(&out)
     };
     let first = apply();
-    assert!(first.ends_with("\n19 registered, 0 unchanged\n"), "{first}");
+    assert!(first.ends_with("\n21 registered, 0 unchanged\n"), "{first}");
     assert!(
         first.contains(&format!(
             "registered t{}-observes-job-cancel-ci-jobs:1 (/observes/job/cancel-ci-jobs)\n",
@@ -175,7 +177,7 @@ fn the_demos_config_on_aws_gets_its_policies_and_a_definition_per_job() {
     );
     let second = apply();
     assert!(
-        second.ends_with("\n0 registered, 19 unchanged\n"),
+        second.ends_with("\n0 registered, 21 unchanged\n"),
         "{second}"
     );
 }

@@ -3,7 +3,9 @@
 //! GitLab source survives (429 with Retry-After, a burst of 5xx, a reset mid-page, a
 //! truncated body) change nothing in what is loaded, a refused token fails naming the
 //! stream and never showing the token, and a page cap resumes with no gap and no
-//! duplicate, under append.
+//! duplicate, under append. The same for the windowed (Delighted) and keyed-by-day
+//! (Matomo) definitions; OAuth2 tokens expiring mid-run; SIGKILL anywhere in a load; and
+//! a stream's own JSON Schema.
 
 mod common;
 use common::*;
@@ -17,8 +19,12 @@ struct Setup {
     fake: FakeRest,
 }
 
+fn shipped(name: &str) -> &'static str {
+    SHIPPED.iter().find(|(n, _)| *n == name).unwrap().1
+}
+
 fn bugsnag() -> &'static str {
-    SHIPPED.iter().find(|(n, _)| *n == "bugsnag").unwrap().1
+    shipped("bugsnag")
 }
 
 /// A folder with the Bugsnag definition, a config for its fake and an observes.toml.
@@ -70,6 +76,32 @@ impl Setup {
 
     fn rows(&self, sql: &str) -> Vec<Vec<String>> {
         query(&self.dir.path().join("wh.duckdb"), sql)
+    }
+
+    /// The tables' `id` and `name` in a fixed order, with `more` columns.
+    fn tables(&self, schema: &str, tables: &[&str], more: &str) -> Vec<Vec<String>> {
+        let mut all = Vec::new();
+        for table in tables {
+            all.extend(self.rows(&format!(
+                "SELECT '{table}', CAST(id AS VARCHAR), name{more} FROM {schema}.{table} ORDER BY id{more}"
+            )));
+        }
+        all
+    }
+
+    /// The pipeline's committed state.
+    fn state(&self, schema: &str) -> serde_json::Value {
+        let rows = self.rows(&format!(
+            "SELECT CAST(state AS VARCHAR) FROM {schema}._observes_state"
+        ));
+        serde_json::from_str(&rows[0][0]).unwrap()
+    }
+
+    /// Adds lines to the pipeline's section of observes.toml (the file's last).
+    fn pipeline_settings(&self, lines: &str) {
+        let file = self.dir.path().join("observes.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, format!("{text}{lines}")).unwrap();
     }
 
     /// Every table's rows, in a fixed order (what must not change).
@@ -199,4 +231,302 @@ fn the_readmes_fifth_service_is_one_file_that_loads() {
         s.rows("SELECT (SELECT count(*) FROM acme.teams), (SELECT count(*) FROM acme.tickets), (SELECT count(DISTINCT _parent_id) FROM acme.tickets)"),
         rows(&[&["3", "9", "3"]])
     );
+}
+
+const DELIGHTED: [&str; 4] = ["survey_responses", "people", "unsubscribes", "bounces"];
+
+/// Delighted's streams are read in time windows: the first run reads from the start date
+/// to now, the state says where it got to, a re-run reads only the last hour again (and
+/// changes nothing), and new and changed responses load exactly.
+#[test]
+fn a_windowed_definition_loads_exactly_the_changes() {
+    let s = setup_of("delighted", shipped("delighted"), "merge", "");
+    let before_run = chrono::Utc::now();
+    let out = s.run_pipeline("delighted");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let counts = s.rows(
+        "SELECT (SELECT count(*) FROM delighted.survey_responses), (SELECT count(*) FROM delighted.people), (SELECT count(*) FROM delighted.unsubscribes), (SELECT count(*) FROM delighted.bounces)",
+    );
+    assert_eq!(counts, rows(&[&["3", "3", "3", "3"]]));
+    // Every stream's bookmark is the end of its last window: now, when the run read.
+    let state = s.state("delighted");
+    for stream in DELIGHTED {
+        let mark = &state["bookmarks"][stream];
+        assert_eq!(mark.as_object().unwrap().len(), 1, "{stream}: {mark}");
+        let end =
+            chrono::DateTime::parse_from_rfc3339(mark["window_end"].as_str().unwrap()).unwrap();
+        let lag = end.with_timezone(&chrono::Utc) - before_run;
+        assert!(lag.num_seconds().abs() < 60, "{stream}: {mark}");
+    }
+    // Times are Unix seconds, as the API writes them.
+    let types = s.rows(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = 'delighted' AND table_name = 'survey_responses' AND column_name = 'updated_at'",
+    );
+    assert_eq!(types, rows(&[&["BIGINT"]]));
+    let before = s.tables("delighted", &DELIGHTED, "");
+    let out = s.run_pipeline("delighted");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        s.tables("delighted", &DELIGHTED, ""),
+        before,
+        "a re-run changes nothing"
+    );
+
+    // Two responses change (a second ago) and one is new: exactly those rows.
+    {
+        let mut world = s.fake.world();
+        world.touch(s.fake.definition(), "survey_responses", 2);
+    }
+    let out = s.run_pipeline("delighted");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = s.tables("delighted", &DELIGHTED, "");
+    assert_eq!(after.len(), before.len());
+    let differing: Vec<_> = before.iter().zip(&after).filter(|(a, b)| a != b).collect();
+    assert_eq!(differing.len(), 2, "{differing:?}");
+    assert!(differing
+        .iter()
+        .all(|(_, b)| b[0] == "survey_responses" && b[2].starts_with("changed ")));
+}
+
+/// A page cap inside a window: each run goes on at the window and page it stopped at, and
+/// under append every record is one row.
+#[test]
+fn a_page_cap_inside_a_window_resumes_with_no_gap_and_no_duplicate() {
+    let s = setup_of(
+        "delighted",
+        shipped("delighted"),
+        "append",
+        "max_pages = 1\n",
+    );
+    let mut runs = 0;
+    loop {
+        let out = s.run_pipeline("delighted");
+        assert!(out.status.success(), "{}", stderr(&out));
+        runs += 1;
+        let done = s.state("delighted")["bookmarks"]["_resume"].is_null();
+        if done || runs == 40 {
+            break;
+        }
+    }
+    // Two windows a stream (the start date's month, and today), one page each.
+    assert_eq!(runs, 8);
+    for stream in DELIGHTED {
+        assert_eq!(
+            s.rows(&format!(
+                "SELECT count(*), count(DISTINCT id) FROM delighted.{stream}"
+            )),
+            rows(&[&["3", "3"]]),
+            "{stream}"
+        );
+    }
+}
+
+const MATOMO: [&str; 2] = ["visits_summary", "page_urls"];
+
+/// Matomo answers a range of days as an object keyed by day: each day's report becomes
+/// records with its date and site; recent days are read again and only what changed
+/// changes; a refused token (a 200 with "result": "error") fails the run with Matomo's
+/// message, never the token.
+#[test]
+fn a_definition_keyed_by_day_loads_each_days_report() {
+    let s = setup_of("matomo", shipped("matomo"), "merge", "");
+    let out = s.run_pipeline("matomo");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let today = chrono::Utc::now().date_naive();
+    let day = |back: i64| (today - chrono::Duration::days(back)).to_string();
+    // Three sites, each with the last three days.
+    assert_eq!(s.rows("SELECT count(*) FROM matomo.sites"), rows(&[&["3"]]));
+    for table in MATOMO {
+        let days = s.rows(&format!(
+            "SELECT CAST(date AS VARCHAR), count(*), count(DISTINCT _parent_idsite) FROM matomo.{table} GROUP BY date ORDER BY date"
+        ));
+        assert_eq!(
+            days,
+            vec![
+                vec![day(2), "3".into(), "3".into()],
+                vec![day(1), "3".into(), "3".into()],
+                vec![day(0), "3".into(), "3".into()],
+            ],
+            "{table}"
+        );
+    }
+    let more = ", CAST(date AS VARCHAR), CAST(_parent_idsite AS VARCHAR)";
+    let before = s.tables("matomo", &MATOMO, more);
+    let out = s.run_pipeline("matomo");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        s.tables("matomo", &MATOMO, more),
+        before,
+        "a re-run changes nothing"
+    );
+
+    // Today's and yesterday's figures of the last site change: exactly those rows.
+    s.fake
+        .world()
+        .touch(s.fake.definition(), "visits_summary", 2);
+    let out = s.run_pipeline("matomo");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = s.tables("matomo", &MATOMO, more);
+    let differing: Vec<_> = before.iter().zip(&after).filter(|(a, b)| a != b).collect();
+    assert_eq!(differing.len(), 2, "{differing:?}");
+    let mut dates: Vec<&str> = differing.iter().map(|(_, b)| b[3].as_str()).collect();
+    dates.sort();
+    assert_eq!(dates, [day(1), day(0)]);
+
+    let config = s.dir.path().join("matomo-config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("token = \"fake-token-1\"", "token = \"revoked-t0ken\""),
+    )
+    .unwrap();
+    let out = s.run_pipeline("matomo");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("stream sites")
+            && err.contains("the answer is an error: You can't access this resource as it requires view access."),
+        "{err}"
+    );
+    assert!(
+        !err.contains("revoked-t0ken") && !stdout(&out).contains("revoked-t0ken"),
+        "{err}"
+    );
+    assert_eq!(s.tables("matomo", &MATOMO, more), after);
+}
+
+const OAUTH: &str = r#"about = "Example: teams and their members, behind OAuth2."
+
+[settings]
+client_id = "the OAuth client's id"
+client_secret = "its secret"
+refresh_token = "a refresh token"
+
+[client]
+base_url = "https://api.example.com/v1"
+auth = { type = "oauth2", token_url = "/oauth/token", client_id = "{config.client_id}", client_secret = "{config.client_secret}", refresh_token = "{config.refresh_token}" }
+paginator = { type = "page_number", limit = 2 }
+
+[[streams]]
+name = "teams"
+path = "/teams"
+key = ["id"]
+schema = { type = "object", properties = { id = { type = "integer" }, name = { type = "string" }, region = { type = ["string", "null"] } } }
+
+[[streams]]
+name = "members"
+parent = "teams"
+path = "/teams/{parent.id}/members"
+key = ["id"]
+"#;
+
+/// An OAuth2 definition: access tokens that expire every two requests are renewed with
+/// the refresh grant and the load is the same as with tokens that never expire; a refresh
+/// token the server refuses fails the run without printing a secret. The stream with a
+/// JSON Schema gets its declared columns and types.
+#[test]
+fn oauth2_tokens_expiring_mid_run_change_nothing_in_what_loads() {
+    let clean = setup_of("team", OAUTH, "merge", "");
+    let out = clean.run_pipeline("team");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = clean.tables("team", &["teams", "members"], "");
+    assert_eq!(expected.len(), 3 + 9);
+    assert_eq!(clean.fake.world().tokens_issued, 1);
+
+    let s = setup_of("team", OAUTH, "merge", "");
+    s.fake.world().expire_tokens_after(2);
+    let out = s.run_pipeline("team");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(s.tables("team", &["teams", "members"], ""), expected);
+    // 2 pages of teams and 2 of each team's members: 8 requests, 2 a token.
+    assert_eq!(s.fake.world().tokens_issued, 4);
+
+    // The schema's columns, the one no record has included.
+    let columns = s.rows(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'team' AND table_name = 'teams' AND column_name NOT LIKE '\\_observes%' ESCAPE '\\' ORDER BY column_name",
+    );
+    assert_eq!(
+        columns,
+        rows(&[
+            &["id", "BIGINT"],
+            &["name", "VARCHAR"],
+            &["region", "VARCHAR"]
+        ])
+    );
+
+    let config = s.dir.path().join("team-config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "refresh_token = \"fake-refresh_token-1\"",
+            "refresh_token = \"stale-r3fresh\"",
+        ),
+    )
+    .unwrap();
+    let out = s.run_pipeline("team");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("refreshing the OAuth2 access token") && err.contains("400"),
+        "{err}"
+    );
+    for secret in ["stale-r3fresh", "fake-client_secret-1"] {
+        assert!(
+            !err.contains(secret) && !stdout(&out).contains(secret),
+            "{err}"
+        );
+    }
+}
+
+/// `observes run` of a definition killed with SIGKILL anywhere in a load, then run again.
+/// Under merge the tables are those of a run never interrupted. Under append the
+/// incremental streams (errors, events) hold each record exactly once; the full-table
+/// streams (organizations, projects) are read whole by every run, so a second run adds
+/// their rows again, interrupted or not.
+#[test]
+fn a_rest_pipeline_survives_sigkill_anywhere() {
+    use std::os::unix::process::ExitStatusExt;
+    let incremental = |s: &Setup| {
+        let mut all = Vec::new();
+        for table in ["errors", "events"] {
+            all.extend(s.rows(&format!(
+                "SELECT '{table}', CAST(id AS VARCHAR), name FROM bugsnag.{table} ORDER BY id"
+            )));
+        }
+        all
+    };
+    for mode in ["merge", "append"] {
+        let clean = setup(mode, "");
+        clean.ok();
+        let expected = clean.everything();
+        for point in [
+            "flushed:3",
+            "before-commit:5",
+            "after-commit:8",
+            "before-commit:15",
+            "after-commit:20",
+        ] {
+            let s = setup(mode, "");
+            s.pipeline_settings("commit_records = 0\nbatch_rows = 5\n");
+            let out = observes()
+                .args(["run", "bugsnag", "--json", "--config"])
+                .arg(s.dir.path().join("observes.toml"))
+                .env("OBSERVES_FAILPOINT", point)
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.signal(),
+                Some(9),
+                "{mode} {point}: {}",
+                stderr(&out)
+            );
+            s.ok();
+            if mode == "merge" {
+                assert_eq!(s.everything(), expected, "{mode} {point}");
+            } else {
+                assert_eq!(incremental(&s), incremental(&clean), "{mode} {point}");
+            }
+        }
+    }
 }

@@ -278,6 +278,8 @@ fn the_shipped_catalogue_schedules_every_job() {
         "/observes/dashboard/send/ci_health",
         "/observes/etl/bugsnag",
         "/observes/etl/mailchimp",
+        "/observes/etl/delighted",
+        "/observes/etl/matomo",
     ] {
         assert!(names.contains(&wanted), "{wanted} is not in {names:?}");
     }
