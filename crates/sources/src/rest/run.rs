@@ -18,8 +18,9 @@
 //!
 //! A windowed stream (`window`) is read in windows from its start to now, `{start}` and
 //! `{end}` filled per window; its bookmark is `{"window_end": …}`, the end of the last
-//! window read (plus `window_start` and `position` inside one). A new run starts
-//! `lookback` before `window_end`; a run taking up what a page cap stopped does not.
+//! window read (plus `window_start`, and `position` inside one, while the run is under
+//! way). A new run starts `lookback` before `window_end`; a run taking up what a crash
+//! or a page cap stopped starts at `window_start`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -506,15 +507,10 @@ impl RestSource {
                     );
                     em.checkpoint()
                 };
-            // Only the read the cap stopped goes on; the rest start afresh.
-            let mut continuing = resume
-                .as_ref()
-                .is_some_and(|r| r["stream"].as_str() == Some(stream.name.get_ref().as_str()));
             if parent.is_none()
                 && !self
                     .read(
                         &http, &budget, &mut em, i, None, &needs[i], &keep_for, &mut rows,
-                        continuing,
                     )
                     .await?
             {
@@ -531,13 +527,11 @@ impl RestSource {
                         &needs[i],
                         &keep_for,
                         &mut rows,
-                        continuing,
                     )
                     .await?
                 {
                     return stopped(&mut em, &partitions[n..], &kept);
                 }
-                continuing = false;
             }
             if !keep_for.is_empty() {
                 kept.insert(i, rows);
@@ -552,7 +546,6 @@ impl RestSource {
         name: &str,
         window: &WindowDef,
         mark: &Value,
-        continuing: bool,
     ) -> Result<Vec<(Time, Time)>, SourceError> {
         let wrong = |m: String| SourceError::Config(format!("stream {name}: {m}"));
         let start_text = fill(&window.start, &self.values, Context::default());
@@ -563,15 +556,11 @@ impl RestSource {
         })?;
         // The definition's check has read both spans.
         let size = parse_span(&window.size).unwrap_or_else(|| chrono::Duration::days(1));
-        // A run a page cap stopped goes on where it stopped: the lookback is for a new run.
-        let lookback = match continuing {
-            true => chrono::Duration::zero(),
-            false => window
-                .lookback
-                .as_deref()
-                .and_then(parse_span)
-                .unwrap_or_default(),
-        };
+        let lookback = window
+            .lookback
+            .as_deref()
+            .and_then(parse_span)
+            .unwrap_or_default();
         let stopped_in = mark.get("window_start").and_then(Value::as_str);
         let done = mark.get("window_end").and_then(Value::as_str);
         let mut from = match stopped_in.and_then(parse_time) {
@@ -601,7 +590,6 @@ impl RestSource {
         parent_fields: &[String],
         keep_for_children: &[String],
         kept: &mut Vec<Map<String, Value>>,
-        continuing: bool,
     ) -> Result<bool, SourceError> {
         let stream = &self.definition.streams[index];
         let name = self.streams[index].name;
@@ -628,7 +616,6 @@ impl RestSource {
             parent_fields,
             keep_for_children,
             partition: partition.as_deref(),
-            continuing,
         };
         let Some(window) = &stream.window else {
             let floor = mark
@@ -665,7 +652,7 @@ impl RestSource {
             .and_then(Value::as_str)
             .map(str::to_string);
         let resumed = mark.get("window_start").is_some();
-        let all = self.windows_of(name, window, &mark, reading.continuing)?;
+        let all = self.windows_of(name, window, &mark)?;
         let count = all.len();
         for (n, (start, end)) in all.into_iter().enumerate() {
             let shown_end = if window.inclusive_end {
@@ -890,9 +877,23 @@ impl RestSource {
                     json!({"window_end": done, "window_start": time(start), "position": position}),
                     false,
                 ),
-                (Listing::Window { end, last, .. }, None) => {
-                    (json!({"window_end": time(end)}), *last)
-                }
+                // Between windows the run is still under way: a run stopped here (a
+                // crash) goes on at the next window, without the lookback.
+                (
+                    Listing::Window {
+                        end, last: false, ..
+                    },
+                    None,
+                ) => (
+                    json!({"window_end": time(end), "window_start": time(end)}),
+                    false,
+                ),
+                (
+                    Listing::Window {
+                        end, last: true, ..
+                    },
+                    None,
+                ) => (json!({"window_end": time(end)}), true),
             };
             if let Some(mark) = mark.as_object_mut() {
                 mark.retain(|k, v| {
@@ -930,6 +931,4 @@ struct Reading<'a> {
     parent_fields: &'a [String],
     keep_for_children: &'a [String],
     partition: Option<&'a str>,
-    /// The read a page cap stopped last run, taken up again.
-    continuing: bool,
 }
