@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -71,18 +70,7 @@ impl Setup {
 
     /// Runs with a failpoint; the process must die by SIGKILL there.
     fn run_killed_at(&self, point: &str) {
-        let out = self
-            .command()
-            .env("OBSERVES_FAILPOINT", point)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(9),
-            "{point}: expected SIGKILL, got {:?}: {}",
-            out.status,
-            stderr(&out)
-        );
+        common::run_killed_at(self.command(), point);
     }
 
     fn warehouse_position(&self) -> Option<u64> {

@@ -97,6 +97,14 @@ impl Setup {
         serde_json::from_str(&rows[0][0]).unwrap()
     }
 
+    /// Replaces a setting in a service's config (the fake wrote it), as a user edits it.
+    fn edit_config(&self, service: &str, from: &str, to: &str) {
+        let file = self.dir.path().join(format!("{service}-config.toml"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains(from), "{from} in {text}");
+        std::fs::write(&file, text.replace(from, to)).unwrap();
+    }
+
     /// Adds lines to the pipeline's section of observes.toml (the file's last).
     fn pipeline_settings(&self, lines: &str) {
         let file = self.dir.path().join("observes.toml");
@@ -171,13 +179,11 @@ fn the_toolkits_faults_change_nothing_in_what_a_definition_loads() {
 
     // A token the API refuses: the run fails naming the stream, never the token, and
     // what was committed stays.
-    let config = s.dir.path().join("bugsnag-config.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace("token = \"fake-token-1\"", "token = \"expired-t0ken\""),
-    )
-    .unwrap();
+    s.edit_config(
+        "bugsnag",
+        "token = \"fake-token-1\"",
+        "token = \"expired-t0ken\"",
+    );
     let out = s.run();
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -383,13 +389,11 @@ fn a_definition_keyed_by_day_loads_each_days_report() {
     dates.sort();
     assert_eq!(dates, [day(1), day(0)]);
 
-    let config = s.dir.path().join("matomo-config.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace("token = \"fake-token-1\"", "token = \"revoked-t0ken\""),
-    )
-    .unwrap();
+    s.edit_config(
+        "matomo",
+        "token = \"fake-token-1\"",
+        "token = \"revoked-t0ken\"",
+    );
     let out = s.run_pipeline("matomo");
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -464,16 +468,11 @@ fn oauth2_tokens_expiring_mid_run_change_nothing_in_what_loads() {
         ])
     );
 
-    let config = s.dir.path().join("team-config.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace(
-            "refresh_token = \"fake-refresh_token-1\"",
-            "refresh_token = \"stale-r3fresh\"",
-        ),
-    )
-    .unwrap();
+    s.edit_config(
+        "team",
+        "refresh_token = \"fake-refresh_token-1\"",
+        "refresh_token = \"stale-r3fresh\"",
+    );
     let out = s.run_pipeline("team");
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -496,7 +495,6 @@ fn oauth2_tokens_expiring_mid_run_change_nothing_in_what_loads() {
 /// their rows again, interrupted or not.
 #[test]
 fn a_rest_pipeline_survives_sigkill_anywhere() {
-    use std::os::unix::process::ExitStatusExt;
     let incremental = |s: &Setup| {
         let mut all = Vec::new();
         for table in ["errors", "events"] {
@@ -519,18 +517,10 @@ fn a_rest_pipeline_survives_sigkill_anywhere() {
         ] {
             let s = setup(mode, "");
             s.pipeline_settings("commit_records = 0\nbatch_rows = 5\n");
-            let out = observes()
-                .args(["run", "bugsnag", "--json", "--config"])
-                .arg(s.dir.path().join("observes.toml"))
-                .env("OBSERVES_FAILPOINT", point)
-                .output()
-                .unwrap();
-            assert_eq!(
-                out.status.signal(),
-                Some(9),
-                "{mode} {point}: {}",
-                stderr(&out)
-            );
+            let mut run = observes();
+            run.args(["run", "bugsnag", "--json", "--config"])
+                .arg(s.dir.path().join("observes.toml"));
+            run_killed_at(run, point);
             s.ok();
             if mode == "merge" {
                 assert_eq!(s.everything(), expected, "{mode} {point}");

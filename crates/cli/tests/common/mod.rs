@@ -40,6 +40,19 @@ pub fn run_command_with_input(mut cmd: Command, stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Runs a prepared command with the crash point `point` armed; it must die by SIGKILL there.
+pub fn run_killed_at(mut cmd: Command, point: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = cmd.env("OBSERVES_FAILPOINT", point).output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "{point}: expected SIGKILL, got {:?}: {}",
+        out.status,
+        stderr(&out)
+    );
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
