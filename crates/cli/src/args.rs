@@ -117,6 +117,12 @@ pub(crate) enum Command {
         /// Seed of the generated data.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// A fault to serve, PATH=FAULT[*TIMES]: the next TIMES (default 1) requests whose
+        /// path and query contain PATH get FAULT, a status (429 comes with Retry-After: 1),
+        /// `reset` (the connection drops mid-body) or `truncated` (a JSON body cut short).
+        /// Repeatable: --fault /errors=503*3 --fault /events=reset
+        #[arg(long = "fault", value_name = "PATH=FAULT[*TIMES]", value_parser = parse_fault)]
+        faults: Vec<observes_fakes::FaultRule>,
     },
     /// Build a deterministic sample git repository (authors, a .mailmap, merges) with
     /// git fast-import: for trying the code ETL and for benchmarks.
@@ -632,4 +638,8 @@ pub(crate) fn parse() -> Cli {
     let command = Cli::command().mut_subcommand("tap", |tap| tap.after_help(list));
     let matches = command.get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+fn parse_fault(spec: &str) -> Result<observes_fakes::FaultRule, String> {
+    spec.parse()
 }

@@ -109,9 +109,10 @@ fn dispatch(command: Command) -> Result<()> {
             definition,
             port,
             seed,
+            faults,
         } => match definition {
-            Some(definition) if api == "rest" => taps::fake_rest(&definition, port, seed),
-            _ => taps::fake_api(&api, port, seed),
+            Some(definition) if api == "rest" => taps::fake_rest(&definition, port, seed, &faults),
+            _ => taps::fake_api(&api, port, seed, &faults),
         },
         Command::SampleRepo {
             path,

@@ -152,24 +152,47 @@ pub(crate) fn run_builtin_tap(
     Ok(())
 }
 
-pub(crate) fn fake_api(api: &str, port: u16, seed: u64) -> Result<()> {
+pub(crate) fn fake_api(
+    api: &str,
+    port: u16,
+    seed: u64,
+    faults: &[observes_fakes::FaultRule],
+) -> Result<()> {
     let kind = observes_fakes::find(api).with_context(|| format!("no fake named {api:?}"))?;
     let fake = (kind.start)(seed, port).with_context(|| format!("serving on 127.0.0.1:{port}"))?;
     for line in fake.describe() {
         println!("{line}");
     }
+    inject(fake.server(), faults);
     fake.wait();
     Ok(())
 }
 
+/// Arms the `--fault`s, each said on stdout.
+fn inject(server: &observes_fakes::Server, faults: &[observes_fakes::FaultRule]) {
+    for rule in faults {
+        println!(
+            "fault: the next {} request(s) with {:?} get {}",
+            rule.times, rule.path_contains, rule.fault
+        );
+        server.inject(&rule.path_contains, rule.fault.clone(), rule.times);
+    }
+}
+
 /// `observes fake-api rest --definition DEF.toml`: generated records served as the
 /// definition says, with the settings `observes tap rest` needs to reach them.
-pub(crate) fn fake_rest(definition: &std::path::Path, port: u16, seed: u64) -> Result<()> {
+pub(crate) fn fake_rest(
+    definition: &std::path::Path,
+    port: u16,
+    seed: u64,
+    faults: &[observes_fakes::FaultRule],
+) -> Result<()> {
     let parsed = observes_sources::rest::Definition::load(definition)?;
     let fake = observes_fakes::rest::FakeRest::start(parsed, seed, port, 5)
         .with_context(|| format!("serving on 127.0.0.1:{port}"))?;
     let absolute = std::path::absolute(definition)?;
     println!("fake of {} at {}", definition.display(), fake.base_url());
+    inject(&fake.server, faults);
     println!("a config for `observes tap rest --config FILE` (or a pipeline's config):");
     print!("{}", fake.settings(&absolute.display().to_string()));
     use std::io::Write;

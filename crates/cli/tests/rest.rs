@@ -530,3 +530,101 @@ fn a_rest_pipeline_survives_sigkill_anywhere() {
         }
     }
 }
+
+/// `observes fake-api rest --definition DEF --fault …` from the command line, as a user
+/// tries a definition against faults: the fake says what it armed, and `observes tap
+/// rest` against it emits the same records as against a fake without faults.
+#[test]
+fn the_fake_api_commands_faults_change_nothing_in_what_the_tap_emits() {
+    use std::io::BufRead;
+    let definition =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sources/rest/bugsnag.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let records_through = |faults: &[&str]| -> (Vec<String>, Vec<String>, usize) {
+        let mut cmd = observes();
+        cmd.args(["fake-api", "rest", "--port", "0", "--definition"])
+            .arg(&definition);
+        for fault in faults {
+            cmd.args(["--fault", fault]);
+        }
+        let mut fake = Running(
+            cmd.stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn observes"),
+        );
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        let piped = fake.0.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(piped).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Everything is printed before it serves; the settings end when the lines stop.
+        let mut printed = vec![lines
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the fake starts")];
+        while let Ok(line) = lines.recv_timeout(std::time::Duration::from_millis(500)) {
+            printed.push(line);
+        }
+        let settings_at = printed
+            .iter()
+            .position(|l| l.starts_with("a config for"))
+            .expect("the fake prints its settings")
+            + 1;
+        let config = dir.path().join(format!("config-{}.toml", faults.len()));
+        std::fs::write(&config, printed[settings_at..].join("\n")).unwrap();
+        let out = observes()
+            .args(["tap", "rest", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut records: Vec<String> = stdout(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["type"] == "RECORD")
+            .map(|m| format!("{} {}", m["stream"], m["record"]))
+            .collect();
+        records.sort();
+        let retries = stderr(&out).matches("WARN observes_http: retrying").count();
+        (printed[..settings_at].to_vec(), records, retries)
+    };
+    let (_, clean, retries) = records_through(&[]);
+    assert_eq!(retries, 0);
+    assert!(clean.len() > 20, "{clean:?}");
+    let (said, faulty, retries) = records_through(&[
+        "/organizations=429",
+        "/errors=503*3",
+        "/events=reset",
+        "/projects?=truncated",
+    ]);
+    assert_eq!(faulty, clean);
+    // Each fault was served, and retried once it was.
+    assert_eq!(retries, 6);
+    let armed: Vec<&String> = said.iter().filter(|l| l.starts_with("fault:")).collect();
+    assert_eq!(
+        armed,
+        [
+            r#"fault: the next 1 request(s) with "/organizations" get status 429 with Retry-After: 1"#,
+            r#"fault: the next 3 request(s) with "/errors" get status 503"#,
+            r#"fault: the next 1 request(s) with "/events" get a connection reset mid-body"#,
+            r#"fault: the next 1 request(s) with "/projects?" get a truncated body"#,
+        ]
+    );
+
+    let out = observes()
+        .args(["fake-api", "rest", "--port", "0", "--fault", "/errors=5O3"])
+        .arg("--definition")
+        .arg(&definition)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(r#"fault "/errors=5O3": "5O3" is not a fault: write PATH=FAULT[*TIMES], FAULT a status such as 503, reset or truncated: /errors=503*3"#),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -321,6 +321,10 @@ impl crate::SeededFake for FakeCheckly {
 }
 
 impl crate::RunningFake for FakeCheckly {
+    fn server(&self) -> &crate::Server {
+        &self.server
+    }
+
     fn describe(&self) -> Vec<String> {
         vec![
             format!("fake Checkly at {}", self.api_url()),

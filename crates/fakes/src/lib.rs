@@ -31,6 +31,8 @@ pub trait RunningFake {
     fn settings(&self) -> String;
     /// Serves until the process is stopped.
     fn wait(self: Box<Self>);
+    /// Its server, where faults are injected.
+    fn server(&self) -> &Server;
 }
 
 /// A registered fake: one per source that reads an API, under the source's name.
@@ -114,6 +116,76 @@ impl Fault {
             body: "Retry later".into(),
         }
     }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Status {
+                code,
+                retry_after: Some(after),
+                ..
+            } => write!(f, "status {code} with Retry-After: {after}"),
+            Fault::Status { code, .. } => write!(f, "status {code}"),
+            Fault::ResetMidBody => f.write_str("a connection reset mid-body"),
+            Fault::TruncatedBody => f.write_str("a truncated body"),
+            Fault::Body(_) => f.write_str("a replaced body"),
+        }
+    }
+}
+
+impl std::str::FromStr for FaultRule {
+    type Err = String;
+
+    /// `PATH=FAULT[*TIMES]`, as `observes fake-api --fault` takes it: the next TIMES
+    /// (default 1) requests whose path and query contain PATH get FAULT, one of a status
+    /// code (`429` comes with `Retry-After: 1`), `reset` (the connection drops mid-body)
+    /// or `truncated` (a JSON body cut short).
+    fn from_str(spec: &str) -> Result<FaultRule, String> {
+        const FORM: &str = "write PATH=FAULT[*TIMES], FAULT a status such as 503, reset or truncated: /errors=503*3";
+        let (path, rest) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("fault {spec:?} has no '=': {FORM}"))?;
+        let (kind, times) = match rest.split_once('*') {
+            Some((kind, times)) => (
+                kind,
+                times
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("fault {spec:?}: {times:?} is not a count of requests (1 or more): {FORM}"))?,
+            ),
+            None => (rest, 1),
+        };
+        let fault = match kind {
+            "reset" => Fault::ResetMidBody,
+            "truncated" => Fault::TruncatedBody,
+            "429" => Fault::too_many_requests("1"),
+            code => match code.parse::<u16>() {
+                Ok(code) if (400..=599).contains(&code) => Fault::status(code),
+                _ => return Err(format!("fault {spec:?}: {code:?} is not a fault: {FORM}")),
+            },
+        };
+        if path.is_empty() {
+            return Err(format!("fault {spec:?} matches no path: {FORM}"));
+        }
+        Ok(FaultRule {
+            path_contains: path.to_string(),
+            fault,
+            times,
+        })
+    }
+}
+
+/// A fault for the requests whose path and query contain `path_contains`, `times` times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultRule {
+    /// Part of the path and query the requests must contain.
+    pub path_contains: String,
+    /// What they get.
+    pub fault: Fault,
+    /// How many of them.
+    pub times: u32,
 }
 
 #[derive(Debug)]
@@ -383,4 +455,48 @@ pub(crate) fn params<'a>(query: &'a Query, key: &str) -> Vec<&'a str> {
         .filter(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
         .collect()
+}
+
+#[cfg(test)]
+mod fault_rule_tests {
+    use super::*;
+
+    #[test]
+    fn fault_rules_parse_and_malformed_ones_say_what_to_write() {
+        let rule = |s: &str| s.parse::<FaultRule>();
+        assert_eq!(
+            rule("/errors=503*3"),
+            Ok(FaultRule {
+                path_contains: "/errors".into(),
+                fault: Fault::status(503),
+                times: 3
+            })
+        );
+        assert_eq!(rule("/a=429").unwrap().fault, Fault::too_many_requests("1"));
+        assert_eq!(rule("/a=reset").unwrap().fault, Fault::ResetMidBody);
+        assert_eq!(rule("/a=truncated*2").unwrap().times, 2);
+        let form = "write PATH=FAULT[*TIMES], FAULT a status such as 503, reset or truncated: /errors=503*3";
+        for (spec, error) in [
+            ("/errors", format!(r#"fault "/errors" has no '=': {form}"#)),
+            (
+                "/a=200",
+                format!(r#"fault "/a=200": "200" is not a fault: {form}"#),
+            ),
+            (
+                "/a=slow",
+                format!(r#"fault "/a=slow": "slow" is not a fault: {form}"#),
+            ),
+            (
+                "/a=503*0",
+                format!(r#"fault "/a=503*0": "0" is not a count of requests (1 or more): {form}"#),
+            ),
+            (
+                "/a=503*x",
+                format!(r#"fault "/a=503*x": "x" is not a count of requests (1 or more): {form}"#),
+            ),
+            ("=503", format!(r#"fault "=503" matches no path: {form}"#)),
+        ] {
+            assert_eq!(rule(spec), Err(error), "{spec}");
+        }
+    }
 }

@@ -208,6 +208,10 @@ impl crate::SeededFake for FakeTimeDoctor {
 }
 
 impl crate::RunningFake for FakeTimeDoctor {
+    fn server(&self) -> &crate::Server {
+        &self.server
+    }
+
     fn describe(&self) -> Vec<String> {
         vec![
             format!("fake Time Doctor at {}", self.api_url()),

@@ -665,6 +665,10 @@ impl crate::SeededFake for FakeZoho {
 }
 
 impl crate::RunningFake for FakeZoho {
+    fn server(&self) -> &crate::Server {
+        &self.server
+    }
+
     fn describe(&self) -> Vec<String> {
         vec![
             format!("fake Zoho CRM (accounts and API) at {}", self.url()),

@@ -96,6 +96,10 @@ impl crate::SeededFake for FakeGitlab {
 }
 
 impl crate::RunningFake for FakeGitlab {
+    fn server(&self) -> &crate::Server {
+        &self.server
+    }
+
     fn describe(&self) -> Vec<String> {
         let first = self
             .project_paths()
