@@ -121,7 +121,7 @@ pub(crate) enum Command {
         /// path and query contain PATH get FAULT, a status (429 comes with Retry-After: 1),
         /// `reset` (the connection drops mid-body) or `truncated` (a JSON body cut short).
         /// Repeatable: --fault /errors=503*3 --fault /events=reset
-        #[arg(long = "fault", value_name = "PATH=FAULT[*TIMES]", value_parser = parse_fault)]
+        #[arg(long = "fault", value_name = "PATH=FAULT[*TIMES]", value_parser = str::parse::<observes_fakes::FaultRule>)]
         faults: Vec<observes_fakes::FaultRule>,
     },
     /// Build a deterministic sample git repository (authors, a .mailmap, merges) with
@@ -638,8 +638,4 @@ pub(crate) fn parse() -> Cli {
     let command = Cli::command().mut_subcommand("tap", |tap| tap.after_help(list));
     let matches = command.get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
-}
-
-fn parse_fault(spec: &str) -> Result<observes_fakes::FaultRule, String> {
-    spec.parse()
 }

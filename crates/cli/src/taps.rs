@@ -160,15 +160,16 @@ pub(crate) fn fake_api(
 ) -> Result<()> {
     let kind = observes_fakes::find(api).with_context(|| format!("no fake named {api:?}"))?;
     let fake = (kind.start)(seed, port).with_context(|| format!("serving on 127.0.0.1:{port}"))?;
+    // Armed before its address is out, so no request can come first.
+    inject(fake.server(), faults);
     for line in fake.describe() {
         println!("{line}");
     }
-    inject(fake.server(), faults);
     fake.wait();
     Ok(())
 }
 
-/// Arms the `--fault`s, each said on stdout.
+/// Arms the `--fault`s, each said on stdout (before the settings that lead to the fake).
 fn inject(server: &observes_fakes::Server, faults: &[observes_fakes::FaultRule]) {
     for rule in faults {
         println!(
@@ -191,8 +192,8 @@ pub(crate) fn fake_rest(
     let fake = observes_fakes::rest::FakeRest::start(parsed, seed, port, 5)
         .with_context(|| format!("serving on 127.0.0.1:{port}"))?;
     let absolute = std::path::absolute(definition)?;
-    println!("fake of {} at {}", definition.display(), fake.base_url());
     inject(&fake.server, faults);
+    println!("fake of {} at {}", definition.display(), fake.base_url());
     println!("a config for `observes tap rest --config FILE` (or a pipeline's config):");
     print!("{}", fake.settings(&absolute.display().to_string()));
     use std::io::Write;
