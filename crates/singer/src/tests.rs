@@ -258,3 +258,18 @@ fn errors_name_the_right_line() {
         .unwrap_err()
         .starts_with("line 3: malformed JSON at column 2: "));
 }
+
+#[test]
+fn a_record_line_that_is_not_utf8_is_left_to_serde_which_names_the_error() {
+    let good = r#"{"type":"RECORD","stream":"s","record":{"name":"Zürich 東京 😀"}}"#;
+    assert!(scan_record_line(good.as_bytes(), |_, c| c.skip_value(0).map(|_| ())).is_ok());
+    // A byte sequence no UTF-8 text holds, inside a string and where a key would be.
+    for bad in [
+        b"{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{\"name\":\"Z\xFCrich\"}}".as_slice(),
+        b"{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{\"\xE6\x9D\":1}}",
+    ] {
+        assert!(scan_record_line(bad, |_, c| c.skip_value(0).map(|_| ())).is_err());
+        let error = parse_message(bad).unwrap_err().to_string();
+        assert!(error.contains("UTF-8") || error.contains("unicode"), "{error}");
+    }
+}
