@@ -1,6 +1,7 @@
 //! DuckDB bulk inserts that cross row groups: batches of uneven sizes are gathered, cut at
-//! DuckDB's row-group boundary (122,880 rows) and the rest kept for the next insert or
-//! the commit. Every value of every type must land in its own row, whatever the cuts.
+//! the row-group boundary ([`ROW_GROUP`] rows) and the rest kept for the next insert or
+//! the commit; rows too wide to gather are streamed into an insert that runs while they
+//! come. Every value of every type must land in its own row, whatever the cuts.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use arrow_array::{
     Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use observes_warehouse::duckdb::DuckDbWarehouse;
+use observes_warehouse::duckdb::{DuckDbWarehouse, ROW_GROUP};
 use observes_warehouse::{SqlValue, Warehouse};
 
 /// 2026-01-01T00:00:00Z in microseconds (the SQL check below spells it as a literal).
@@ -87,13 +88,29 @@ fn warehouse_with_table(dir: &tempfile::TempDir, k_check: &str) -> DuckDbWarehou
 
 /// `s.t` holds keys 0..total once each, and every column what [`batch`] made of its key.
 fn assert_each_key_once_with_its_values(wh: &mut DuckDbWarehouse, total: i64) {
-    assert_eq!(count(wh, "SELECT COUNT(*) FROM s.t"), total);
-    assert_eq!(count(wh, "SELECT COUNT(DISTINCT k) FROM s.t"), total);
-    assert_eq!(count(wh, "SELECT MAX(k) - MIN(k) + 1 FROM s.t"), total);
+    assert_table_holds_keys_once_with_their_values(wh, "s.t", total);
+}
+
+/// [`assert_each_key_once_with_its_values`] for any table of [`batch`]'s columns.
+fn assert_table_holds_keys_once_with_their_values(
+    wh: &mut DuckDbWarehouse,
+    table: &str,
+    total: i64,
+) {
+    assert_eq!(count(wh, &format!("SELECT COUNT(*) FROM {table}")), total);
+    assert_eq!(
+        count(wh, &format!("SELECT COUNT(DISTINCT k) FROM {table}")),
+        total
+    );
+    assert_eq!(
+        count(wh, &format!("SELECT MAX(k) - MIN(k) + 1 FROM {table}")),
+        total
+    );
     // Every column holds exactly what its key says, nulls included.
     let wrong = count(
         wh,
-        "SELECT COUNT(*) FROM s.t WHERE \
+        &format!(
+            "SELECT COUNT(*) FROM {table} WHERE \
            (id IS DISTINCT FROM CASE WHEN k % 7 <> 0 THEN k * 3 END) \
         OR (x IS DISTINCT FROM CASE WHEN k % 5 <> 0 THEN k / 4 END) \
         OR (flag IS DISTINCT FROM CASE WHEN k % 13 <> 0 THEN k % 3 = 0 END) \
@@ -104,7 +121,8 @@ fn assert_each_key_once_with_its_values(wh: &mut DuckDbWarehouse, total: i64) {
         OR (d IS DISTINCT FROM CASE WHEN k % 19 <> 0 \
               THEN DATE '1970-01-01' + (k % 40000)::INTEGER END) \
         OR (t IS DISTINCT FROM CASE WHEN k % 29 <> 0 \
-              THEN TIME '00:00:00' + to_microseconds((k % 86400) * 1000000 + k % 1000) END)",
+              THEN TIME '00:00:00' + to_microseconds((k % 86400) * 1000000 + k % 1000) END)"
+        ),
     );
     assert_eq!(wrong, 0, "rows whose values are not their own");
 }
@@ -118,7 +136,7 @@ fn rows_cut_at_row_groups_keep_every_value_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let mut wh = warehouse_with_table(&dir, "");
 
-    // Two transactions, each with batches whose sums cross 122,880 at odd places; sliced
+    // Two transactions, each with batches whose sums cross row groups at odd places; sliced
     // batches (not at offset 0) are inserted and kept across inserts.
     let mut start = 0;
     for sizes in [
@@ -184,7 +202,8 @@ fn row_groups_inserted_together_land_whole() {
     // takes whole row groups, so the table holds no partial row group but the last.
     let dir = tempfile::tempdir().unwrap();
     let mut wh = warehouse_with_table(&dir, "");
-    let total: i64 = 5 * 122_880 + 1_000;
+    let row_group = ROW_GROUP as i64;
+    let total: i64 = 5 * row_group + 1_000;
     wh.begin().unwrap();
     let mut start = 0;
     while start < total {
@@ -196,10 +215,7 @@ fn row_groups_inserted_together_land_whole() {
 
     let mut sizes = row_groups(&mut wh, "s.t");
     sizes.sort();
-    assert_eq!(
-        sizes,
-        vec![1_000, 122_880, 122_880, 122_880, 122_880, 122_880]
-    );
+    assert_eq!(sizes, [&[1_000][..], &[row_group; 5]].concat());
     assert_each_key_once_with_its_values(&mut wh, total);
     // Order is left free for the inserts alone: the connection keeps it afterwards.
     assert!(preserves_insertion_order(&mut wh));
@@ -226,4 +242,124 @@ fn a_failed_insert_of_several_row_groups_rolls_back_and_keeps_insertion_order() 
     wh.rollback().unwrap();
     assert_eq!(count(&mut wh, "SELECT COUNT(*) FROM s.t"), 0);
     assert!(preserves_insertion_order(&mut wh));
+}
+
+/// What [`wide`] pads a row with: 2,400 bytes, a function of its key.
+fn pad(k: i64) -> String {
+    format!("{k:>12}-").repeat(200)
+}
+
+/// [`batch`]'s rows with a `pad` column, too wide for two row groups to be gathered.
+fn wide(start: i64, len: i64) -> RecordBatch {
+    let narrow = batch(start, len);
+    let mut fields: Vec<Field> = narrow
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("pad", DataType::Utf8, false));
+    let mut columns = narrow.columns().to_vec();
+    columns.push(Arc::new(StringArray::from_iter_values(
+        (start..start + len).map(pad),
+    )));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// [`warehouse_with_table`] and a table `s.w` of [`wide`]'s columns; `k_check`
+/// constrains `k` there.
+fn warehouse_with_wide_table(dir: &tempfile::TempDir, k_check: &str) -> DuckDbWarehouse {
+    let mut wh = warehouse_with_table(dir, "");
+    wh.execute(
+        &format!(
+            "CREATE TABLE s.w (k BIGINT NOT NULL {k_check}, id BIGINT, x DOUBLE, \
+             flag BOOLEAN, name VARCHAR, ts TIMESTAMPTZ, d DATE, t TIME, pad VARCHAR)"
+        ),
+        &[],
+    )
+    .unwrap();
+    wh
+}
+
+fn pads_that_are_not_their_own(wh: &mut DuckDbWarehouse) -> i64 {
+    count(
+        wh,
+        "SELECT COUNT(*) FROM s.w WHERE pad IS DISTINCT FROM repeat(lpad(k::VARCHAR, 12, ' ') || '-', 200)",
+    )
+}
+
+#[test]
+fn wide_rows_stream_into_one_insert_beside_gathered_ones_and_land_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wh = warehouse_with_wide_table(&dir, "");
+    let sizes = [1, 4_999, 20_000, 30_000, 15_000, 777];
+    // More than a row group, so DuckDB's threads write whole ones as they fill; a
+    // narrow table's batch in the middle ends the stream, which starts again after it.
+    wh.begin().unwrap();
+    let mut start = 0;
+    for (i, &len) in sizes.iter().enumerate() {
+        wh.bulk_append("s", "w", &wide(start, len)).unwrap();
+        if i == 2 {
+            wh.bulk_append("s", "t", &batch(0, 1_000)).unwrap();
+        }
+        start += len;
+    }
+    wh.commit().unwrap();
+    assert!(start > ROW_GROUP as i64);
+    assert_table_holds_keys_once_with_their_values(&mut wh, "s.w", start);
+    assert_eq!(pads_that_are_not_their_own(&mut wh), 0);
+    assert_each_key_once_with_its_values(&mut wh, 1_000);
+    assert!(preserves_insertion_order(&mut wh));
+
+    // A second transaction streams on after the first's rows.
+    wh.begin().unwrap();
+    wh.bulk_append("s", "w", &wide(start, 2_000)).unwrap();
+    wh.commit().unwrap();
+    assert_table_holds_keys_once_with_their_values(&mut wh, "s.w", start + 2_000);
+}
+
+#[test]
+fn a_streaming_insert_that_fails_rolls_back_and_leaves_the_connection_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wh = warehouse_with_wide_table(&dir, "CHECK (k < 30000)");
+    wh.begin().unwrap();
+    let mut error = None;
+    for start in (0..60_000).step_by(5_000) {
+        if let Err(e) = wh.bulk_append("s", "w", &wide(start, 5_000)) {
+            error = Some(observes_runtime::chain(&e).to_string());
+            break;
+        }
+    }
+    let error = match error {
+        Some(error) => error,
+        None => observes_runtime::chain(&wh.commit().unwrap_err()).to_string(),
+    };
+    assert!(error.contains("bulk load into s.w"), "{error}");
+    assert!(error.contains("CHECK constraint"), "{error}");
+    wh.rollback().unwrap();
+    assert_eq!(count(&mut wh, "SELECT COUNT(*) FROM s.w"), 0);
+    assert!(preserves_insertion_order(&mut wh));
+
+    wh.begin().unwrap();
+    wh.bulk_append("s", "w", &wide(0, 3_000)).unwrap();
+    wh.commit().unwrap();
+    assert_table_holds_keys_once_with_their_values(&mut wh, "s.w", 3_000);
+}
+
+#[test]
+fn rows_streamed_and_not_committed_are_gone_after_a_rollback_or_a_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wh = warehouse_with_wide_table(&dir, "");
+    wh.begin().unwrap();
+    wh.bulk_append("s", "w", &wide(0, 4_000)).unwrap();
+    wh.rollback().unwrap();
+    assert_eq!(count(&mut wh, "SELECT COUNT(*) FROM s.w"), 0);
+
+    // Closed while the insert runs, as a process that stops between checkpoints.
+    wh.begin().unwrap();
+    wh.bulk_append("s", "w", &wide(0, 4_000)).unwrap();
+    drop(wh);
+    let path = dir.path().join("wh.duckdb");
+    let mut wh = DuckDbWarehouse::open(path.to_str().unwrap()).unwrap();
+    assert_eq!(count(&mut wh, "SELECT COUNT(*) FROM s.w"), 0);
 }

@@ -103,6 +103,16 @@ impl Connection {
         Connection::open(&self.handle._database)
     }
 
+    /// The same connection, for one statement to run on another thread. Statements on a
+    /// connection run one at a time (DuckDB waits for the one running), so its owner runs
+    /// none until the statement given to the lent one has ended.
+    pub(super) fn lend(&self) -> Connection {
+        Connection {
+            handle: self.handle.clone(),
+            _not_sync: std::marker::PhantomData,
+        }
+    }
+
     /// Runs every statement of `sql`, with no parameters and no result.
     pub(super) fn execute_batch(&self, sql: &str) -> Result<(), String> {
         let c_sql = c_string(sql)?;

@@ -1,8 +1,10 @@
 //! DuckDB: the embedded default warehouse, one file (`duckdb://observes.duckdb`).
 //!
-//! Bulk data goes in as `INSERT … SELECT` from a table function that scans the normalizer's
-//! Arrow batches (`scan.rs`), in whole row groups, several at a time so that DuckDB's
-//! threads compress them in parallel. The inserts run inside the connection's open
+//! Bulk data goes in as `INSERT … SELECT` from a table function over the normalizer's
+//! Arrow batches, so that DuckDB's threads compress row groups in parallel: batches of rows
+//! up to about 2 KB are gathered and inserted two row groups at a time (`scan.rs`); wider
+//! rows, two row groups of which would hold too much memory, are streamed into one insert
+//! that runs while they come (`stream.rs`). The inserts run inside the connection's open
 //! transaction, so their rows commit or roll back with everything else.
 
 use std::sync::Arc;
@@ -32,14 +34,17 @@ pub const DIALECT: Dialect = Dialect {
     long_text: "VARCHAR",
     load: LoadSizes {
         batch_rows: 50_000,
-        batch_bytes: 64 << 20,
-        // Four row groups. A table that gets whole row groups in a transaction has them
-        // compressed as they fill, several at a time, and moved over as written at commit;
-        // what is left over is appended, logged and compressed again at the commit, on one
-        // thread. Fewer, larger commits leave less of that (bench/RESULTS.md); a crash
-        // redoes at most this many records.
-        commit_records: 4 * ROW_GROUP as u64,
-        // What four row groups of the narrow benchmark's records hold, so wider records
+        // Batches wait in several places (the loader's, the queue to the warehouse's
+        // thread, the stream a streaming insert reads): at 64 MiB those held 300 MB of 2 KB
+        // rows, at 8 MiB 140 MB, as fast (bench/RESULTS.md).
+        batch_bytes: 8 << 20,
+        // Eight row groups (491,520 records). A table that gets whole row groups in a
+        // transaction has them compressed as they fill, several at a time, and moved over
+        // as written at commit; what is left over is appended, logged and compressed again
+        // at the commit, on one thread. Fewer, larger commits leave less of that
+        // (bench/RESULTS.md); a crash redoes at most this many records.
+        commit_records: 8 * ROW_GROUP as u64,
+        // What eight row groups of the narrow benchmark's records hold, so wider records
         // commit as often by size as those do by count.
         commit_bytes: 256 << 20,
     },
@@ -76,6 +81,7 @@ fn column_type(data_type: &str) -> Option<ColumnType> {
 
 mod capi;
 mod scan;
+mod stream;
 
 /// A DuckDB database file (or `:memory:`), through DuckDB's C API.
 pub struct DuckDbWarehouse {
@@ -93,6 +99,17 @@ pub struct DuckDbWarehouse {
     load_limit: usize,
     /// A file attached as [`CATALOG`] (not `:memory:`).
     attached: bool,
+    /// The insert reading a table's batches as they come, if one runs (see `stream`).
+    streaming: Option<Streaming>,
+}
+
+/// An `INSERT … SELECT FROM observes_stream(id)` running on its own thread, on this
+/// connection lent to it: nothing else runs on the connection until it has ended.
+struct Streaming {
+    schema: String,
+    table: String,
+    stream: stream::Stream,
+    insert: std::thread::JoinHandle<std::result::Result<u64, String>>,
 }
 
 struct Pending {
@@ -103,22 +120,27 @@ struct Pending {
     bytes: usize,
 }
 
-/// DuckDB's row group. Rows are inserted in whole row groups while a transaction runs
-/// (the rest waits for the next insert or the commit), so a transaction's rows land in
-/// full row groups rather than in partial ones per batch.
-pub const ROW_GROUP: usize = 122_880;
+/// The row group of the files Observes attaches (`ROW_GROUP_SIZE`), half DuckDB's default.
+/// Rows are inserted in whole row groups while a transaction runs (the rest waits for the
+/// next insert or the commit), so a transaction's rows land in full row groups rather than
+/// in partial ones per batch. DuckDB holds each row group it fills uncompressed until it is
+/// full, one per thread: at the default size, two of 2 KB rows were over 500 MB, and a
+/// lower memory bound made DuckDB spill them to disk and read them back (a third longer);
+/// at this size they fit, and compress as well (bench/RESULTS.md).
+pub const ROW_GROUP: usize = 61_440;
 /// Whole row groups gathered per table before they are inserted, together: DuckDB's
 /// threads then compress them at the same time (more would hold more rows in memory).
 /// Compressing is most of DuckDB's work, so one row group at a time leaves a core idle:
 /// 1M wide records took 8.8–10.6 s that way against 7.3–8.1 s (bench/RESULTS.md).
 const ROW_GROUPS_PER_INSERT: usize = 2;
-/// Rows narrow enough for two row groups in this (about 1 KB a row) are gathered for
-/// them.
+/// Rows narrow enough for two row groups in this are gathered for them; wider rows are
+/// streamed (see `stream`), which holds none of them waiting.
 const PAIR_BYTES: usize = 256 << 20;
-/// Wider rows are inserted once this much waits, whole row group or not, to keep memory
-/// flat: gathering them in pairs would hold more, and inserts of a row group and a part
-/// left a partial row group to append twice (2.1 KB rows took 22 s against 11.5 s).
-const INSERT_BYTES: usize = 96 << 20;
+/// Rows a batch needs for its size to say how wide they are (a few rows' buffers say
+/// little: they are allocated in blocks).
+const MEASURED_ROWS: usize = 1024;
+/// Batches that may wait for a streaming insert's threads.
+const STREAM_QUEUE_BYTES: usize = 32 << 20;
 
 /// What a row group of rows like these holds, estimated from the batches once they hold
 /// enough rows to say (a few rows' buffers say little: they are allocated in blocks).
@@ -235,7 +257,7 @@ impl DuckDbWarehouse {
         let attached = path != ":memory:";
         if attached {
             let attach = format!(
-                "SET temp_directory = {}; ATTACH {} AS {}; USE {};",
+                "SET temp_directory = {}; ATTACH {} AS {} (ROW_GROUP_SIZE {ROW_GROUP}); USE {};",
                 sql::literal(&format!("{path}.tmp")),
                 sql::literal(path),
                 sql::quote(CATALOG),
@@ -300,6 +322,7 @@ impl DuckDbWarehouse {
                 .map_err(|e| open_err(e.into()))?;
         }
         scan::register(database.raw()).map_err(|e| open_err(e.into()))?;
+        stream::register(database.raw()).map_err(|e| open_err(e.into()))?;
         Ok(DuckDbWarehouse {
             conn,
             pending: Vec::new(),
@@ -307,6 +330,7 @@ impl DuckDbWarehouse {
             memory_limit: memory_limit.map(str::to_string),
             load_limit: 0,
             attached,
+            streaming: None,
         })
     }
 
@@ -329,6 +353,7 @@ impl DuckDbWarehouse {
             memory_limit: self.memory_limit.clone(),
             load_limit: 0,
             attached: self.attached,
+            streaming: None,
         })
     }
 
@@ -349,19 +374,17 @@ impl DuckDbWarehouse {
     }
 
     /// Bounds the memory DuckDB holds, given the columns of a table about to be inserted
-    /// into and the size of one of its row groups (see [`LOAD_MEMORY`]): DuckDB holds the
-    /// row group it compresses, and a bound far below it makes DuckDB spill it. Half a row
-    /// group, as our batches measure it, was the best trade on 2.1 KB rows: 12.7 s at 468
-    /// MiB, against 15.0 s at 466 MiB for no such term, and 11.6 s at 589 MiB for a whole
-    /// row group (bench/RESULTS.md). Raised, never lowered. A `memory_limit` in the URL
+    /// into and what DuckDB holds of its rows uncompressed while it inserts them (see
+    /// [`LOAD_MEMORY`]): a bound below that makes DuckDB spill the row groups it fills and
+    /// read them back to compress them. Raised, never lowered. A `memory_limit` in the URL
     /// is the user's and stays.
-    fn hold_memory_for(&mut self, columns: usize, row_group_bytes: usize) -> Result<()> {
+    fn hold_memory_for(&mut self, columns: usize, in_flight_bytes: usize) -> Result<()> {
         if self.memory_limit.is_some() {
             return Ok(());
         }
         let limit = LOAD_MEMORY
             .max(columns * LOAD_MEMORY_PER_COLUMN)
-            .max(row_group_bytes / 2);
+            .max(in_flight_bytes);
         if limit <= self.load_limit {
             return Ok(());
         }
@@ -383,8 +406,10 @@ impl DuckDbWarehouse {
         }
     }
 
-    /// Inserts every gathered batch, table by table.
+    /// Ends the streaming insert, if one runs, and inserts every gathered batch, table by
+    /// table.
     fn flush(&mut self) -> Result<()> {
+        self.end_stream()?;
         for pending in std::mem::take(&mut self.pending) {
             self.insert(pending)?;
         }
@@ -432,6 +457,7 @@ impl DuckDbWarehouse {
         let Some(first) = pending.batches.first() else {
             return Ok(());
         };
+        self.end_stream()?;
         let columns = sql::column_list(
             first.schema().fields().iter().map(|f| f.name().as_str()),
             None,
@@ -474,6 +500,114 @@ impl DuckDbWarehouse {
             "inserted"
         );
         drop(registration);
+        Ok(())
+    }
+
+    /// Streams `batch` into its table: into the insert that runs for it, or into one
+    /// started now (ending one that runs for another table).
+    fn stream(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()> {
+        let same = |s: &Streaming| {
+            s.schema == schema && s.table == table && *s.stream.schema() == batch.schema()
+        };
+        if !self.streaming.as_ref().is_some_and(same) {
+            self.end_stream()?;
+            self.start_stream(schema, table, batch)?;
+        }
+        let Some(streaming) = &self.streaming else {
+            return Ok(());
+        };
+        if streaming.stream.push(batch.clone()).is_err() {
+            // The insert ended early: its error says why.
+            self.end_stream()?;
+            return Err(WarehouseError::BulkLoad {
+                table: format!("{schema}.{table}"),
+                source: "the streaming insert ended before its rows did".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts an insert into `schema.table` of the batches streamed to it, on the
+    /// connection lent to a thread of its own. DuckDB's threads each fill and compress
+    /// row groups of their own, which needs insertion order left free (rows are told apart
+    /// and ordered by `_observes_id`), and memory for the row group each fills.
+    fn start_stream(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let row_bytes = batch.get_array_memory_size() / batch.num_rows().max(1);
+        // Three quarters of a row group per thread: DuckDB spills a little of each, which
+        // cost less time than the memory of whole ones (1M 2 KB rows: 467 MB; whole row
+        // groups were over 550 MB; half row groups were a fifth slower, bench/RESULTS.md).
+        self.hold_memory_for(batch.num_columns(), row_bytes * ROW_GROUP * threads * 3 / 4)?;
+        let columns = sql::column_list(
+            batch.schema().fields().iter().map(|f| f.name().as_str()),
+            None,
+        );
+        let stream = stream::Stream::new(batch.schema(), STREAM_QUEUE_BYTES);
+        let statement = format!(
+            "INSERT INTO {} ({columns}) SELECT {columns} FROM {}({}::UBIGINT)",
+            sql::qualified(schema, table),
+            stream::FUNCTION,
+            stream.id
+        );
+        let err = |source: BoxError| WarehouseError::BulkLoad {
+            table: format!("{schema}.{table}"),
+            source,
+        };
+        // Each of DuckDB's threads ends the insert with a partial row group of its own,
+        // which its checkpoints would merge with their neighbours, recompressing up to
+        // three whole row groups on one thread: 2.5 s of a 7.5 s load, and 87 MB of the
+        // file left free (bench/RESULTS.md). They stay as they are; row groups emptied by
+        // deletes are still dropped. A global setting: this process's database alone.
+        self.conn
+            .execute_batch(
+                "SET SESSION preserve_insertion_order = false; SET GLOBAL max_vacuum_tasks = 0",
+            )
+            .map_err(|e| err(e.into()))?;
+        self.insertion_order_free = true;
+        let conn = self.conn.lend();
+        let stopped = stream.stopper();
+        let insert = std::thread::Builder::new()
+            .name("duckdb-insert".into())
+            .spawn(move || {
+                let inserted = conn.execute(&statement, &[]);
+                stopped();
+                inserted
+            })
+            .map_err(|e| err(e.into()))?;
+        self.streaming = Some(Streaming {
+            schema: schema.to_string(),
+            table: table.to_string(),
+            stream,
+            insert,
+        });
+        Ok(())
+    }
+
+    /// Ends the streaming insert, if one runs: no more batches, and its result once
+    /// DuckDB has taken those waiting.
+    fn end_stream(&mut self) -> Result<()> {
+        let Some(streaming) = self.streaming.take() else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        streaming.stream.close();
+        let inserted = streaming
+            .insert
+            .join()
+            .unwrap_or_else(|_| Err("the inserting thread panicked".into()));
+        // After a failure the transaction is aborted and refuses even a RESET; the
+        // rollback that must follow resets it then.
+        self.keep_insertion_order();
+        let rows = inserted.map_err(|e| WarehouseError::BulkLoad {
+            table: format!("{}.{}", streaming.schema, streaming.table),
+            source: e.into(),
+        })?;
+        tracing::debug!(
+            table = %streaming.table,
+            rows,
+            seconds = started.elapsed().as_secs_f64(),
+            "streamed"
+        );
         Ok(())
     }
 
@@ -544,6 +678,9 @@ impl Warehouse for DuckDbWarehouse {
     }
 
     fn rollback(&mut self) -> Result<()> {
+        if let Err(e) = self.end_stream() {
+            tracing::debug!(error = %e, "the streaming insert failed before the rollback");
+        }
         self.pending.clear();
         self.conn
             .execute_batch("ROLLBACK")
@@ -564,6 +701,18 @@ impl Warehouse for DuckDbWarehouse {
     fn bulk_append(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
+        }
+        // A table that streams goes on streaming (a batch a little narrower would end the
+        // insert, leaving a partial row group per thread); others stream once their rows
+        // are too wide to gather two row groups of.
+        let streams_here = self
+            .streaming
+            .as_ref()
+            .is_some_and(|s| s.schema == schema && s.table == table);
+        let row_bytes = batch.get_array_memory_size() / batch.num_rows();
+        let measured = batch.num_rows() >= MEASURED_ROWS;
+        if streams_here || measured && row_bytes * ROW_GROUP * ROW_GROUPS_PER_INSERT > PAIR_BYTES {
+            return self.stream(schema, table, batch);
         }
         let at = match self
             .pending
@@ -586,10 +735,7 @@ impl Warehouse for DuckDbWarehouse {
         pending.batches.push(batch.clone());
         pending.rows += batch.num_rows();
         pending.bytes += batch.get_array_memory_size();
-        let row_bytes = pending.bytes / pending.rows;
-        let in_pairs = row_bytes * ROW_GROUP * ROW_GROUPS_PER_INSERT <= PAIR_BYTES;
-        let gathered = if in_pairs { PAIR_BYTES } else { INSERT_BYTES };
-        if pending.bytes >= gathered {
+        if pending.bytes >= PAIR_BYTES {
             let all = self.pending.remove(at);
             self.insert(all)?;
         } else if pending.rows >= ROW_GROUP * ROW_GROUPS_PER_INSERT {
@@ -599,9 +745,61 @@ impl Warehouse for DuckDbWarehouse {
     }
 }
 
+impl Drop for DuckDbWarehouse {
+    fn drop(&mut self) {
+        // The insert's thread holds the connection: it ends (uncommitted) before we close.
+        let _ = self.end_stream();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text_batch(text_bytes: usize, rows: usize) -> RecordBatch {
+        let values = arrow_array::StringArray::from_iter_values(
+            (0..rows).map(|i| format!("{i:0>width$}", width = text_bytes)),
+        );
+        RecordBatch::try_from_iter([("v", Arc::new(values) as arrow_array::ArrayRef)]).unwrap()
+    }
+
+    #[test]
+    fn rows_too_wide_to_gather_are_streamed_and_the_stream_ends_at_the_commit() {
+        let mut wh = DuckDbWarehouse::open(":memory:").unwrap();
+        wh.execute("CREATE TABLE wide (v VARCHAR)", &[]).unwrap();
+        wh.execute("CREATE TABLE narrow (v VARCHAR)", &[]).unwrap();
+        wh.begin().unwrap();
+        // A few wide rows say too little of their width to stream.
+        wh.bulk_append("main", "wide", &text_batch(3_000, 100))
+            .unwrap();
+        assert!(wh.streaming.is_none());
+        wh.bulk_append("main", "wide", &text_batch(3_000, 2_000))
+            .unwrap();
+        assert_eq!(
+            wh.streaming.as_ref().map(|s| s.table.as_str()),
+            Some("wide")
+        );
+        // Narrow rows are gathered beside the stream, which goes on, even for a batch of
+        // the streaming table narrower than the rest.
+        wh.bulk_append("main", "narrow", &text_batch(10, 100))
+            .unwrap();
+        wh.bulk_append("main", "wide", &text_batch(10, 100))
+            .unwrap();
+        assert_eq!(
+            wh.streaming.as_ref().map(|s| s.table.as_str()),
+            Some("wide")
+        );
+        assert_eq!(wh.pending.len(), 2);
+        wh.commit().unwrap();
+        assert!(wh.streaming.is_none() && wh.pending.is_empty());
+        let rows = wh
+            .query(
+                "SELECT (SELECT count(*) FROM wide), (SELECT count(*) FROM narrow)",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(rows, [[SqlValue::Int(2_200), SqlValue::Int(100)]]);
+    }
 
     #[test]
     fn urls_set_the_memory_limit_or_get_the_default() {

@@ -36,7 +36,7 @@ use super::ROW_GROUP;
 pub(super) const FUNCTION: &str = "observes_scan";
 
 /// Rows DuckDB takes per call (its vector size).
-const CHUNK_ROWS: usize = 2048;
+pub(super) const CHUNK_ROWS: usize = 2048;
 
 /// A registered batch, and how many of its rows DuckDB has not taken yet.
 struct Held {
@@ -125,43 +125,73 @@ impl Held {
 /// Registers `observes_scan` in the database's system catalog, where every connection
 /// to the database finds it. `db` is an open database.
 pub(super) fn register(db: ffi::duckdb_database) -> Result<(), String> {
-    let name = CString::new(FUNCTION).map_err(|e| e.to_string())?;
+    register_function(
+        db,
+        FUNCTION,
+        Callbacks {
+            bind,
+            init,
+            local_init,
+            scan,
+        },
+    )
+}
+
+/// A table function of one `UBIGINT` parameter (the id of what it reads).
+pub(super) struct Callbacks {
+    pub bind: unsafe extern "C" fn(ffi::duckdb_bind_info),
+    pub init: unsafe extern "C" fn(ffi::duckdb_init_info),
+    pub local_init: unsafe extern "C" fn(ffi::duckdb_init_info),
+    pub scan: unsafe extern "C" fn(ffi::duckdb_function_info, ffi::duckdb_data_chunk),
+}
+
+/// Registers a table function `name(id UBIGINT)` in the database's system catalog.
+pub(super) fn register_function(
+    db: ffi::duckdb_database,
+    name: &str,
+    callbacks: Callbacks,
+) -> Result<(), String> {
+    let c_name = CString::new(name).map_err(|e| e.to_string())?;
     // SAFETY: plain C API calls on handles created here; each is released before returning.
     unsafe {
         let mut con: ffi::duckdb_connection = std::ptr::null_mut();
         if ffi::duckdb_connect(db, &mut con) != ffi::DuckDBSuccess {
-            return Err(format!("registering {FUNCTION}: cannot connect"));
+            return Err(format!("registering {name}: cannot connect"));
         }
         let mut function = ffi::duckdb_create_table_function();
-        ffi::duckdb_table_function_set_name(function, name.as_ptr());
+        ffi::duckdb_table_function_set_name(function, c_name.as_ptr());
         let mut id_type = ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT);
         ffi::duckdb_table_function_add_parameter(function, id_type);
         ffi::duckdb_destroy_logical_type(&mut id_type);
-        ffi::duckdb_table_function_set_bind(function, Some(bind));
-        ffi::duckdb_table_function_set_init(function, Some(init));
-        ffi::duckdb_table_function_set_local_init(function, Some(local_init));
-        ffi::duckdb_table_function_set_function(function, Some(scan));
+        ffi::duckdb_table_function_set_bind(function, Some(callbacks.bind));
+        ffi::duckdb_table_function_set_init(function, Some(callbacks.init));
+        ffi::duckdb_table_function_set_local_init(function, Some(callbacks.local_init));
+        ffi::duckdb_table_function_set_function(function, Some(callbacks.scan));
         let state = ffi::duckdb_register_table_function(con, function);
         ffi::duckdb_destroy_table_function(&mut function);
         ffi::duckdb_disconnect(&mut con);
         if state != ffi::DuckDBSuccess {
-            return Err(format!("registering {FUNCTION} failed"));
+            return Err(format!("registering {name} failed"));
         }
     }
     Ok(())
 }
 
-unsafe extern "C" fn drop_boxed<T>(data: *mut c_void) {
+pub(super) unsafe extern "C" fn drop_boxed<T>(data: *mut c_void) {
     drop(Box::from_raw(data.cast::<T>()));
 }
 
 /// Runs a callback's body, turning an error or a panic (which must not cross into C++)
 /// into the message DuckDB reports.
-fn contained(report: impl FnOnce(&CStr), body: impl FnOnce() -> Result<(), String>) {
+pub(super) fn contained(
+    function: &str,
+    report: impl FnOnce(&CStr),
+    body: impl FnOnce() -> Result<(), String>,
+) {
     let message = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => return,
         Ok(Err(message)) => message,
-        Err(_) => format!("{FUNCTION}: panicked"),
+        Err(_) => format!("{function}: panicked"),
     };
     let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
     report(&message);
@@ -169,6 +199,7 @@ fn contained(report: impl FnOnce(&CStr), body: impl FnOnce() -> Result<(), Strin
 
 unsafe extern "C" fn bind(info: ffi::duckdb_bind_info) {
     contained(
+        FUNCTION,
         |m| ffi::duckdb_bind_set_error(info, m.as_ptr()),
         || {
             let mut parameter = ffi::duckdb_bind_get_parameter(info, 0);
@@ -226,6 +257,7 @@ unsafe fn bind_batches(info: ffi::duckdb_bind_info, id: u64) -> Result<Bound, St
 
 unsafe extern "C" fn init(info: ffi::duckdb_init_info) {
     contained(
+        FUNCTION,
         |m| ffi::duckdb_init_set_error(info, m.as_ptr()),
         || {
             // SAFETY: the bind data is the `Bound` this function's bind set.
@@ -246,6 +278,7 @@ unsafe extern "C" fn init(info: ffi::duckdb_init_info) {
 
 unsafe extern "C" fn local_init(info: ffi::duckdb_init_info) {
     contained(
+        FUNCTION,
         |m| ffi::duckdb_init_set_error(info, m.as_ptr()),
         || {
             let place = Place {
@@ -265,6 +298,7 @@ unsafe extern "C" fn local_init(info: ffi::duckdb_init_info) {
 
 unsafe extern "C" fn scan(info: ffi::duckdb_function_info, output: ffi::duckdb_data_chunk) {
     contained(
+        FUNCTION,
         |m| ffi::duckdb_function_set_error(info, m.as_ptr()),
         || {
             // SAFETY: DuckDB hands each call the data this function's bind, init and local
@@ -308,7 +342,9 @@ unsafe extern "C" fn scan(info: ffi::duckdb_function_info, output: ffi::duckdb_d
 }
 
 /// The DuckDB type a column of a normalizer batch is read as; the caller destroys it.
-unsafe fn logical_type(field: &arrow_schema::Field) -> Result<ffi::duckdb_logical_type, String> {
+pub(super) unsafe fn logical_type(
+    field: &arrow_schema::Field,
+) -> Result<ffi::duckdb_logical_type, String> {
     let id = match field.data_type() {
         DataType::Boolean => ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
         DataType::Int64 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT,
@@ -335,7 +371,7 @@ unsafe fn logical_type(field: &arrow_schema::Field) -> Result<ffi::duckdb_logica
 /// Copies `rows` values of `column` from `offset` into a DuckDB vector. Text is not
 /// copied: each value points into the batch's buffer, which outlives the statement
 /// (DuckDB copies strings into its storage when it inserts them).
-unsafe fn fill_vector(
+pub(super) unsafe fn fill_vector(
     column: &ArrayRef,
     offset: usize,
     rows: usize,
