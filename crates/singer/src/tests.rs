@@ -270,6 +270,9 @@ fn a_record_line_that_is_not_utf8_is_left_to_serde_which_names_the_error() {
     ] {
         assert!(scan_record_line(bad, |_, c| c.skip_value(0).map(|_| ())).is_err());
         let error = parse_message(bad).unwrap_err().to_string();
-        assert!(error.contains("UTF-8") || error.contains("unicode"), "{error}");
+        assert!(
+            error.contains("UTF-8") || error.contains("unicode"),
+            "{error}"
+        );
     }
 }
