@@ -431,3 +431,91 @@ fn row_groups_written_before_the_commit_survive_sigkill() {
         assert_eq!(setup.store_position(), Some(BIG), "{point}");
     }
 }
+
+/// Rows too wide to gather are streamed into an insert that runs while they come
+/// (DuckDB's threads write row groups into the file as they fill): a kill while it runs or
+/// before its commit leaves exactly the rows of the commits before, and feeding the rest
+/// ends with every record once.
+#[test]
+fn streamed_wide_rows_survive_sigkill_before_their_commit() {
+    const RECORDS: u64 = 12_000;
+    const COMMIT_RECORDS: u64 = 4_000;
+    let schema = r#"{"type":"SCHEMA","stream":"w","key_properties":["id"],"schema":{"type":"object","properties":{"id":{"type":"integer"},"pad":{"type":"string"}}}}"#;
+    // 2,600 bytes a record, a function of its id; a STATE every 1,000.
+    let lines = |from: u64| -> String {
+        let mut text = format!("{schema}\n");
+        for id in from + 1..=RECORDS {
+            let pad = format!("{id:>12}-").repeat(200);
+            text.push_str(&format!(
+                "{{\"type\":\"RECORD\",\"stream\":\"w\",\"record\":{{\"id\":{id},\"pad\":\"{pad}\"}}}}\n"
+            ));
+            if id % 1_000 == 0 {
+                text.push_str(&format!(
+                    "{{\"type\":\"STATE\",\"value\":{{\"done\":{id}}}}}\n"
+                ));
+            }
+        }
+        text
+    };
+    let target = |dir: &tempfile::TempDir, input: &str| {
+        let file = dir.path().join("input.singer");
+        std::fs::write(&file, input).unwrap();
+        let mut cmd = observes();
+        cmd.env("OBSERVES_LOG", "observes_warehouse=debug")
+            .args([
+                "target",
+                &format!("duckdb://{}", dir.path().join("wh.duckdb").display()),
+            ])
+            .args(["--schema", "s", "--write", "append"])
+            .args(["--commit-records", &COMMIT_RECORDS.to_string()])
+            .stdin(std::fs::File::open(file).unwrap());
+        cmd
+    };
+    // Rows, distinct ids, and rows whose pad is not their id's.
+    let check = |dir: &tempfile::TempDir| -> (u64, u64, u64) {
+        let rows = query(
+            &dir.path().join("wh.duckdb"),
+            "SELECT COUNT(*), COUNT(DISTINCT id), \
+               COUNT(*) FILTER (WHERE pad IS DISTINCT FROM repeat(lpad(id::VARCHAR, 12, ' ') || '-', 200)) \
+             FROM s.w",
+        );
+        let n = |i: usize| rows[0][i].parse::<u64>().unwrap();
+        (n(0), n(1), n(2))
+    };
+
+    let clean = tempfile::tempdir().unwrap();
+    let out = target(&clean, &lines(0)).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The rows went the streaming way, which this test is about.
+    assert!(stderr(&out).contains("streamed"), "{}", stderr(&out));
+    assert_eq!(check(&clean), (RECORDS, RECORDS, 0));
+
+    for (point, committed) in [
+        ("flushed:1", None),
+        ("flushed:3", None),
+        ("before-commit:1", Some(0)),
+        ("before-commit:2", Some(COMMIT_RECORDS)),
+        ("before-commit:3", Some(2 * COMMIT_RECORDS)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        run_killed_at(target(&dir, &lines(0)), point);
+        let exists = !query(
+            &dir.path().join("wh.duckdb"),
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = 's' AND table_name = 'w'",
+        )
+        .is_empty();
+        let (rows, distinct, wrong) = if exists { check(&dir) } else { (0, 0, 0) };
+        assert_eq!((distinct, wrong), (rows, 0), "{point}");
+        assert_eq!(
+            rows % COMMIT_RECORDS,
+            0,
+            "{point}: {rows} rows, not whole commits"
+        );
+        if let Some(committed) = committed {
+            assert_eq!(rows, committed, "{point}");
+        }
+        let out = target(&dir, &lines(rows)).output().unwrap();
+        assert!(out.status.success(), "{point}: {}", stderr(&out));
+        assert_eq!(check(&dir), (RECORDS, RECORDS, 0), "{point}");
+    }
+}

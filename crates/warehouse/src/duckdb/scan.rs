@@ -206,12 +206,7 @@ unsafe extern "C" fn bind(info: ffi::duckdb_bind_info) {
             let id = ffi::duckdb_get_uint64(parameter);
             ffi::duckdb_destroy_value(&mut parameter);
             let bound = bind_batches(info, id)?;
-            // SAFETY: DuckDB owns the box from here and frees it with `drop_boxed`.
-            ffi::duckdb_bind_set_bind_data(
-                info,
-                Box::into_raw(Box::new(bound)).cast(),
-                Some(drop_boxed::<Bound>),
-            );
+            set_bind_data(info, bound);
             Ok(())
         },
     );
@@ -227,12 +222,7 @@ unsafe fn bind_batches(info: ffi::duckdb_bind_info, id: u64) -> Result<Bound, St
     let Some(first) = batches.first().and_then(Held::get) else {
         return Err(format!("{FUNCTION}({id}): no batches"));
     };
-    for field in first.schema().fields() {
-        let name = CString::new(field.name().as_str()).map_err(|e| e.to_string())?;
-        let mut ty = logical_type(field)?;
-        ffi::duckdb_bind_add_result_column(info, name.as_ptr(), ty);
-        ffi::duckdb_destroy_logical_type(&mut ty);
-    }
+    bind_columns(info, &first.schema())?;
     let mut units: Vec<Unit> = Vec::new();
     let mut in_unit = ROW_GROUP;
     for (b, held) in batches.iter().enumerate() {
@@ -266,11 +256,7 @@ unsafe extern "C" fn init(info: ffi::duckdb_init_info) {
             let claims = Claims {
                 next: AtomicUsize::new(0),
             };
-            ffi::duckdb_init_set_init_data(
-                info,
-                Box::into_raw(Box::new(claims)).cast(),
-                Some(drop_boxed::<Claims>),
-            );
+            set_init_data(info, claims);
             Ok(())
         },
     );
@@ -286,11 +272,7 @@ unsafe extern "C" fn local_init(info: ffi::duckdb_init_info) {
                 call: 0,
                 taken: None,
             };
-            ffi::duckdb_init_set_init_data(
-                info,
-                Box::into_raw(Box::new(place)).cast(),
-                Some(drop_boxed::<Place>),
-            );
+            set_init_data(info, place);
             Ok(())
         },
     );
@@ -329,16 +311,71 @@ unsafe extern "C" fn scan(info: ffi::duckdb_function_info, output: ffi::duckdb_d
                 format!("{FUNCTION}: batch {b} was released while rows were left")
             })?;
             place.taken = Some((b, rows));
-            for (i, column) in batch.columns().iter().enumerate() {
-                // SAFETY: the chunk has one vector per bound column, of the bound type, with
-                // room for CHUNK_ROWS rows; `column` holds at least offset + rows values.
-                let vector = ffi::duckdb_data_chunk_get_vector(output, i as u64);
-                fill_vector(column, offset, rows, vector)?;
-            }
-            ffi::duckdb_data_chunk_set_size(output, rows as u64);
-            Ok(())
+            fill_chunk(&batch, offset, rows, output)
         },
     );
+}
+
+/// Adds a result column for each field of `schema`.
+///
+/// # Safety
+/// `info` is the bind info of a call to a table function's bind.
+pub(super) unsafe fn bind_columns(
+    info: ffi::duckdb_bind_info,
+    schema: &arrow_schema::Schema,
+) -> Result<(), String> {
+    for field in schema.fields() {
+        let name = CString::new(field.name().as_str()).map_err(|e| e.to_string())?;
+        let mut ty = logical_type(field)?;
+        ffi::duckdb_bind_add_result_column(info, name.as_ptr(), ty);
+        ffi::duckdb_destroy_logical_type(&mut ty);
+    }
+    Ok(())
+}
+
+/// Gives DuckDB `value` as a bind's data, freed by DuckDB (with [`drop_boxed`]).
+///
+/// # Safety
+/// `info` is the bind info of a call to a table function's bind.
+pub(super) unsafe fn set_bind_data<T>(info: ffi::duckdb_bind_info, value: T) {
+    ffi::duckdb_bind_set_bind_data(
+        info,
+        Box::into_raw(Box::new(value)).cast(),
+        Some(drop_boxed::<T>),
+    );
+}
+
+/// Gives DuckDB `value` as a (global or thread-local) init's data, freed by DuckDB.
+///
+/// # Safety
+/// `info` is the init info of a call to a table function's init or local init.
+pub(super) unsafe fn set_init_data<T>(info: ffi::duckdb_init_info, value: T) {
+    ffi::duckdb_init_set_init_data(
+        info,
+        Box::into_raw(Box::new(value)).cast(),
+        Some(drop_boxed::<T>),
+    );
+}
+
+/// Fills `output` with `rows` rows of `batch` from `offset`.
+///
+/// # Safety
+/// `output` is the chunk of a scan call of a function bound to `batch`'s schema
+/// ([`bind_columns`]), with room for [`CHUNK_ROWS`] rows; `rows` is at most that.
+pub(super) unsafe fn fill_chunk(
+    batch: &RecordBatch,
+    offset: usize,
+    rows: usize,
+    output: ffi::duckdb_data_chunk,
+) -> Result<(), String> {
+    for (i, column) in batch.columns().iter().enumerate() {
+        // SAFETY: the chunk has one vector per bound column, of the bound type, with room
+        // for CHUNK_ROWS rows; `column` holds at least offset + rows values.
+        let vector = ffi::duckdb_data_chunk_get_vector(output, i as u64);
+        fill_vector(column, offset, rows, vector)?;
+    }
+    ffi::duckdb_data_chunk_set_size(output, rows as u64);
+    Ok(())
 }
 
 /// The DuckDB type a column of a normalizer batch is read as; the caller destroys it.

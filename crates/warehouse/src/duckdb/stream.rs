@@ -12,7 +12,6 @@
 //! it asks for its next slice (DuckDB has copied the slice into its storage by then).
 
 use std::collections::{HashMap, VecDeque};
-use std::ffi::CString;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
 
@@ -21,7 +20,8 @@ use arrow_schema::SchemaRef;
 use libduckdb_sys as ffi;
 
 use super::scan::{
-    contained, drop_boxed, fill_vector, logical_type, register_function, Callbacks, CHUNK_ROWS,
+    bind_columns, contained, fill_chunk, register_function, set_bind_data, set_init_data,
+    Callbacks, CHUNK_ROWS,
 };
 
 pub(super) const FUNCTION: &str = "observes_stream";
@@ -193,18 +193,8 @@ unsafe extern "C" fn bind(info: ffi::duckdb_bind_info) {
                 .get(&id)
                 .cloned()
                 .ok_or_else(|| format!("{FUNCTION}({id}): no such stream"))?;
-            for field in queue.schema.fields() {
-                let name = CString::new(field.name().as_str()).map_err(|e| e.to_string())?;
-                let mut ty = logical_type(field)?;
-                ffi::duckdb_bind_add_result_column(info, name.as_ptr(), ty);
-                ffi::duckdb_destroy_logical_type(&mut ty);
-            }
-            // SAFETY: DuckDB owns the box from here and frees it with `drop_boxed`.
-            ffi::duckdb_bind_set_bind_data(
-                info,
-                Box::into_raw(Box::new(queue)).cast(),
-                Some(drop_boxed::<Arc<Queue>>),
-            );
+            bind_columns(info, &queue.schema)?;
+            set_bind_data(info, queue);
             Ok(())
         },
     );
@@ -227,11 +217,7 @@ unsafe extern "C" fn local_init(info: ffi::duckdb_init_info) {
         FUNCTION,
         |m| ffi::duckdb_init_set_error(info, m.as_ptr()),
         || {
-            ffi::duckdb_init_set_init_data(
-                info,
-                Box::into_raw(Box::new(Place { held: None })).cast(),
-                Some(drop_boxed::<Place>),
-            );
+            set_init_data(info, Place { held: None });
             Ok(())
         },
     );
@@ -255,13 +241,7 @@ unsafe extern "C" fn scan(info: ffi::duckdb_function_info, output: ffi::duckdb_d
             if batch.schema() != queue.schema {
                 return Err(format!("{FUNCTION}: a batch of another schema was pushed"));
             }
-            for (i, column) in batch.columns().iter().enumerate() {
-                // SAFETY: the chunk has one vector per bound column, of the bound type, with
-                // room for CHUNK_ROWS rows; `column` holds at least offset + rows values.
-                let vector = ffi::duckdb_data_chunk_get_vector(output, i as u64);
-                fill_vector(column, offset, rows, vector)?;
-            }
-            ffi::duckdb_data_chunk_set_size(output, rows as u64);
+            fill_chunk(&batch, offset, rows, output)?;
             place.held = Some(batch);
             Ok(())
         },
