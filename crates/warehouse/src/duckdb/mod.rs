@@ -126,7 +126,7 @@ struct Pending {
 /// in partial ones per batch. DuckDB holds each row group it fills uncompressed until it is
 /// full, one per thread: at the default size, two of 2 KB rows were over 500 MB, and a
 /// lower memory bound made DuckDB spill them to disk and read them back (a third longer);
-/// at this size they fit, and compress as well (bench/RESULTS.md).
+/// at this size two nearly fit in that memory, and compress as well (bench/RESULTS.md).
 pub const ROW_GROUP: usize = 61_440;
 /// Whole row groups gathered per table before they are inserted, together: DuckDB's
 /// threads then compress them at the same time (more would hold more rows in memory).

@@ -47,11 +47,40 @@ struct Held {
 
 type Batches = Arc<Vec<Held>>;
 
-static REGISTRY: LazyLock<Mutex<HashMap<u64, Batches>>> = LazyLock::new(Default::default);
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static REGISTRY: Registry<Batches> = Registry::new();
 
-fn registry() -> std::sync::MutexGuard<'static, HashMap<u64, Batches>> {
-    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+/// What a table function's calls read, each under the id the call names.
+pub(super) struct Registry<T> {
+    entries: LazyLock<Mutex<HashMap<u64, T>>>,
+    next_id: AtomicU64,
+}
+
+impl<T: Clone> Registry<T> {
+    pub(super) const fn new() -> Registry<T> {
+        Registry {
+            entries: LazyLock::new(Default::default),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<u64, T>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers `value` under a new id.
+    pub(super) fn insert(&self, value: T) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.entries().insert(id, value);
+        id
+    }
+
+    pub(super) fn get(&self, id: u64) -> Option<T> {
+        self.entries().get(&id).cloned()
+    }
+
+    pub(super) fn remove(&self, id: u64) {
+        self.entries().remove(&id);
+    }
 }
 
 /// Batches visible to `observes_scan(id)` until dropped.
@@ -64,7 +93,6 @@ pub(super) struct Registration {
 impl Registration {
     pub(super) fn new(batches: Vec<RecordBatch>) -> Registration {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let held = batches
             .into_iter()
             .map(|batch| Held {
@@ -73,7 +101,7 @@ impl Registration {
                 batch: Mutex::new(Some(batch)),
             })
             .collect();
-        registry().insert(id, Arc::new(held));
+        let id = REGISTRY.insert(Arc::new(held));
         Registration {
             id,
             units: rows.div_ceil(ROW_GROUP),
@@ -83,7 +111,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        registry().remove(&self.id);
+        REGISTRY.remove(self.id);
     }
 }
 
@@ -202,10 +230,7 @@ unsafe extern "C" fn bind(info: ffi::duckdb_bind_info) {
         FUNCTION,
         |m| ffi::duckdb_bind_set_error(info, m.as_ptr()),
         || {
-            let mut parameter = ffi::duckdb_bind_get_parameter(info, 0);
-            let id = ffi::duckdb_get_uint64(parameter);
-            ffi::duckdb_destroy_value(&mut parameter);
-            let bound = bind_batches(info, id)?;
+            let bound = bind_batches(info, bind_id(info))?;
             set_bind_data(info, bound);
             Ok(())
         },
@@ -215,9 +240,8 @@ unsafe extern "C" fn bind(info: ffi::duckdb_bind_info) {
 /// # Safety
 /// `info` is the bind info of a call to `bind`.
 unsafe fn bind_batches(info: ffi::duckdb_bind_info, id: u64) -> Result<Bound, String> {
-    let batches = registry()
-        .get(&id)
-        .cloned()
+    let batches = REGISTRY
+        .get(id)
         .ok_or_else(|| format!("{FUNCTION}({id}): no such batches"))?;
     let Some(first) = batches.first().and_then(Held::get) else {
         return Err(format!("{FUNCTION}({id}): no batches"));
@@ -314,6 +338,17 @@ unsafe extern "C" fn scan(info: ffi::duckdb_function_info, output: ffi::duckdb_d
             fill_chunk(&batch, offset, rows, output)
         },
     );
+}
+
+/// The id a call names, its one parameter.
+///
+/// # Safety
+/// `info` is the bind info of a call to a function registered by [`register_function`].
+pub(super) unsafe fn bind_id(info: ffi::duckdb_bind_info) -> u64 {
+    let mut parameter = ffi::duckdb_bind_get_parameter(info, 0);
+    let id = ffi::duckdb_get_uint64(parameter);
+    ffi::duckdb_destroy_value(&mut parameter);
+    id
 }
 
 /// Adds a result column for each field of `schema`.

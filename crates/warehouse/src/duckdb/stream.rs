@@ -11,17 +11,16 @@
 //! A slice's values are not copied: they point into the batch, which the thread keeps until
 //! it asks for its next slice (DuckDB has copied the slice into its storage by then).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use libduckdb_sys as ffi;
 
 use super::scan::{
-    bind_columns, contained, fill_chunk, register_function, set_bind_data, set_init_data,
-    Callbacks, CHUNK_ROWS,
+    bind_columns, bind_id, contained, fill_chunk, register_function, set_bind_data, set_init_data,
+    Callbacks, Registry, CHUNK_ROWS,
 };
 
 pub(super) const FUNCTION: &str = "observes_stream";
@@ -85,12 +84,7 @@ impl Queue {
     }
 }
 
-static REGISTRY: LazyLock<Mutex<HashMap<u64, Arc<Queue>>>> = LazyLock::new(Default::default);
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-fn registry() -> std::sync::MutexGuard<'static, HashMap<u64, Arc<Queue>>> {
-    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
-}
+static REGISTRY: Registry<Arc<Queue>> = Registry::new();
 
 /// Batches of one schema pushed to `observes_stream(id)`, visible to it until dropped.
 pub(super) struct Stream {
@@ -105,14 +99,13 @@ pub(super) struct Stopped;
 impl Stream {
     /// A stream of batches of `schema`, `limit` bytes of which may wait for DuckDB.
     pub(super) fn new(schema: SchemaRef, limit: usize) -> Stream {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let queue = Arc::new(Queue {
             schema,
             state: Mutex::new(QueueState::default()),
             changed: Condvar::new(),
             limit,
         });
-        registry().insert(id, queue.clone());
+        let id = REGISTRY.insert(queue.clone());
         Stream { id, queue }
     }
 
@@ -157,7 +150,7 @@ impl Stream {
 impl Drop for Stream {
     fn drop(&mut self) {
         self.queue.stop();
-        registry().remove(&self.id);
+        REGISTRY.remove(self.id);
     }
 }
 
@@ -186,12 +179,9 @@ unsafe extern "C" fn bind(info: ffi::duckdb_bind_info) {
         FUNCTION,
         |m| ffi::duckdb_bind_set_error(info, m.as_ptr()),
         || {
-            let mut parameter = ffi::duckdb_bind_get_parameter(info, 0);
-            let id = ffi::duckdb_get_uint64(parameter);
-            ffi::duckdb_destroy_value(&mut parameter);
-            let queue = registry()
-                .get(&id)
-                .cloned()
+            let id = bind_id(info);
+            let queue = REGISTRY
+                .get(id)
                 .ok_or_else(|| format!("{FUNCTION}({id}): no such stream"))?;
             bind_columns(info, &queue.schema)?;
             set_bind_data(info, queue);
