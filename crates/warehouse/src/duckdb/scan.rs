@@ -489,12 +489,10 @@ pub(super) unsafe fn fill_vector(
         if let Some(nulls) = column.nulls() {
             ffi::duckdb_vector_ensure_validity_writable(vector);
             let mask = ffi::duckdb_vector_get_validity(vector);
-            let words = rows.div_ceil(64);
-            std::ptr::write_bytes(mask, 0, words);
-            for row in 0..rows {
-                if nulls.is_valid(offset + row) {
-                    *mask.add(row / 64) |= 1 << (row % 64);
-                }
+            // Both are bitmaps of 64-bit words, lowest bit first, a set bit for a value.
+            let valid = nulls.inner().slice(offset, rows);
+            for (i, word) in valid.bit_chunks().iter_padded().enumerate() {
+                *mask.add(i) = word;
             }
         }
     }
