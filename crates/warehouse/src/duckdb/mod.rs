@@ -117,6 +117,7 @@ struct Pending {
     table: String,
     batches: Vec<RecordBatch>,
     rows: usize,
+    /// Of values ([`value_bytes`]).
     bytes: usize,
 }
 
@@ -133,9 +134,10 @@ pub const ROW_GROUP: usize = 61_440;
 /// Compressing is most of DuckDB's work, so one row group at a time leaves a core idle:
 /// 1M wide records took 8.8–10.6 s that way against 7.3–8.1 s (bench/RESULTS.md).
 const ROW_GROUPS_PER_INSERT: usize = 2;
-/// Rows narrow enough for two row groups in this are gathered for them; wider rows are
-/// streamed (see `stream`), which holds none of them waiting.
-const PAIR_BYTES: usize = 256 << 20;
+/// Rows narrow enough for two row groups of values in this ([`value_bytes`]) are gathered
+/// for them; wider rows are streamed (see `stream`), which holds none of them waiting.
+/// Their Arrow buffers take up to a quarter more.
+const PAIR_BYTES: usize = 192 << 20;
 /// Rows a batch needs for its size to say how wide they are (a few rows' buffers say
 /// little: they are allocated in blocks).
 const MEASURED_ROWS: usize = 1024;
@@ -149,8 +151,25 @@ fn row_group_bytes(batches: &[RecordBatch]) -> usize {
     if rows < ROW_GROUP / 8 {
         return 0;
     }
-    let bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    let bytes: usize = batches.iter().map(value_bytes).sum();
     bytes / rows * ROW_GROUP
+}
+
+/// The bytes of a batch's rows, about as DuckDB holds them before compressing: neither its
+/// buffers' spare room nor the rows outside a slice. With them, the last few thousand rows
+/// before a commit (in buffers sized for a whole batch) looked five times as wide: they
+/// were streamed, under a bound for such rows (1M wide records with a STATE every
+/// 100,000: 475 MiB, and a 480–500 MB peak).
+fn value_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
 }
 
 /// DuckDB's buffer pool is trimmed to this after each commit: it otherwise keeps every
@@ -159,14 +178,14 @@ fn row_group_bytes(batches: &[RecordBatch]) -> usize {
 const TRIM_TO: &str = "64MB";
 
 /// Once a load inserts, DuckDB may keep in memory at most this much, or
-/// [`LOAD_MEMORY_PER_COLUMN`] per column of the widest table inserted into if that
-/// is more; the rest of a transaction's blocks go to the file (whole row groups, written as
+/// [`LOAD_MEMORY_PER_COLUMN`] per column of the widest table inserted into and the values
+/// of the row groups its threads fill at once (`insert`, `start_stream`) if that is more;
+/// the rest of a transaction's blocks go to the file (whole row groups, written as
 /// they fill) or to its temporary folder. Without a bound DuckDB keeps them all in memory
 /// until the commit, up to 80% of the machine: memory would grow with a checkpoint's size.
 /// The bound stays after the commits, for the checkpoints DuckDB runs at a later commit or
-/// at close, which otherwise took 2.7 GB at 5M records (bench/RESULTS.md). An insert
-/// raises it to the row groups DuckDB's threads fill at once (`insert`, `start_stream`):
-/// above that, DuckDB only keeps more of the file's blocks cached.
+/// at close, which otherwise took 2.7 GB at 5M records (bench/RESULTS.md). Under the row
+/// groups being filled, DuckDB spills them; above, it only keeps more of the file cached.
 const LOAD_MEMORY: usize = 100 << 20;
 /// Memory DuckDB keeps for its blocks once it used it, never giving it back (DuckDB's
 /// `block_allocator_memory`): within the load's bound, so no more at the peak.
@@ -382,7 +401,7 @@ impl DuckDbWarehouse {
     }
 
     /// Bounds the memory DuckDB holds, given the columns of a table about to be inserted
-    /// into and what DuckDB holds of its rows uncompressed while it inserts them (see
+    /// into and the values DuckDB holds of its rows uncompressed while it inserts them (see
     /// [`LOAD_MEMORY`]): a bound below that makes DuckDB spill the row groups it fills and
     /// read them back to compress them. Raised, never lowered. A `memory_limit` in the URL
     /// is the user's and stays.
@@ -390,9 +409,7 @@ impl DuckDbWarehouse {
         if self.memory_limit.is_some() {
             return Ok(());
         }
-        let limit = LOAD_MEMORY
-            .max(columns * LOAD_MEMORY_PER_COLUMN)
-            .max(in_flight_bytes);
+        let limit = LOAD_MEMORY.max(columns * LOAD_MEMORY_PER_COLUMN + in_flight_bytes);
         if limit <= self.load_limit {
             return Ok(());
         }
@@ -446,7 +463,7 @@ impl DuckDbWarehouse {
             taken += n;
         }
         pending.rows -= take;
-        pending.bytes = kept.iter().map(RecordBatch::get_array_memory_size).sum();
+        pending.bytes = kept.iter().map(value_bytes).sum();
         pending.batches = kept;
         let head = Pending {
             schema: pending.schema.clone(),
@@ -548,7 +565,7 @@ impl DuckDbWarehouse {
     /// and ordered by `_observes_id`), and memory for the row group each fills.
     fn start_stream(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let row_bytes = batch.get_array_memory_size() / batch.num_rows().max(1);
+        let row_bytes = value_bytes(batch) / batch.num_rows().max(1);
         // Three quarters of a row group per thread: DuckDB spills a little of each, which
         // cost less time than the memory of whole ones (1M 2 KB rows: 467 MB; whole row
         // groups were over 550 MB; half row groups were a fifth slower, bench/RESULTS.md).
@@ -724,7 +741,7 @@ impl Warehouse for DuckDbWarehouse {
             .streaming
             .as_ref()
             .is_some_and(|s| s.schema == schema && s.table == table);
-        let row_bytes = batch.get_array_memory_size() / batch.num_rows();
+        let row_bytes = value_bytes(batch) / batch.num_rows();
         let measured = batch.num_rows() >= MEASURED_ROWS;
         if streams_here || measured && row_bytes * ROW_GROUP * ROW_GROUPS_PER_INSERT > PAIR_BYTES {
             return self.stream(schema, table, batch);
@@ -749,7 +766,7 @@ impl Warehouse for DuckDbWarehouse {
         let pending = &mut self.pending[at];
         pending.batches.push(batch.clone());
         pending.rows += batch.num_rows();
-        pending.bytes += batch.get_array_memory_size();
+        pending.bytes += value_bytes(batch);
         if pending.bytes >= PAIR_BYTES {
             let all = self.pending.remove(at);
             self.insert(all)?;
@@ -1003,10 +1020,34 @@ mod tests {
         assert_eq!(wh.load_limit, 0, "one row group waits for the next");
         wh.bulk_append("main", "t", &batch).unwrap();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(wh.load_limit, LOAD_MEMORY.max(row_group * threads.min(2)));
+        assert_eq!(
+            wh.load_limit,
+            LOAD_MEMORY.max(LOAD_MEMORY_PER_COLUMN + row_group * threads.min(2))
+        );
         wh.commit().unwrap();
         let rows = wh.query("SELECT count(*) FROM t", &[]).unwrap();
         assert_eq!(rows, [[SqlValue::Int(2 * ROW_GROUP as i64)]]);
+    }
+
+    #[test]
+    fn rows_in_buffers_with_room_to_spare_are_measured_by_their_values() {
+        // The last rows before a commit come in buffers sized for a whole batch.
+        let mut values = arrow_array::builder::StringBuilder::with_capacity(2_000, 64 << 20);
+        for i in 0..2_000 {
+            values.append_value(format!("{i:0>10}"));
+        }
+        let values = Arc::new(values.finish()) as arrow_array::ArrayRef;
+        let batch = RecordBatch::try_from_iter([("v", values)]).unwrap();
+        assert!(batch.get_array_memory_size() / 2_000 * ROW_GROUP * 2 > PAIR_BYTES);
+        let mut wh = DuckDbWarehouse::open(":memory:").unwrap();
+        wh.execute("CREATE TABLE t (v VARCHAR)", &[]).unwrap();
+        wh.begin().unwrap();
+        wh.bulk_append("main", "t", &batch).unwrap();
+        assert!(wh.streaming.is_none(), "narrow rows are gathered, not streamed");
+        wh.commit().unwrap();
+        assert_eq!(wh.load_limit, LOAD_MEMORY);
+        let rows = wh.query("SELECT count(*) FROM t", &[]).unwrap();
+        assert_eq!(rows, [[SqlValue::Int(2_000)]]);
     }
 
     #[test]
