@@ -1043,7 +1043,10 @@ mod tests {
         wh.execute("CREATE TABLE t (v VARCHAR)", &[]).unwrap();
         wh.begin().unwrap();
         wh.bulk_append("main", "t", &batch).unwrap();
-        assert!(wh.streaming.is_none(), "narrow rows are gathered, not streamed");
+        assert!(
+            wh.streaming.is_none(),
+            "narrow rows are gathered, not streamed"
+        );
         wh.commit().unwrap();
         assert_eq!(wh.load_limit, LOAD_MEMORY);
         let rows = wh.query("SELECT count(*) FROM t", &[]).unwrap();
