@@ -490,8 +490,11 @@ pub(super) unsafe fn fill_vector(
             ffi::duckdb_vector_ensure_validity_writable(vector);
             let mask = ffi::duckdb_vector_get_validity(vector);
             // Both are bitmaps of 64-bit words, lowest bit first, a set bit for a value.
+            // DuckDB's mask holds the words of a vector's rows and no more: `iter_padded`
+            // ends with a word for the remainder even when there is none.
             let valid = nulls.inner().slice(offset, rows);
-            for (i, word) in valid.bit_chunks().iter_padded().enumerate() {
+            let words = valid.bit_chunks().iter_padded().take(rows.div_ceil(64));
+            for (i, word) in words.enumerate() {
                 *mask.add(i) = word;
             }
         }
