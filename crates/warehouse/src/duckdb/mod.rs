@@ -155,6 +155,11 @@ fn row_group_bytes(batches: &[RecordBatch]) -> usize {
     bytes / rows * ROW_GROUP
 }
 
+/// DuckDB's threads (its default: one per core), each filling a row group of its own.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The bytes of a batch's rows, about as DuckDB holds them before compressing: neither its
 /// buffers' spare room nor the rows outside a slice. With them, the last few thousand rows
 /// before a commit (in buffers sized for a whole batch) looked five times as wide: they
@@ -493,7 +498,7 @@ impl DuckDbWarehouse {
         // Each of DuckDB's threads fills a row group of its own, uncompressed until it is
         // full: a bound under them all made DuckDB spill them to its temporary file and read
         // them back (1M wide records: 180 MB written, 5% slower).
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = threads();
         let row_group = row_group_bytes(&pending.batches);
         let registration = scan::Registration::new(pending.batches);
         self.hold_memory_for(column_count, row_group * registration.units.min(threads))?;
@@ -565,7 +570,7 @@ impl DuckDbWarehouse {
     /// row groups of their own, which needs insertion order left free (rows are told apart
     /// and ordered by `_observes_id`), and memory for the row group each fills.
     fn start_stream(&mut self, schema: &str, table: &str, batch: &RecordBatch) -> Result<()> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = threads();
         let row_bytes = value_bytes(batch) / batch.num_rows().max(1);
         // Three quarters of a row group per thread: DuckDB spills a little of each, which
         // cost less time than the memory of whole ones (1M 2 KB rows: 467 MB; whole row
@@ -742,7 +747,8 @@ impl Warehouse for DuckDbWarehouse {
             .streaming
             .as_ref()
             .is_some_and(|s| s.schema == schema && s.table == table);
-        let row_bytes = value_bytes(batch) / batch.num_rows();
+        let values = value_bytes(batch);
+        let row_bytes = values / batch.num_rows();
         let measured = batch.num_rows() >= MEASURED_ROWS;
         if streams_here || measured && row_bytes * ROW_GROUP * ROW_GROUPS_PER_INSERT > PAIR_BYTES {
             return self.stream(schema, table, batch);
@@ -767,7 +773,7 @@ impl Warehouse for DuckDbWarehouse {
         let pending = &mut self.pending[at];
         pending.batches.push(batch.clone());
         pending.rows += batch.num_rows();
-        pending.bytes += value_bytes(batch);
+        pending.bytes += values;
         if pending.bytes >= PAIR_BYTES {
             let all = self.pending.remove(at);
             self.insert(all)?;
@@ -1020,7 +1026,7 @@ mod tests {
         wh.bulk_append("main", "t", &batch).unwrap();
         assert_eq!(wh.load_limit, 0, "one row group waits for the next");
         wh.bulk_append("main", "t", &batch).unwrap();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = threads();
         assert_eq!(
             wh.load_limit,
             LOAD_MEMORY.max(LOAD_MEMORY_PER_COLUMN + row_group * threads.min(2))
